@@ -1,0 +1,144 @@
+"""`csms` command line: run the server, register chargers and id tags."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+from csms.app import open_database, serve
+from csms.clock import normalise_ocpp_time
+from csms.config import Config, ConfigError, load_config
+from csms.logs import configure_logging
+from csms.ocpp16.handshake import charge_point_id_from_path
+from csms.store.chargers import ChargerStore
+from csms.store.id_tags import IdTagStore
+
+Command = Callable[[Config, argparse.Namespace], Awaitable[int]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="csms", description="OCPP 1.6J central system")
+    parser.add_argument("--config", metavar="PATH", help="config file (default: ./config.toml)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("serve", help="run the central system").set_defaults(run=_serve)
+
+    chargers = commands.add_parser("chargers", help="register and list chargers")
+    chargers_commands = chargers.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = chargers_commands.add_parser("add", help="register a charger so that it may connect")
+    add.add_argument("charge_point_id")
+    add.add_argument("--name")
+    add.add_argument("--location")
+    add.add_argument(
+        "--status",
+        default="Accepted",
+        choices=("Accepted", "Pending", "Rejected"),
+        help="registration status its BootNotification is answered with",
+    )
+    add.set_defaults(run=_add_charger)
+    chargers_commands.add_parser("list", help="list chargers").set_defaults(run=_list_chargers)
+
+    tags = commands.add_parser("tags", help="manage id tags (RFID cards)")
+    tags_commands = tags.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tag_add = tags_commands.add_parser("add", help="add or update an id tag")
+    tag_add.add_argument("id_tag")
+    tag_add.add_argument("--parent", help="parent id tag (group)")
+    tag_add.add_argument("--expiry", help="expiry date, ISO 8601 (e.g. 2027-01-01T00:00:00Z)")
+    tag_add.add_argument("--blocked", action="store_true")
+    tag_add.set_defaults(run=_add_tag)
+    tags_commands.add_parser("list", help="list id tags").set_defaults(run=_list_tags)
+    return parser
+
+
+async def _serve(config: Config, args: argparse.Namespace) -> int:
+    await serve(config)
+    return 0
+
+
+async def _add_charger(config: Config, args: argparse.Namespace) -> int:
+    # The same rule the WebSocket endpoint applies, so a registered id can always connect.
+    if charge_point_id_from_path(f"/x/{args.charge_point_id}", "/x") != args.charge_point_id:
+        print(
+            f"csms: invalid charge point id {args.charge_point_id!r}: 1 to 48 characters"
+            " of A-Z a-z 0-9 * - _ = + | @ .",
+            file=sys.stderr,
+        )
+        return 2
+    db = await open_database(config)
+    try:
+        created = await ChargerStore(db).register(
+            args.charge_point_id,
+            name=args.name,
+            location=args.location,
+            registration_status=args.status,
+        )
+    finally:
+        await db.close()
+    print(f"{args.charge_point_id}: {'registered' if created else 'already registered'}")
+    return 0
+
+
+async def _list_chargers(config: Config, args: argparse.Namespace) -> int:
+    db = await open_database(config)
+    try:
+        rows = await ChargerStore(db).list()
+    finally:
+        await db.close()
+    for row in rows:
+        state = "online" if row["online"] else "offline"
+        print(f"{row['id']}\t{row['registration_status']}\t{state}\t{row['last_seen_at'] or '-'}")
+    return 0
+
+
+async def _add_tag(config: Config, args: argparse.Namespace) -> int:
+    if not 1 <= len(args.id_tag) <= 20:
+        print("csms: an OCPP 1.6 id tag has 1 to 20 characters", file=sys.stderr)
+        return 2
+    try:
+        expiry = normalise_ocpp_time(args.expiry) if args.expiry else None
+    except ValueError:
+        print(f"csms: --expiry: not an ISO 8601 date-time: {args.expiry!r}", file=sys.stderr)
+        return 2
+    db = await open_database(config)
+    try:
+        await IdTagStore(db).put(
+            args.id_tag, parent_id_tag=args.parent, expiry_date=expiry, blocked=args.blocked
+        )
+    finally:
+        await db.close()
+    print(f"{args.id_tag}: saved")
+    return 0
+
+
+async def _list_tags(config: Config, args: argparse.Namespace) -> int:
+    db = await open_database(config)
+    try:
+        tags = await IdTagStore(db).list()
+    finally:
+        await db.close()
+    for tag in tags:
+        print(
+            f"{tag.id_tag}\t{'blocked' if tag.blocked else 'active'}"
+            f"\t{tag.expiry_date or '-'}\t{tag.parent_id_tag or '-'}"
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"csms: config error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(config.log.format, config.log.level)
+    try:
+        return asyncio.run(args.run(config, args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

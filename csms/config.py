@@ -1,0 +1,167 @@
+"""Settings: `config.toml`, then `CSMS_<SECTION>_<KEY>` environment variables, validated.
+
+Each section is a frozen dataclass; a field's metadata carries its constraints, so the
+file, the environment and the defaults are all checked by one piece of code and every
+error names the key it is about.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CSMS_"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or out of range; the message names the key."""
+
+
+def _setting(
+    default: Any, *, choices: tuple[str, ...] = (), min: float | None = None, pattern: str = ""
+) -> Any:
+    return field(default=default, metadata={"choices": choices, "min": min, "pattern": pattern})
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    ocpp_host: str = _setting("0.0.0.0")
+    ocpp_port: int = _setting(9000, min=0)
+    ocpp_path: str = _setting("/ocpp", pattern=r"/[A-Za-z0-9._~/-]*")
+    http_host: str = _setting("0.0.0.0")
+    http_port: int = _setting(8080, min=0)
+
+
+@dataclass(frozen=True)
+class OcppSettings:
+    unknown_chargers: str = _setting("reject", choices=("reject", "accept"))
+    heartbeat_interval: int = _setting(300, min=1)
+    boot_retry_interval: int = _setting(60, min=1)
+    ping_interval: float = _setting(30.0, min=0)
+    ping_timeout: float = _setting(30.0, min=1)
+    call_timeout: float = _setting(30.0, min=0.1)
+    max_frame_bytes: int = _setting(65536, min=1024)
+    reject_concurrent_tx: bool = _setting(True)
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    path: str = _setting("csms.db")
+    synchronous: str = _setting("full", choices=("full", "normal"))
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    format: str = _setting("json", choices=("json", "console"))
+    level: str = _setting("info", choices=("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    ocpp: OcppSettings = field(default_factory=OcppSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+
+_SECTIONS: dict[str, type] = {f.name: f.default_factory for f in fields(Config)}  # type: ignore[misc]
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read `path` (or ./config.toml when it exists), apply the environment, validate."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None or Path("config.toml").exists():
+        file = Path(path or "config.toml")
+        try:
+            raw = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    return _build(raw, env)
+
+
+def _build(raw: dict[str, Any], env: Mapping[str, str]) -> Config:
+    for section in raw:
+        if section not in _SECTIONS:
+            raise ConfigError(f"unknown section [{section}]; known: {', '.join(_SECTIONS)}")
+    built = {}
+    for section, cls in _SECTIONS.items():
+        values = raw.get(section, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section}: must be a table")
+        known = {f.name for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"unknown key {section}.{key}")
+        settings = {}
+        for f in fields(cls):
+            name = f"{section}.{f.name}"
+            env_key = f"{ENV_PREFIX}{section}_{f.name}".upper()
+            if env_key in env:
+                value = _from_env(name, env_key, env[env_key], f.type)
+            elif f.name in values:
+                value = _typed(name, values[f.name], f.type)
+            else:
+                assert f.default is not MISSING
+                value = f.default
+            _check(name, value, f.metadata)
+            settings[f.name] = value
+        built[section] = cls(**settings)
+    return Config(**built)
+
+
+def _typed(name: str, value: Any, type_name: str) -> Any:
+    expected = {"str": str, "int": int, "float": (int, float), "bool": bool}[type_name]
+    # bool is an int in Python; a port of `true` is still a mistake.
+    if (isinstance(value, bool) and type_name != "bool") or not isinstance(value, expected):
+        raise ConfigError(f"{name}: expected {type_name}, got {value!r}")
+    return float(value) if type_name == "float" else value
+
+
+def _from_env(name: str, env_key: str, text: str, type_name: str) -> Any:
+    try:
+        if type_name == "int":
+            return int(text)
+        if type_name == "float":
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"{name} (from {env_key}): expected {type_name}, got {text!r}") from None
+    if type_name == "bool":
+        lowered = text.strip().lower()
+        if lowered not in ("1", "0", "true", "false", "yes", "no"):
+            raise ConfigError(f"{name} (from {env_key}): expected true or false, got {text!r}")
+        return lowered in ("1", "true", "yes")
+    return text
+
+
+def _check(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
+    choices, minimum, pattern = metadata["choices"], metadata["min"], metadata["pattern"]
+    if pattern and not re.fullmatch(pattern, value):
+        raise ConfigError(f"{name}: must match {pattern}; got {value!r}")
+    if choices and value not in choices:
+        raise ConfigError(f"{name}: must be one of {', '.join(choices)}; got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}; got {value!r}")
+
+
+def with_overrides(config: Config, **sections: dict[str, Any]) -> Config:
+    """A copy of `config` with some keys changed, validated like the file (tests, dev tools)."""
+    changed = {}
+    for section, values in sections.items():
+        current = getattr(config, section)
+        known = {f.name: f for f in fields(current)}
+        typed = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"unknown key {section}.{key}")
+            typed[key] = _typed(f"{section}.{key}", value, known[key].type)
+            _check(f"{section}.{key}", typed[key], known[key].metadata)
+        changed[section] = replace(current, **typed)
+    return replace(config, **changed)

@@ -1,0 +1,1 @@
+"""The OCPP 1.6J side: WebSocket endpoint, sessions, message handlers, commands."""

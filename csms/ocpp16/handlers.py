@@ -1,0 +1,172 @@
+"""What the central system does with each charger -> central system message of OCPP 1.6.
+
+Every handler stores what the charger said and answers at once. None of them waits for
+the charger or for Stripe: work that needs either is handed on, never awaited here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from csms.authorization import Authorizer
+from csms.clock import normalise_ocpp_time, now_text, utc_now
+from csms.config import OcppSettings
+from csms.ocpp16.dispatch import Handler
+from csms.ocpp16.metering import parse_meter_values
+from csms.store.chargers import ChargerStore
+from csms.store.transactions import StartRequest, StopOutcome, TransactionStore
+
+log = structlog.get_logger()
+
+EMPTY: dict[str, Any] = {}
+
+# DataTransfer handlers registered per vendorId; the rest are UnknownVendorId.
+VendorHandler = Handler
+
+
+class ChargerMessages:
+    def __init__(
+        self,
+        settings: OcppSettings,
+        chargers: ChargerStore,
+        transactions: TransactionStore,
+        authorizer: Authorizer,
+        vendor_handlers: dict[str, VendorHandler] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._chargers = chargers
+        self._transactions = transactions
+        self._authorizer = authorizer
+        self._vendor_handlers = vendor_handlers or {}
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "Authorize": self.authorize,
+            "BootNotification": self.boot_notification,
+            "DataTransfer": self.data_transfer,
+            "DiagnosticsStatusNotification": self.diagnostics_status_notification,
+            "FirmwareStatusNotification": self.firmware_status_notification,
+            "Heartbeat": self.heartbeat,
+            "MeterValues": self.meter_values,
+            "StartTransaction": self.start_transaction,
+            "StatusNotification": self.status_notification,
+            "StopTransaction": self.stop_transaction,
+        }
+
+    async def boot_notification(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        status = await self._chargers.record_boot(charger_id, request)
+        interval = (
+            self._settings.heartbeat_interval
+            if status == "Accepted"
+            else self._settings.boot_retry_interval
+        )
+        log.info(
+            "ocpp.boot",
+            vendor=request["chargePointVendor"],
+            model=request["chargePointModel"],
+            firmware=request.get("firmwareVersion"),
+            registration=status,
+        )
+        return {"status": status, "currentTime": now_text(), "interval": interval}
+
+    async def heartbeat(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        await self._chargers.record_seen(charger_id)
+        return {"currentTime": now_text()}
+
+    async def status_notification(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        await self._chargers.record_status(charger_id, request)
+        log.info(
+            "ocpp.status",
+            connector_id=request["connectorId"],
+            status=request["status"],
+            error_code=request["errorCode"],
+        )
+        return EMPTY
+
+    async def authorize(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        info = await self._authorizer.authorize(request["idTag"], utc_now())
+        log.info("ocpp.authorize", status=info["status"])
+        return {"idTagInfo": info}
+
+    async def start_transaction(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        info = await self._authorizer.authorize(request["idTag"], utc_now())
+        started = await self._transactions.start(
+            StartRequest(
+                charger_id=charger_id,
+                connector_id=request["connectorId"],
+                id_tag=request["idTag"],
+                meter_start_wh=request["meterStart"],
+                started_at=normalise_ocpp_time(request["timestamp"]),
+                reservation_id=request.get("reservationId"),
+            ),
+            info["status"],
+            reject_concurrent=self._settings.reject_concurrent_tx,
+        )
+        log.info(
+            "ocpp.transaction_started",
+            transaction_id=started.transaction_id,
+            connector_id=request["connectorId"],
+            status=started.id_tag_status,
+            duplicate=started.duplicate,
+        )
+        return {
+            "transactionId": started.transaction_id,
+            "idTagInfo": {**info, "status": started.id_tag_status},
+        }
+
+    async def meter_values(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        claimed = request.get("transactionId")
+        linked = await self._transactions.record_meter_values(
+            charger_id,
+            request["connectorId"],
+            claimed,
+            parse_meter_values(request["meterValue"]),
+        )
+        if claimed is not None and linked is None:
+            log.warning("ocpp.meter_values_unknown_transaction", transaction_id=claimed)
+        return EMPTY
+
+    async def stop_transaction(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        transaction_id = request["transactionId"]
+        outcome = await self._transactions.stop(
+            charger_id,
+            transaction_id,
+            meter_stop_wh=request["meterStop"],
+            stopped_at=normalise_ocpp_time(request["timestamp"]),
+            reason=request.get("reason", "Local"),
+            id_tag=request.get("idTag"),
+            samples=parse_meter_values(request.get("transactionData", [])),
+        )
+        if outcome is StopOutcome.UNKNOWN:
+            # Answered all the same: a charger whose StopTransaction is refused resends it forever.
+            log.warning("ocpp.stop_unknown_transaction", transaction_id=transaction_id)
+        else:
+            log.info(
+                "ocpp.transaction_stopped",
+                transaction_id=transaction_id,
+                meter_stop_wh=request["meterStop"],
+                duplicate=outcome is StopOutcome.ALREADY_STOPPED,
+            )
+        if "idTag" not in request:
+            return EMPTY
+        return {"idTagInfo": await self._authorizer.authorize(request["idTag"], utc_now())}
+
+    async def data_transfer(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        handler = self._vendor_handlers.get(request["vendorId"])
+        reply = await handler(charger_id, request) if handler else {"status": "UnknownVendorId"}
+        await self._chargers.record_data_transfer(charger_id, request, reply["status"])
+        return reply
+
+    async def diagnostics_status_notification(
+        self, charger_id: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self._chargers.record_diagnostics_status(charger_id, request["status"])
+        return EMPTY
+
+    async def firmware_status_notification(
+        self, charger_id: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self._chargers.record_firmware_status(charger_id, request["status"])
+        return EMPTY

@@ -1,0 +1,127 @@
+"""The chargers' WebSocket endpoint: handshake, one session per charger, the live registry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from http import HTTPStatus
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from csms.config import Config
+from csms.ocpp16.handshake import charge_point_id_from_path, select_subprotocol
+from csms.ocpp16.session import ChargerSession, Dispatch
+from csms.store.chargers import ChargerStore
+
+log = structlog.get_logger()
+
+# Close codes (RFC 6455): 1001 going away (we shut down), 1002 protocol error, 1008 policy.
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_POLICY = 1008
+
+
+class OcppServer:
+    def __init__(self, config: Config, chargers: ChargerStore, dispatch: Dispatch) -> None:
+        self._config = config
+        self._chargers = chargers
+        self._dispatch = dispatch
+        self._sessions: dict[str, ChargerSession] = {}
+        self._server: Server | None = None
+
+    def session(self, charge_point_id: str) -> ChargerSession | None:
+        return self._sessions.get(charge_point_id)
+
+    def connected(self) -> list[str]:
+        return list(self._sessions)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        settings = self._config.ocpp
+        self._server = await serve(
+            self._serve_connection,
+            self._config.server.ocpp_host,
+            self._config.server.ocpp_port,
+            process_request=self._check_request,
+            select_subprotocol=_negotiate,
+            ping_interval=settings.ping_interval or None,
+            ping_timeout=settings.ping_timeout,
+            max_size=settings.max_frame_bytes,
+            # Meter values compress well, but deflate costs CPU and memory per connection.
+            compression=None,
+        )
+
+    async def close(self) -> None:
+        """Stop accepting, then close every charger's socket with 1001 so it reconnects."""
+        if self._server is None:
+            return
+        self._server.close(close_connections=False)
+        await asyncio.gather(
+            *(s.close(CLOSE_GOING_AWAY, "server shutting down") for s in self._sessions.values()),
+            return_exceptions=True,
+        )
+        await self._server.wait_closed()
+
+    async def _check_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """Refuse before the upgrade: unknown paths and (by policy) unknown chargers get a 404."""
+        charge_point_id = charge_point_id_from_path(request.path, self._config.server.ocpp_path)
+        if charge_point_id is None:
+            log.warning("ocpp.bad_path", path=request.path[:200])
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not a charge point URL\n")
+        if await self._chargers.get(charge_point_id) is None:
+            if self._config.ocpp.unknown_chargers != "accept":
+                log.warning("ocpp.unknown_charger_refused", charge_point_id=charge_point_id)
+                return connection.respond(HTTPStatus.NOT_FOUND, "Unknown charge point\n")
+            await self._chargers.register(charge_point_id)
+            log.info("ocpp.charger_registered", charge_point_id=charge_point_id)
+        return None
+
+    async def _serve_connection(self, connection: ServerConnection) -> None:
+        charge_point_id = charge_point_id_from_path(
+            connection.request.path, self._config.server.ocpp_path
+        )
+        assert charge_point_id is not None  # _check_request let it through
+        structlog.contextvars.bind_contextvars(charge_point_id=charge_point_id)
+        if connection.subprotocol is None:
+            # OCPP-J 1.6 section 3.1.2: complete the handshake without one, then close.
+            log.warning(
+                "ocpp.no_subprotocol",
+                offered=connection.request.headers.get_all("Sec-WebSocket-Protocol"),
+            )
+            await connection.close(CLOSE_PROTOCOL_ERROR, "subprotocol ocpp1.6 required")
+            return
+        session = ChargerSession(charge_point_id, connection, self._dispatch)
+        previous = self._sessions.get(charge_point_id)
+        self._sessions[charge_point_id] = session
+        if previous is not None:
+            log.info("ocpp.connection_replaced")
+            await previous.close(CLOSE_POLICY, "replaced by a new connection")
+        await self._chargers.mark_connected(charge_point_id)
+        log.info("ocpp.connected", remote=_remote(connection))
+        try:
+            await session.run()
+        finally:
+            # The session that replaced this one owns the registry entry and the online flag.
+            if self._sessions.get(charge_point_id) is session:
+                del self._sessions[charge_point_id]
+                await self._chargers.mark_disconnected(charge_point_id)
+            log.info(
+                "ocpp.disconnected", code=connection.close_code, reason=connection.close_reason
+            )
+
+
+def _negotiate(connection: ServerConnection, offered: Sequence[str]) -> str | None:
+    return select_subprotocol(offered)
+
+
+def _remote(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else "unknown"

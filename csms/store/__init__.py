@@ -1,0 +1,1 @@
+"""Storage: the SQLite database, its migrations, and the OCPP-side tables."""

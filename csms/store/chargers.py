@@ -1,0 +1,176 @@
+"""Chargers, their connectors' statuses and what they report about themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from csms.clock import normalise_ocpp_time, now_text
+from csms.store.db import Database, Row
+
+# BootNotification field -> column.
+_BOOT_FIELDS = {
+    "chargePointVendor": "vendor",
+    "chargePointModel": "model",
+    "chargePointSerialNumber": "serial_number",
+    "chargeBoxSerialNumber": "charge_box_serial_number",
+    "firmwareVersion": "firmware_version",
+    "iccid": "iccid",
+    "imsi": "imsi",
+    "meterType": "meter_type",
+    "meterSerialNumber": "meter_serial_number",
+}
+
+
+@dataclass(frozen=True)
+class ConnectorStatus:
+    connector_id: int
+    status: str
+    error_code: str
+    info: str | None
+    vendor_id: str | None
+    vendor_error_code: str | None
+    status_at: str
+
+
+class ChargerStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, charger_id: str) -> Row | None:
+        return await self._db.fetchone("SELECT * FROM chargers WHERE id = ?", (charger_id,))
+
+    async def list(self) -> list[Row]:
+        return await self._db.fetchall("SELECT * FROM chargers ORDER BY id")
+
+    async def register(
+        self,
+        charger_id: str,
+        *,
+        name: str | None = None,
+        location: str | None = None,
+        registration_status: str = "Accepted",
+    ) -> bool:
+        """Add a charger; False when it was registered already (nothing changes then)."""
+        changed = await self._db.execute(
+            "INSERT INTO chargers (id, name, location, registration_status, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (charger_id, name, location, registration_status, now_text()),
+        )
+        return changed > 0
+
+    async def record_boot(self, charger_id: str, boot: Mapping[str, Any]) -> str:
+        """Store what a BootNotification says; returns the charger's registration status."""
+        columns = list(_BOOT_FIELDS.values())
+        values = [boot.get(field) for field in _BOOT_FIELDS]
+        now = now_text()
+        assignments = ", ".join(f"{column} = ?" for column in columns)
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                f"UPDATE chargers SET {assignments}, last_boot_at = ?, last_seen_at = ?"
+                " WHERE id = ?",
+                (*values, now, now, charger_id),
+            )
+            row = await tx.fetchone(
+                "SELECT registration_status FROM chargers WHERE id = ?", (charger_id,)
+            )
+        # A charger deleted while connected is treated as unknown: it may not proceed.
+        return row["registration_status"] if row else "Rejected"
+
+    async def record_seen(self, charger_id: str) -> None:
+        await self._db.execute(
+            "UPDATE chargers SET last_seen_at = ? WHERE id = ?", (now_text(), charger_id)
+        )
+
+    async def mark_connected(self, charger_id: str) -> None:
+        now = now_text()
+        await self._db.execute(
+            "UPDATE chargers SET online = 1, connected_at = ?, last_seen_at = ? WHERE id = ?",
+            (now, now, charger_id),
+        )
+
+    async def mark_disconnected(self, charger_id: str) -> None:
+        await self._db.execute(
+            "UPDATE chargers SET online = 0, disconnected_at = ? WHERE id = ?",
+            (now_text(), charger_id),
+        )
+
+    async def mark_all_offline(self) -> None:
+        """At start-up no charger is connected yet, whatever the last run left behind."""
+        await self._db.execute(
+            "UPDATE chargers SET online = 0, disconnected_at = ? WHERE online = 1", (now_text(),)
+        )
+
+    async def record_status(self, charger_id: str, status: Mapping[str, Any]) -> None:
+        """A StatusNotification: the connector's current status, and one more history row."""
+        row = (
+            charger_id,
+            status["connectorId"],
+            status["status"],
+            status["errorCode"],
+            status.get("info"),
+            status.get("vendorId"),
+            status.get("vendorErrorCode"),
+        )
+        received = now_text()
+        timestamp = normalise_ocpp_time(status["timestamp"]) if "timestamp" in status else None
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO status_history (charger_id, connector_id, status, error_code, info,"
+                " vendor_id, vendor_error_code, timestamp, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, timestamp, received),
+            )
+            # A status queued while offline can arrive after a newer one: keep the newest.
+            await tx.execute(
+                "INSERT INTO connectors (charger_id, connector_id, status, error_code, info,"
+                " vendor_id, vendor_error_code, status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (charger_id, connector_id) DO UPDATE SET status = excluded.status,"
+                " error_code = excluded.error_code, info = excluded.info,"
+                " vendor_id = excluded.vendor_id, vendor_error_code = excluded.vendor_error_code,"
+                " status_at = excluded.status_at WHERE excluded.status_at >= connectors.status_at",
+                (*row, timestamp or received),
+            )
+
+    async def connectors(self, charger_id: str) -> list[ConnectorStatus]:
+        rows = await self._db.fetchall(
+            "SELECT connector_id, status, error_code, info, vendor_id, vendor_error_code,"
+            " status_at FROM connectors WHERE charger_id = ? ORDER BY connector_id",
+            (charger_id,),
+        )
+        return [ConnectorStatus(**dict(row)) for row in rows]
+
+    async def status_history(self, charger_id: str, connector_id: int) -> list[Row]:
+        return await self._db.fetchall(
+            "SELECT * FROM status_history WHERE charger_id = ? AND connector_id = ? ORDER BY id",
+            (charger_id, connector_id),
+        )
+
+    async def record_diagnostics_status(self, charger_id: str, status: str) -> None:
+        await self._db.execute(
+            "UPDATE chargers SET diagnostics_status = ?, diagnostics_status_at = ? WHERE id = ?",
+            (status, now_text(), charger_id),
+        )
+
+    async def record_firmware_status(self, charger_id: str, status: str) -> None:
+        await self._db.execute(
+            "UPDATE chargers SET firmware_status = ?, firmware_status_at = ? WHERE id = ?",
+            (status, now_text(), charger_id),
+        )
+
+    async def record_data_transfer(
+        self, charger_id: str, request: Mapping[str, Any], status: str
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO data_transfers (charger_id, vendor_id, message_id, data, status,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                charger_id,
+                request["vendorId"],
+                request.get("messageId"),
+                request.get("data"),
+                status,
+                now_text(),
+            ),
+        )

@@ -1,0 +1,72 @@
+"""Versioned schema migrations: numbered SQL files applied once each, in order, at start-up.
+
+Each component (the OCPP side, the payments side) keeps its own numbered files, so the
+two evolve independently; `schema_migrations` records what has been applied. A
+migration and its record commit in one transaction, so a crash leaves either the old
+schema or the new one, never half of it.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+
+import aiosqlite
+
+_FILE_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+
+
+@dataclass(frozen=True)
+class Migration:
+    component: str
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(component: str, package: str, folder: str = "schema") -> list[Migration]:
+    """The migrations shipped as `NNNN_name.sql` files in `package/folder`, in order."""
+    found = []
+    for entry in resources.files(package).joinpath(folder).iterdir():
+        match = _FILE_NAME.fullmatch(entry.name)
+        if match:
+            found.append(
+                Migration(component, int(match[1]), match[2], entry.read_text(encoding="utf-8"))
+            )
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"{component} migrations must be numbered 1..n without gaps: {versions}")
+    return found
+
+
+async def apply_migrations(conn: aiosqlite.Connection, migrations: Sequence[Migration]) -> None:
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,"
+        " applied_at TEXT NOT NULL, PRIMARY KEY (component, version))"
+    )
+    async with conn.execute("SELECT component, version FROM schema_migrations") as cursor:
+        applied = {(row[0], row[1]) for row in await cursor.fetchall()}
+    for migration in migrations:
+        if (migration.component, migration.version) in applied:
+            continue
+        record = (
+            "INSERT INTO schema_migrations (component, version, name, applied_at) VALUES "
+            f"('{migration.component}', {migration.version}, '{migration.name}', "
+            f"'{datetime.now(UTC).isoformat()}');"
+        )
+        # executescript runs the whole file; BEGIN/COMMIT around it makes it atomic.
+        try:
+            await conn.executescript(f"BEGIN;\n{migration.sql}\n{record}\nCOMMIT;")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                await conn.rollback()
+            raise RuntimeError(
+                f"migration {migration.component} {migration.version:04d}_{migration.name} "
+                f"failed: {exc}"
+            ) from exc

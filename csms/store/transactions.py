@@ -1,0 +1,213 @@
+"""Charging transactions and their meter values.
+
+Chargers queue StartTransaction, MeterValues and StopTransaction while offline and
+resend a message whose reply they lost, so every write here is idempotent: the same
+StartTransaction gets the same id back, a second StopTransaction changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from csms.clock import now_text
+from csms.ocpp16.metering import Reading, Sample, latest_reading
+from csms.store.db import Database, Row, Transaction
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    charger_id: str
+    connector_id: int
+    id_tag: str
+    meter_start_wh: int
+    started_at: str
+    reservation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Started:
+    transaction_id: int
+    id_tag_status: str
+    duplicate: bool
+
+
+class StopOutcome(Enum):
+    STOPPED = "stopped"
+    ALREADY_STOPPED = "already_stopped"
+    UNKNOWN = "unknown"
+
+
+class TransactionStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def start(
+        self, request: StartRequest, id_tag_status: str, *, reject_concurrent: bool
+    ) -> Started:
+        """Open a transaction (or find the one this very StartTransaction opened before).
+
+        With `reject_concurrent`, an Accepted tag that already has an open transaction on
+        another connector is answered ConcurrentTx; the transaction is still recorded, as
+        the charger may have started charging before asking.
+        """
+        key = (request.charger_id, request.connector_id, request.id_tag, request.started_at)
+        async with self._db.transaction() as tx:
+            existing = await tx.fetchone(
+                "SELECT id, id_tag_status FROM transactions WHERE charger_id = ?"
+                " AND connector_id = ? AND id_tag = ? AND started_at = ?",
+                key,
+            )
+            if existing:
+                return Started(existing["id"], existing["id_tag_status"], duplicate=True)
+            if id_tag_status == "Accepted" and reject_concurrent:
+                other = await tx.fetchone(
+                    "SELECT id FROM transactions WHERE id_tag = ? AND stopped_at IS NULL",
+                    (request.id_tag,),
+                )
+                if other:
+                    id_tag_status = "ConcurrentTx"
+            now = now_text()
+            transaction_id = await tx.insert(
+                "INSERT INTO transactions (charger_id, connector_id, id_tag, id_tag_status,"
+                " reservation_id, meter_start_wh, started_at, energy_wh, metered_at,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *key[:3],
+                    id_tag_status,
+                    request.reservation_id,
+                    request.meter_start_wh,
+                    request.started_at,
+                    request.meter_start_wh,
+                    request.started_at,
+                    now,
+                    now,
+                ),
+            )
+        return Started(transaction_id, id_tag_status, duplicate=False)
+
+    async def record_meter_values(
+        self,
+        charger_id: str,
+        connector_id: int,
+        transaction_id: int | None,
+        samples: Sequence[Sample],
+    ) -> int | None:
+        """Store samples; returns the transaction id they were linked to (None: not linked).
+
+        A transaction id the charger names but that is not its own is not trusted: the
+        samples are kept, unlinked.
+        """
+        async with self._db.transaction() as tx:
+            if transaction_id is not None and not await _owns(tx, charger_id, transaction_id):
+                transaction_id = None
+            await _insert_samples(tx, charger_id, connector_id, transaction_id, samples)
+            if transaction_id is not None:
+                await _update_reading(tx, transaction_id, latest_reading(list(samples)))
+        return transaction_id
+
+    async def stop(
+        self,
+        charger_id: str,
+        transaction_id: int,
+        *,
+        meter_stop_wh: int,
+        stopped_at: str,
+        reason: str,
+        id_tag: str | None,
+        samples: Sequence[Sample],
+    ) -> StopOutcome:
+        async with self._db.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT connector_id, stopped_at FROM transactions WHERE id = ? AND charger_id = ?",
+                (transaction_id, charger_id),
+            )
+            if row is None:
+                return StopOutcome.UNKNOWN
+            if row["stopped_at"] is not None:
+                return StopOutcome.ALREADY_STOPPED
+            await _insert_samples(tx, charger_id, row["connector_id"], transaction_id, samples)
+            await tx.execute(
+                "UPDATE transactions SET meter_stop_wh = ?, stopped_at = ?, stop_reason = ?,"
+                " stop_id_tag = ?, energy_wh = ?, metered_at = ?, updated_at = ? WHERE id = ?",
+                (
+                    meter_stop_wh,
+                    stopped_at,
+                    reason,
+                    id_tag,
+                    meter_stop_wh,
+                    stopped_at,
+                    now_text(),
+                    transaction_id,
+                ),
+            )
+        return StopOutcome.STOPPED
+
+    async def get(self, transaction_id: int) -> Row | None:
+        return await self._db.fetchone("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
+
+    async def meter_values(self, transaction_id: int) -> list[Row]:
+        return await self._db.fetchall(
+            "SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY timestamp, id",
+            (transaction_id,),
+        )
+
+    async def open_on(self, charger_id: str, connector_id: int) -> list[Row]:
+        return await self._db.fetchall(
+            "SELECT * FROM transactions WHERE charger_id = ? AND connector_id = ?"
+            " AND stopped_at IS NULL ORDER BY id",
+            (charger_id, connector_id),
+        )
+
+
+async def _owns(tx: Transaction, charger_id: str, transaction_id: int) -> bool:
+    row = await tx.fetchone(
+        "SELECT 1 FROM transactions WHERE id = ? AND charger_id = ?", (transaction_id, charger_id)
+    )
+    return row is not None
+
+
+async def _insert_samples(
+    tx: Transaction,
+    charger_id: str,
+    connector_id: int,
+    transaction_id: int | None,
+    samples: Sequence[Sample],
+) -> None:
+    received = now_text()
+    await tx.executemany(
+        "INSERT INTO meter_values (charger_id, connector_id, transaction_id, timestamp,"
+        " measurand, phase, unit, context, location, format, value, normalised, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                charger_id,
+                connector_id,
+                transaction_id,
+                s.timestamp,
+                s.measurand,
+                s.phase,
+                s.unit,
+                s.context,
+                s.location,
+                s.format,
+                s.value,
+                s.normalised,
+                received,
+            )
+            for s in samples
+        ],
+    )
+
+
+async def _update_reading(tx: Transaction, transaction_id: int, reading: Reading) -> None:
+    """Keep the transaction's latest energy and power; late, older samples do not roll it back."""
+    if reading.at is None:
+        return
+    await tx.execute(
+        "UPDATE transactions SET energy_wh = COALESCE(?, energy_wh),"
+        " power_w = COALESCE(?, power_w), metered_at = ?, updated_at = ?"
+        " WHERE id = ? AND stopped_at IS NULL AND (metered_at IS NULL OR metered_at <= ?)",
+        (reading.energy_wh, reading.power_w, reading.at, now_text(), transaction_id, reading.at),
+    )
