@@ -13,7 +13,7 @@ from csms.authorization import Authorizer
 from csms.config import Config
 from csms.ocpp16.commands import ChargerCommands
 from csms.ocpp16.dispatch import Dispatcher
-from csms.ocpp16.handlers import ChargerMessages
+from csms.ocpp16.handlers import ChargerMessages, VendorHandler
 from csms.ocpp16.schemas import warm_up
 from csms.ocpp16.server import OcppServer
 from csms.store.chargers import ChargerStore
@@ -38,8 +38,11 @@ async def open_database(config: Config) -> Database:
 class CentralSystem:
     """The running product: the chargers' endpoint and the HTTP endpoint over one database."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, vendor_handlers: dict[str, VendorHandler] | None = None
+    ) -> None:
         self.config = config
+        self._vendor_handlers = vendor_handlers or {}
 
     async def start(self) -> None:
         config = self.config
@@ -50,7 +53,11 @@ class CentralSystem:
         self.transactions = TransactionStore(self.db)
         await self.chargers.mark_all_offline()
         messages = ChargerMessages(
-            config.ocpp, self.chargers, self.transactions, Authorizer(self.id_tags)
+            config.ocpp,
+            self.chargers,
+            self.transactions,
+            Authorizer(self.id_tags),
+            self._vendor_handlers,
         )
         self.ocpp = OcppServer(config, self.chargers, Dispatcher(messages.handlers()))
         self.commands = ChargerCommands(self.ocpp.session, config.ocpp.call_timeout)

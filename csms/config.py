@@ -43,7 +43,7 @@ class OcppSettings:
     heartbeat_interval: int = _setting(300, min=1)
     boot_retry_interval: int = _setting(60, min=1)
     ping_interval: float = _setting(30.0, min=0)
-    ping_timeout: float = _setting(30.0, min=1)
+    ping_timeout: float = _setting(20.0, min=0.1)
     call_timeout: float = _setting(30.0, min=0.1)
     max_frame_bytes: int = _setting(65536, min=1024)
     reject_concurrent_tx: bool = _setting(True)

@@ -52,6 +52,8 @@ class OcppServer:
             select_subprotocol=_negotiate,
             ping_interval=settings.ping_interval or None,
             ping_timeout=settings.ping_timeout,
+            # A vanished charger cannot finish the closing handshake: do not wait long for it.
+            close_timeout=min(5.0, settings.ping_timeout),
             max_size=settings.max_frame_bytes,
             # Meter values compress well, but deflate costs CPU and memory per connection.
             compression=None,
