@@ -17,10 +17,10 @@ from csms.ocpp16.handlers import ChargerMessages, VendorHandler
 from csms.ocpp16.schemas import warm_up
 from csms.ocpp16.server import OcppServer
 from csms.store.chargers import ChargerStore
-from csms.store.db import Database
 from csms.store.id_tags import IdTagStore
-from csms.store.migrate import load_migrations
 from csms.store.transactions import TransactionStore
+from storage.db import Database
+from storage.migrate import load_migrations
 
 log = structlog.get_logger()
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from csms.app import migrations
-from csms.store.db import Database
-from csms.store.migrate import Migration
 from csms.store.transactions import TransactionStore
+from storage.db import Database
+from storage.migrate import Migration
 
 FROZEN_V1 = Path(__file__).parent / "data" / "csms-schema-1.sql"
 

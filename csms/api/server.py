@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from csms.store.db import Database
+from storage.db import Database
 
 DB_KEY = web.AppKey("db", Database)
 CONNECTED_KEY = web.AppKey("connected", Callable[[], list[str]])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from csms.clock import normalise_ocpp_time, now_text
-from csms.store.db import Database, Row
+from storage.db import Database, Row
 
 # BootNotification field -> column.
 _BOOT_FIELDS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from csms.clock import now_text
-from csms.store.db import Database, Row
+from storage.db import Database, Row
 
 
 @dataclass(frozen=True)

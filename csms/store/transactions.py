@@ -13,7 +13,7 @@ from enum import Enum
 
 from csms.clock import now_text
 from csms.ocpp16.metering import Reading, Sample, latest_reading
-from csms.store.db import Database, Row, Transaction
+from storage.db import Database, Row, Transaction
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiosqlite
 
-from csms.store.migrate import Migration, apply_migrations
+from storage.migrate import Migration, apply_migrations
 
 Row = sqlite3.Row
 
