@@ -28,7 +28,7 @@ STAMP = VENV / ".installed"
 def setup() -> None:
     if STAMP.exists() and STAMP.stat().st_mtime >= (ROOT / "pyproject.toml").stat().st_mtime:
         return
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs before any install
         sys.exit("csms needs Python 3.11 or newer")
     print("Setting up .venv (first run only)...", flush=True)
     venv.create(VENV, with_pip=True)
