@@ -1,0 +1,203 @@
+"""Tariffs and prices. Pure: no I/O, integer minor units, explicit rounding.
+
+A tariff must bound what a session can cost, because the driver's card is authorised
+for exactly that bound (the hold) before the charge starts. Durations are billed in
+whole minutes (started minutes are not billed), energy to the nearest minor unit
+(half up), and every component is capped so that a price never exceeds the hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+# Currencies without minor units, and with three decimals, as Stripe lists them.
+_ZERO_DECIMAL = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"}
+    | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+)
+_THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+
+# The smallest amount Stripe will charge, in minor units (charges below it fail).
+STRIPE_MINIMUM_CHARGE = {
+    "usd": 50, "aud": 50, "brl": 50, "cad": 50, "chf": 50, "dkk": 250, "eur": 50,
+    "gbp": 30, "hkd": 400, "inr": 50, "jpy": 50, "mxn": 1000, "myr": 200, "nok": 300,
+    "nzd": 50, "pln": 200, "ron": 200, "sek": 300, "sgd": 50, "thb": 1000,
+}  # fmt: skip
+
+
+class TariffError(ValueError):
+    """A tariff that cannot be used; `field` names the offending setting."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def currency_exponent(currency: str) -> int:
+    currency = currency.lower()
+    if currency in _ZERO_DECIMAL:
+        return 0
+    return 3 if currency in _THREE_DECIMAL else 2
+
+
+def to_minor(amount: str | Decimal | int, currency: str) -> int:
+    """A price in major units ("0.35" EUR, "50" JPY) as integer minor units; exact or refused."""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise ValueError(f"not a number: {amount!r}") from None
+    if not value.is_finite():
+        raise ValueError(f"not a number: {amount!r}")
+    minor = value.scaleb(currency_exponent(currency))
+    if minor != minor.to_integral_value():
+        raise ValueError(f"{amount} {currency.upper()} has more decimals than the currency")
+    return int(minor)
+
+
+def format_money(minor: int, currency: str) -> str:
+    """`1234, "eur"` -> "12.34 EUR"; `500, "jpy"` -> "500 JPY"."""
+    exponent = currency_exponent(currency)
+    major = Decimal(minor).scaleb(-exponent)
+    return f"{major:,.{exponent}f} {currency.upper()}"
+
+
+@dataclass(frozen=True)
+class Tariff:
+    currency: str
+    price_per_kwh: int = 0  # minor units per kWh
+    session_fee: int = 0
+    time_fee_per_minute: int = 0
+    time_fee_free_minutes: int = 0
+    time_fee_max_minutes: int | None = None  # billed minutes at most
+    idle_fee_per_minute: int = 0  # after charging ends, while the car stays plugged in
+    idle_grace_minutes: int = 0
+    idle_fee_max_minutes: int | None = None
+    max_energy_wh: int | None = None
+    max_duration_minutes: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.currency) != 3 or not self.currency.isalpha():
+            raise TariffError("currency", f"not an ISO 4217 code: {self.currency!r}")
+        object.__setattr__(self, "currency", self.currency.lower())
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "currency" or value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise TariffError(f.name, f"must be a whole number >= 0, got {value!r}")
+        for name in ("max_energy_wh", "max_duration_minutes"):
+            if getattr(self, name) == 0:
+                raise TariffError(name, "must be more than 0 when set")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tariff:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise TariffError(sorted(unknown)[0], "unknown tariff setting")
+        if "currency" not in data:
+            raise TariffError("currency", "is required")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Usage:
+    energy_wh: int
+    charging_seconds: int  # from the start of the transaction to its stop
+    idle_seconds: int = 0  # from the stop to the disconnection
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    energy_wh: int  # billed energy (capped at the tariff's maximum)
+    energy: int
+    session_fee: int
+    time_minutes: int
+    time_fee: int
+    idle_minutes: int
+    idle_fee: int
+
+    @property
+    def total(self) -> int:
+        return self.energy + self.session_fee + self.time_fee + self.idle_fee
+
+    def to_dict(self) -> dict[str, int]:
+        return {**asdict(self), "total": self.total}
+
+
+def _time_fee_minutes_cap(tariff: Tariff) -> int | None:
+    caps = [tariff.time_fee_max_minutes]
+    if tariff.max_duration_minutes is not None:
+        caps.append(max(0, tariff.max_duration_minutes - tariff.time_fee_free_minutes))
+    known = [c for c in caps if c is not None]
+    return min(known) if known else None
+
+
+def hold_amount(tariff: Tariff) -> int:
+    """The most a session can cost under `tariff`: the amount to authorise. Refuses unbounded."""
+    total = tariff.session_fee
+    if tariff.price_per_kwh:
+        if tariff.max_energy_wh is None:
+            raise TariffError("max_energy_wh", "a price per kWh needs a maximum energy per session")
+        total += _energy_cost(tariff, tariff.max_energy_wh)
+    if tariff.time_fee_per_minute:
+        cap = _time_fee_minutes_cap(tariff)
+        if cap is None:
+            raise TariffError(
+                "time_fee_max_minutes", "a time fee needs a cap or a maximum session duration"
+            )
+        total += tariff.time_fee_per_minute * cap
+    if tariff.idle_fee_per_minute:
+        if tariff.idle_fee_max_minutes is None:
+            raise TariffError("idle_fee_max_minutes", "an idle fee needs a cap")
+        total += tariff.idle_fee_per_minute * tariff.idle_fee_max_minutes
+    return total
+
+
+def _energy_cost(tariff: Tariff, energy_wh: int) -> int:
+    cost = Decimal(energy_wh) * tariff.price_per_kwh / 1000
+    return int(cost.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def price(tariff: Tariff, usage: Usage) -> Breakdown:
+    """What a session with this usage costs, component by component, never above the hold."""
+    energy_wh = max(0, usage.energy_wh)
+    if tariff.max_energy_wh is not None:
+        energy_wh = min(energy_wh, tariff.max_energy_wh)
+    minutes = max(0, usage.charging_seconds) // 60
+    time_minutes = max(0, minutes - tariff.time_fee_free_minutes)
+    cap = _time_fee_minutes_cap(tariff)
+    if cap is not None:
+        time_minutes = min(time_minutes, cap)
+    idle_minutes = max(0, max(0, usage.idle_seconds) // 60 - tariff.idle_grace_minutes)
+    if tariff.idle_fee_max_minutes is not None:
+        idle_minutes = min(idle_minutes, tariff.idle_fee_max_minutes)
+    if not tariff.time_fee_per_minute:
+        time_minutes = 0
+    if not tariff.idle_fee_per_minute:
+        idle_minutes = 0
+    return Breakdown(
+        energy_wh=energy_wh,
+        energy=_energy_cost(tariff, energy_wh),
+        session_fee=tariff.session_fee,
+        time_minutes=time_minutes,
+        time_fee=time_minutes * tariff.time_fee_per_minute,
+        idle_minutes=idle_minutes,
+        idle_fee=idle_minutes * tariff.idle_fee_per_minute,
+    )
+
+
+def would_pass_cap(
+    tariff: Tariff, energy_wh: int, power_w: int, seconds_to_next_sample: float
+) -> bool:
+    """Whether the charge must stop now: the next sample would pass the energy cap."""
+    if tariff.max_energy_wh is None:
+        return False
+    projected = energy_wh + max(0, power_w) * seconds_to_next_sample / 3600
+    return projected >= tariff.max_energy_wh

@@ -1,0 +1,368 @@
+"""Property tests of the reservation state machine against a model of Stripe and a charger.
+
+Hypothesis drives random runs: the driver pays or not, cancels, stops; the charger
+goes on- and offline, plugs in, starts, meters, stops; webhooks and effect results come
+late, twice or out of order; time jumps. A crash and restart is the same as effect
+results being delivered again (the machine is pure and the outbox persists its
+decisions with the state), so duplicated results model it. After the run everything
+outstanding is carried out and time runs out, then the money invariants are checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from payments.pricing import Tariff, hold_amount
+from payments.reservation import (
+    TERMINAL,
+    Cancel,
+    Capture,
+    Captured,
+    ChargerChanged,
+    ChargerFacts,
+    CheckoutCreated,
+    CheckoutExpired,
+    CheckoutUnavailable,
+    CreateCheckout,
+    Effect,
+    Event,
+    ExpireCheckout,
+    Hold,
+    HoldCancelledElsewhere,
+    HoldReleased,
+    MeterReading,
+    PaymentAuthorised,
+    PaymentCompleted,
+    PaymentNotAuthorised,
+    Policy,
+    ReleaseHold,
+    RemoteStart,
+    RemoteStartAnswered,
+    RemoteStartUnanswered,
+    RemoteStartUndelivered,
+    RemoteStop,
+    RemoteStopAnswered,
+    Reservation,
+    State,
+    StopRequested,
+    Tick,
+    TransactionStarted,
+    TransactionStopped,
+    VerifyPayment,
+    transition,
+)
+
+T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
+TARIFF = Tariff(
+    "eur",
+    price_per_kwh=40,
+    session_fee=100,
+    idle_fee_per_minute=10,
+    idle_grace_minutes=5,
+    idle_fee_max_minutes=30,
+    max_energy_wh=20_000,
+    max_duration_minutes=240,
+)
+POLICY = Policy()
+
+
+@dataclass
+class World:
+    """Stripe's and the charger's side of the story, and everything the machine asked for."""
+
+    reservation: Reservation
+    now: datetime = T0
+    online: bool = True
+    status: str = "Available"
+    pi_status: str = "none"  # none, requires_payment_method, requires_capture, succeeded, canceled
+    captured: int = 0
+    outstanding: list[Effect] = field(default_factory=list)
+    delivered: list[Event] = field(default_factory=list)
+    emitted: list[Effect] = field(default_factory=list)
+    transaction_running: bool = False
+    start_sent_while_unauthorised: bool = False
+    meter_wh: int = 1000
+
+    def facts(self) -> ChargerFacts:
+        return ChargerFacts(self.online, self.status if self.online else None)
+
+    def feed(self, event: Event) -> None:
+        decision = transition(self.reservation, event, self.facts(), self.now, POLICY)
+        for effect in decision.effects:
+            if isinstance(effect, RemoteStart) and self.pi_status != "requires_capture":
+                self.start_sent_while_unauthorised = True
+            self.emitted.append(effect)
+            self.outstanding.append(effect)
+        self.reservation = decision.reservation
+        self.delivered.append(event)
+
+    def carry_out(self, effect: Effect, outcome: int) -> None:
+        """What Stripe or the charger does with an effect, and the event it reports back."""
+        r = self.reservation
+        match effect:
+            case CreateCheckout():
+                if outcome % 5 == 0:
+                    self.feed(CheckoutUnavailable("connection refused"))
+                else:
+                    self.feed(CheckoutCreated(f"cs_{r.id}", "https://pay.example/cs"))
+            case ExpireCheckout():
+                if self.pi_status == "none":
+                    self.pi_status = "expired"
+                    self.feed(CheckoutExpired())
+            case VerifyPayment():
+                if self.pi_status == "requires_capture":
+                    self.feed(PaymentAuthorised(f"pi_{r.id}", r.hold_amount))
+                else:
+                    self.feed(PaymentNotAuthorised(None, self.pi_status))
+            case RemoteStart():
+                if not self.online:
+                    self.feed(RemoteStartUndelivered())
+                elif outcome % 4 == 0:
+                    self.feed(RemoteStartAnswered(False))
+                elif outcome % 4 == 1:
+                    self.feed(RemoteStartUnanswered())
+                else:
+                    self.feed(RemoteStartAnswered(True))
+                    self.transaction_running = True
+                    self.status = "Charging"
+                    self.feed(TransactionStarted(7, self.meter_wh, self.now))
+            case RemoteStop():
+                self.feed(RemoteStopAnswered(self.online))
+                if self.online and self.transaction_running:
+                    self.stop_transaction()
+            case Capture(_, amount):
+                # Stripe: a second capture with the same idempotency key replays the first.
+                if self.pi_status == "requires_capture":
+                    self.pi_status, self.captured = "succeeded", amount
+                if self.pi_status == "succeeded":
+                    self.feed(Captured(self.captured))
+            case ReleaseHold():
+                if self.pi_status in ("requires_capture", "canceled"):
+                    self.pi_status = "canceled"
+                    self.feed(HoldReleased())
+
+    def stop_transaction(self) -> None:
+        self.transaction_running = False
+        self.status = "Finishing"
+        self.feed(TransactionStopped(self.meter_wh, self.now))
+
+
+actions = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "carry_out",
+                "carry_out",
+                "carry_out",
+                "duplicate",
+                "pay",
+                "decline",
+                "completed",
+                "expire",
+                "cancel",
+                "stop",
+                "plug",
+                "unplug",
+                "offline",
+                "online",
+                "meter",
+                "local_stop",
+                "cancelled_elsewhere",
+                "wait",
+            ]
+        ),
+        st.integers(min_value=0, max_value=1000),
+    ),
+    max_size=60,
+)
+
+
+def _act(world: World, action: str, n: int) -> None:
+    r = world.reservation
+    match action:
+        case "carry_out" if world.outstanding:
+            world.carry_out(world.outstanding.pop(n % len(world.outstanding)), n)
+        case "duplicate" if world.delivered:
+            world.feed(world.delivered[n % len(world.delivered)])
+        case "pay" if world.pi_status == "none" and r.checkout_session_id:
+            world.pi_status = "requires_capture"
+            world.feed(PaymentCompleted())
+        case "decline" if world.pi_status == "none" and r.checkout_session_id:
+            world.pi_status = "requires_payment_method"
+            world.feed(PaymentCompleted())
+            world.pi_status = "none"
+        case "completed":
+            world.feed(PaymentCompleted())
+        case "expire" if world.pi_status == "none":
+            world.pi_status = "expired"
+            world.feed(CheckoutExpired())
+        case "cancel":
+            world.feed(Cancel("driver"))
+        case "stop":
+            world.feed(StopRequested("driver"))
+        case "plug" if world.online and world.status == "Available":
+            world.status = "Preparing"
+            world.feed(ChargerChanged(world.now))
+        case "unplug" if world.online and not world.transaction_running:
+            world.status = "Available"
+            world.feed(ChargerChanged(world.now))
+        case "offline":
+            world.online = False
+            world.feed(ChargerChanged())
+        case "online":
+            world.online = True
+            world.feed(ChargerChanged())
+        case "meter" if world.transaction_running:
+            world.meter_wh += n * 10
+            world.feed(MeterReading(world.meter_wh, 11_000, world.now))
+        case "local_stop" if world.transaction_running and world.online:
+            world.stop_transaction()
+        case "cancelled_elsewhere" if world.pi_status == "requires_capture" and n % 3 == 0:
+            world.pi_status = "canceled"
+            world.feed(HoldCancelledElsewhere("expired"))
+        case "wait":
+            world.now += timedelta(seconds=n * 7)
+            world.feed(Tick())
+
+
+def _drain(world: World) -> None:
+    """Let everything outstanding happen and time run out: the reservation must end."""
+    for _ in range(200):
+        if world.outstanding:
+            world.carry_out(world.outstanding.pop(0), 2)
+            continue
+        if world.transaction_running:
+            world.stop_transaction()
+            continue
+        settled = world.reservation.hold not in (Hold.CAPTURING, Hold.RELEASING)
+        if world.reservation.state in TERMINAL and settled:
+            return
+        world.online, world.status = True, "Available"
+        world.now += timedelta(days=1)
+        world.feed(ChargerChanged(world.now))
+    raise AssertionError(f"never ended: {world.reservation}")
+
+
+def _new_world() -> World:
+    reservation = Reservation(
+        id="r1",
+        charger_id="CP-1",
+        connector_id=1,
+        id_tag="PAY-R1",
+        tariff=TARIFF,
+        hold_amount=hold_amount(TARIFF),
+        created_at=T0,
+        payment_deadline=T0 + timedelta(minutes=30),
+    )
+    world = World(reservation)
+    world.outstanding.append(CreateCheckout())
+    world.emitted.append(CreateCheckout())
+    return world
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions)
+def test_money_invariants(steps: list[tuple[str, int]]) -> None:
+    world = _new_world()
+    for action, n in steps:
+        _act(world, action, n)
+    _drain(world)
+
+    r = world.reservation
+    captures = [e for e in world.emitted if isinstance(e, Capture)]
+    releases = [e for e in world.emitted if isinstance(e, ReleaseHold)]
+    assert not world.start_sent_while_unauthorised, "RemoteStart before requires_capture"
+    assert len(captures) + len(releases) <= 1, f"capture and release: {world.emitted}"
+    assert all(c.amount <= r.hold_amount for c in captures)
+    assert r.captured_amount <= r.hold_amount
+    if world.pi_status in ("requires_capture",):
+        raise AssertionError(f"hold left behind in {r.state}: {world.emitted}")
+    if world.pi_status == "succeeded":
+        assert r.state is State.COMPLETED and r.hold is Hold.CAPTURED
+        assert r.captured_amount == captures[0].amount
+    if r.hold is Hold.RELEASED:
+        assert len(releases) == 1
+    assert r.state in TERMINAL
+
+
+def _charging_world() -> World:
+    world = _new_world()
+    world.carry_out(world.outstanding.pop(), 1)  # checkout created
+    world.pi_status = "requires_capture"
+    world.feed(PaymentCompleted())
+    world.carry_out(world.outstanding.pop(), 1)  # verified -> awaiting plug
+    world.status = "Preparing"
+    world.feed(ChargerChanged(world.now))
+    world.carry_out(world.outstanding.pop(), 2)  # remote start accepted, transaction started
+    assert world.reservation.state is State.CHARGING
+    return world
+
+
+def test_happy_path_captures_the_price() -> None:
+    world = _charging_world()
+    world.now += timedelta(minutes=30)
+    world.meter_wh += 5_500
+    world.feed(MeterReading(world.meter_wh, 11_000, world.now))
+    world.stop_transaction()
+    assert world.reservation.state is State.WAITING_FOR_DISCONNECT  # idle fee tariff
+    world.now += timedelta(minutes=8)
+    world.status = "Available"
+    world.feed(ChargerChanged(world.now))
+    (capture,) = world.outstanding
+    # 5.5 kWh x 0.40 + 1.00 session fee + 3 idle minutes after the 5 minute grace x 0.10
+    assert capture == Capture("pi_r1", 220 + 100 + 30)
+    world.carry_out(world.outstanding.pop(), 0)
+    assert world.reservation.state is State.COMPLETED
+    assert world.reservation.captured_amount == 350
+
+
+def test_stops_before_the_energy_cap() -> None:
+    world = _charging_world()
+    world.now += timedelta(seconds=60)
+    world.meter_wh += 18_000
+    world.feed(MeterReading(world.meter_wh, 11_000, world.now))
+    assert world.reservation.state is State.CHARGING
+    # 19.9 kWh in, 11 kW: the next sample a minute later would pass the 20 kWh cap.
+    world.now += timedelta(seconds=60)
+    world.meter_wh += 1_900
+    world.feed(MeterReading(world.meter_wh, 11_000, world.now))
+    assert world.reservation.state is State.STOPPING
+    assert world.outstanding == [RemoteStop(7)]
+
+
+def test_zero_energy_releases() -> None:
+    world = _charging_world()
+    world.stop_transaction()
+    world.status = "Available"
+    world.feed(ChargerChanged(world.now))
+    assert world.outstanding == [ReleaseHold("pi_r1")]
+
+
+def test_no_stop_transaction_settles_from_the_last_meter_value() -> None:
+    world = _charging_world()
+    world.now += timedelta(minutes=20)
+    world.meter_wh += 3_000
+    world.feed(MeterReading(world.meter_wh, 11_000, world.now))
+    world.status = "Available"  # unplugged, StopTransaction lost
+    world.feed(ChargerChanged(world.now))
+    world.now += POLICY.settle_after_available
+    world.feed(Tick())
+    assert world.outstanding == [Capture("pi_r1", 120 + 100)]
+
+
+def test_late_payment_after_cancel_is_released() -> None:
+    world = _new_world()
+    world.carry_out(world.outstanding.pop(), 1)
+    world.feed(Cancel("driver"))
+    assert world.reservation.state is State.CANCELLED
+    assert world.outstanding == [ExpireCheckout("cs_r1")]
+    world.outstanding.clear()
+    world.pi_status = "requires_capture"  # paid in another tab just before the cancel
+    world.feed(PaymentCompleted())
+    world.carry_out(world.outstanding.pop(), 0)
+    assert world.outstanding == [ReleaseHold("pi_r1")]
+    assert world.reservation.state is State.CANCELLED
