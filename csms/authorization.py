@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from csms.clock import parse_ocpp_time, to_text
+from csms.clock import parse_ocpp_time
 from csms.store.id_tags import IdTag, IdTagStore
+from storage.clock import to_text
 
 
 def id_tag_info(tag: IdTag | None, now: datetime) -> dict[str, Any]:

@@ -1,20 +1,10 @@
-"""Timestamps as the database stores them: ISO 8601 UTC text with milliseconds and a Z."""
+"""OCPP timestamps: parsed, and normalised to the database's form (see storage.clock)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def to_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def now_text() -> str:
-    return to_text(utc_now())
+from storage.clock import to_text
 
 
 def parse_ocpp_time(text: str) -> datetime:

@@ -74,6 +74,10 @@ class Hold(StrEnum):
     RELEASING = "Releasing"
     RELEASED = "Released"
     LOST = "Lost"  # cancelled by Stripe or the bank before we captured
+    FREE = "Free"  # a free tariff: nothing to hold
+
+
+_MAY_CHARGE = frozenset({Hold.HELD, Hold.FREE})
 
 
 @dataclass(frozen=True)
@@ -506,7 +510,7 @@ class _Step:
 
     def transaction_started(self, transaction_id: int, meter_start_wh: int, at: datetime) -> None:
         r = self.r
-        if r.state not in _BEFORE_START or r.hold is not Hold.HELD:
+        if r.state not in _BEFORE_START or r.hold not in _MAY_CHARGE:
             return
         self.set(
             state=State.CHARGING,
@@ -569,6 +573,9 @@ class _Step:
             ),
         )
         amount = min(breakdown.total, r.hold_amount)
+        if r.hold is Hold.FREE:
+            self.set(state=State.COMPLETED, breakdown=breakdown, capture_amount=0)
+            return
         if r.hold is not Hold.HELD:
             # The hold was lost while charging: nothing can be captured; someone must look.
             self.set(state=State.NEEDS_REVIEW, breakdown=breakdown)
@@ -659,3 +666,40 @@ class _Step:
             self.r.authorised_at is not None
             and self.now >= self.r.authorised_at + self.policy.capture_deadline
         )
+
+
+def free_session(r: Reservation, facts: ChargerFacts, now: datetime, policy: Policy) -> Decision:
+    """A reservation under a free tariff: no payment, straight to starting the charge."""
+    step = _Step(
+        replace(
+            r, state=State.AUTHORISED, hold=Hold.FREE, start_deadline=now + policy.start_window
+        ),
+        facts,
+        now,
+        policy,
+    )
+    step.try_start()
+    return Decision(step.r, tuple(step.effects))
+
+
+def next_deadline(r: Reservation, policy: Policy) -> datetime | None:
+    """When the machine next needs a Tick for this reservation (None: only events move it)."""
+    candidates: list[datetime | None] = []
+    if r.state is State.PENDING_PAYMENT:
+        candidates.append(r.payment_deadline)
+    elif r.state in _BEFORE_START:
+        candidates.append(r.start_deadline)
+    elif r.state in _CHARGING or r.state is State.WAITING_FOR_DISCONNECT:
+        if r.authorised_at is not None:
+            candidates.append(r.authorised_at + policy.capture_deadline)
+        if r.available_since is not None:
+            candidates.append(r.available_since + policy.settle_after_available)
+        if r.state is State.CHARGING and r.charging_since and r.tariff.max_duration_minutes:
+            candidates.append(r.charging_since + timedelta(minutes=r.tariff.max_duration_minutes))
+        if r.state is State.STOPPING and r.stop_requested_at:
+            candidates.append(r.stop_requested_at + policy.stop_retry_interval)
+        if r.state is State.WAITING_FOR_DISCONNECT and r.stopped_at:
+            idle = r.tariff.idle_grace_minutes + (r.tariff.idle_fee_max_minutes or 0)
+            candidates.append(r.stopped_at + timedelta(minutes=idle))
+    known = [c for c in candidates if c is not None]
+    return min(known) if known else None

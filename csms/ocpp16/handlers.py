@@ -11,12 +11,13 @@ from typing import Any
 import structlog
 
 from csms.authorization import Authorizer
-from csms.clock import normalise_ocpp_time, now_text, utc_now
+from csms.clock import normalise_ocpp_time
 from csms.config import OcppSettings
 from csms.ocpp16.dispatch import Handler
 from csms.ocpp16.metering import parse_meter_values
 from csms.store.chargers import ChargerStore
 from csms.store.transactions import StartRequest, StopOutcome, TransactionStore
+from storage.clock import now_text, utc_now
 
 log = structlog.get_logger()
 

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from csms.clock import normalise_ocpp_time, now_text
+from csms.clock import normalise_ocpp_time
+from storage.clock import now_text
 from storage.db import Database, Row
 
 # BootNotification field -> column.

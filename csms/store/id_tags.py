@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from csms.clock import now_text
+from storage.clock import now_text
 from storage.db import Database, Row
 
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from csms.clock import now_text
 from csms.ocpp16.metering import Reading, Sample, latest_reading
+from storage.clock import now_text
 from storage.db import Database, Row, Transaction
 
 

@@ -1,0 +1,106 @@
+"""Carrying out one effect: the Stripe call or charger command it stands for, and the event
+that reports its outcome back to the reservation.
+
+`StripeUnavailable` propagates: the runner retries the effect later with the same
+idempotency key. Every other outcome, failures included, is an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from payments import reservation as machine
+from payments.ports import ChargerControl
+from payments.pricing import format_money
+from payments.reservation import Event, Reservation
+from payments.store import PendingEffect
+from payments.stripe_gateway import CheckoutRequest, StripeGateway, StripeRejected
+
+
+class EffectExecutor:
+    def __init__(
+        self,
+        gateway: StripeGateway,
+        chargers: ChargerControl,
+        *,
+        public_base_url: str,
+        checkout_expires_at: Callable[[Reservation], datetime],
+    ) -> None:
+        self._gateway = gateway
+        self._chargers = chargers
+        self._base_url = public_base_url.rstrip("/")
+        self._checkout_expires_at = checkout_expires_at
+
+    async def execute(
+        self, pending: PendingEffect, r: Reservation, token: str, email: str | None
+    ) -> Event:
+        key = pending.idempotency_key
+        match pending.effect:
+            case machine.CreateCheckout():
+                return await self._create_checkout(r, token, email, key)
+            case machine.ExpireCheckout(session_id):
+                await self._gateway.expire_checkout(session_id, key)
+                return machine.CheckoutExpired()
+            case machine.VerifyPayment(session_id):
+                return await self._verify(session_id)
+            case machine.RemoteStart(id_tag):
+                outcome = await self._chargers.remote_start(r.charger_id, r.connector_id, id_tag)
+                if outcome == "Offline":
+                    return machine.RemoteStartUndelivered()
+                if outcome == "Timeout":
+                    return machine.RemoteStartUnanswered()
+                return machine.RemoteStartAnswered(outcome == "Accepted")
+            case machine.RemoteStop(transaction_id):
+                outcome = await self._chargers.remote_stop(r.charger_id, transaction_id)
+                return machine.RemoteStopAnswered(outcome == "Accepted")
+            case machine.Capture(payment_intent_id, amount):
+                try:
+                    return machine.Captured(
+                        await self._gateway.capture(payment_intent_id, amount, key)
+                    )
+                except StripeRejected as rejected:
+                    return machine.CaptureRejected(rejected.message)
+            case machine.ReleaseHold(payment_intent_id):
+                try:
+                    await self._gateway.release(payment_intent_id, key)
+                except StripeRejected as rejected:
+                    return machine.ReleaseRejected(rejected.message)
+                return machine.HoldReleased()
+        raise AssertionError(f"unknown effect {pending.effect!r}")
+
+    async def _create_checkout(
+        self, r: Reservation, token: str, email: str | None, key: str
+    ) -> Event:
+        request = CheckoutRequest(
+            reservation_id=r.id,
+            charger_id=r.charger_id,
+            connector_id=r.connector_id,
+            id_tag=r.id_tag,
+            amount=r.hold_amount,
+            currency=r.tariff.currency,
+            description=(
+                f"Charging at {r.charger_id}, connector {r.connector_id}: hold of at most "
+                f"{format_money(r.hold_amount, r.tariff.currency)}, only the energy used is charged"
+            ),
+            email=email,
+            success_url=f"{self._base_url}/pay/{token}/success?session_id={{CHECKOUT_SESSION_ID}}",
+            cancel_url=f"{self._base_url}/pay/{token}/cancel",
+            expires_at=self._checkout_expires_at(r),
+        )
+        try:
+            session = await self._gateway.create_checkout(request, key)
+        except StripeRejected as rejected:
+            return machine.CheckoutUnavailable(rejected.message)
+        return machine.CheckoutCreated(session.id, session.url)
+
+    async def _verify(self, session_id: str) -> Event:
+        state = await self._gateway.payment_state(session_id)
+        if state.session_status == "expired":
+            return machine.CheckoutExpired()
+        if state.payment_intent_id and state.payment_intent_status == "requires_capture":
+            return machine.PaymentAuthorised(state.payment_intent_id, state.amount_capturable)
+        # Not paid (yet): the Checkout page stays usable until it expires.
+        return machine.PaymentNotAuthorised(
+            state.payment_intent_id, state.payment_intent_status or "requires_payment_method"
+        )

@@ -1,0 +1,264 @@
+"""The payment API (JSON) and the Stripe webhook endpoint, as aiohttp routes.
+
+Errors follow one shape per route family: the payment routes answer
+`{status, field?, message|reason}` as front-ends of the systems this one replaces
+expect; nothing is created or changed when a request is refused.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import stripe
+import structlog
+from aiohttp import web
+
+from payments import reservation as machine
+from payments.coordinator import Coordinator
+from payments.ports import ChargerControl
+from payments.pricing import Tariff, TariffError, hold_amount
+from payments.reservation import Reservation, State
+from payments.runner import EffectRunner
+from payments.store import PaymentStore
+from payments.stripe_gateway import verify_webhook
+from payments.views import reservation_json
+from payments.webhooks import apply_webhook
+
+log = structlog.get_logger()
+
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+# Connector statuses in which a new session may begin.
+_FREE_STATUSES = frozenset({"Available", "Preparing"})
+
+
+def _json(status: int, body: dict[str, Any]) -> web.Response:
+    return web.json_response(body, status=status, dumps=lambda o: orjson.dumps(o).decode())
+
+
+def _invalid(field: str, message: str) -> web.Response:
+    return _json(400, {"status": "Invalid", "field": field, "message": message})
+
+
+class RequestError(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    secrets: list[str]
+    tolerance: int = 300
+    insecure: bool = False  # development only: accept unsigned events
+
+
+class PaymentRoutes:
+    def __init__(
+        self,
+        store: PaymentStore,
+        coordinator: Coordinator,
+        runner: EffectRunner,
+        chargers: ChargerControl,
+        default_tariff: Tariff,
+        webhook: WebhookSettings,
+    ) -> None:
+        self._store = store
+        self._coordinator = coordinator
+        self._runner = runner
+        self._chargers = chargers
+        self._default_tariff = default_tariff
+        self._webhook = webhook
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_post("/api/payments", self.create)
+        app.router.add_get("/api/payments/{id}", self.show)
+        app.router.add_post("/api/payments/{id}/confirm", self.confirm)
+        app.router.add_post("/api/payments/{id}/cancel", self.cancel)
+        app.router.add_post("/api/payments/{id}/stop", self.stop)
+        app.router.add_post("/api/stripe/webhook", self.stripe_webhook)
+
+    # -- the flow
+
+    async def start_session(
+        self, charger_id: str, connector_id: int, email: str | None
+    ) -> tuple[Reservation, str]:
+        """Check the connector, then create the reservation and its checkout.
+
+        Raises RequestError with the response to give when the session cannot begin.
+        """
+        if not self._chargers.is_online(charger_id):
+            raise RequestError(
+                _json(
+                    404, {"status": "ChargerOffline", "message": f"{charger_id} is not connected"}
+                )
+            )
+        busy = await self._busy_reason(charger_id, connector_id)
+        if busy:
+            raise RequestError(_json(409, {"status": "ConnectorBusy", "reason": busy}))
+        tariff = await self._store.tariff_for(charger_id, connector_id) or self._default_tariff
+        try:
+            hold_amount(tariff)
+        except TariffError as error:
+            log.error("payments.bad_tariff", charge_point_id=charger_id, error=str(error))
+            raise RequestError(
+                _json(503, {"status": "PaymentsUnavailable", "message": "no usable tariff"})
+            ) from None
+        try:
+            r, token = await self._coordinator.create(charger_id, connector_id, tariff, email)
+        except sqlite3.IntegrityError:
+            # Another driver won the race for this connector.
+            raise RequestError(
+                _json(409, {"status": "ConnectorBusy", "reason": "reserved by another driver"})
+            ) from None
+        if r.state is not State.PENDING_PAYMENT:
+            return r, token  # free: no payment needed
+        await self._runner.run_now(r.id, give_up_when_unavailable=True)
+        r = await self._store.get(r.id)
+        assert r is not None
+        if r.checkout_url is None:
+            # Stripe could not be reached: close the reservation so nothing stays half made.
+            await self._coordinator.handle(r.id, machine.Cancel("system"))
+            raise RequestError(
+                _json(503, {"status": "PaymentsUnavailable", "message": "try again in a minute"})
+            )
+        return r, token
+
+    async def _busy_reason(self, charger_id: str, connector_id: int) -> str | None:
+        status = self._chargers.connector_status(charger_id, connector_id)
+        if status is None:
+            return "the connector has not reported its status"
+        if status not in _FREE_STATUSES:
+            return f"the connector is {status}"
+        if await self._chargers.open_transaction(charger_id, connector_id) is not None:
+            return "a charging session is in progress"
+        if await self._store.active_on(charger_id, connector_id) is not None:
+            return "reserved by another driver"
+        return None
+
+    # -- routes
+
+    async def create(self, request: web.Request) -> web.Response:
+        try:
+            body = await _body(request)
+            charger_id = body.get("chargePointId")
+            if not isinstance(charger_id, str) or not 1 <= len(charger_id) <= 48:
+                return _invalid("chargePointId", "a charge point id of 1 to 48 characters")
+            connector_id = body.get("connectorId", 1)
+            if (
+                not isinstance(connector_id, int)
+                or isinstance(connector_id, bool)
+                or connector_id < 1
+            ):
+                return _invalid("connectorId", "a connector number, 1 or more")
+            email = body.get("email")
+            if email is not None and (not isinstance(email, str) or not _EMAIL.fullmatch(email)):
+                return _invalid("email", "an e-mail address")
+            r, token = await self.start_session(charger_id, connector_id, email)
+        except RequestError as error:
+            return error.response
+        if r.hold_amount == 0:
+            return _json(200, {"status": "Accepted", "reservationId": r.id, "token": token})
+        return _json(
+            200,
+            {
+                "status": "Redirect",
+                "checkoutUrl": r.checkout_url,
+                "reservationId": r.id,
+                "token": token,
+                "currency": r.tariff.currency,
+                "maxAmount": r.hold_amount,
+                "maxEnergyWh": r.tariff.max_energy_wh,
+            },
+        )
+
+    async def show(self, request: web.Request) -> web.Response:
+        r = await self._find(request)
+        return _json(200, reservation_json(r, self._coordinator.clock()))
+
+    async def confirm(self, request: web.Request) -> web.Response:
+        r = await self._find(request)
+        try:
+            body = await _body(request)
+        except RequestError as error:
+            return error.response
+        session_id = body.get("checkoutSessionId")
+        if not isinstance(session_id, str) or session_id != r.checkout_session_id:
+            return _invalid("checkoutSessionId", "not this reservation's Checkout Session")
+        return _json(
+            200, reservation_json(await self.confirm_payment(r.id), self._coordinator.clock())
+        )
+
+    async def confirm_payment(self, reservation_id: str) -> Reservation:
+        """The driver is back from Checkout: verify the payment now, for an immediate answer."""
+        await self._coordinator.handle(reservation_id, machine.PaymentCompleted(), actor="driver")
+        await self._runner.run_now(reservation_id)
+        r = await self._store.get(reservation_id)
+        assert r is not None
+        return r
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        r = await self._find(request)
+        after = await self._coordinator.handle(r.id, machine.Cancel("driver"), actor="driver")
+        assert after is not None
+        if after.state is not State.CANCELLED:
+            return _json(
+                409,
+                {"status": "NotCancellable", "state": after.state.value,
+                 "message": "a session that has started is stopped, not cancelled"},
+            )  # fmt: skip
+        return _json(200, reservation_json(after, self._coordinator.clock()))
+
+    async def stop(self, request: web.Request) -> web.Response:
+        r = await self._find(request)
+        after = await self._coordinator.handle(
+            r.id, machine.StopRequested("driver"), actor="driver"
+        )
+        assert after is not None
+        # Stopping a charge, or cancelling one that has not started, is what "stop" means.
+        if after.state not in (State.STOPPING, State.CANCELLED):
+            return _json(409, {"status": "NotStoppable", "state": after.state.value})
+        return _json(200, reservation_json(after, self._coordinator.clock()))
+
+    async def stripe_webhook(self, request: web.Request) -> web.Response:
+        payload = await request.read()
+        if not self._webhook.insecure:
+            try:
+                verify_webhook(
+                    payload,
+                    request.headers.get("Stripe-Signature", ""),
+                    self._webhook.secrets,
+                    self._webhook.tolerance,
+                )
+            except stripe.SignatureVerificationError as error:
+                log.warning("payments.webhook_bad_signature", reason=str(error)[:200])
+                return _json(400, {"error": "invalid signature"})
+        try:
+            event = orjson.loads(payload)
+            if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+                raise ValueError("not an event")
+        except (orjson.JSONDecodeError, ValueError, AttributeError):
+            return _json(400, {"error": "not a Stripe event"})
+        outcome = await apply_webhook(self._coordinator, event)
+        return _json(200, {"received": True, "applied": outcome.applied})
+
+    async def _find(self, request: web.Request) -> Reservation:
+        r = await self._store.get(request.match_info["id"])
+        if r is None:
+            raise web.HTTPNotFound(
+                text=orjson.dumps({"status": "NotFound", "message": "no such payment"}).decode(),
+                content_type="application/json",
+            )
+        return r
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.read() or b"{}")
+    except orjson.JSONDecodeError:
+        raise RequestError(_invalid("body", "the body must be a JSON object")) from None
+    if not isinstance(body, dict):
+        raise RequestError(_invalid("body", "the body must be a JSON object"))
+    return body

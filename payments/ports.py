@@ -1,0 +1,30 @@
+"""What payments needs from the chargers' side, as protocols the composition root fills in.
+
+Plain values cross the boundary (strings, ints), so `csms` can implement these without
+importing anything from `payments`, and `payments` never imports `csms`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+# The charger's answer to a command, or why there is none.
+CommandOutcome = Literal["Accepted", "Rejected", "Offline", "Timeout", "Failed"]
+
+
+class ChargerControl(Protocol):
+    def is_online(self, charger_id: str) -> bool: ...
+
+    def connector_status(self, charger_id: str, connector_id: int) -> str | None:
+        """The connector's last reported OCPP status (None: never reported)."""
+        ...
+
+    async def open_transaction(self, charger_id: str, connector_id: int) -> int | None:
+        """The id of a transaction still open on the connector, if any."""
+        ...
+
+    async def remote_start(
+        self, charger_id: str, connector_id: int, id_tag: str
+    ) -> CommandOutcome: ...
+
+    async def remote_stop(self, charger_id: str, transaction_id: int) -> CommandOutcome: ...

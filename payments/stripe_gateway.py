@@ -1,0 +1,222 @@
+"""Stripe through the official SDK (`StripeClient`, async): the calls payments make, and
+Stripe's errors mapped to two outcomes the runner understands.
+
+- `StripeUnavailable`: worth retrying (network, timeouts, rate limits, Stripe's 5xx,
+  a key that is being fixed). The same idempotency key makes the retry safe.
+- `StripeRejected`: Stripe said no for good; retrying would not change it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import stripe
+import structlog
+
+log = structlog.get_logger()
+
+
+class StripeUnavailable(Exception):
+    pass
+
+
+class StripeRejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    url: str
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    """What Stripe says of a Checkout Session and its PaymentIntent."""
+
+    session_status: str  # open, complete, expired
+    payment_intent_id: str | None
+    payment_intent_status: str | None  # requires_capture is the one that lets a charge start
+    amount_capturable: int
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    reservation_id: str
+    charger_id: str
+    connector_id: int
+    id_tag: str
+    amount: int
+    currency: str
+    description: str
+    email: str | None
+    success_url: str
+    cancel_url: str
+    expires_at: datetime
+
+
+class StripeGateway:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_base: str | None = None,
+        max_network_retries: int = 2,
+        timeout: float = 20.0,
+    ) -> None:
+        self._http = stripe.AIOHTTPClient(timeout=timeout)
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base} if api_base else None,  # type: ignore[typeddict-item]
+            http_client=self._http,
+            max_network_retries=max_network_retries,
+        )
+
+    async def close(self) -> None:
+        await self._http.close_async()
+
+    async def create_checkout(self, request: CheckoutRequest, key: str) -> CheckoutSession:
+        metadata = {
+            "reservation_id": request.reservation_id,
+            "charge_point_id": request.charger_id,
+            "connector_id": str(request.connector_id),
+            "id_tag": request.id_tag,
+        }
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": request.currency,
+                        "unit_amount": request.amount,
+                        "product_data": {"name": request.description},
+                    },
+                }
+            ],
+            "payment_intent_data": {"capture_method": "manual", "metadata": metadata},
+            "allowed_payment_method_types": ["card"],
+            "metadata": metadata,
+            "client_reference_id": request.reservation_id,
+            "success_url": request.success_url,
+            "cancel_url": request.cancel_url,
+            "expires_at": int(request.expires_at.timestamp()),
+        }
+        if request.email:
+            params["customer_email"] = request.email
+            params["payment_intent_data"]["receipt_email"] = request.email
+        session = await self._call(
+            self._client.v1.checkout.sessions.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": key},
+            )
+        )
+        return CheckoutSession(session.id, session.url or "")
+
+    async def payment_state(self, session_id: str) -> PaymentState:
+        session = await self._call(
+            self._client.v1.checkout.sessions.retrieve_async(
+                session_id, {"expand": ["payment_intent"]}
+            )
+        )
+        intent = session.payment_intent
+        if intent is None:
+            return PaymentState(session.status or "open", None, None, 0)
+        if isinstance(intent, str):  # not expanded by an older API: fetch it
+            intent = await self._call(self._client.v1.payment_intents.retrieve_async(intent))
+        return PaymentState(
+            session.status or "open", intent.id, intent.status, intent.amount_capturable or 0
+        )
+
+    async def capture(self, payment_intent_id: str, amount: int, key: str) -> int:
+        """Capture `amount`; the rest of the hold is released by Stripe. Returns the amount."""
+        try:
+            intent = await self._call(
+                self._client.v1.payment_intents.capture_async(
+                    payment_intent_id, {"amount_to_capture": amount}, {"idempotency_key": key}
+                )
+            )
+        except StripeRejected as rejected:
+            if rejected.code != "payment_intent_unexpected_state":
+                raise
+            # Captured already (an earlier attempt whose answer was lost)? Then that's the result.
+            intent = await self._call(
+                self._client.v1.payment_intents.retrieve_async(payment_intent_id)
+            )
+            if intent.status != "succeeded":
+                raise
+        return intent.amount_received or amount
+
+    async def release(self, payment_intent_id: str, key: str) -> None:
+        """Cancel the PaymentIntent: the hold on the card disappears."""
+        try:
+            await self._call(
+                self._client.v1.payment_intents.cancel_async(
+                    payment_intent_id,
+                    {"cancellation_reason": "abandoned"},
+                    {"idempotency_key": key},
+                )
+            )
+        except StripeRejected as rejected:
+            if rejected.code != "payment_intent_unexpected_state":
+                raise
+            intent = await self._call(
+                self._client.v1.payment_intents.retrieve_async(payment_intent_id)
+            )
+            if intent.status != "canceled":
+                raise
+
+    async def expire_checkout(self, session_id: str, key: str) -> None:
+        """Close an open Checkout Session so that it can no longer be paid."""
+        try:
+            await self._call(
+                self._client.v1.checkout.sessions.expire_async(
+                    session_id, None, {"idempotency_key": key}
+                )
+            )
+        except StripeRejected:
+            state = await self.payment_state(session_id)
+            if state.session_status == "open":
+                raise
+            # Expired already, or paid meanwhile: the reservation machine handles a payment.
+
+    async def _call(self, request: Any) -> Any:
+        try:
+            return await request
+        except (
+            stripe.APIConnectionError,
+            stripe.RateLimitError,
+            stripe.APIError,
+            stripe.AuthenticationError,
+            stripe.PermissionError,
+        ) as error:
+            log.warning("stripe.unavailable", error=type(error).__name__, message=str(error)[:200])
+            raise StripeUnavailable(
+                f"{type(error).__name__}: {error.user_message or error}"
+            ) from error
+        except stripe.StripeError as error:
+            code = getattr(error, "code", None) or type(error).__name__
+            # 409: the same idempotency key is still being processed; 5xx: Stripe's trouble.
+            if (error.http_status or 0) >= 500 or error.http_status == 409:
+                raise StripeUnavailable(str(error)) from error
+            log.warning("stripe.rejected", code=code, message=str(error)[:200])
+            raise StripeRejected(code, error.user_message or str(error)) from error
+
+
+def verify_webhook(payload: bytes, signature: str, secrets: list[str], tolerance: int) -> None:
+    """Raise stripe.SignatureVerificationError unless one of `secrets` signed `payload`."""
+    error: stripe.SignatureVerificationError | None = None
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload.decode("utf-8"), signature, secret, tolerance
+            )
+            return
+        except stripe.SignatureVerificationError as failure:
+            error = failure
+    raise error or stripe.SignatureVerificationError("no webhook secret configured", signature)

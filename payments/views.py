@@ -1,0 +1,81 @@
+"""What a reservation looks like to API clients and to the driver: pure functions of it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from payments.pricing import Usage, price
+from payments.reservation import Hold, Reservation, State
+
+# The driver's view of where the session is.
+_STAGES = {
+    State.PENDING_PAYMENT: "payment",
+    State.AUTHORISED: "waiting_for_charger",
+    State.AWAITING_PLUG: "waiting_for_plug",
+    State.START_REQUESTED: "starting",
+    State.CHARGING: "charging",
+    State.STOPPING: "stopping",
+    State.WAITING_FOR_DISCONNECT: "waiting_for_disconnect",
+    State.SETTLING: "finishing",
+    State.COMPLETED: "done",
+}
+
+
+def stage(r: Reservation) -> str:
+    return _STAGES.get(r.state, "failed")
+
+
+def cost_so_far(r: Reservation, now: datetime) -> int:
+    """The price of the session up to now (what would be captured if it ended now)."""
+    if r.breakdown is not None:
+        return min(r.breakdown.total, r.hold_amount)
+    if r.started_at is None:
+        return 0
+    end = r.stopped_at or now
+    usage = Usage(
+        energy_wh=r.energy_wh,
+        charging_seconds=int((end - r.started_at).total_seconds()),
+        idle_seconds=int((now - r.stopped_at).total_seconds()) if r.stopped_at else 0,
+    )
+    return min(price(r.tariff, usage).total, r.hold_amount)
+
+
+def released_amount(r: Reservation) -> int:
+    if r.hold is Hold.RELEASED:
+        return r.hold_amount
+    if r.hold is Hold.CAPTURED:
+        return r.hold_amount - r.captured_amount
+    return 0
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def reservation_json(r: Reservation, now: datetime) -> dict[str, Any]:
+    return {
+        "reservationId": r.id,
+        "state": r.state.value,
+        "stage": stage(r),
+        "chargePointId": r.charger_id,
+        "connectorId": r.connector_id,
+        "currency": r.tariff.currency,
+        "holdAmount": r.hold_amount,
+        "hold": r.hold.value,
+        "maxEnergyWh": r.tariff.max_energy_wh,
+        "energyWh": r.energy_wh,
+        "powerW": r.power_w,
+        "costSoFar": cost_so_far(r, now),
+        "capturedAmount": r.captured_amount,
+        "releasedAmount": released_amount(r),
+        "breakdown": r.breakdown.to_dict() if r.breakdown else None,
+        "transactionId": r.transaction_id,
+        "checkoutUrl": r.checkout_url if r.state is State.PENDING_PAYMENT else None,
+        "failureReason": r.failure_reason,
+        "createdAt": _time(r.created_at),
+        "authorisedAt": _time(r.authorised_at),
+        "startedAt": _time(r.started_at),
+        "stoppedAt": _time(r.stopped_at),
+        "unpluggedAt": _time(r.unplugged_at),
+    }

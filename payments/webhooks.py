@@ -1,0 +1,92 @@
+"""Stripe webhook events -> reservation events, each applied once.
+
+The signature is checked first (several secrets, for rotation). The event id is stored
+in the same commit as its effect on the reservation, so a redelivery changes nothing.
+Nothing slow happens here: the reply goes back to Stripe as soon as that commit is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from payments import reservation as machine
+from payments.coordinator import Coordinator, WebhookContext
+from payments.reservation import Event
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    reservation_id: str | None
+    applied: str  # what was done: the reservation event's name, "recorded" or "ignored"
+
+
+def to_reservation_event(event_type: str, obj: dict[str, Any]) -> Event | None:
+    """The reservation event a Stripe event stands for (None: recorded only)."""
+    match event_type:
+        case "checkout.session.completed" | "payment_intent.amount_capturable_updated":
+            # Never trusted as it is: it makes the server look the PaymentIntent up.
+            return machine.PaymentCompleted()
+        case "checkout.session.expired":
+            return machine.CheckoutExpired()
+        case "checkout.session.async_payment_failed":
+            return machine.PaymentFailed("the payment failed")
+        case "payment_intent.canceled":
+            return machine.HoldCancelledElsewhere(obj.get("cancellation_reason") or "canceled")
+    return None
+
+
+# Events kept for the record (refunds, disputes, failed attempts) without changing state.
+_RECORDED = {
+    "payment_intent.payment_failed": "payment attempt failed",
+    "payment_intent.succeeded": None,
+    "charge.captured": None,
+    "charge.refunded": "refund confirmed by stripe",
+    "refund.created": None,
+    "refund.updated": None,
+    "charge.dispute.created": "dispute opened",
+}
+
+
+async def apply_webhook(coordinator: Coordinator, event: dict[str, Any]) -> WebhookOutcome:
+    event_id, event_type = event["id"], event["type"]
+    obj = event.get("data", {}).get("object", {}) or {}
+    reservation_id = await _reservation_of(coordinator, obj)
+    bound = log.bind(event_id=event_id, event_type=event_type, reservation_id=reservation_id)
+    context = WebhookContext(event_id, event_type)
+    reservation_event = to_reservation_event(event_type, obj)
+    if reservation_id is not None and reservation_event is not None:
+        await coordinator.handle(reservation_id, reservation_event, webhook=context, actor="stripe")
+        bound.info("payments.webhook_applied", applied=type(reservation_event).__name__)
+        return WebhookOutcome(reservation_id, type(reservation_event).__name__)
+    audit = _RECORDED.get(event_type)
+    recorded = await coordinator.record_webhook(
+        context, reservation_id, audit, obj.get("amount"), obj.get("id")
+    )
+    applied = "recorded" if event_type in _RECORDED and recorded else "ignored"
+    bound.info("payments.webhook_recorded", applied=applied)
+    return WebhookOutcome(reservation_id, applied)
+
+
+async def _reservation_of(coordinator: Coordinator, obj: dict[str, Any]) -> str | None:
+    """Our reservation id from the object's metadata, else from the Stripe ids we stored."""
+    metadata = obj.get("metadata") or {}
+    claimed = metadata.get("reservation_id")
+    store = coordinator.store
+    if isinstance(claimed, str) and await store.get(claimed) is not None:
+        return claimed
+    for column, key in (
+        ("checkout_session_id", "id"),
+        ("payment_intent_id", "id"),
+        ("payment_intent_id", "payment_intent"),
+    ):
+        value = obj.get(key)
+        if isinstance(value, str):
+            found = await store.find_id(column, value)
+            if found:
+                return found
+    return None
