@@ -1,32 +1,56 @@
-"""Composition root: builds every part from the config, starts them, stops them in order."""
+"""Composition root: builds every part from the config, starts them, stops them in order.
+
+The only module that knows both the OCPP side (`csms`) and the payments side
+(`payments`): it hands the payments coordinator to the OCPP handlers as their event
+listener and tag authority, and the chargers to payments as its `ChargerControl`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from types import TracebackType
 
 import structlog
 
 from csms.api.server import HttpServer, create_app
 from csms.authorization import Authorizer
-from csms.config import Config
+from csms.config import Config, ConfigError
 from csms.ocpp16.commands import ChargerCommands
+from csms.ocpp16.control import RemoteControl
 from csms.ocpp16.dispatch import Dispatcher
 from csms.ocpp16.handlers import ChargerMessages, VendorHandler
+from csms.ocpp16.live import LiveStatus
+from csms.ocpp16.registry import Sessions
 from csms.ocpp16.schemas import warm_up
 from csms.ocpp16.server import OcppServer
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionStore
+from payments.coordinator import Coordinator
+from payments.driver import DriverPages
+from payments.effects import EffectExecutor
+from payments.http import PaymentRoutes, WebhookSettings
+from payments.pricing import Tariff, TariffError, hold_amount, to_minor
+from payments.reservation import Policy, Reservation
+from payments.runner import EffectRunner
+from payments.store import PaymentStore
+from payments.stripe_gateway import StripeGateway
+from simulators.stripe_sandbox import StripeSandbox
+from storage.clock import utc_now
 from storage.db import Database
-from storage.migrate import load_migrations
+from storage.migrate import Migration, load_migrations
 
 log = structlog.get_logger()
 
+SANDBOX_API_KEY = "sk_test_sandbox"
+SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"
 
-def migrations():  # type: ignore[no-untyped-def]
-    return load_migrations("csms", "csms.store")
+
+def migrations() -> list[Migration]:
+    return load_migrations("csms", "csms.store") + load_migrations("payments", "payments")
 
 
 async def open_database(config: Config) -> Database:
@@ -35,49 +59,171 @@ async def open_database(config: Config) -> Database:
     )
 
 
+def default_tariff(config: Config) -> Tariff:
+    """The [tariff] section as a Tariff; a bad value stops start-up naming its key."""
+    settings = config.tariff
+    money = {}
+    for key in ("price_per_kwh", "session_fee", "time_fee_per_minute", "idle_fee_per_minute"):
+        try:
+            money[key] = to_minor(getattr(settings, key), settings.currency)
+        except ValueError as error:
+            raise ConfigError(f"tariff.{key}: {error}") from None
+    try:
+        tariff = Tariff(
+            settings.currency,
+            **money,
+            time_fee_free_minutes=settings.time_fee_free_minutes,
+            time_fee_max_minutes=settings.time_fee_max_minutes or None,
+            idle_grace_minutes=settings.idle_grace_minutes,
+            idle_fee_max_minutes=settings.idle_fee_max_minutes or None,
+            max_energy_wh=settings.max_energy_wh or None,
+            max_duration_minutes=settings.max_duration_minutes or None,
+        )
+        hold_amount(tariff)
+    except TariffError as error:
+        raise ConfigError(f"tariff.{error.field}: {error.message}") from None
+    return tariff
+
+
+def payment_policy(config: Config) -> Policy:
+    settings = config.payments
+    return Policy(
+        start_window=timedelta(seconds=settings.start_window),
+        start_reply_window=timedelta(seconds=settings.start_reply_window),
+        stop_retry_interval=timedelta(seconds=settings.stop_retry_interval),
+        settle_after_available=timedelta(seconds=settings.settle_after_available),
+        capture_deadline=timedelta(hours=settings.capture_deadline_hours),
+        meter_interval=timedelta(seconds=settings.meter_interval),
+        minimum_energy_wh=settings.minimum_energy_wh,
+        minimum_amount=None if settings.minimum_amount < 0 else settings.minimum_amount,
+    )
+
+
 class CentralSystem:
     """The running product: the chargers' endpoint and the HTTP endpoint over one database."""
 
     def __init__(
-        self, config: Config, vendor_handlers: dict[str, VendorHandler] | None = None
+        self,
+        config: Config,
+        vendor_handlers: dict[str, VendorHandler] | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.config = config
         self._vendor_handlers = vendor_handlers or {}
+        self._clock = clock
+        self.sandbox: StripeSandbox | None = None
 
     async def start(self) -> None:
         config = self.config
+        tariff = default_tariff(config)
         warm_up()
         self.db = await open_database(config)
         self.chargers = ChargerStore(self.db)
         self.id_tags = IdTagStore(self.db)
         self.transactions = TransactionStore(self.db)
+        self.payments = PaymentStore(self.db)
         await self.chargers.mark_all_offline()
+        self.live = LiveStatus()
+        await self.live.load(self.chargers)
+
+        self.gateway, webhook_secrets = await self._stripe()
+        self.sessions = Sessions()
+        self.commands = ChargerCommands(self.sessions.get, config.ocpp.call_timeout)
+        control = RemoteControl(self.commands, self.live, self.transactions)
+        self.coordinator = Coordinator(
+            self.payments,
+            control,
+            payment_policy(config),
+            # A little after Checkout's own expiry, whose webhook normally comes first.
+            payment_window=config.stripe.checkout_expiry_minutes * 60 + 120,
+            clock=self._clock,
+        )
+        self.executor = EffectExecutor(
+            self.gateway,
+            control,
+            public_base_url=config.payments.public_base_url,
+            checkout_expires_at=self._checkout_expiry,
+        )
+        self.runner = EffectRunner(
+            self.payments,
+            self.coordinator,
+            self.executor,
+            retry_base=config.payments.retry_base,
+            retry_ceiling=config.payments.retry_ceiling,
+            idle_poll=config.payments.tick_interval,
+        )
         messages = ChargerMessages(
             config.ocpp,
             self.chargers,
             self.transactions,
-            Authorizer(self.id_tags),
-            self._vendor_handlers,
+            Authorizer(self.id_tags, [self.coordinator]),
+            self.live,
+            events=self.coordinator,
+            vendor_handlers=self._vendor_handlers,
         )
-        self.ocpp = OcppServer(config, self.chargers, Dispatcher(messages.handlers()))
-        self.commands = ChargerCommands(self.ocpp.session, config.ocpp.call_timeout)
-        self.http = HttpServer(
-            create_app(self.db, self.ocpp.connected),
-            config.server.http_host,
-            config.server.http_port,
+        self.ocpp = OcppServer(
+            config,
+            self.chargers,
+            Dispatcher(messages.handlers()),
+            self.sessions,
+            events=self.coordinator,
         )
+        app = create_app(self.db, self.sessions.ids)
+        self.routes = PaymentRoutes(
+            self.payments,
+            self.coordinator,
+            self.runner,
+            control,
+            tariff,
+            WebhookSettings(webhook_secrets, insecure=config.stripe.insecure_webhooks),
+        )
+        self.routes.register(app)
+        DriverPages(self.payments, self.coordinator, self.routes).register(app)
+        self.http = HttpServer(app, config.server.http_host, config.server.http_port)
+
         await self.ocpp.start()
         await self.http.start()
+        if not config.payments.public_base_url:
+            self.executor.public_base_url = f"http://127.0.0.1:{self.http.port}"
+        if self.sandbox is not None:
+            self.sandbox.webhook_url = f"http://127.0.0.1:{self.http.port}/api/stripe/webhook"
+        self.runner.start()
         log.info(
             "csms.started",
             ocpp=f"ws://{config.server.ocpp_host}:{self.ocpp.port}{config.server.ocpp_path}/{{id}}",
             http=f"http://{config.server.http_host}:{self.http.port}",
             database=config.database.path,
+            stripe="sandbox" if self.sandbox else "stripe",
         )
+
+    async def _stripe(self) -> tuple[StripeGateway, list[str]]:
+        """The real Stripe with a key; without one, the bundled sandbox, started here."""
+        stripe = self.config.stripe
+        secrets = [s.strip() for s in stripe.webhook_secrets.split(",") if s.strip()]
+        options = {"max_network_retries": stripe.max_network_retries, "timeout": stripe.timeout}
+        if stripe.api_key:
+            gateway = StripeGateway(stripe.api_key, api_base=stripe.api_base or None, **options)
+            return gateway, secrets
+        self.sandbox = StripeSandbox(webhook_secret=SANDBOX_WEBHOOK_SECRET)
+        await self.sandbox.start(host=stripe.sandbox_host, port=stripe.sandbox_port)
+        log.warning(
+            "csms.stripe_sandbox",
+            message="no stripe.api_key: payments go to the bundled Stripe sandbox, not to Stripe",
+            sandbox=self.sandbox.base_url,
+        )
+        gateway = StripeGateway(SANDBOX_API_KEY, api_base=self.sandbox.base_url, **options)
+        return gateway, [SANDBOX_WEBHOOK_SECRET, *secrets]
+
+    def _checkout_expiry(self, r: Reservation) -> datetime:
+        return r.created_at + timedelta(minutes=self.config.stripe.checkout_expiry_minutes)
 
     async def stop(self) -> None:
         await self.http.close()
         await self.ocpp.close()
+        await self.runner.stop()
+        await self.gateway.close()
+        if self.sandbox is not None:
+            await self.sandbox.stop()
         await self.db.close()
         log.info("csms.stopped")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from csms.clock import parse_ocpp_time
+from csms.ocpp16.events import TagAuthority
 from csms.store.id_tags import IdTag, IdTagStore
 from storage.clock import to_text
 
@@ -29,10 +31,17 @@ def id_tag_info(tag: IdTag | None, now: datetime) -> dict[str, Any]:
 
 
 class Authorizer:
-    """Looks id tags up in the local tag list."""
+    """Asks the tag authorities (the payments side's generated tags), then the local list."""
 
-    def __init__(self, id_tags: IdTagStore) -> None:
+    def __init__(self, id_tags: IdTagStore, authorities: Sequence[TagAuthority] = ()) -> None:
         self._id_tags = id_tags
+        self._authorities = list(authorities)
 
-    async def authorize(self, id_tag: str, now: datetime) -> dict[str, Any]:
+    async def authorize(
+        self, charger_id: str, connector_id: int | None, id_tag: str, now: datetime
+    ) -> dict[str, Any]:
+        for authority in self._authorities:
+            status = await authority.authorize_tag(charger_id, connector_id, id_tag)
+            if status is not None:
+                return {"status": status}
         return id_tag_info(await self._id_tags.get(id_tag), now)

@@ -56,6 +56,50 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class StripeSettings:
+    api_key: str = _setting("")
+    webhook_secrets: str = _setting("")
+    api_base: str = _setting("")
+    sandbox_host: str = _setting("127.0.0.1")
+    sandbox_port: int = _setting(12111, min=0)
+    checkout_expiry_minutes: int = _setting(30, min=30)
+    max_network_retries: int = _setting(2, min=0)
+    timeout: float = _setting(20.0, min=1)
+    insecure_webhooks: bool = _setting(False)
+
+
+@dataclass(frozen=True)
+class PaymentsSettings:
+    public_base_url: str = _setting("", pattern=r"(https?://[^\s]+)?")
+    start_window: int = _setting(300, min=10)
+    start_reply_window: int = _setting(120, min=5)
+    stop_retry_interval: int = _setting(60, min=5)
+    settle_after_available: int = _setting(600, min=10)
+    capture_deadline_hours: int = _setting(144, min=1)
+    minimum_energy_wh: int = _setting(1000, min=0)
+    minimum_amount: int = _setting(-1, min=-1)
+    meter_interval: int = _setting(60, min=1)
+    retry_base: float = _setting(1.0, min=0.01)
+    retry_ceiling: float = _setting(30.0, min=0.1)
+    tick_interval: float = _setting(5.0, min=0.05)
+
+
+@dataclass(frozen=True)
+class TariffSettings:
+    currency: str = _setting("eur", pattern=r"[A-Za-z]{3}")
+    price_per_kwh: str = _setting("0.40")
+    session_fee: str = _setting("0.50")
+    time_fee_per_minute: str = _setting("0")
+    time_fee_free_minutes: int = _setting(0, min=0)
+    time_fee_max_minutes: int = _setting(0, min=0)
+    idle_fee_per_minute: str = _setting("0.10")
+    idle_grace_minutes: int = _setting(15, min=0)
+    idle_fee_max_minutes: int = _setting(60, min=0)
+    max_energy_wh: int = _setting(50000, min=0)
+    max_duration_minutes: int = _setting(480, min=0)
+
+
+@dataclass(frozen=True)
 class LogSettings:
     format: str = _setting("json", choices=("json", "console"))
     level: str = _setting("info", choices=("debug", "info", "warning", "error"))
@@ -66,6 +110,9 @@ class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    stripe: StripeSettings = field(default_factory=StripeSettings)
+    payments: PaymentsSettings = field(default_factory=PaymentsSettings)
+    tariff: TariffSettings = field(default_factory=TariffSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 

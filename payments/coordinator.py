@@ -174,7 +174,7 @@ class Coordinator:
             log.info(
                 "payments.transition",
                 reservation_id=after.id,
-                event=event,
+                cause=event,
                 state=after.state.value,
                 previous=before.state.value,
                 hold=after.hold.value,

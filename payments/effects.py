@@ -29,7 +29,7 @@ class EffectExecutor:
     ) -> None:
         self._gateway = gateway
         self._chargers = chargers
-        self._base_url = public_base_url.rstrip("/")
+        self.public_base_url = public_base_url
         self._checkout_expires_at = checkout_expires_at
 
     async def execute(
@@ -72,6 +72,7 @@ class EffectExecutor:
     async def _create_checkout(
         self, r: Reservation, token: str, email: str | None, key: str
     ) -> Event:
+        base = self.public_base_url.rstrip("/")
         request = CheckoutRequest(
             reservation_id=r.id,
             charger_id=r.charger_id,
@@ -84,8 +85,8 @@ class EffectExecutor:
                 f"{format_money(r.hold_amount, r.tariff.currency)}, only the energy used is charged"
             ),
             email=email,
-            success_url=f"{self._base_url}/pay/{token}/success?session_id={{CHECKOUT_SESSION_ID}}",
-            cancel_url=f"{self._base_url}/pay/{token}/cancel",
+            success_url=f"{base}/pay/{token}/success?session_id={{CHECKOUT_SESSION_ID}}",
+            cancel_url=f"{base}/pay/{token}/cancel",
             expires_at=self._checkout_expires_at(r),
         )
         try:

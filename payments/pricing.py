@@ -127,9 +127,6 @@ class Breakdown:
     def total(self) -> int:
         return self.energy + self.session_fee + self.time_fee + self.idle_fee
 
-    def to_dict(self) -> dict[str, int]:
-        return {**asdict(self), "total": self.total}
-
 
 def _time_fee_minutes_cap(tariff: Tariff) -> int | None:
     caps = [tariff.time_fee_max_minutes]

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from payments.pricing import Breakdown, Tariff, Usage, price, would_pass_cap
+from payments.pricing import (
+    STRIPE_MINIMUM_CHARGE,
+    Breakdown,
+    Tariff,
+    Usage,
+    price,
+    would_pass_cap,
+)
 
 
 class State(StrEnum):
@@ -89,7 +96,8 @@ class Policy:
     capture_deadline: timedelta = timedelta(days=6)  # card holds lapse after 7 days
     meter_interval: timedelta = timedelta(seconds=60)  # assumed when the charger does not say
     minimum_energy_wh: int = 1000  # below it nothing is charged
-    minimum_amount: int = 50  # below it the hold is released instead of captured
+    # Below it the hold is released instead of captured; None: Stripe's minimum charge.
+    minimum_amount: int | None = None
 
 
 @dataclass(frozen=True)
@@ -581,7 +589,10 @@ class _Step:
             self.set(state=State.NEEDS_REVIEW, breakdown=breakdown)
             return
         self.set(state=State.SETTLING, breakdown=breakdown)
-        if r.energy_wh < self.policy.minimum_energy_wh or amount < self.policy.minimum_amount:
+        minimum = self.policy.minimum_amount
+        if minimum is None:
+            minimum = STRIPE_MINIMUM_CHARGE.get(r.tariff.currency, 50)
+        if r.energy_wh < self.policy.minimum_energy_wh or amount < minimum:
             self.set(capture_amount=0)
             self.release()
         else:

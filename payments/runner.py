@@ -89,8 +89,9 @@ class EffectRunner:
             except Exception:
                 log.exception("payments.runner_failed")
             self._wake.clear()
+            pause = await self._sleep_for()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), await self._sleep_for())
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     def _spawn(self, pending: PendingEffect, give_up_when_unavailable: bool) -> asyncio.Task[None]:
         task = asyncio.create_task(

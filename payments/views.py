@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from payments.pricing import Usage, price
+from payments.pricing import Breakdown, Usage, price
 from payments.reservation import Hold, Reservation, State
 
 # The driver's view of where the session is.
@@ -49,6 +49,19 @@ def released_amount(r: Reservation) -> int:
     return 0
 
 
+def _breakdown(breakdown: Breakdown) -> dict[str, int]:
+    return {
+        "energyWh": breakdown.energy_wh,
+        "energy": breakdown.energy,
+        "sessionFee": breakdown.session_fee,
+        "timeMinutes": breakdown.time_minutes,
+        "timeFee": breakdown.time_fee,
+        "idleMinutes": breakdown.idle_minutes,
+        "idleFee": breakdown.idle_fee,
+        "total": breakdown.total,
+    }
+
+
 def _time(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
@@ -69,7 +82,7 @@ def reservation_json(r: Reservation, now: datetime) -> dict[str, Any]:
         "costSoFar": cost_so_far(r, now),
         "capturedAmount": r.captured_amount,
         "releasedAmount": released_amount(r),
-        "breakdown": r.breakdown.to_dict() if r.breakdown else None,
+        "breakdown": _breakdown(r.breakdown) if r.breakdown else None,
         "transactionId": r.transaction_id,
         "checkoutUrl": r.checkout_url if r.state is State.PENDING_PAYMENT else None,
         "failureReason": r.failure_reason,

@@ -33,6 +33,8 @@ def make_config(tmp_path: Path) -> MakeConfig:
             },
             ocpp={"unknown_chargers": "accept", "call_timeout": 2.0},
             database={"path": str(tmp_path / "csms.db"), "synchronous": "normal"},
+            stripe={"sandbox_port": 0},
+            payments={"tick_interval": 0.1, "retry_base": 0.05, "retry_ceiling": 0.5},
         )
         return with_overrides(base, **sections)
 

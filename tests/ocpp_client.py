@@ -27,6 +27,7 @@ class RawCharger:
             subprotocols=offered or None,  # type: ignore[arg-type]
             max_size=None,
             compression=None,
+            proxy=None,  # loopback: never through a proxy from the environment
         ) as connection:
             yield cls(connection)
 

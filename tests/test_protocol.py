@@ -81,7 +81,7 @@ async def test_second_connection_replaces_the_first(csms: CentralSystem) -> None
         await asyncio.sleep(0.05)
         row = await csms.chargers.get("CP-1")
         assert row is not None and row["online"] == 1
-        session = csms.ocpp.session("CP-1")
+        session = csms.sessions.get("CP-1")
         assert session is not None
         assert session.connection.remote_address == second.connection.local_address
         assert (await second.call("Heartbeat", {}))["currentTime"]

@@ -11,13 +11,15 @@ from typing import Any
 import structlog
 
 from csms.authorization import Authorizer
-from csms.clock import normalise_ocpp_time
+from csms.clock import normalise_ocpp_time, parse_ocpp_time
 from csms.config import OcppSettings
 from csms.ocpp16.dispatch import Handler
-from csms.ocpp16.metering import parse_meter_values
+from csms.ocpp16.events import ChargerEvents
+from csms.ocpp16.live import LiveStatus
+from csms.ocpp16.metering import latest_reading, parse_meter_values
 from csms.store.chargers import ChargerStore
 from csms.store.transactions import StartRequest, StopOutcome, TransactionStore
-from storage.clock import now_text, utc_now
+from storage.clock import now_text, to_text, utc_now
 
 log = structlog.get_logger()
 
@@ -34,12 +36,16 @@ class ChargerMessages:
         chargers: ChargerStore,
         transactions: TransactionStore,
         authorizer: Authorizer,
+        live: LiveStatus,
+        events: ChargerEvents | None = None,
         vendor_handlers: dict[str, VendorHandler] | None = None,
     ) -> None:
         self._settings = settings
         self._chargers = chargers
         self._transactions = transactions
         self._authorizer = authorizer
+        self._live = live
+        self._events = events
         self._vendor_handlers = vendor_handlers or {}
 
     def handlers(self) -> dict[str, Handler]:
@@ -78,6 +84,11 @@ class ChargerMessages:
 
     async def status_notification(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
         await self._chargers.record_status(charger_id, request)
+        timestamp = request.get("timestamp")
+        at = parse_ocpp_time(timestamp) if timestamp else utc_now()
+        self._live.update(charger_id, request["connectorId"], request["status"], to_text(at))
+        if self._events:
+            await self._events.charger_changed(charger_id, request["connectorId"], at)
         log.info(
             "ocpp.status",
             connector_id=request["connectorId"],
@@ -87,12 +98,15 @@ class ChargerMessages:
         return EMPTY
 
     async def authorize(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        info = await self._authorizer.authorize(request["idTag"], utc_now())
+        info = await self._authorizer.authorize(charger_id, None, request["idTag"], utc_now())
         log.info("ocpp.authorize", status=info["status"])
         return {"idTagInfo": info}
 
     async def start_transaction(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        info = await self._authorizer.authorize(request["idTag"], utc_now())
+        connector_id = request["connectorId"]
+        info = await self._authorizer.authorize(
+            charger_id, connector_id, request["idTag"], utc_now()
+        )
         started = await self._transactions.start(
             StartRequest(
                 charger_id=charger_id,
@@ -105,6 +119,15 @@ class ChargerMessages:
             info["status"],
             reject_concurrent=self._settings.reject_concurrent_tx,
         )
+        if self._events:
+            await self._events.transaction_started(
+                charger_id,
+                connector_id,
+                request["idTag"],
+                started.transaction_id,
+                request["meterStart"],
+                parse_ocpp_time(request["timestamp"]),
+            )
         log.info(
             "ocpp.transaction_started",
             transaction_id=started.transaction_id,
@@ -119,14 +142,17 @@ class ChargerMessages:
 
     async def meter_values(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
         claimed = request.get("transactionId")
+        samples = parse_meter_values(request["meterValue"])
+        reading = latest_reading(samples)
         linked = await self._transactions.record_meter_values(
-            charger_id,
-            request["connectorId"],
-            claimed,
-            parse_meter_values(request["meterValue"]),
+            charger_id, request["connectorId"], claimed, samples, reading
         )
         if claimed is not None and linked is None:
             log.warning("ocpp.meter_values_unknown_transaction", transaction_id=claimed)
+        if self._events and linked is not None and reading.at is not None:
+            await self._events.meter_values(
+                charger_id, linked, reading.energy_wh, reading.power_w, parse_ocpp_time(reading.at)
+            )
         return EMPTY
 
     async def stop_transaction(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +170,13 @@ class ChargerMessages:
             # Answered all the same: a charger whose StopTransaction is refused resends it forever.
             log.warning("ocpp.stop_unknown_transaction", transaction_id=transaction_id)
         else:
+            if self._events:
+                await self._events.transaction_stopped(
+                    charger_id,
+                    transaction_id,
+                    request["meterStop"],
+                    parse_ocpp_time(request["timestamp"]),
+                )
             log.info(
                 "ocpp.transaction_stopped",
                 transaction_id=transaction_id,
@@ -152,7 +185,8 @@ class ChargerMessages:
             )
         if "idTag" not in request:
             return EMPTY
-        return {"idTagInfo": await self._authorizer.authorize(request["idTag"], utc_now())}
+        info = await self._authorizer.authorize(charger_id, None, request["idTag"], utc_now())
+        return {"idTagInfo": info}
 
     async def data_transfer(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
         handler = self._vendor_handlers.get(request["vendorId"])

@@ -11,7 +11,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from csms.config import Config
+from csms.ocpp16.events import ChargerEvents
 from csms.ocpp16.handshake import charge_point_id_from_path, select_subprotocol
+from csms.ocpp16.registry import Sessions
 from csms.ocpp16.session import ChargerSession, Dispatch
 from csms.store.chargers import ChargerStore
 
@@ -24,18 +26,20 @@ CLOSE_POLICY = 1008
 
 
 class OcppServer:
-    def __init__(self, config: Config, chargers: ChargerStore, dispatch: Dispatch) -> None:
+    def __init__(
+        self,
+        config: Config,
+        chargers: ChargerStore,
+        dispatch: Dispatch,
+        sessions: Sessions,
+        events: ChargerEvents | None = None,
+    ) -> None:
         self._config = config
         self._chargers = chargers
         self._dispatch = dispatch
-        self._sessions: dict[str, ChargerSession] = {}
+        self._sessions = sessions
+        self._events = events
         self._server: Server | None = None
-
-    def session(self, charge_point_id: str) -> ChargerSession | None:
-        return self._sessions.get(charge_point_id)
-
-    def connected(self) -> list[str]:
-        return list(self._sessions)
 
     @property
     def port(self) -> int:
@@ -65,7 +69,7 @@ class OcppServer:
             return
         self._server.close(close_connections=False)
         await asyncio.gather(
-            *(s.close(CLOSE_GOING_AWAY, "server shutting down") for s in self._sessions.values()),
+            *(s.close(CLOSE_GOING_AWAY, "server shutting down") for s in self._sessions.all()),
             return_exceptions=True,
         )
         await self._server.wait_closed()
@@ -101,23 +105,27 @@ class OcppServer:
             await connection.close(CLOSE_PROTOCOL_ERROR, "subprotocol ocpp1.6 required")
             return
         session = ChargerSession(charge_point_id, connection, self._dispatch)
-        previous = self._sessions.get(charge_point_id)
-        self._sessions[charge_point_id] = session
+        previous = self._sessions.put(session)
         if previous is not None:
             log.info("ocpp.connection_replaced")
             await previous.close(CLOSE_POLICY, "replaced by a new connection")
         await self._chargers.mark_connected(charge_point_id)
         log.info("ocpp.connected", remote=_remote(connection))
+        await self._tell(charge_point_id)
         try:
             await session.run()
         finally:
             # The session that replaced this one owns the registry entry and the online flag.
-            if self._sessions.get(charge_point_id) is session:
-                del self._sessions[charge_point_id]
+            if self._sessions.discard(session):
                 await self._chargers.mark_disconnected(charge_point_id)
+                await self._tell(charge_point_id)
             log.info(
                 "ocpp.disconnected", code=connection.close_code, reason=connection.close_reason
             )
+
+    async def _tell(self, charge_point_id: str) -> None:
+        if self._events is not None:
+            await self._events.charger_changed(charge_point_id, None, None)
 
 
 def _negotiate(connection: ServerConnection, offered: Sequence[str]) -> str | None:

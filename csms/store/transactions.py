@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from csms.ocpp16.metering import Reading, Sample, latest_reading
+from csms.ocpp16.metering import Reading, Sample
 from storage.clock import now_text
 from storage.db import Database, Row, Transaction
 
@@ -93,6 +93,7 @@ class TransactionStore:
         connector_id: int,
         transaction_id: int | None,
         samples: Sequence[Sample],
+        reading: Reading,
     ) -> int | None:
         """Store samples; returns the transaction id they were linked to (None: not linked).
 
@@ -104,7 +105,7 @@ class TransactionStore:
                 transaction_id = None
             await _insert_samples(tx, charger_id, connector_id, transaction_id, samples)
             if transaction_id is not None:
-                await _update_reading(tx, transaction_id, latest_reading(list(samples)))
+                await _update_reading(tx, transaction_id, reading)
         return transaction_id
 
     async def stop(

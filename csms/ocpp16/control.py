@@ -1,0 +1,56 @@
+"""The chargers as the payments side sees them (its `ChargerControl` port)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.ocpp16.commands import Answered, ChargerCommands, CommandResult, Failed, Offline
+from csms.ocpp16.live import LiveStatus
+from csms.store.transactions import TransactionStore
+
+
+class RemoteControl:
+    def __init__(
+        self, commands: ChargerCommands, live: LiveStatus, transactions: TransactionStore
+    ) -> None:
+        self._commands = commands
+        self._live = live
+        self._transactions = transactions
+
+    def is_online(self, charger_id: str) -> bool:
+        return self._commands.is_online(charger_id)
+
+    def connector_status(self, charger_id: str, connector_id: int) -> str | None:
+        return self._live.status(charger_id, connector_id)
+
+    async def open_transaction(self, charger_id: str, connector_id: int) -> int | None:
+        open_ones = await self._transactions.open_on(charger_id, connector_id)
+        return open_ones[-1]["id"] if open_ones else None
+
+    async def remote_start(self, charger_id: str, connector_id: int, id_tag: str) -> str:
+        return _outcome(
+            await self._commands.send(
+                charger_id,
+                "RemoteStartTransaction",
+                {"connectorId": connector_id, "idTag": id_tag},
+            )
+        )
+
+    async def remote_stop(self, charger_id: str, transaction_id: int) -> str:
+        return _outcome(
+            await self._commands.send(
+                charger_id, "RemoteStopTransaction", {"transactionId": transaction_id}
+            )
+        )
+
+
+def _outcome(result: CommandResult) -> str:
+    match result:
+        case Answered(payload):
+            status: Any = payload.get("status")
+            return "Accepted" if status == "Accepted" else "Rejected"
+        case Failed():
+            return "Failed"
+        case Offline():
+            return "Offline"
+    return "Timeout"

@@ -1,0 +1,1 @@
+"""Simulated devices that talk to the central system over the wire."""

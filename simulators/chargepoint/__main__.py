@@ -1,0 +1,128 @@
+"""Command line: run one simulated charger, or a fleet, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from dataclasses import replace
+
+from .behaviour import Behaviour
+from .charger import SimulatedCharger
+from .fleet import Scenario, fleet_ids, run_fleet
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m simulators.chargepoint",
+        description="Simulated OCPP 1.6J charge point(s) connecting to a central system.",
+    )
+    parser.add_argument(
+        "--url", required=True, help="CSMS WebSocket base URL, e.g. ws://127.0.0.1:9000/ocpp"
+    )
+    parser.add_argument(
+        "--id", required=True, help="charge point id (fleet members get -1, -2, ...)"
+    )
+    parser.add_argument(
+        "--connectors", type=int, default=1, help="connectors per charger (default 1)"
+    )
+    parser.add_argument(
+        "--count", type=int, default=1, help="number of chargers to run (default 1)"
+    )
+    parser.add_argument(
+        "--power-kw", type=float, default=11.0, help="max charging power (default 11)"
+    )
+    parser.add_argument(
+        "--meter-interval",
+        type=float,
+        default=10.0,
+        help="seconds between MeterValues (default 10)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="energy accrues this many times faster than real time",
+    )
+    parser.add_argument(
+        "--energy-unit", choices=["Wh", "kWh"], default="Wh", help="unit of the energy register"
+    )
+    parser.add_argument(
+        "--password", help="HTTP Basic auth password (username is the charge point id)"
+    )
+    parser.add_argument(
+        "--plug-after",
+        type=float,
+        help="seconds after an accepted remote start until the driver plugs in",
+    )
+    parser.add_argument(
+        "--reject-remote-start", action="store_true", help="answer RemoteStart with Rejected"
+    )
+    parser.add_argument(
+        "--start-after",
+        type=float,
+        help="plug in connector 1 and start a transaction this long after boot",
+    )
+    parser.add_argument(
+        "--id-tag", default="SIM-TAG", help="idTag for --start-after (default SIM-TAG)"
+    )
+    parser.add_argument(
+        "--stop-after", type=float, help="stop and unplug this long after the start"
+    )
+    parser.add_argument(
+        "--offline-after", type=float, help="drop the connection once, this long after boot"
+    )
+    parser.add_argument(
+        "--offline-for",
+        type=float,
+        help="seconds to stay offline (default: until the simulator stops)",
+    )
+    args = parser.parse_args(argv)
+    if args.count < 1 or args.connectors < 1:
+        parser.error("--count and --connectors must be at least 1")
+    return args
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    behaviour = Behaviour(reject_remote_start=args.reject_remote_start, plug_after=args.plug_after)
+    chargers = [
+        SimulatedCharger(
+            url=args.url,
+            charge_point_id=charge_point_id,
+            connectors=args.connectors,
+            power_kw=args.power_kw,
+            meter_interval=args.meter_interval,
+            energy_unit=args.energy_unit,
+            speed=args.speed,
+            # Each charger gets its own knobs so they can be changed independently.
+            behaviour=replace(behaviour),
+            serial=f"SIM-{number:04d}",
+            password=args.password,
+        )
+        for number, charge_point_id in enumerate(fleet_ids(args.id, args.count), start=1)
+    ]
+    scenario = Scenario(
+        start_after=args.start_after,
+        id_tag=args.id_tag,
+        stop_after=args.stop_after,
+        offline_after=args.offline_after,
+        offline_for=args.offline_for,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return await run_fleet(chargers, scenario, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

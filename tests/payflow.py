@@ -1,0 +1,89 @@
+"""Helpers for end-to-end payment tests: a driver's HTTP calls and the sandbox's card form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from csms.app import CentralSystem
+from simulators.chargepoint import Behaviour, SimulatedCharger
+from tests.conftest import ocpp_url
+from tests.waiting import eventually
+
+VISA = "4242 4242 4242 4242"
+DECLINED = "4000 0000 0000 0002"
+
+
+@dataclass
+class Driver:
+    """What a driver's phone (or a front-end acting for it) does over HTTP."""
+
+    system: CentralSystem
+    http: aiohttp.ClientSession
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.system.http.port}"
+
+    async def create(
+        self, charger: str = "CP-1", connector: int = 1, **extra: Any
+    ) -> tuple[int, dict]:
+        async with self.http.post(
+            f"{self.base}/api/payments",
+            json={"chargePointId": charger, "connectorId": connector, **extra},
+        ) as response:
+            return response.status, await response.json()
+
+    async def pay(self, checkout_url: str, card: str = VISA) -> aiohttp.ClientResponse:
+        """Fill the hosted Checkout form; follows the redirects back to our session page."""
+        async with self.http.get(checkout_url) as page:
+            assert page.status == 200, await page.text()
+        form = {
+            "email": "driver@example.com",
+            "cardNumber": card,
+            "cardExpiry": "12 / 34",
+            "cardCvc": "123",
+            "billingName": "Test Driver",
+        }
+        async with self.http.post(checkout_url, data=form) as response:
+            await response.read()
+            return response
+
+    async def status(self, reservation_id: str) -> dict:
+        async with self.http.get(f"{self.base}/api/payments/{reservation_id}") as response:
+            assert response.status == 200
+            return await response.json()
+
+    async def post(self, path: str, body: dict | None = None) -> tuple[int, dict]:
+        async with self.http.post(f"{self.base}{path}", json=body or {}) as response:
+            return response.status, await response.json()
+
+    async def wait_for_state(self, reservation_id: str, *states: str, timeout: float = 15) -> dict:
+        seen: dict = {}
+
+        async def reached() -> bool:
+            seen.update(await self.status(reservation_id))
+            return seen["state"] in states
+
+        try:
+            await eventually(reached, timeout)
+        except TimeoutError:
+            raise AssertionError(f"still {seen.get('state')} ({seen}), wanted {states}") from None
+        return seen
+
+
+def charger(
+    system: CentralSystem, charge_point_id: str = "CP-1", **behaviour: Any
+) -> SimulatedCharger:
+    """A simulated charger that charges fast (about 1.8 kWh a second at 11 kW)."""
+    return SimulatedCharger(
+        ocpp_url(system),
+        charge_point_id,
+        connectors=2,
+        power_kw=11.0,
+        meter_interval=0.2,
+        speed=600,
+        behaviour=Behaviour(**behaviour),
+    )

@@ -1,0 +1,186 @@
+"""Pay to charge, end to end: the real server, simulated charger, Stripe sandbox and SDK,
+all over 127.0.0.1. Amounts are checked against the sandbox's own ledger."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from csms.app import CentralSystem
+from payments.pricing import Usage, price
+from tests.conftest import MakeConfig
+from tests.payflow import DECLINED, Driver, charger
+from tests.waiting import eventually
+
+# 0.40/kWh, 0.50 per session, at most 5 kWh: a hold of 2.50 EUR. No time or idle fees, so
+# the price depends only on the energy the charger reports.
+TARIFF = {
+    "currency": "eur",
+    "price_per_kwh": "0.40",
+    "session_fee": "0.50",
+    "idle_fee_per_minute": "0",
+    "idle_fee_max_minutes": 0,
+    "max_energy_wh": 5000,
+    "max_duration_minutes": 0,
+}
+
+
+@pytest.fixture
+async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
+    config = make_config(tariff=TARIFF, payments={"minimum_energy_wh": 100})
+    async with CentralSystem(config) as running:
+        yield running
+
+
+@pytest.fixture
+async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
+    async with aiohttp.ClientSession() as http:
+        yield Driver(system, http)
+
+
+def _ledger(system: CentralSystem, payment_intent_id: str) -> dict:
+    assert system.sandbox is not None
+    return system.sandbox.ledger()[payment_intent_id]
+
+
+async def test_happy_path_captures_exactly_the_energy_used(
+    system: CentralSystem, driver: Driver
+) -> None:
+    sim = charger(system, unplug_after_stop=0.1)
+    await sim.start()
+    try:
+        status, created = await driver.create("CP-1", 1, email="driver@example.com")
+        assert status == 200, created
+        assert created["status"] == "Redirect"
+        assert (created["currency"], created["maxAmount"], created["maxEnergyWh"]) == (
+            "eur",
+            250,
+            5000,
+        )
+        paid = await driver.pay(created["checkoutUrl"])
+        assert paid.status == 200 and paid.url.path.startswith("/session/")
+        rid = created["reservationId"]
+        await driver.wait_for_state(rid, "AwaitingPlug")
+        await sim.plug_in(1)
+        view = await driver.wait_for_state(rid, "Charging")
+        assert view["hold"] == "Held"
+        await sim.wait_for_status(1, "Charging")
+        await eventually(lambda: _has_energy(driver, rid))
+        status, _ = await driver.post(f"/api/payments/{rid}/stop")
+        assert status == 200
+        done = await driver.wait_for_state(rid, "Completed")
+    finally:
+        await sim.stop()
+    transaction = await system.transactions.get(done["transactionId"])
+    assert transaction is not None and transaction["stopped_at"] is not None
+    energy = transaction["meter_stop_wh"] - transaction["meter_start_wh"]
+    expected = round(energy * 40 / 1000 + 1e-9) + 50
+    assert 100 < energy < 5000
+    assert done["capturedAmount"] == expected
+    assert done["releasedAmount"] == 250 - expected
+    assert done["breakdown"]["energyWh"] == energy
+    reservation = await system.payments.get(rid)
+    assert reservation is not None and reservation.payment_intent_id
+    ledger = _ledger(system, reservation.payment_intent_id)
+    assert ledger["amount_captured"] == expected
+    assert ledger["capture_requests"] == 1
+
+
+async def _has_energy(driver: Driver, rid: str) -> bool:
+    return (await driver.status(rid))["energyWh"] > 200
+
+
+async def test_declined_card_leaves_nothing_held(system: CentralSystem, driver: Driver) -> None:
+    sim = charger(system)
+    await sim.start()
+    try:
+        _, created = await driver.create()
+        response = await driver.pay(created["checkoutUrl"], DECLINED)
+        assert "declined" in (await response.text()).lower()
+        view = await driver.status(created["reservationId"])
+        assert (view["state"], view["hold"]) == ("PendingPayment", "None")
+        # The driver gives up: the cancel link of the Checkout page.
+        async with driver.http.get(f"{driver.base}/pay/{created['token']}/cancel") as cancelled:
+            assert "No money was taken" in await cancelled.text()
+        view = await driver.status(created["reservationId"])
+        assert view["state"] == "Cancelled"
+    finally:
+        await sim.stop()
+    assert sim.connector(1).transaction_id is None
+
+
+async def test_charger_offline_is_refused_before_payment(
+    system: CentralSystem, driver: Driver
+) -> None:
+    status, body = await driver.create("CP-NOWHERE")
+    assert (status, body["status"]) == (404, "ChargerOffline")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"connectorId": 1}, "chargePointId"),
+        ({"chargePointId": "CP-1", "connectorId": 0}, "connectorId"),
+        ({"chargePointId": "CP-1", "connectorId": "1"}, "connectorId"),
+        ({"chargePointId": "CP-1", "email": "not-an-address"}, "email"),
+    ],
+)
+async def test_invalid_requests_name_the_field(driver: Driver, body: dict, field: str) -> None:
+    status, answer = await driver.post("/api/payments", body)
+    assert status == 400
+    assert (answer["status"], answer["field"]) == ("Invalid", field)
+
+
+async def test_busy_connector(system: CentralSystem, driver: Driver) -> None:
+    sim = charger(system)
+    await sim.start()
+    try:
+        status, _ = await driver.create()
+        assert status == 200
+        status, second = await driver.create()
+        assert (status, second["status"]) == (409, "ConnectorBusy")
+        assert "reserved" in second["reason"]
+        await system.id_tags.put("LOCAL-1")
+        await sim.start_transaction(2, "LOCAL-1")
+        status, third = await driver.create(connector=2)
+        assert (status, third["status"]) == (409, "ConnectorBusy")
+    finally:
+        await sim.stop()
+
+
+async def test_bad_webhook_signature_changes_nothing(system: CentralSystem, driver: Driver) -> None:
+    sim = charger(system)
+    await sim.start()
+    try:
+        _, created = await driver.create()
+        rid = created["reservationId"]
+        forged = {
+            "id": "evt_forged",
+            "type": "checkout.session.completed",
+            "data": {"object": {"id": "cs_x", "metadata": {"reservation_id": rid}}},
+        }
+        async with driver.http.post(
+            f"{driver.base}/api/stripe/webhook",
+            json=forged,
+            headers={"Stripe-Signature": "t=1,v1=deadbeef"},
+        ) as response:
+            assert response.status == 400
+        async with driver.http.post(f"{driver.base}/api/stripe/webhook", json=forged) as response:
+            assert response.status == 400
+        view = await driver.status(rid)
+        assert (view["state"], view["hold"]) == ("PendingPayment", "None")
+        history = await system.payments.history(rid)
+        assert [h["to_state"] for h in history] == []
+    finally:
+        await sim.stop()
+
+
+def test_expected_price_helper_matches_pricing() -> None:
+    # The happy-path expectation above is the tariff's own arithmetic.
+    from csms.app import default_tariff
+    from csms.config import Config, with_overrides
+
+    tariff = default_tariff(with_overrides(Config(), tariff=TARIFF))
+    assert price(tariff, Usage(1234, 0)).total == round(1234 * 40 / 1000) + 50
