@@ -184,3 +184,170 @@ def test_expected_price_helper_matches_pricing() -> None:
 
     tariff = default_tariff(with_overrides(Config(), tariff=TARIFF))
     assert price(tariff, Usage(1234, 0)).total == round(1234 * 40 / 1000) + 50
+
+
+@pytest.fixture
+async def quick(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
+    """Short windows, so that time-outs happen within a test."""
+    config = make_config(
+        tariff=TARIFF,
+        payments={"minimum_energy_wh": 100, "start_window": 2, "start_reply_window": 2},
+        ocpp={"call_timeout": 1.0},
+    )
+    async with CentralSystem(config) as running:
+        yield running
+
+
+async def _paid(driver: Driver) -> str:
+    status, created = await driver.create()
+    assert status == 200, created
+    await driver.pay(created["checkoutUrl"])
+    return created["reservationId"]
+
+
+async def _released(system: CentralSystem, rid: str) -> dict:
+    reservation = await system.payments.get(rid)
+    assert reservation is not None and reservation.payment_intent_id
+    return _ledger(system, reservation.payment_intent_id)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "plug", "ending"),
+    [
+        ({"reject_remote_start": True}, True, "StartRejected"),
+        ({"ignore_remote_start": True}, True, "StartTimeout"),
+        ({}, False, "StartTimeout"),  # nobody plugs in
+    ],
+)
+async def test_a_charge_that_does_not_start_releases_the_hold(
+    quick: CentralSystem, behaviour: dict, plug: bool, ending: str
+) -> None:
+    sim = charger(quick, **behaviour)
+    await sim.start()
+    async with aiohttp.ClientSession() as http:
+        driver = Driver(quick, http)
+        try:
+            rid = await _paid(driver)
+            if plug:
+                await sim.plug_in(1)
+            view = await driver.wait_for_state(rid, ending)
+            await driver.wait_for_state(rid, ending)
+            assert view["failureReason"]
+            await eventually(lambda: _hold_is(driver, rid, "Released"))
+        finally:
+            await sim.stop()
+    ledger = await _released(quick, rid)
+    assert (ledger["amount_captured"], ledger["amount_released"]) == (0, 250)
+
+
+async def _hold_is(driver: Driver, rid: str, hold: str) -> bool:
+    return (await driver.status(rid))["hold"] == hold
+
+
+async def test_charger_offline_at_confirm(quick: CentralSystem) -> None:
+    sim = charger(quick)
+    await sim.start()
+    async with aiohttp.ClientSession() as http:
+        driver = Driver(quick, http)
+        _, created = await driver.create()
+        await sim.stop()  # the charger drops off before the driver has paid
+        await driver.pay(created["checkoutUrl"])
+        rid = created["reservationId"]
+        assert (await driver.status(rid))["state"] == "Authorised"
+        await driver.wait_for_state(rid, "StartTimeout")
+        await eventually(lambda: _hold_is(driver, rid, "Released"))
+    assert (await _released(quick, rid))["amount_released"] == 250
+
+
+async def test_checkout_expired(system: CentralSystem, driver: Driver) -> None:
+    sim = charger(system)
+    await sim.start()
+    try:
+        _, created = await driver.create()
+        assert system.sandbox is not None
+        system.sandbox.advance_clock(31 * 60)
+        view = await driver.wait_for_state(created["reservationId"], "Expired")
+        assert view["hold"] == "None"
+        # The connector is free again.
+        assert await system.payments.active_on("CP-1", 1) is None
+    finally:
+        await sim.stop()
+
+
+async def test_energy_cap_stops_the_charge_and_bounds_the_capture(
+    system: CentralSystem, driver: Driver
+) -> None:
+    sim = charger(system, unplug_after_stop=0.1)
+    await sim.start()
+    try:
+        rid = await _paid(driver)
+        await sim.plug_in(1)
+        done = await driver.wait_for_state(rid, "Completed", timeout=30)
+    finally:
+        await sim.stop()
+    stops = [payload for action, payload in sim.received_calls if action == "RemoteStopTransaction"]
+    assert stops and stops[0]["transactionId"] == done["transactionId"]
+    transaction = await system.transactions.get(done["transactionId"])
+    assert transaction is not None and transaction["stop_reason"] == "Remote"
+    energy = transaction["meter_stop_wh"] - transaction["meter_start_wh"]
+    # Stopped within one meter sample (11 kW x 0.2 s x 600 = 367 Wh) of the 5 kWh cap.
+    assert 5000 - 400 <= energy <= 5000 + 400
+    billed = min(energy, 5000)
+    assert done["capturedAmount"] == round(billed * 40 / 1000 + 1e-9) + 50 <= 250
+    assert done["breakdown"]["energyWh"] == billed
+
+
+async def test_duplicated_and_shuffled_webhooks_apply_once(
+    system: CentralSystem, driver: Driver
+) -> None:
+    assert system.sandbox is not None
+    system.sandbox.webhook_duplicates(3)
+    system.sandbox.webhook_shuffle(True)
+    sim = charger(system, unplug_after_stop=0.1)
+    await sim.start()
+    try:
+        _, created = await driver.create()
+        rid = created["reservationId"]
+        await driver.pay(created["checkoutUrl"])
+        await driver.wait_for_state(rid, "AwaitingPlug")
+        await sim.plug_in(1)
+        await driver.wait_for_state(rid, "Charging")
+        await eventually(lambda: _has_energy(driver, rid))
+        await driver.post(f"/api/payments/{rid}/stop")
+        done = await driver.wait_for_state(rid, "Completed")
+        await eventually(lambda: _all_delivered(system))
+    finally:
+        await sim.stop()
+    ledger = await _released(system, rid)
+    assert ledger["capture_requests"] == 1
+    assert ledger["amount_captured"] == done["capturedAmount"]
+    history = [h["to_state"] for h in await system.payments.history(rid)]
+    assert history.count("Completed") == 1 and history.count("Authorised") <= 1
+    audit = [a["action"] for a in await system.payments.audit_log(rid)]
+    assert audit.count("captured") == 1 and audit.count("hold confirmed") == 1
+
+
+async def _all_delivered(system: CentralSystem) -> bool:
+    assert system.sandbox is not None
+    deliveries = system.sandbox.deliveries()
+    return bool(deliveries) and all(d.get("delivered") for d in deliveries)
+
+
+async def test_free_tariff_starts_without_stripe(make_config: MakeConfig) -> None:
+    free = {**TARIFF, "price_per_kwh": "0", "session_fee": "0", "max_energy_wh": 0}
+    async with CentralSystem(make_config(tariff=free)) as system, aiohttp.ClientSession() as http:
+        driver = Driver(system, http)
+        sim = charger(system, unplug_after_stop=0.1)
+        await sim.start()
+        try:
+            await sim.plug_in(1)
+            status, created = await driver.create()
+            assert (status, created["status"]) == (200, "Accepted")
+            rid = created["reservationId"]
+            await driver.wait_for_state(rid, "Charging")
+            await driver.post(f"/api/payments/{rid}/stop")
+            done = await driver.wait_for_state(rid, "Completed")
+        finally:
+            await sim.stop()
+        assert (done["hold"], done["capturedAmount"]) == ("Free", 0)
+        assert system.sandbox is not None and system.sandbox.ledger() == {}
