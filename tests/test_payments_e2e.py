@@ -351,3 +351,63 @@ async def test_free_tariff_starts_without_stripe(make_config: MakeConfig) -> Non
             await sim.stop()
         assert (done["hold"], done["capturedAmount"]) == ("Free", 0)
         assert system.sandbox is not None and system.sandbox.ledger() == {}
+
+
+async def _charging(driver: Driver, sim) -> str:  # type: ignore[no-untyped-def]
+    rid = await _paid(driver)
+    await driver.wait_for_state(rid, "AwaitingPlug")
+    await sim.plug_in(1)
+    await driver.wait_for_state(rid, "Charging")
+    await eventually(lambda: _has_energy(driver, rid))
+    return rid
+
+
+async def test_stripe_outage_during_capture_captures_once_after_recovery(
+    make_config: MakeConfig,
+) -> None:
+    config = make_config(
+        tariff=TARIFF,
+        payments={"minimum_energy_wh": 100},
+        stripe={"timeout": 1.0, "max_network_retries": 1},
+    )
+    async with CentralSystem(config) as system, aiohttp.ClientSession() as http:
+        driver = Driver(system, http)
+        sim = charger(system, unplug_after_stop=0.1)
+        await sim.start()
+        try:
+            rid = await _charging(driver, sim)
+            assert system.sandbox is not None
+            # Three 500s, then a capture that Stripe carries out but whose answer never comes.
+            system.sandbox.fail_next(3, 500, path="/v1/payment_intents", method="POST")
+            system.sandbox.fail_next(
+                1, "timeout", path="/v1/payment_intents", method="POST", after_processing=True
+            )
+            await driver.post(f"/api/payments/{rid}/stop")
+            done = await driver.wait_for_state(rid, "Completed", timeout=30)
+        finally:
+            await sim.stop()
+        ledger = await _released(system, rid)
+        assert ledger["capture_requests"] == 1
+        assert ledger["amount_captured"] == done["capturedAmount"] > 0
+        capture = next(e for e in await system.payments.effects_of(rid) if e["kind"] == "Capture")
+        assert capture["attempts"] > 1 and capture["status"] == "done"
+
+
+async def test_hold_cancelled_by_stripe_mid_charge_stops_the_charge(
+    system: CentralSystem, driver: Driver
+) -> None:
+    sim = charger(system, unplug_after_stop=0.1)
+    await sim.start()
+    try:
+        rid = await _charging(driver, sim)
+        reservation = await system.payments.get(rid)
+        assert system.sandbox is not None and reservation is not None
+        assert reservation.payment_intent_id
+        system.sandbox.cancel_payment_intent_elsewhere(reservation.payment_intent_id)
+        view = await driver.wait_for_state(rid, "NeedsReview")
+    finally:
+        await sim.stop()
+    assert view["hold"] == "Lost"
+    assert any(action == "RemoteStopTransaction" for action, _ in sim.received_calls)
+    audit = [a["action"] for a in await system.payments.audit_log(rid)]
+    assert "hold cancelled by stripe" in audit

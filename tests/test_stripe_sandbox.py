@@ -572,6 +572,26 @@ async def test_3d_secure_card_asks_for_authentication(
         assert session.status == "open"
 
 
+async def test_another_card_replaces_the_one_waiting_for_authentication(
+    sandbox: StripeSandbox, client: stripe.StripeClient, browser: aiohttp.ClientSession
+) -> None:
+    session = await create_session(client)
+    _, _, location = await pay(browser, session.url, CARD_3DS)
+    assert location is not None
+
+    status, _, _ = await pay(browser, session.url, CARD_DECLINED)
+    assert status == 402
+    async with browser.post(
+        sandbox.base_url + location, data={"action": "complete"}, allow_redirects=False
+    ) as response:
+        # Nothing waits for authentication any more: back to the payment form.
+        assert (response.status, response.headers["Location"]) == (303, f"/pay/{session.id}")
+
+    session = await client.v1.checkout.sessions.retrieve_async(session.id)
+    intent = await client.v1.payment_intents.retrieve_async(session.payment_intent)
+    assert (session.status, intent.status) == ("open", "requires_payment_method")
+
+
 async def test_card_numbers_are_never_logged_nor_stored(
     sandbox: StripeSandbox,
     client: stripe.StripeClient,
@@ -858,10 +878,10 @@ async def test_key_in_flight_is_refused_with_409(
     _, intent = await authorised_session(client, browser)
     url = f"{sandbox.base_url}/v1/payment_intents/{intent.id}/capture"
     headers = AUTH | {"Idempotency-Key": "capture:r-1"}
-    sandbox.fail_next(delay_seconds=0.4, path="/v1/payment_intents/")
+    sandbox.fail_next(delay_seconds=1.0, path="/v1/payment_intents/")
 
     slow = asyncio.create_task(raw(browser, "POST", url, headers=headers))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.2)
     status, body, _ = await raw(browser, "POST", url, headers=headers)
 
     assert status == 409
@@ -911,7 +931,7 @@ async def test_timeout_then_retry_with_the_same_key_captures_once(
     after_processing: bool,
 ) -> None:
     _, intent = await authorised_session(client, browser)
-    impatient, http = make_client(sandbox, retries=2, timeout=0.5)
+    impatient, http = make_client(sandbox, retries=2, timeout=1.0)
     sandbox.fail_next(1, "timeout", path="/v1/payment_intents/", after_processing=after_processing)
 
     captured = await impatient.v1.payment_intents.capture_async(
