@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Developer entry point; needs only Python 3.11+.
 
-    python3 dev.py run    set up, then run the central system with a simulated charger
+    python3 dev.py run    set up, then run the central system, the Stripe sandbox and a
+                          simulated charger, pay for one charging session, and keep running
     python3 dev.py test   set up, then run the linter and the whole test suite
     python3 dev.py lint   set up, then run the linter only
 
@@ -14,8 +15,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 import venv
 from pathlib import Path
 
@@ -51,72 +50,22 @@ def test(args: list[str]) -> int:
 
 
 def run() -> int:
-    """The central system on :9000/:8080 and one simulated charger that charges now and then."""
+    """`csms demo --stay`, with its database in .dev/ and readable logs."""
     state = ROOT / ".dev"
     state.mkdir(exist_ok=True)
     env = {
         **os.environ,
         "CSMS_DATABASE_PATH": str(state / "csms.db"),
         "CSMS_LOG_FORMAT": "console",
+        "CSMS_LOG_LEVEL": os.environ.get("CSMS_LOG_LEVEL", "warning"),
         "CSMS_OCPP_UNKNOWN_CHARGERS": "accept",
     }
-    csms = [str(PYTHON), "-m", "csms"]
-    subprocess.run([*csms, "tags", "add", "DEMO-TAG"], env=env, check=True, cwd=ROOT)
-    server = subprocess.Popen([*csms, "serve"], env=env, cwd=ROOT)
-    charger = None
     try:
-        _wait_for_health("http://127.0.0.1:8080/healthz", server)
-        charger = subprocess.Popen(
-            [
-                str(PYTHON),
-                "-m",
-                "simulators.chargepoint",
-                "--url",
-                "ws://127.0.0.1:9000/ocpp",
-                "--id",
-                "CP-1",
-                "--connectors",
-                "2",
-                "--speed",
-                "60",
-                "--meter-interval",
-                "5",
-                "--id-tag",
-                "DEMO-TAG",
-                "--start-after",
-                "3",
-                "--stop-after",
-                "30",
-            ],
-            cwd=ROOT,
-        )
-        print(
-            "\ncsms is running: chargers on ws://127.0.0.1:9000/ocpp/{id}, HTTP on"
-            " http://127.0.0.1:8080 (try /healthz).\nSimulated charger CP-1 is connected and"
-            " will charge with id tag DEMO-TAG. Ctrl-C stops everything.\n",
-            flush=True,
-        )
-        return server.wait()
+        return subprocess.run(
+            [str(PYTHON), "-m", "csms", "demo", "--stay"], env=env, cwd=ROOT
+        ).returncode
     except KeyboardInterrupt:
         return 0
-    finally:
-        for process in (charger, server):
-            if process and process.poll() is None:
-                process.terminate()
-                process.wait(timeout=15)
-
-
-def _wait_for_health(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"csms exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    sys.exit(f"csms did not answer {url} within 30 s")
 
 
 def main() -> int:
@@ -125,7 +74,9 @@ def main() -> int:
         print(__doc__)
         return 0 if command == "help" else 2
     setup()
-    return {"run": run, "lint": lint}.get(command, lambda: test(args))()
+    if command == "run":
+        return run()
+    return lint() if command == "lint" else test(args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from csms.app import open_database, serve
 from csms.clock import normalise_ocpp_time
 from csms.config import Config, ConfigError, load_config
+from csms.demo import demo_config, print_summary, run_demo
 from csms.logs import configure_logging
 from csms.ocpp16.handshake import charge_point_id_from_path
 from csms.store.chargers import ChargerStore
@@ -24,6 +25,18 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("serve", help="run the central system").set_defaults(run=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="run the server, the Stripe sandbox and a simulated charger; pay and charge"
+    )
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument(
+        "--energy-kwh", type=float, default=3.0, help="energy to charge before stopping"
+    )
+    demo.add_argument(
+        "--stay", action="store_true", help="keep everything running after the session"
+    )
+    demo.set_defaults(run=_demo)
 
     chargers = commands.add_parser("chargers", help="register and list chargers")
     chargers_commands = chargers.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -55,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
 async def _serve(config: Config, args: argparse.Namespace) -> int:
     await serve(config)
     return 0
+
+
+async def _demo(config: Config, args: argparse.Namespace) -> int:
+    summary = await run_demo(
+        demo_config(config), energy_wh=int(args.energy_kwh * 1000), stay=args.stay
+    )
+    print_summary(summary, args.json)
+    return 0 if summary.state == "Completed" else 1
 
 
 async def _add_charger(config: Config, args: argparse.Namespace) -> int:
