@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -33,7 +34,7 @@ from payments.coordinator import Coordinator
 from payments.driver import DriverPages
 from payments.effects import EffectExecutor
 from payments.http import PaymentRoutes, WebhookSettings
-from payments.pricing import Tariff, TariffError, hold_amount, to_minor
+from payments.pricing import Tariff, TariffError, tariff_from_major_units
 from payments.reservation import Policy, Reservation
 from payments.runner import EffectRunner
 from payments.store import PaymentStore
@@ -61,28 +62,20 @@ async def open_database(config: Config) -> Database:
 
 def default_tariff(config: Config) -> Tariff:
     """The [tariff] section as a Tariff; a bad value stops start-up naming its key."""
-    settings = config.tariff
-    money = {}
-    for key in ("price_per_kwh", "session_fee", "time_fee_per_minute", "idle_fee_per_minute"):
-        try:
-            money[key] = to_minor(getattr(settings, key), settings.currency)
-        except ValueError as error:
-            raise ConfigError(f"tariff.{key}: {error}") from None
+    settings = asdict(config.tariff)
+    currency = settings.pop("currency")
+    # In the file, 0 means "no cap" for the optional limits.
+    for name in (
+        "time_fee_max_minutes",
+        "idle_fee_max_minutes",
+        "max_energy_wh",
+        "max_duration_minutes",
+    ):
+        settings[name] = settings[name] or None
     try:
-        tariff = Tariff(
-            settings.currency,
-            **money,
-            time_fee_free_minutes=settings.time_fee_free_minutes,
-            time_fee_max_minutes=settings.time_fee_max_minutes or None,
-            idle_grace_minutes=settings.idle_grace_minutes,
-            idle_fee_max_minutes=settings.idle_fee_max_minutes or None,
-            max_energy_wh=settings.max_energy_wh or None,
-            max_duration_minutes=settings.max_duration_minutes or None,
-        )
-        hold_amount(tariff)
+        return tariff_from_major_units(currency, settings)
     except TariffError as error:
         raise ConfigError(f"tariff.{error.field}: {error.message}") from None
-    return tariff
 
 
 def payment_policy(config: Config) -> Policy:

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
-from csms.app import open_database, serve
+from csms.app import default_tariff, open_database, serve
 from csms.clock import normalise_ocpp_time
 from csms.config import Config, ConfigError, load_config
 from csms.demo import demo_config, print_summary, run_demo
@@ -15,6 +15,15 @@ from csms.logs import configure_logging
 from csms.ocpp16.handshake import charge_point_id_from_path
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
+from payments.pricing import (
+    MONEY_FIELDS,
+    TariffError,
+    format_money,
+    hold_amount,
+    tariff_from_major_units,
+)
+from payments.store import PaymentStore
+from storage.clock import utc_now
 
 Command = Callable[[Config, argparse.Namespace], Awaitable[int]]
 
@@ -52,6 +61,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     add.set_defaults(run=_add_charger)
     chargers_commands.add_parser("list", help="list chargers").set_defaults(run=_list_chargers)
+
+    tariffs = commands.add_parser("tariffs", help="set, assign and list tariffs")
+    tariff_commands = tariffs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tariff_set = tariff_commands.add_parser(
+        "set", help="create or change a tariff (amounts in major units: 0.35 means 35 cents)"
+    )
+    tariff_set.add_argument("tariff_id")
+    tariff_set.add_argument("--currency", required=True, help="ISO 4217 code, e.g. EUR")
+    for money in MONEY_FIELDS:
+        tariff_set.add_argument(f"--{money.replace('_', '-')}", dest=money, metavar="AMOUNT")
+    for whole in _WHOLE_NUMBER_FIELDS:
+        tariff_set.add_argument(f"--{whole.replace('_', '-')}", dest=whole, type=int, metavar="N")
+    tariff_set.set_defaults(run=_set_tariff)
+    assign = tariff_commands.add_parser("assign", help="apply a tariff to a charger or connector")
+    assign.add_argument("tariff_id")
+    assign.add_argument("charge_point_id")
+    assign.add_argument("--connector", type=int, default=0, help="one connector (default: all)")
+    assign.set_defaults(run=_assign_tariff)
+    tariff_commands.add_parser("list", help="list tariffs").set_defaults(run=_list_tariffs)
 
     tags = commands.add_parser("tags", help="manage id tags (RFID cards)")
     tags_commands = tags.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -113,6 +141,64 @@ async def _list_chargers(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+_WHOLE_NUMBER_FIELDS = (
+    "time_fee_free_minutes",
+    "time_fee_max_minutes",
+    "idle_grace_minutes",
+    "idle_fee_max_minutes",
+    "max_energy_wh",
+    "max_duration_minutes",
+)
+
+
+async def _set_tariff(config: Config, args: argparse.Namespace) -> int:
+    settings = {
+        name: getattr(args, name)
+        for name in (*MONEY_FIELDS, *_WHOLE_NUMBER_FIELDS)
+        if getattr(args, name) is not None
+    }
+    try:
+        tariff = tariff_from_major_units(args.currency, settings)
+    except TariffError as error:
+        print(f"csms: --{error.field.replace('_', '-')}: {error.message}", file=sys.stderr)
+        return 2
+    db = await open_database(config)
+    try:
+        await PaymentStore(db).put_tariff(args.tariff_id, tariff, utc_now())
+    finally:
+        await db.close()
+    hold = format_money(hold_amount(tariff), tariff.currency)
+    print(f"{args.tariff_id}: saved; a session holds at most {hold}")
+    return 0
+
+
+async def _assign_tariff(config: Config, args: argparse.Namespace) -> int:
+    db = await open_database(config)
+    try:
+        store = PaymentStore(db)
+        if args.tariff_id not in await store.tariffs():
+            print(f"csms: no tariff {args.tariff_id!r} (csms tariffs set ...)", file=sys.stderr)
+            return 2
+        await store.assign_tariff(args.tariff_id, args.charge_point_id, args.connector)
+    finally:
+        await db.close()
+    where = f"connector {args.connector}" if args.connector else "every connector"
+    print(f"{args.tariff_id}: applies to {args.charge_point_id}, {where}")
+    return 0
+
+
+async def _list_tariffs(config: Config, args: argparse.Namespace) -> int:
+    db = await open_database(config)
+    try:
+        tariffs = await PaymentStore(db).tariffs()
+    finally:
+        await db.close()
+    for tariff_id, tariff in tariffs.items():
+        settings = {k: v for k, v in tariff.to_dict().items() if v not in (None, 0)}
+        print(f"{tariff_id}\thold {format_money(hold_amount(tariff), tariff.currency)}\t{settings}")
+    return 0
+
+
 async def _add_tag(config: Config, args: argparse.Namespace) -> int:
     if not 1 <= len(args.id_tag) <= 20:
         print("csms: an OCPP 1.6 id tag has 1 to 20 characters", file=sys.stderr)
@@ -151,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.config)
+        default_tariff(config)  # the [tariff] section is checked with the rest of the file
     except ConfigError as error:
         print(f"csms: config error: {error}", file=sys.stderr)
         return 2

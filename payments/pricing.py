@@ -106,6 +106,23 @@ class Tariff:
         return cls(**data)
 
 
+MONEY_FIELDS = ("price_per_kwh", "session_fee", "time_fee_per_minute", "idle_fee_per_minute")
+
+
+def tariff_from_major_units(currency: str, settings: dict[str, Any]) -> Tariff:
+    """A tariff written the way people write prices ("0.35" EUR), checked to be bounded."""
+    values = dict(settings)
+    for name in MONEY_FIELDS:
+        if name in values:
+            try:
+                values[name] = to_minor(values[name], currency)
+            except ValueError as error:
+                raise TariffError(name, str(error)) from None
+    tariff = Tariff.from_dict({"currency": currency, **values})
+    hold_amount(tariff)
+    return tariff
+
+
 @dataclass(frozen=True)
 class Usage:
     energy_wh: int
