@@ -111,6 +111,10 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         yield running
     finally:
         running.stop()
+        # Shown by pytest only when the test failed: what the processes said.
+        for name in ("server.log", "sandbox.log"):
+            lines = (tmp_path / name).read_text(errors="replace").splitlines()
+            print(f"--- last lines of {name} ---", *lines[-40:], sep="\n")
 
 
 @pytest.fixture
