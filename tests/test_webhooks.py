@@ -1,0 +1,158 @@
+"""The Stripe webhook endpoint: signatures (rotation, age, forgery) and exactly-once effects."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import orjson
+import pytest
+
+from csms.app import SANDBOX_WEBHOOK_SECRET, CentralSystem
+from payments.pricing import Tariff
+from payments.reservation import Reservation
+from tests.conftest import MakeConfig
+
+ROTATED = "whsec_the_new_one"
+
+
+@pytest.fixture
+async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
+    async with CentralSystem(make_config(stripe={"webhook_secrets": ROTATED})) as running:
+        yield running
+
+
+def _signed(body: bytes, secret: str, at: int | None = None) -> str:
+    timestamp = int(time.time()) if at is None else at
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+async def _deliver(system: CentralSystem, event: dict, signature: str) -> tuple[int, dict]:
+    body = orjson.dumps(event)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"http://127.0.0.1:{system.http.port}/api/stripe/webhook",
+            data=body,
+            headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
+        ) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def _reservation(system: CentralSystem) -> Reservation:
+    r, _ = await system.coordinator.create("CP-1", 1, Tariff("eur", session_fee=100), None)
+    return r
+
+
+def _expired(reservation_id: str, event_id: str = "evt_1") -> dict:
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": "checkout.session.expired",
+        "data": {"object": {"id": "cs_1", "metadata": {"reservation_id": reservation_id}}},
+    }
+
+
+async def test_each_configured_secret_is_accepted(system: CentralSystem) -> None:
+    r = await _reservation(system)
+    for event_id, secret in (("evt_a", ROTATED), ("evt_b", SANDBOX_WEBHOOK_SECRET)):
+        event = _expired(r.id, event_id)
+        status, answer = await _deliver(system, event, _signed(orjson.dumps(event), secret))
+        assert status == 200, answer
+    # The same news under two event ids: the second changes nothing.
+    reservation = await system.payments.get(r.id)
+    assert reservation is not None and reservation.state.value == "Expired"
+    assert [h["to_state"] for h in await system.payments.history(r.id)] == ["Expired"]
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "",
+        "t=1,v1=00",
+        _signed(b"{}", ROTATED),  # signed, but for another body
+        _signed(orjson.dumps(_expired("x")), "whsec_someone_else"),
+    ],
+)
+async def test_unsigned_forged_or_mismatched_events_are_rejected(
+    system: CentralSystem, signature: str
+) -> None:
+    r = await _reservation(system)
+    status, _ = await _deliver(system, _expired(r.id), signature)
+    assert status == 400
+    reservation = await system.payments.get(r.id)
+    assert reservation is not None and reservation.state.value == "PendingPayment"
+
+
+async def test_old_events_are_rejected(system: CentralSystem) -> None:
+    r = await _reservation(system)
+    event = _expired(r.id)
+    old = int(time.time()) - 3600
+    status, _ = await _deliver(system, event, _signed(orjson.dumps(event), ROTATED, at=old))
+    assert status == 400
+
+
+async def test_a_redelivered_event_is_applied_once(system: CentralSystem) -> None:
+    r = await _reservation(system)
+    event = _expired(r.id)
+    for _ in range(3):
+        status, answer = await _deliver(system, event, _signed(orjson.dumps(event), ROTATED))
+        assert status == 200
+    assert answer["applied"] == "CheckoutExpired"
+    seen = await system.db.fetchall("SELECT id FROM webhook_events")
+    assert [row["id"] for row in seen] == ["evt_1"]
+
+
+async def test_unknown_events_are_acknowledged_and_ignored(system: CentralSystem) -> None:
+    event = {"id": "evt_x", "type": "customer.created", "data": {"object": {"id": "cus_1"}}}
+    status, answer = await _deliver(system, event, _signed(orjson.dumps(event), ROTATED))
+    assert (status, answer["applied"]) == (200, "ignored")
+
+
+async def test_dispute_is_recorded_in_the_audit_log(system: CentralSystem) -> None:
+    r = await _reservation(system)
+    event = {
+        "id": "evt_d",
+        "type": "charge.dispute.created",
+        "data": {"object": {"id": "dp_1", "amount": 100, "metadata": {"reservation_id": r.id}}},
+    }
+    status, answer = await _deliver(system, event, _signed(orjson.dumps(event), ROTATED))
+    assert (status, answer["applied"]) == (200, "recorded")
+    audit = await system.payments.audit_log(r.id)
+    assert ("dispute opened", 100, "dp_1") in [
+        (a["action"], a["amount"], a["stripe_id"]) for a in audit
+    ]
+
+
+async def test_one_active_reservation_per_connector_is_a_database_rule(
+    system: CentralSystem,
+) -> None:
+    first = await _reservation(system)
+    second = Reservation(
+        id="res_other",
+        charger_id="CP-1",
+        connector_id=1,
+        id_tag="PAYOTHER",
+        tariff=first.tariff,
+        hold_amount=100,
+        created_at=datetime.now(UTC),
+        payment_deadline=datetime.now(UTC) + timedelta(minutes=30),
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        async with system.db.transaction() as tx:
+            await system.payments.insert(tx, second, "token-2", None)
+
+
+async def test_the_audit_log_is_append_only(system: CentralSystem) -> None:
+    await _reservation(system)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        await system.db.execute("UPDATE money_audit SET amount = 0")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        await system.db.execute("DELETE FROM money_audit")
