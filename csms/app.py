@@ -48,6 +48,7 @@ log = structlog.get_logger()
 
 SANDBOX_API_KEY = "sk_test_sandbox"
 SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"
+CHECKOUT_EXPIRY_MARGIN = 120  # seconds
 
 
 def migrations() -> list[Migration]:
@@ -127,8 +128,8 @@ class CentralSystem:
             self.payments,
             control,
             payment_policy(config),
-            # A little after Checkout's own expiry, whose webhook normally comes first.
-            payment_window=config.stripe.checkout_expiry_minutes * 60 + 120,
+            # After Checkout's own expiry, whose webhook normally comes first.
+            payment_window=config.stripe.checkout_expiry_minutes * 60 + 2 * CHECKOUT_EXPIRY_MARGIN,
             clock=self._clock,
         )
         self.executor = EffectExecutor(
@@ -208,7 +209,11 @@ class CentralSystem:
         return gateway, [SANDBOX_WEBHOOK_SECRET, *secrets]
 
     def _checkout_expiry(self, r: Reservation) -> datetime:
-        return r.created_at + timedelta(minutes=self.config.stripe.checkout_expiry_minutes)
+        # Stripe wants at least 30 minutes from when it receives the request; the margin
+        # keeps it so, and fixed from created_at a retried request has the same parameters.
+        return r.created_at + timedelta(
+            minutes=self.config.stripe.checkout_expiry_minutes, seconds=CHECKOUT_EXPIRY_MARGIN
+        )
 
     async def stop(self) -> None:
         await self.http.close()

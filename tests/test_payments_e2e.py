@@ -265,7 +265,7 @@ async def test_checkout_expired(system: CentralSystem, driver: Driver) -> None:
     try:
         _, created = await driver.create()
         assert system.sandbox is not None
-        system.sandbox.advance_clock(31 * 60)
+        system.sandbox.advance_clock(35 * 60)
         view = await driver.wait_for_state(created["reservationId"], "Expired")
         assert view["hold"] == "None"
         # The connector is free again.
