@@ -31,7 +31,6 @@ from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionStore
 from payments.coordinator import Coordinator
-from payments.driver import DriverPages
 from payments.effects import EffectExecutor
 from payments.http import PaymentRoutes, WebhookSettings
 from payments.pricing import Tariff, TariffError, tariff_from_major_units
@@ -39,6 +38,8 @@ from payments.reservation import Policy, Reservation
 from payments.runner import EffectRunner
 from payments.store import PaymentStore
 from payments.stripe_gateway import StripeGateway
+from payments.web.guards import RateLimit
+from payments.web.pages import DriverPages
 from simulators.stripe_sandbox import StripeSandbox
 from storage.clock import utc_now
 from storage.db import Database
@@ -123,7 +124,7 @@ class CentralSystem:
         self.gateway, webhook_secrets = await self._stripe()
         self.sessions = Sessions()
         self.commands = ChargerCommands(self.sessions.get, config.ocpp.call_timeout)
-        control = RemoteControl(self.commands, self.live, self.transactions)
+        control = RemoteControl(self.commands, self.live, self.chargers, self.transactions)
         self.coordinator = Coordinator(
             self.payments,
             control,
@@ -172,7 +173,16 @@ class CentralSystem:
             WebhookSettings(webhook_secrets, insecure=config.stripe.insecure_webhooks),
         )
         self.routes.register(app)
-        DriverPages(self.payments, self.coordinator, self.routes).register(app)
+        DriverPages(
+            self.payments,
+            self.coordinator,
+            self.routes,
+            control,
+            rate_limit=RateLimit(
+                config.payments.start_limit_count, config.payments.start_limit_window
+            ),
+            enabled=config.payments.enabled,
+        ).register(app)
         self.http = HttpServer(app, config.server.http_host, config.server.http_port)
 
         await self.ocpp.start()

@@ -70,6 +70,7 @@ class StripeSettings:
 
 @dataclass(frozen=True)
 class PaymentsSettings:
+    enabled: bool = _setting(True)
     public_base_url: str = _setting("", pattern=r"(https?://[^\s]+)?")
     start_window: int = _setting(300, min=1)
     start_reply_window: int = _setting(120, min=1)
@@ -82,6 +83,8 @@ class PaymentsSettings:
     retry_base: float = _setting(1.0, min=0.01)
     retry_ceiling: float = _setting(30.0, min=0.1)
     tick_interval: float = _setting(5.0, min=0.05)
+    start_limit_count: int = _setting(10, min=1)
+    start_limit_window: int = _setting(600, min=1)
 
 
 @dataclass(frozen=True)

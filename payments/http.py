@@ -35,6 +35,10 @@ _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 _FREE_STATUSES = frozenset({"Available", "Preparing"})
 
 
+def valid_email(text: str) -> bool:
+    return len(text) <= 254 and _EMAIL.fullmatch(text) is not None
+
+
 def _json(status: int, body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=status, dumps=lambda o: orjson.dumps(o).decode())
 
@@ -46,6 +50,20 @@ def _invalid(field: str, message: str) -> web.Response:
 class RequestError(Exception):
     def __init__(self, response: web.Response) -> None:
         self.response = response
+
+
+class SessionRefused(Exception):
+    """Why a charging session cannot begin: `status` as the API names it, and details."""
+
+    def __init__(self, http_status: int, status: str, detail: str) -> None:
+        super().__init__(detail)
+        self.http_status = http_status
+        self.status = status
+        self.detail = detail
+
+    def response(self) -> web.Response:
+        key = "reason" if self.status == "ConnectorBusy" else "message"
+        return _json(self.http_status, {"status": self.status, key: self.detail})
 
 
 @dataclass(frozen=True)
@@ -87,32 +105,24 @@ class PaymentRoutes:
     ) -> tuple[Reservation, str]:
         """Check the connector, then create the reservation and its checkout.
 
-        Raises RequestError with the response to give when the session cannot begin.
+        Raises SessionRefused when the session cannot begin; nothing is left behind then.
         """
         if not self._chargers.is_online(charger_id):
-            raise RequestError(
-                _json(
-                    404, {"status": "ChargerOffline", "message": f"{charger_id} is not connected"}
-                )
-            )
-        busy = await self._busy_reason(charger_id, connector_id)
+            raise SessionRefused(404, "ChargerOffline", f"{charger_id} is not connected")
+        busy = await self.busy_reason(charger_id, connector_id)
         if busy:
-            raise RequestError(_json(409, {"status": "ConnectorBusy", "reason": busy}))
-        tariff = await self._store.tariff_for(charger_id, connector_id) or self._default_tariff
+            raise SessionRefused(409, "ConnectorBusy", busy)
+        tariff = await self.tariff_for(charger_id, connector_id)
         try:
             hold_amount(tariff)
         except TariffError as error:
             log.error("payments.bad_tariff", charge_point_id=charger_id, error=str(error))
-            raise RequestError(
-                _json(503, {"status": "PaymentsUnavailable", "message": "no usable tariff"})
-            ) from None
+            raise SessionRefused(503, "PaymentsUnavailable", "no usable tariff") from None
         try:
             r, token = await self._coordinator.create(charger_id, connector_id, tariff, email)
         except sqlite3.IntegrityError:
             # Another driver won the race for this connector.
-            raise RequestError(
-                _json(409, {"status": "ConnectorBusy", "reason": "reserved by another driver"})
-            ) from None
+            raise SessionRefused(409, "ConnectorBusy", "reserved by another driver") from None
         if r.state is not State.PENDING_PAYMENT:
             return r, token  # free: no payment needed
         await self._runner.run_now(r.id, give_up_when_unavailable=True)
@@ -121,12 +131,13 @@ class PaymentRoutes:
         if r.checkout_url is None:
             # Stripe could not be reached: close the reservation so nothing stays half made.
             await self._coordinator.handle(r.id, machine.Cancel("system"))
-            raise RequestError(
-                _json(503, {"status": "PaymentsUnavailable", "message": "try again in a minute"})
-            )
+            raise SessionRefused(503, "PaymentsUnavailable", "try again in a minute")
         return r, token
 
-    async def _busy_reason(self, charger_id: str, connector_id: int) -> str | None:
+    async def tariff_for(self, charger_id: str, connector_id: int) -> Tariff:
+        return await self._store.tariff_for(charger_id, connector_id) or self._default_tariff
+
+    async def busy_reason(self, charger_id: str, connector_id: int) -> str | None:
         status = self._chargers.connector_status(charger_id, connector_id)
         if status is None:
             return "the connector has not reported its status"
@@ -154,11 +165,13 @@ class PaymentRoutes:
             ):
                 return _invalid("connectorId", "a connector number, 1 or more")
             email = body.get("email")
-            if email is not None and (not isinstance(email, str) or not _EMAIL.fullmatch(email)):
+            if email is not None and (not isinstance(email, str) or not valid_email(email)):
                 return _invalid("email", "an e-mail address")
             r, token = await self.start_session(charger_id, connector_id, email)
         except RequestError as error:
             return error.response
+        except SessionRefused as refused:
+            return refused.response()
         if r.hold_amount == 0:
             return _json(200, {"status": "Accepted", "reservationId": r.id, "token": token})
         return _json(

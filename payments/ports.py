@@ -6,14 +6,23 @@ importing anything from `payments`, and `payments` never imports `csms`.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypedDict
 
 # The charger's answer to a command, or why there is none.
 CommandOutcome = Literal["Accepted", "Rejected", "Offline", "Timeout", "Failed"]
 
 
+class ChargerInfo(TypedDict):
+    name: str | None
+    location: str | None
+
+
 class ChargerControl(Protocol):
     def is_online(self, charger_id: str) -> bool: ...
+
+    async def charger_info(self, charger_id: str) -> ChargerInfo | None:
+        """Name and location of a registered charger (None: no such charger)."""
+        ...
 
     def connector_status(self, charger_id: str, connector_id: int) -> str | None:
         """The connector's last reported OCPP status (None: never reported)."""

@@ -75,15 +75,15 @@ class Driver:
 
 
 def charger(
-    system: CentralSystem, charge_point_id: str = "CP-1", **behaviour: Any
+    system: CentralSystem, charge_point_id: str = "CP-1", speed: float = 600, **behaviour: Any
 ) -> SimulatedCharger:
-    """A simulated charger that charges fast (about 1.8 kWh a second at 11 kW)."""
+    """A simulated charger that charges fast (at speed 600, about 1.8 kWh a second at 11 kW)."""
     return SimulatedCharger(
         ocpp_url(system),
         charge_point_id,
         connectors=2,
         power_kw=11.0,
         meter_interval=0.2,
-        speed=600,
+        speed=speed,
         behaviour=Behaviour(**behaviour),
     )

@@ -6,19 +6,29 @@ from typing import Any
 
 from csms.ocpp16.commands import Answered, ChargerCommands, CommandResult, Failed, Offline
 from csms.ocpp16.live import LiveStatus
+from csms.store.chargers import ChargerStore
 from csms.store.transactions import TransactionStore
 
 
 class RemoteControl:
     def __init__(
-        self, commands: ChargerCommands, live: LiveStatus, transactions: TransactionStore
+        self,
+        commands: ChargerCommands,
+        live: LiveStatus,
+        chargers: ChargerStore,
+        transactions: TransactionStore,
     ) -> None:
         self._commands = commands
         self._live = live
+        self._chargers = chargers
         self._transactions = transactions
 
     def is_online(self, charger_id: str) -> bool:
         return self._commands.is_online(charger_id)
+
+    async def charger_info(self, charger_id: str) -> dict[str, str | None] | None:
+        row = await self._chargers.get(charger_id)
+        return {"name": row["name"], "location": row["location"]} if row else None
 
     def connector_status(self, charger_id: str, connector_id: int) -> str | None:
         return self._live.status(charger_id, connector_id)

@@ -1,0 +1,361 @@
+"""The driver's pages, served by the server itself with no external assets.
+
+A driver at a charger scans the QR code (`/c/{charger}/{connector}`), sees the price and
+the hold, pays on Stripe Checkout, comes back to a page that follows the charge live
+(server-sent events; without JavaScript it still works, refreshed by the browser) and
+ends on a printable receipt. Every refusal is a page that says what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import structlog
+from aiohttp import web
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from payments import reservation as machine
+from payments.coordinator import Coordinator
+from payments.http import PaymentRoutes, SessionRefused, valid_email
+from payments.ports import ChargerControl
+from payments.pricing import format_money, hold_amount
+from payments.reservation import TERMINAL, Hold, Reservation
+from payments.store import PaymentStore
+from payments.views import cost_so_far, released_amount, stage
+from payments.web.describe import tariff_in_words
+from payments.web.guards import RateLimit, csrf_ok, csrf_token, remember_csrf
+from payments.web.texts import Texts
+
+log = structlog.get_logger()
+
+SESSION_COOKIE = "csms_session"
+_STOPPABLE = frozenset({"charging", "waiting_for_plug", "waiting_for_charger", "starting"})
+# One server-sent-events connection is held at most this long; the browser reconnects.
+_STREAM_SECONDS = 600
+
+
+class DriverPages:
+    def __init__(
+        self,
+        store: PaymentStore,
+        coordinator: Coordinator,
+        routes: PaymentRoutes,
+        chargers: ChargerControl,
+        *,
+        rate_limit: RateLimit,
+        enabled: bool = True,
+        texts: Texts | None = None,
+        update_interval: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._coordinator = coordinator
+        self._routes = routes
+        self._chargers = chargers
+        self._rate_limit = rate_limit
+        self._enabled = enabled
+        self.t = texts or Texts()
+        self._update_interval = update_interval
+        self._templates = Environment(
+            loader=PackageLoader("payments.web"),
+            autoescape=select_autoescape(["html"]),
+        )
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get("/start", self.start_page)
+        app.router.add_get("/c/{cp}/{conn}", self.short_link)
+        app.router.add_get("/c/{cp}", self.short_link)
+        app.router.add_post("/start", self.start)
+        app.router.add_get("/pay/{token}/success", self.success)
+        app.router.add_get("/pay/{token}/cancel", self.cancelled)
+        app.router.add_get("/session/{token}", self.session)
+        app.router.add_get("/session/{token}/events", self.events)
+        app.router.add_post("/session/{token}/stop", self.stop)
+        app.router.add_get("/receipt/{token}", self.receipt)
+
+    # -- rendering
+
+    def _render(
+        self, request: web.Request, template: str, status: int = 200, **values: Any
+    ) -> web.Response:
+        csrf = csrf_token(request)
+        html = self._templates.get_template(template).render(
+            t=self.t, lang="en", csrf=csrf, **values
+        )
+        response = web.Response(text=html, status=status, content_type="text/html")
+        remember_csrf(response, csrf)
+        return response
+
+    def _problem(
+        self, request: web.Request, status: int, kind: str, back: str | None = None, **words: Any
+    ) -> web.Response:
+        return self._render(
+            request,
+            "message.html",
+            status=status,
+            title=self.t(f"problem.{kind}.title"),
+            text=self.t(f"problem.{kind}.text", **words),
+            problem=True,
+            back=back,
+        )
+
+    # -- start
+
+    async def short_link(self, request: web.Request) -> web.Response:
+        return await self._start_page(
+            request, request.match_info["cp"], request.match_info.get("conn", "1")
+        )
+
+    async def start_page(self, request: web.Request) -> web.Response:
+        return await self._start_page(
+            request, request.query.get("cp", ""), request.query.get("conn", "1")
+        )
+
+    async def _start_page(self, request: web.Request, charger_id: str, conn: str) -> web.Response:
+        connector = _connector_number(conn)
+        info = await self._chargers.charger_info(charger_id) if charger_id else None
+        if info is None or connector is None:
+            return self._problem(request, 404, "unknown", charger=charger_id or "?")
+        name = info["name"] or charger_id
+        if not self._enabled:
+            return self._problem(request, 503, "disabled")
+        if not self._chargers.is_online(charger_id):
+            return self._problem(request, 503, "offline", charger=name)
+        ongoing = await self._ongoing(request)
+        busy = await self._routes.busy_reason(charger_id, connector)
+        if busy and not ongoing:
+            return self._problem(
+                request, 409, "busy", charger=name, connector=connector, reason=busy
+            )
+        tariff = await self._routes.tariff_for(charger_id, connector)
+        status = self._chargers.connector_status(charger_id, connector)
+        status_key = f"status.{status}"
+        return self._render(
+            request,
+            "start.html",
+            title=f"{self.t('start.title')}: {name}",
+            charger_id=charger_id,
+            charger_name=name,
+            location=info["location"],
+            connector=connector,
+            connector_status=(
+                self.t(status_key) if self.t.has(status_key) else self.t("status.unknown")
+            ),
+            price_words=tariff_in_words(tariff, self.t),
+            hold=format_money(hold_amount(tariff), tariff.currency),
+            max_energy=f"{tariff.max_energy_wh / 1000:g}" if tariff.max_energy_wh else None,
+            ongoing=ongoing,
+        )
+
+    async def _ongoing(self, request: web.Request) -> str | None:
+        """The driver's own session in progress (from the cookie), to offer a way back."""
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            return None
+        found = await self._store.find_id("token", token)
+        r = await self._store.get(found) if found else None
+        return f"/session/{quote(token)}" if r is not None and r.active else None
+
+    async def start(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if not csrf_ok(request, form.get("csrf")):
+            return self._problem(request, 403, "expired_form")
+        charger_id = str(form.get("cp", ""))
+        connector = _connector_number(str(form.get("conn", "")))
+        back = f"/c/{quote(charger_id, safe='')}/{connector or 1}"
+        if connector is None or not charger_id:
+            return self._problem(request, 400, "invalid", message="unknown connector", back=back)
+        email = str(form.get("email", "")).strip() or None
+        if email is not None and not valid_email(email):
+            return self._problem(
+                request, 400, "invalid", message=f"{email!r} is not an e-mail address", back=back
+            )
+        if not self._rate_limit.allow(request.remote or "unknown"):
+            log.warning("payments.rate_limited", remote=request.remote)
+            return self._problem(request, 429, "too_many", back=back)
+        try:
+            r, token = await self._routes.start_session(charger_id, connector, email)
+        except SessionRefused as refused:
+            return self._refused(request, refused, charger_id, connector, back)
+        target = r.checkout_url if r.checkout_url and r.hold is Hold.NONE else f"/session/{token}"
+        response = web.HTTPSeeOther(target)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax", path="/")
+        raise response
+
+    def _refused(
+        self, request: web.Request, refused: SessionRefused, charger: str, connector: int, back: str
+    ) -> web.Response:
+        if refused.status == "ChargerOffline":
+            return self._problem(request, 503, "offline", charger=charger, back=back)
+        if refused.status == "ConnectorBusy":
+            return self._problem(
+                request,
+                409,
+                "busy",
+                charger=charger,
+                connector=connector,
+                reason=refused.detail,
+                back=back,
+            )
+        return self._problem(request, 503, "unavailable", back=back)
+
+    # -- back from Checkout
+
+    async def _reservation(self, request: web.Request) -> Reservation | None:
+        found = await self._store.find_id("token", request.match_info["token"])
+        return await self._store.get(found) if found else None
+
+    def _not_found(self, request: web.Request) -> web.Response:
+        return self._problem(request, 404, "not_found")
+
+    async def success(self, request: web.Request) -> web.Response:
+        r = await self._reservation(request)
+        if r is None:
+            return self._not_found(request)
+        await self._routes.confirm_payment(r.id)
+        raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
+
+    async def cancelled(self, request: web.Request) -> web.Response:
+        r = await self._reservation(request)
+        if r is None:
+            return self._not_found(request)
+        await self._coordinator.handle(r.id, machine.Cancel("driver"), actor="driver")
+        return self._render(
+            request,
+            "message.html",
+            title=self.t("cancelled.title"),
+            text=self.t("cancelled.text"),
+            problem=False,
+            back=f"/c/{quote(r.charger_id, safe='')}/{r.connector_id}",
+        )
+
+    # -- the session
+
+    async def session(self, request: web.Request) -> web.Response:
+        r = await self._reservation(request)
+        if r is None:
+            return self._not_found(request)
+        token = request.match_info["token"]
+        info = await self._chargers.charger_info(r.charger_id)
+        view = self.driver_view(r, self._coordinator.clock())
+        response = self._render(
+            request,
+            "session.html",
+            title=self.t("session.title"),
+            token=token,
+            charger_name=(info or {}).get("name") or r.charger_id,
+            connector=r.connector_id,
+            view=view,
+            live=not view["final"],
+        )
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax", path="/")
+        return response
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: the session's view every second while it changes."""
+        r = await self._reservation(request)
+        if r is None:
+            return self._not_found(request)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        last = None
+        async with asyncio.timeout(_STREAM_SECONDS):
+            while True:
+                current = await self._store.get(r.id)
+                assert current is not None
+                view = self.driver_view(current, self._coordinator.clock())
+                if view != last:
+                    await response.write(b"data: " + orjson.dumps(view) + b"\n\n")
+                    last = view
+                if view["final"]:
+                    break
+                await asyncio.sleep(self._update_interval)
+        return response
+
+    async def stop(self, request: web.Request) -> web.Response:
+        r = await self._reservation(request)
+        if r is None:
+            return self._not_found(request)
+        form = await request.post()
+        if not csrf_ok(request, form.get("csrf")):
+            return self._problem(
+                request, 403, "expired_form", back=f"/session/{request.match_info['token']}"
+            )
+        await self._coordinator.handle(r.id, machine.StopRequested("driver"), actor="driver")
+        raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
+
+    def driver_view(self, r: Reservation, now: datetime) -> dict[str, Any]:
+        current = stage(r)
+        money = r.tariff.currency
+        elapsed = 0
+        if r.started_at is not None:
+            elapsed = int(((r.stopped_at or now) - r.started_at).total_seconds())
+        settled = r.hold in (Hold.CAPTURED, Hold.RELEASED, Hold.FREE, Hold.LOST, Hold.NONE)
+        final = r.state in TERMINAL and settled
+        return {
+            "stage": current,
+            "stageText": self.t(f"stage.{current}"),
+            "energy": f"{r.energy_wh / 1000:.2f} kWh",
+            "power": f"{r.power_w / 1000:.1f} kW",
+            "cost": format_money(cost_so_far(r, now), money),
+            "elapsed": f"{elapsed // 3600}:{elapsed % 3600 // 60:02d}:{elapsed % 60:02d}",
+            "hold": format_money(r.hold_amount, money),
+            "reason": r.failure_reason if current == "failed" else None,
+            "stoppable": current in _STOPPABLE,
+            "receipt": current == "done",
+            "nothingCharged": r.hold is Hold.RELEASED and r.captured_amount == 0,
+            "final": final,
+        }
+
+    # -- the receipt
+
+    async def receipt(self, request: web.Request) -> web.Response:
+        r = await self._reservation(request)
+        if r is None:
+            return self._not_found(request)
+        if stage(r) != "done":
+            raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
+        info = await self._chargers.charger_info(r.charger_id)
+        money = r.tariff.currency
+        lines = []
+        if r.breakdown is not None:
+            b = r.breakdown
+            lines.append(
+                (self.t("receipt.line.energy", energy=f"{b.energy_wh / 1000:.3f}"), b.energy)
+            )
+            lines.append((self.t("receipt.line.session_fee"), b.session_fee))
+            if b.time_fee:
+                lines.append((self.t("receipt.line.time_fee", minutes=b.time_minutes), b.time_fee))
+            if b.idle_fee:
+                lines.append((self.t("receipt.line.idle_fee", minutes=b.idle_minutes), b.idle_fee))
+        row = await self._store.row(r.id)
+        return self._render(
+            request,
+            "receipt.html",
+            title=self.t("receipt.title"),
+            charger_name=(info or {}).get("name") or r.charger_id,
+            connector=r.connector_id,
+            started=_when(r.started_at),
+            stopped=_when(r.stopped_at),
+            energy=f"{r.energy_wh / 1000:.3f} kWh",
+            transaction=r.transaction_id,
+            reference=r.id,
+            lines=[(label, format_money(amount, money)) for label, amount in lines],
+            total=format_money(r.breakdown.total if r.breakdown else 0, money),
+            captured=format_money(r.captured_amount, money),
+            released=format_money(released_amount(r), money),
+            email=row["email"] if row else None,
+        )
+
+
+def _connector_number(text: str) -> int | None:
+    return int(text) if text.isdigit() and 1 <= int(text) <= 99 else None
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else None

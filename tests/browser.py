@@ -1,0 +1,111 @@
+"""Headless Chromium driven by Selenium, from async tests: each call runs in a thread so the
+server under test keeps running on the event loop meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+SCREENSHOTS = Path(os.environ.get("CSMS_SCREENSHOTS", "test-artifacts/screenshots"))
+PHONE = (390, 844)
+
+
+def start_chromium() -> webdriver.Chrome:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        message = "Chromium and chromedriver are needed (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs them: missing there is an error
+        pytest.skip(message)
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--window-size={PHONE[0]},{PHONE[1]}",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+class Browser:
+    def __init__(self, driver: webdriver.Chrome) -> None:
+        self.driver = driver
+
+    async def _run(self, action: Callable[[], Any]) -> Any:
+        return await asyncio.to_thread(action)
+
+    async def open(self, url: str) -> None:
+        await self._run(lambda: self.driver.get(url))
+
+    async def url(self) -> str:
+        return await self._run(lambda: self.driver.current_url)
+
+    async def text(self, element_id: str) -> str:
+        return await self._run(lambda: self.driver.find_element(By.ID, element_id).text)
+
+    async def attribute(self, element_id: str, name: str) -> str | None:
+        return await self._run(
+            lambda: self.driver.find_element(By.ID, element_id).get_attribute(name)
+        )
+
+    async def page_text(self) -> str:
+        return await self._run(lambda: self.driver.find_element(By.TAG_NAME, "body").text)
+
+    async def fill(self, element_id: str, value: str) -> None:
+        def type_in() -> None:
+            field = self.driver.find_element(By.ID, element_id)
+            field.clear()
+            field.send_keys(value)
+
+        await self._run(type_in)
+
+    async def click(self, element_id: str) -> None:
+        await self._run(lambda: self.driver.find_element(By.ID, element_id).click())
+
+    async def visible(self, element_id: str) -> bool:
+        def check() -> bool:
+            found = self.driver.find_elements(By.ID, element_id)
+            return bool(found) and found[0].is_displayed()
+
+        return await self._run(check)
+
+    async def screenshot(self, name: str) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+
+        def save() -> None:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            self.driver.save_screenshot(str(path))
+
+        await self._run(save)
+        return path
+
+    async def until(self, condition: Callable[[], Any], timeout: float = 20) -> None:
+        """Poll an async condition; page reloads and element swaps are retried."""
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    if await condition():
+                        return
+                except WebDriverException:
+                    pass
+                await asyncio.sleep(0.2)
