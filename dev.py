@@ -13,6 +13,7 @@ only when pyproject.toml changes).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -45,7 +46,23 @@ def lint() -> int:
     return 0
 
 
+def browser() -> None:
+    """The browser tests drive Debian's Chromium; install it when we may (as root)."""
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("Chromium is not installed: the browser tests will be skipped.", flush=True)
+        return
+    print("Installing Chromium for the browser tests (first run only)...", flush=True)
+    quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=quiet)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], check=True, env=quiet
+    )
+
+
 def test(args: list[str]) -> int:
+    browser()
     return lint() or subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT).returncode
 
 

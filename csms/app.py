@@ -173,7 +173,7 @@ class CentralSystem:
             WebhookSettings(webhook_secrets, insecure=config.stripe.insecure_webhooks),
         )
         self.routes.register(app)
-        DriverPages(
+        self.driver_pages = DriverPages(
             self.payments,
             self.coordinator,
             self.routes,
@@ -182,7 +182,8 @@ class CentralSystem:
                 config.payments.start_limit_count, config.payments.start_limit_window
             ),
             enabled=config.payments.enabled,
-        ).register(app)
+        )
+        self.driver_pages.register(app)
         self.http = HttpServer(app, config.server.http_host, config.server.http_port)
 
         await self.ocpp.start()
@@ -226,6 +227,7 @@ class CentralSystem:
         )
 
     async def stop(self) -> None:
+        self.driver_pages.close()
         await self.http.close()
         await self.ocpp.close()
         await self.runner.stop()

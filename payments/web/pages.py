@@ -9,6 +9,7 @@ ends on a printable receipt. Every refusal is a page that says what happened.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -59,10 +60,15 @@ class DriverPages:
         self._enabled = enabled
         self.t = texts or Texts()
         self._update_interval = update_interval
+        self._closing = asyncio.Event()
         self._templates = Environment(
             loader=PackageLoader("payments.web"),
             autoescape=select_autoescape(["html"]),
         )
+
+    def close(self) -> None:
+        """Let live streams end, so the HTTP server can shut down without waiting for them."""
+        self._closing.set()
 
     def register(self, app: web.Application) -> None:
         app.router.add_get("/start", self.start_page)
@@ -272,9 +278,13 @@ class DriverPages:
                 if view != last:
                     await response.write(b"data: " + orjson.dumps(view) + b"\n\n")
                     last = view
-                if view["final"]:
+                transport = request.transport
+                if view["final"] or transport is None or transport.is_closing():
                     break
-                await asyncio.sleep(self._update_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), self._update_interval)
+                if self._closing.is_set():
+                    break
         return response
 
     async def stop(self, request: web.Request) -> web.Response:
