@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -27,9 +28,11 @@ from csms.ocpp16.live import LiveStatus
 from csms.ocpp16.registry import Sessions
 from csms.ocpp16.schemas import warm_up
 from csms.ocpp16.server import OcppServer
+from csms.store.api_keys import ApiKeys
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionStore
+from httpapi.middleware import api_errors, api_key_required
 from payments.coordinator import Coordinator
 from payments.effects import EffectExecutor
 from payments.http import PaymentRoutes, WebhookSettings
@@ -50,6 +53,8 @@ log = structlog.get_logger()
 SANDBOX_API_KEY = "sk_test_sandbox"
 SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"
 CHECKOUT_EXPIRY_MARGIN = 120  # seconds
+# API routes anyone may call: Stripe signs its webhooks; the API's own documentation.
+OPEN_API_PATHS = frozenset({"/api/stripe/webhook", "/api/openapi.json", "/api/docs"})
 
 
 def migrations() -> list[Migration]:
@@ -163,7 +168,16 @@ class CentralSystem:
             self.sessions,
             events=self.coordinator,
         )
-        app = create_app(self.db, self.sessions.ids)
+        self.api_keys = ApiKeys(self.db, config.api.keys.split(","))
+        await self._first_api_key()
+        app = create_app(
+            self.db,
+            self.sessions.ids,
+            [
+                api_errors(),
+                api_key_required(self.api_keys.verify, open_paths=OPEN_API_PATHS),
+            ],
+        )
         self.routes = PaymentRoutes(
             self.payments,
             self.coordinator,
@@ -199,6 +213,18 @@ class CentralSystem:
             http=f"http://{config.server.http_host}:{self.http.port}",
             database=config.database.path,
             stripe="sandbox" if self.sandbox else "stripe",
+        )
+
+    async def _first_api_key(self) -> None:
+        """With no key at all, the API would be locked: make one and show it this once."""
+        if await self.api_keys.any():
+            return
+        key = await self.api_keys.create("first")
+        print(
+            f"No API key existed, so one was created. It is shown only now: {key}\n"
+            "Send it as the X-API-Key header; make more with `csms apikeys create NAME`.",
+            file=sys.stderr,
+            flush=True,
         )
 
     async def _stripe(self) -> tuple[StripeGateway, list[str]]:

@@ -56,6 +56,11 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    keys: str = _setting("")
+
+
+@dataclass(frozen=True)
 class StripeSettings:
     api_key: str = _setting("")
     webhook_secrets: str = _setting("")
@@ -113,6 +118,7 @@ class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     stripe: StripeSettings = field(default_factory=StripeSettings)
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
     tariff: TariffSettings = field(default_factory=TariffSettings)

@@ -73,8 +73,9 @@ async def run_demo(config: Config, *, energy_wh: int = 3000, stay: bool = False)
             behaviour=Behaviour(unplug_after_stop=1.0),
         )
         await sim.start()
+        key = await system.api_keys.create("demo")
         try:
-            summary = await _drive(f"http://127.0.0.1:{system.http.port}", sim, energy_wh)
+            summary = await _drive(f"http://127.0.0.1:{system.http.port}", key, sim, energy_wh)
             if stay:
                 print(summary.text(), flush=True)
                 print(
@@ -89,8 +90,9 @@ async def run_demo(config: Config, *, energy_wh: int = 3000, stay: bool = False)
     return summary
 
 
-async def _drive(base: str, sim: SimulatedCharger, energy_wh: int) -> DemoSummary:
-    async with aiohttp.ClientSession() as http:
+async def _drive(base: str, key: str, sim: SimulatedCharger, energy_wh: int) -> DemoSummary:
+    # The driver's own pages need no key; the JSON API that a front-end calls does.
+    async with aiohttp.ClientSession(headers={"X-API-Key": key}) as http:
         created = await _post(http, f"{base}/api/payments", {"chargePointId": DEMO_CHARGER})
         if created.get("status") != "Redirect":
             raise RuntimeError(f"the payment was not created: {created}")

@@ -16,6 +16,8 @@ from tests.ocpp_client import RawCharger
 configure_logging("console", "warning")
 
 MakeConfig = Callable[..., Config]
+API_KEY = "test-api-key"
+API_HEADERS = {"X-API-Key": API_KEY}
 
 
 @pytest.fixture
@@ -34,6 +36,7 @@ def make_config(tmp_path: Path) -> MakeConfig:
             ocpp={"unknown_chargers": "accept", "call_timeout": 2.0},
             database={"path": str(tmp_path / "csms.db"), "synchronous": "normal"},
             stripe={"sandbox_port": 0},
+            api={"keys": API_KEY},
             payments={"tick_interval": 0.1, "retry_base": 0.05, "retry_ceiling": 0.5},
         )
         return with_overrides(base, **sections)

@@ -9,7 +9,7 @@ import aiohttp
 
 from csms.app import CentralSystem
 from simulators.chargepoint import Behaviour, SimulatedCharger
-from tests.conftest import ocpp_url
+from tests.conftest import API_HEADERS, ocpp_url
 from tests.waiting import eventually
 
 VISA = "4242 4242 4242 4242"
@@ -33,6 +33,7 @@ class Driver:
         async with self.http.post(
             f"{self.base}/api/payments",
             json={"chargePointId": charger, "connectorId": connector, **extra},
+            headers=API_HEADERS,
         ) as response:
             return response.status, await response.json()
 
@@ -52,12 +53,16 @@ class Driver:
             return response
 
     async def status(self, reservation_id: str) -> dict:
-        async with self.http.get(f"{self.base}/api/payments/{reservation_id}") as response:
+        async with self.http.get(
+            f"{self.base}/api/payments/{reservation_id}", headers=API_HEADERS
+        ) as response:
             assert response.status == 200
             return await response.json()
 
     async def post(self, path: str, body: dict | None = None) -> tuple[int, dict]:
-        async with self.http.post(f"{self.base}{path}", json=body or {}) as response:
+        async with self.http.post(
+            f"{self.base}{path}", json=body or {}, headers=API_HEADERS
+        ) as response:
             return response.status, await response.json()
 
     async def wait_for_state(self, reservation_id: str, *states: str, timeout: float = 15) -> dict:

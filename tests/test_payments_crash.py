@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from simulators.chargepoint import Behaviour, SimulatedCharger
+from tests.conftest import API_HEADERS, API_KEY
 from tests.payflow import VISA
 from tests.waiting import eventually
 
@@ -67,6 +68,7 @@ class Processes:
             "CSMS_TARIFF_IDLE_FEE_MAX_MINUTES": "0",
             "CSMS_TARIFF_MAX_ENERGY_WH": "20000",
             "CSMS_LOG_LEVEL": "info",
+            "CSMS_API_KEYS": API_KEY,
         }
 
     def start_sandbox(self) -> None:
@@ -138,7 +140,7 @@ async def _restart(processes: Processes, http: aiohttp.ClientSession) -> None:
 
 
 async def _state(http: aiohttp.ClientSession, processes: Processes, rid: str) -> dict:
-    async with http.get(f"{processes.base}/api/payments/{rid}") as response:
+    async with http.get(f"{processes.base}/api/payments/{rid}", headers=API_HEADERS) as response:
         return await response.json()
 
 
@@ -178,7 +180,9 @@ async def test_killed_between_steps_loses_nothing_and_captures_once(
     await sim.start()
     try:
         async with http.post(
-            f"{processes.base}/api/payments", json={"chargePointId": "CP-1", "connectorId": 1}
+            f"{processes.base}/api/payments",
+            json={"chargePointId": "CP-1", "connectorId": 1},
+            headers=API_HEADERS,
         ) as response:
             created = await response.json()
         assert created["status"] == "Redirect", created
@@ -214,7 +218,9 @@ async def test_killed_between_steps_loses_nothing_and_captures_once(
             await _restart(processes, http)
             await sim.wait_online(30)
 
-        async with http.post(f"{processes.base}/api/payments/{rid}/stop") as stopped:
+        async with http.post(
+            f"{processes.base}/api/payments/{rid}/stop", headers=API_HEADERS
+        ) as stopped:
             assert stopped.status == 200
         if kill_at == "after_stop":
             await _restart(processes, http)

@@ -6,14 +6,17 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from httpapi.middleware import Middleware
 from storage.db import Database
 
 DB_KEY = web.AppKey("db", Database)
 CONNECTED_KEY = web.AppKey("connected", Callable[[], list[str]])
 
 
-def create_app(db: Database, connected: Callable[[], list[str]]) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+def create_app(
+    db: Database, connected: Callable[[], list[str]], middlewares: list[Middleware]
+) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024, middlewares=middlewares)
     app[DB_KEY] = db
     app[CONNECTED_KEY] = connected
     app.router.add_get("/healthz", healthz)
