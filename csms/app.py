@@ -17,6 +17,8 @@ from types import TracebackType
 
 import structlog
 
+from csms.api.docs import register_docs
+from csms.api.management import build_api
 from csms.api.server import HttpServer, create_app
 from csms.authorization import Authorizer
 from csms.config import Config, ConfigError
@@ -186,7 +188,9 @@ class CentralSystem:
             tariff,
             WebhookSettings(webhook_secrets, insecure=config.stripe.insecure_webhooks),
         )
-        self.routes.register(app)
+        api = build_api(self)
+        api.register(app)
+        register_docs(app, api)
         self.driver_pages = DriverPages(
             self.payments,
             self.coordinator,

@@ -33,8 +33,8 @@ def api_errors(prefix: str = "/api/") -> Middleware:
         except ApiError as error:
             return error.response()
         except web.HTTPException as error:
-            if error.status < 400:
-                raise
+            if error.status < 400 or error.content_type == "application/json":
+                raise  # a redirect, or an error that already speaks JSON
             code = _CODES.get(error.status, "error")
             return error_response(error.status, code, error.reason)
         except Exception:

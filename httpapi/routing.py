@@ -61,6 +61,10 @@ class Operation:
     produces: str = "application/json"
     description: str = ""
     path_parameters: dict[str, Any] = field(default_factory=dict)
+    # False: the body model only documents; the handler reads and checks the body itself.
+    validate_body: bool = True
+    # The shape of this route's error answers (some routes keep an older shape).
+    error_model: type[BaseModel] = ErrorResponse
 
 
 class Api:
@@ -110,7 +114,7 @@ class Api:
 def _models(operations: list[Operation]) -> list[type[BaseModel]]:
     found: list[type[BaseModel]] = [ErrorResponse]
     for op in operations:
-        for candidate in (op.body, op.query, _item_model(op.response)):
+        for candidate in (op.body, op.query, _item_model(op.response), op.error_model):
             if candidate is not None and candidate not in found:
                 found.append(candidate)
     return found
@@ -173,7 +177,7 @@ def _describe(op: Operation) -> dict[str, Any]:
     for status in sorted(errors):
         described["responses"][str(status)] = {
             "description": _STATUS_TEXT.get(status, "Error"),
-            "content": {"application/json": {"schema": _ref(ErrorResponse)}},
+            "content": {"application/json": {"schema": _ref(op.error_model)}},
         }
     return described
 
@@ -186,7 +190,7 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         kwargs: dict[str, Any] = {}
         if op.query is not None:
             kwargs["query"] = _validated(op.query, dict(request.query), "query")
-        if op.body is not None:
+        if op.body is not None and op.validate_body:
             kwargs["body"] = _validated(op.body, await _json(request), "body")
         result = await op.handler(request, **kwargs)
         if isinstance(result, web.StreamResponse):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -17,7 +18,16 @@ import stripe
 import structlog
 from aiohttp import web
 
+from httpapi.routing import Api, json_response
 from payments import reservation as machine
+from payments.api_models import (
+    ConfirmPayment,
+    NewPayment,
+    PaymentRefusal,
+    PaymentStarted,
+    PaymentView,
+    WebhookReceipt,
+)
 from payments.coordinator import Coordinator
 from payments.ports import ChargerControl
 from payments.pricing import Tariff, TariffError, hold_amount
@@ -90,13 +100,28 @@ class PaymentRoutes:
         self._default_tariff = default_tariff
         self._webhook = webhook
 
-    def register(self, app: web.Application) -> None:
-        app.router.add_post("/api/payments", self.create)
-        app.router.add_get("/api/payments/{id}", self.show)
-        app.router.add_post("/api/payments/{id}/confirm", self.confirm)
-        app.router.add_post("/api/payments/{id}/cancel", self.cancel)
-        app.router.add_post("/api/payments/{id}/stop", self.stop)
-        app.router.add_post("/api/stripe/webhook", self.stripe_webhook)
+    def register_api(self, api: Api) -> None:
+        shared = {"tag": "payments", "error_model": PaymentRefusal}
+        api.add("POST", "/api/payments", self.create_payment, **shared,
+                summary="Start a paid session: a Checkout URL for the hold, or Accepted if free",
+                body=NewPayment, validate_body=False, response=PaymentStarted,
+                errors=(404, 409, 503))  # fmt: skip
+        api.add("GET", "/api/payments/{id}", self.get_payment, **shared, errors=(404,),
+                summary="A paid session: state, stage, energy, cost so far, hold, captured",
+                response=PaymentView)  # fmt: skip
+        api.add("POST", "/api/payments/{id}/confirm", self.confirm_payment, **shared,
+                summary="The driver is back from Checkout: verify the payment now",
+                body=ConfirmPayment, validate_body=False, response=PaymentView,
+                errors=(404,))  # fmt: skip
+        api.add("POST", "/api/payments/{id}/cancel", self.cancel_payment, **shared,
+                summary="Cancel a session that has not started; the hold is released",
+                response=PaymentView, errors=(404, 409))  # fmt: skip
+        api.add("POST", "/api/payments/{id}/stop", self.stop_payment, **shared,
+                summary="Stop the charge (or cancel it before it started)",
+                response=PaymentView, errors=(404, 409))  # fmt: skip
+        api.add("POST", "/api/stripe/webhook", self.stripe_webhook, tag="payments",
+                summary="Stripe webhook endpoint (signed events only)", auth=False,
+                response=WebhookReceipt)  # fmt: skip
 
     # -- the flow
 
@@ -151,7 +176,7 @@ class PaymentRoutes:
 
     # -- routes
 
-    async def create(self, request: web.Request) -> web.Response:
+    async def create_payment(self, request: web.Request) -> web.Response:
         try:
             body = await _body(request)
             charger_id = body.get("chargePointId")
@@ -187,11 +212,11 @@ class PaymentRoutes:
             },
         )
 
-    async def show(self, request: web.Request) -> web.Response:
+    async def get_payment(self, request: web.Request) -> web.Response:
         r = await self._find(request)
-        return _json(200, reservation_json(r, self._coordinator.clock()))
+        return _view(r, self._coordinator.clock())
 
-    async def confirm(self, request: web.Request) -> web.Response:
+    async def confirm_payment(self, request: web.Request) -> web.Response:
         r = await self._find(request)
         try:
             body = await _body(request)
@@ -200,11 +225,9 @@ class PaymentRoutes:
         session_id = body.get("checkoutSessionId")
         if not isinstance(session_id, str) or session_id != r.checkout_session_id:
             return _invalid("checkoutSessionId", "not this reservation's Checkout Session")
-        return _json(
-            200, reservation_json(await self.confirm_payment(r.id), self._coordinator.clock())
-        )
+        return _json(200, reservation_json(await self.confirm_now(r.id), self._coordinator.clock()))
 
-    async def confirm_payment(self, reservation_id: str) -> Reservation:
+    async def confirm_now(self, reservation_id: str) -> Reservation:
         """The driver is back from Checkout: verify the payment now, for an immediate answer."""
         await self._coordinator.handle(reservation_id, machine.PaymentCompleted(), actor="driver")
         await self._runner.run_now(reservation_id)
@@ -212,7 +235,7 @@ class PaymentRoutes:
         assert r is not None
         return r
 
-    async def cancel(self, request: web.Request) -> web.Response:
+    async def cancel_payment(self, request: web.Request) -> web.Response:
         r = await self._find(request)
         after = await self._coordinator.handle(r.id, machine.Cancel("driver"), actor="driver")
         assert after is not None
@@ -222,9 +245,9 @@ class PaymentRoutes:
                 {"status": "NotCancellable", "state": after.state.value,
                  "message": "a session that has started is stopped, not cancelled"},
             )  # fmt: skip
-        return _json(200, reservation_json(after, self._coordinator.clock()))
+        return _view(after, self._coordinator.clock())
 
-    async def stop(self, request: web.Request) -> web.Response:
+    async def stop_payment(self, request: web.Request) -> web.Response:
         r = await self._find(request)
         after = await self._coordinator.handle(
             r.id, machine.StopRequested("driver"), actor="driver"
@@ -233,7 +256,7 @@ class PaymentRoutes:
         # Stopping a charge, or cancelling one that has not started, is what "stop" means.
         if after.state not in (State.STOPPING, State.CANCELLED):
             return _json(409, {"status": "NotStoppable", "state": after.state.value})
-        return _json(200, reservation_json(after, self._coordinator.clock()))
+        return _view(after, self._coordinator.clock())
 
     async def stripe_webhook(self, request: web.Request) -> web.Response:
         payload = await request.read()
@@ -265,6 +288,11 @@ class PaymentRoutes:
                 content_type="application/json",
             )
         return r
+
+
+def _view(r: Reservation, now: datetime) -> web.Response:
+    # Through the documented model, so that the answer and the OpenAPI document agree.
+    return json_response(PaymentView.model_validate(reservation_json(r, now)))
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

@@ -44,8 +44,11 @@ class IdTagStore:
             (id_tag, parent_id_tag, expiry_date, int(blocked), now_text()),
         )
 
-    async def list(self) -> list[IdTag]:
-        rows = await self._db.fetchall("SELECT * FROM id_tags ORDER BY id_tag")
+    async def list(self, after: str = "", limit: int = -1) -> list[IdTag]:
+        """Tags in id order, those after `after`; `limit` -1 means all."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM id_tags WHERE id_tag > ? ORDER BY id_tag LIMIT ?", (after, limit)
+        )
         return [IdTag.from_row(row) for row in rows]
 
     async def delete(self, id_tag: str) -> bool:

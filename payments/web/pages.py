@@ -221,7 +221,7 @@ class DriverPages:
         r = await self._reservation(request)
         if r is None:
             return self._not_found(request)
-        await self._routes.confirm_payment(r.id)
+        await self._routes.confirm_now(r.id)
         raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
 
     async def cancelled(self, request: web.Request) -> web.Response:

@@ -1,0 +1,25 @@
+"""The management API: every resource's routes, gathered into one `Api` (and its document)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from csms.api.id_tags import IdTagRoutes
+from httpapi.routing import Api
+
+if TYPE_CHECKING:
+    from csms.app import CentralSystem
+
+DESCRIPTION = (
+    "Manage chargers, id tags, tariffs, transactions and payments of an OCPP 1.6J central "
+    "system, and send OCPP commands to connected chargers. Every route needs the X-API-Key "
+    "header. Errors are {error: {code, message, field?}}, except on /api/payments, whose "
+    "answers keep the {status, ...} shape that payment front-ends expect."
+)
+
+
+def build_api(system: CentralSystem) -> Api:
+    api = Api("csms", "1.0", DESCRIPTION)
+    IdTagRoutes(system.id_tags).register(api)
+    system.routes.register_api(api)
+    return api

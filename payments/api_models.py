@@ -1,0 +1,85 @@
+"""The payment API's request and response models, from which its OpenAPI part is generated."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from httpapi.models import ApiModel
+
+
+class NewPayment(ApiModel):
+    charge_point_id: str = Field(min_length=1, max_length=48)
+    connector_id: int = Field(default=1, ge=1)
+    email: str | None = Field(default=None, max_length=254)
+
+
+class ConfirmPayment(ApiModel):
+    checkout_session_id: str = Field(min_length=1)
+
+
+class PaymentStarted(ApiModel):
+    status: Literal["Redirect", "Accepted"]
+    reservation_id: str
+    token: str = Field(description="The driver's session page is /session/{token}")
+    checkout_url: str | None = None
+    currency: str | None = None
+    max_amount: int | None = Field(default=None, description="The hold, in minor units")
+    max_energy_wh: int | None = None
+
+
+class PaymentRefusal(ApiModel):
+    """Why a payment request was refused (the shape payment front-ends already rely on)."""
+
+    model_config = ConfigDict(extra="allow")
+    status: str = Field(
+        description="Invalid, ChargerOffline, ConnectorBusy, PaymentsUnavailable, "
+        "NotCancellable, NotStoppable or NotFound"
+    )
+    field: str | None = None
+    message: str | None = None
+    reason: str | None = None
+    state: str | None = None
+
+
+class PaymentBreakdown(ApiModel):
+    energy_wh: int
+    energy: int
+    session_fee: int
+    time_minutes: int
+    time_fee: int
+    idle_minutes: int
+    idle_fee: int
+    total: int
+
+
+class PaymentView(ApiModel):
+    reservation_id: str
+    state: str
+    stage: str
+    charge_point_id: str
+    connector_id: int
+    currency: str
+    hold_amount: int
+    hold: str
+    max_energy_wh: int | None
+    energy_wh: int
+    power_w: int
+    cost_so_far: int
+    captured_amount: int
+    released_amount: int
+    breakdown: PaymentBreakdown | None
+    transaction_id: int | None
+    checkout_url: str | None
+    failure_reason: str | None
+    created_at: str | None
+    authorised_at: str | None
+    started_at: str | None
+    stopped_at: str | None
+    unplugged_at: str | None
+
+
+class WebhookReceipt(ApiModel):
+    received: bool
+    applied: str
