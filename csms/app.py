@@ -39,6 +39,7 @@ from payments.coordinator import Coordinator
 from payments.effects import EffectExecutor
 from payments.http import PaymentRoutes, WebhookSettings
 from payments.pricing import Tariff, TariffError, tariff_from_major_units
+from payments.refunds import RefundStore
 from payments.reservation import Policy, Reservation
 from payments.runner import EffectRunner
 from payments.store import PaymentStore
@@ -132,8 +133,10 @@ class CentralSystem:
         self.sessions = Sessions()
         self.commands = ChargerCommands(self.sessions.get, config.ocpp.call_timeout)
         control = RemoteControl(self.commands, self.live, self.chargers, self.transactions)
+        self.refunds = RefundStore(self.db)
         self.coordinator = Coordinator(
             self.payments,
+            self.refunds,
             control,
             payment_policy(config),
             # After Checkout's own expiry, whose webhook normally comes first.
@@ -143,6 +146,7 @@ class CentralSystem:
         self.executor = EffectExecutor(
             self.gateway,
             control,
+            self.refunds,
             public_base_url=config.payments.public_base_url,
             checkout_expires_at=self._checkout_expiry,
         )

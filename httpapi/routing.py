@@ -65,6 +65,10 @@ class Operation:
     validate_body: bool = True
     # The shape of this route's error answers (some routes keep an older shape).
     error_model: type[BaseModel] = ErrorResponse
+    # Plain JSON Schemas, for bodies defined elsewhere (OCPP's own schemas); the handler
+    # validates such a body itself.
+    body_schema: dict[str, Any] | None = None
+    response_schema: dict[str, Any] | None = None
 
 
 class Api:
@@ -159,14 +163,17 @@ def _describe(op: Operation) -> dict[str, Any]:
         described["description"] = op.description
     if op.auth:
         described["security"] = [{"ApiKey": []}]
-    if op.body is not None:
+    if op.body is not None or op.body_schema is not None:
+        body = op.body_schema if op.body_schema is not None else _ref(op.body)  # type: ignore[arg-type]
         described["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": _ref(op.body)}},
+            "content": {"application/json": {"schema": body}},
         }
     success: dict[str, Any] = {"description": _STATUS_TEXT.get(op.status, "OK")}
     if op.produces != "application/json":
         success["content"] = {op.produces: {"schema": {"type": "string"}}}
+    elif op.response_schema is not None:
+        success["content"] = {"application/json": {"schema": op.response_schema}}
     elif op.response is not None:
         item = _item_model(op.response)
         assert item is not None
@@ -175,9 +182,11 @@ def _describe(op: Operation) -> dict[str, Any]:
     described["responses"][str(op.status)] = success
     errors = set(op.errors) | {400} | ({401} if op.auth else set())
     for status in sorted(errors):
+        # The key check answers before any route, always in the common shape.
+        shape = ErrorResponse if status == 401 else op.error_model
         described["responses"][str(status)] = {
             "description": _STATUS_TEXT.get(status, "Error"),
-            "content": {"application/json": {"schema": _ref(op.error_model)}},
+            "content": {"application/json": {"schema": _ref(shape)}},
         }
     return described
 

@@ -23,6 +23,7 @@ _EFFECTS: dict[str, type] = {
         machine.RemoteStop,
         machine.Capture,
         machine.ReleaseHold,
+        machine.Refund,
     )
 }
 

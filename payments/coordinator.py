@@ -18,6 +18,7 @@ from payments import reservation as machine
 from payments.codec import event_name
 from payments.ports import ChargerControl
 from payments.pricing import Tariff, hold_amount
+from payments.refunds import RefundRecord, RefundStore
 from payments.reservation import (
     ChargerFacts,
     Decision,
@@ -51,10 +52,15 @@ class WebhookContext:
     event_type: str
 
 
+class RefundRefused(Exception):
+    """The refund cannot be made: nothing captured, or more than what is left."""
+
+
 class Coordinator:
     def __init__(
         self,
         store: PaymentStore,
+        refunds: RefundStore,
         chargers: ChargerControl,
         policy: Policy,
         *,
@@ -62,6 +68,7 @@ class Coordinator:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store = store
+        self.refunds = refunds
         self._chargers = chargers
         self.policy = policy
         self._payment_window = payment_window
@@ -160,8 +167,73 @@ class Coordinator:
             )
             await self._persist(tx, r, decision, event_name(event), now)
             await self._audit(tx, r, decision.reservation, event, actor, now)
+            await self._settle_refund(tx, r, event, now)
         self._after_commit(decision)
         return decision.reservation
+
+    async def request_refund(
+        self, reservation_id: str, refund_id: str, amount: int | None, reason: str, actor: str
+    ) -> RefundRecord:
+        """Refund `amount` (None: all that is left) of a captured payment, once per refund id.
+
+        The same refund id asked again returns the first request's refund: a retried
+        request refunds once. Raises RefundRefused, changing nothing, when it cannot be.
+        """
+        now = self.clock()
+        async with self.store.db.transaction() as tx:
+            existing = await self.refunds.find(tx, refund_id)
+            if existing is not None:
+                return existing
+            r = await self.store.load(tx, reservation_id)
+            assert r is not None
+            wanted = r.refundable if amount is None else amount
+            if wanted <= 0 or wanted > r.refundable:
+                raise RefundRefused(
+                    f"at most {r.refundable} can be refunded"
+                    if r.hold is Hold.CAPTURED
+                    else "only a captured payment can be refunded"
+                )
+            event = machine.RefundRequested(refund_id, wanted)
+            decision = transition(
+                r, event, self.facts(r.charger_id, r.connector_id), now, self.policy
+            )
+            await self.refunds.add(tx, refund_id, r.id, wanted, reason, actor, now)
+            await self._persist(tx, r, decision, event_name(event), now)
+            await self.store.audit(
+                tx, now, actor, "refund requested", r.id, wanted, r.tariff.currency, None, reason
+            )
+            record = await self.refunds.find(tx, refund_id)
+        self._after_commit(decision)
+        assert record is not None
+        return record
+
+    async def _settle_refund(
+        self, tx: Transaction, r: Reservation, event: Event, now: datetime
+    ) -> None:
+        """A refund's outcome, recorded with the transition that reports it."""
+        match event:
+            case machine.RefundSucceeded(refund_id, amount, stripe_refund_id):
+                await self.refunds.settle(
+                    tx, refund_id, stripe_refund_id=stripe_refund_id, failure=None, now=now
+                )
+                await self.store.audit(
+                    tx, now, "stripe", "refunded", r.id, amount, r.tariff.currency, stripe_refund_id
+                )
+            case machine.RefundFailed(refund_id, amount, reason):
+                await self.refunds.settle(
+                    tx, refund_id, stripe_refund_id=None, failure=reason, now=now
+                )
+                await self.store.audit(
+                    tx,
+                    now,
+                    "stripe",
+                    "refund failed",
+                    r.id,
+                    amount,
+                    r.tariff.currency,
+                    None,
+                    reason,
+                )
 
     async def _persist(
         self, tx: Transaction, before: Reservation, decision: Decision, event: str, now: datetime

@@ -13,6 +13,7 @@ from datetime import datetime
 from payments import reservation as machine
 from payments.ports import ChargerControl
 from payments.pricing import format_money
+from payments.refunds import RefundStore
 from payments.reservation import Event, Reservation
 from payments.store import PendingEffect
 from payments.stripe_gateway import CheckoutRequest, StripeGateway, StripeRejected
@@ -23,12 +24,14 @@ class EffectExecutor:
         self,
         gateway: StripeGateway,
         chargers: ChargerControl,
+        refunds: RefundStore,
         *,
         public_base_url: str,
         checkout_expires_at: Callable[[Reservation], datetime],
     ) -> None:
         self._gateway = gateway
         self._chargers = chargers
+        self._refunds = refunds
         self.public_base_url = public_base_url
         self._checkout_expires_at = checkout_expires_at
 
@@ -67,7 +70,18 @@ class EffectExecutor:
                 except StripeRejected as rejected:
                     return machine.ReleaseRejected(rejected.message)
                 return machine.HoldReleased()
+            case machine.Refund(payment_intent_id, refund_id, amount):
+                reason = await self._refund_reason(refund_id)
+                try:
+                    stripe_id = await self._gateway.refund(payment_intent_id, amount, reason, key)
+                except StripeRejected as rejected:
+                    return machine.RefundFailed(refund_id, amount, rejected.message)
+                return machine.RefundSucceeded(refund_id, amount, stripe_id)
         raise AssertionError(f"unknown effect {pending.effect!r}")
+
+    async def _refund_reason(self, refund_id: str) -> str:
+        record = await self._refunds.get(refund_id)
+        return record.reason if record else ""
 
     async def _create_checkout(
         self, r: Reservation, token: str, email: str | None, key: str

@@ -18,6 +18,7 @@ import stripe
 import structlog
 from aiohttp import web
 
+from httpapi.errors import error_response
 from httpapi.routing import Api, json_response
 from payments import reservation as machine
 from payments.api_models import (
@@ -270,13 +271,13 @@ class PaymentRoutes:
                 )
             except stripe.SignatureVerificationError as error:
                 log.warning("payments.webhook_bad_signature", reason=str(error)[:200])
-                return _json(400, {"error": "invalid signature"})
+                return error_response(400, "invalid_signature", "the Stripe signature is invalid")
         try:
             event = orjson.loads(payload)
             if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
                 raise ValueError("not an event")
         except (orjson.JSONDecodeError, ValueError, AttributeError):
-            return _json(400, {"error": "not a Stripe event"})
+            return error_response(400, "invalid", "not a Stripe event", "body")
         outcome = await apply_webhook(self._coordinator, event)
         return _json(200, {"received": True, "applied": outcome.applied})
 

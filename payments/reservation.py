@@ -132,7 +132,16 @@ class Reservation:
     breakdown: Breakdown | None = None
     capture_amount: int | None = None
     captured_amount: int = 0
+    refunded_amount: int = 0
+    refunds_pending: int = 0  # asked of Stripe, not yet confirmed
     failure_reason: str | None = None
+
+    @property
+    def refundable(self) -> int:
+        """What may still be refunded: captured, less refunds done and under way."""
+        if self.hold is not Hold.CAPTURED:
+            return 0
+        return self.captured_amount - self.refunded_amount - self.refunds_pending
 
     @property
     def active(self) -> bool:
@@ -272,6 +281,26 @@ class ReleaseRejected:
 
 
 @dataclass(frozen=True)
+class RefundRequested:
+    refund_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class RefundSucceeded:
+    refund_id: str
+    amount: int
+    stripe_refund_id: str
+
+
+@dataclass(frozen=True)
+class RefundFailed:
+    refund_id: str
+    amount: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed: deadlines are checked."""
 
@@ -299,6 +328,9 @@ Event = (
     | CaptureRejected
     | HoldReleased
     | ReleaseRejected
+    | RefundRequested
+    | RefundSucceeded
+    | RefundFailed
     | Tick
 )
 
@@ -342,6 +374,13 @@ class ReleaseHold:
     payment_intent_id: str
 
 
+@dataclass(frozen=True)
+class Refund:
+    payment_intent_id: str
+    refund_id: str
+    amount: int
+
+
 Effect = (
     CreateCheckout
     | ExpireCheckout
@@ -350,6 +389,7 @@ Effect = (
     | RemoteStop
     | Capture
     | ReleaseHold
+    | Refund
 )
 
 
@@ -466,6 +506,19 @@ class _Step:
             case ReleaseRejected(reason):
                 if r.hold is Hold.RELEASING:
                     self.set(hold=Hold.HELD, state=State.NEEDS_REVIEW, failure_reason=reason)
+            case RefundRequested(refund_id, amount):
+                # Never more than was captured, all refunds together.
+                if 0 < amount <= r.refundable:
+                    assert r.payment_intent_id is not None
+                    self.set(refunds_pending=r.refunds_pending + amount)
+                    self.effects.append(Refund(r.payment_intent_id, refund_id, amount))
+            case RefundSucceeded(_, amount, _):
+                self.set(
+                    refunds_pending=max(0, r.refunds_pending - amount),
+                    refunded_amount=r.refunded_amount + amount,
+                )
+            case RefundFailed(_, amount, _):
+                self.set(refunds_pending=max(0, r.refunds_pending - amount))
             case Tick():
                 pass
 

@@ -39,6 +39,8 @@ def idempotency_key(reservation_id: str, effect: Effect, sequence: int) -> str:
         return _STRIPE_KEYS[kind].format(id=reservation_id)
     if kind == "Capture":
         return f"capture:{reservation_id}:{effect.amount}"  # type: ignore[union-attr]
+    if kind == "Refund":
+        return f"refund:{effect.refund_id}"  # type: ignore[union-attr]
     # Charger commands and payment checks may legitimately repeat: number them.
     return f"{kind}:{reservation_id}:{sequence}"
 
@@ -183,6 +185,37 @@ class PaymentStore:
             (to_text(now), limit),
         )
         return [row["id"] for row in rows]
+
+    async def page(
+        self,
+        *,
+        state: str | None,
+        charger_id: str | None,
+        since: str | None,
+        until: str | None,
+        before: tuple[str, str] | None,
+        limit: int,
+    ) -> list[Reservation]:
+        """Reservations newest first, filtered; `before` is the (created_at, id) to go on from."""
+        conditions, params = [], []
+        for column, value, operator in (
+            ("state", state, "="),
+            ("charger_id", charger_id, "="),
+            ("created_at", since, ">="),
+            ("created_at", until, "<"),
+        ):
+            if value is not None:
+                conditions.append(f"{column} {operator} ?")
+                params.append(value)
+        if before is not None:
+            conditions.append("(created_at, id) < (?, ?)")
+            params.extend(before)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self.db.fetchall(
+            f"SELECT data FROM reservations {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [decode_reservation(row["data"]) for row in rows]
 
     async def history(self, reservation_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetchall(
@@ -346,3 +379,35 @@ class PaymentStore:
             (charger_id, connector_id),
         )
         return Tariff.from_dict(orjson.loads(row["settings"])) if row else None
+
+    async def tariff_assignments(
+        self, tariff_id: str, after: tuple[str, int] = ("", -1), limit: int = -1
+    ) -> list[dict[str, Any]]:
+        """Where a tariff applies, in (charger, connector) order after `after`; -1: all."""
+        rows = await self.db.fetchall(
+            "SELECT charger_id, connector_id FROM tariff_assignments WHERE tariff_id = ?"
+            " AND (charger_id, connector_id) > (?, ?) ORDER BY charger_id, connector_id LIMIT ?",
+            (tariff_id, *after, limit),
+        )
+        return [dict(row) for row in rows]
+
+    async def charger_tariffs(self, charger_id: str) -> dict[int, str]:
+        """A charger's assignments: connector (0: the whole charger) -> tariff id."""
+        rows = await self.db.fetchall(
+            "SELECT connector_id, tariff_id FROM tariff_assignments WHERE charger_id = ?"
+            " ORDER BY connector_id",
+            (charger_id,),
+        )
+        return {row["connector_id"]: row["tariff_id"] for row in rows}
+
+    async def unassign_tariffs(self, charger_id: str, connector_id: int | None = None) -> None:
+        """Drop the assignment on `connector_id` (0: the whole charger's), or all when None."""
+        if connector_id is None:
+            await self.db.execute(
+                "DELETE FROM tariff_assignments WHERE charger_id = ?", (charger_id,)
+            )
+        else:
+            await self.db.execute(
+                "DELETE FROM tariff_assignments WHERE charger_id = ? AND connector_id = ?",
+                (charger_id, connector_id),
+            )

@@ -171,6 +171,22 @@ class StripeGateway:
             if intent.status != "canceled":
                 raise
 
+    async def refund(self, payment_intent_id: str, amount: int, reason: str, key: str) -> str:
+        """Give `amount` of a captured payment back; returns Stripe's refund id."""
+        refund = await self._call(
+            self._client.v1.refunds.create_async(
+                {
+                    "payment_intent": payment_intent_id,
+                    "amount": amount,
+                    "metadata": {"reason": reason[:500]},
+                },
+                {"idempotency_key": key},
+            )
+        )
+        if refund.status == "failed":
+            raise StripeRejected("refund_failed", refund.failure_reason or "the refund failed")
+        return refund.id
+
     async def expire_checkout(self, session_id: str, key: str) -> None:
         """Close an open Checkout Session so that it can no longer be paid."""
         try:

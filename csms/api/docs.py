@@ -66,9 +66,13 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
     )
     body = ""
     if "requestBody" in op:
-        ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-        name = ref.rsplit("/", 1)[-1]
-        body = f"<p>Body: <a href='#schema-{escape(name)}'><code>{escape(name)}</code></a></p>"
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        if "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            body = f"<p>Body: <a href='#schema-{escape(name)}'><code>{escape(name)}</code></a></p>"
+        else:  # an inline schema (OCPP's own)
+            shown = orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode()
+            body = f"<details><summary>Body</summary><pre>{escape(shown)}</pre></details>"
     responses = ", ".join(
         f"{escape(status)} {escape(r['description'])}" for status, r in op["responses"].items()
     )

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from csms.api.chargers import ChargerRoutes
+from csms.api.commands import CommandRoutes
 from csms.api.id_tags import IdTagRoutes
+from csms.api.tariffs import TariffRoutes
+from csms.api.transactions import TransactionRoutes
 from httpapi.routing import Api
+from payments.admin import PaymentAdminRoutes
 
 if TYPE_CHECKING:
     from csms.app import CentralSystem
@@ -21,5 +26,12 @@ DESCRIPTION = (
 def build_api(system: CentralSystem) -> Api:
     api = Api("csms", "1.0", DESCRIPTION)
     IdTagRoutes(system.id_tags).register(api)
+    ChargerRoutes(system.chargers, system.transactions, system.payments, system.sessions).register(
+        api
+    )
+    TariffRoutes(system.payments, system.chargers).register(api)
+    TransactionRoutes(system.transactions).register(api)
+    CommandRoutes(system.commands).register(api)
     system.routes.register_api(api)
+    PaymentAdminRoutes(system.payments, system.refunds, system.coordinator).register(api)
     return api
