@@ -39,6 +39,10 @@ from payments.reservation import (
     PaymentCompleted,
     PaymentNotAuthorised,
     Policy,
+    Refund,
+    RefundFailed,
+    RefundRequested,
+    RefundSucceeded,
     ReleaseHold,
     RemoteStart,
     RemoteStartAnswered,
@@ -80,6 +84,7 @@ class World:
     status: str = "Available"
     pi_status: str = "none"  # none, requires_payment_method, requires_capture, succeeded, canceled
     captured: int = 0
+    refunded: int = 0
     outstanding: list[Effect] = field(default_factory=list)
     delivered: list[Event] = field(default_factory=list)
     emitted: list[Effect] = field(default_factory=list)
@@ -144,6 +149,13 @@ class World:
                 if self.pi_status in ("requires_capture", "canceled"):
                     self.pi_status = "canceled"
                     self.feed(HoldReleased())
+            case Refund(_, refund_id, amount):
+                # Stripe refunds at most what is left of the charge.
+                if outcome % 7 and self.refunded + amount <= self.captured:
+                    self.refunded += amount
+                    self.feed(RefundSucceeded(refund_id, amount, f"re_{refund_id}"))
+                else:
+                    self.feed(RefundFailed(refund_id, amount, "declined"))
 
     def stop_transaction(self) -> None:
         self.transaction_running = False
@@ -172,6 +184,7 @@ actions = st.lists(
                 "meter",
                 "local_stop",
                 "cancelled_elsewhere",
+                "refund",
                 "wait",
             ]
         ),
@@ -224,6 +237,8 @@ def _act(world: World, action: str, n: int) -> None:
         case "cancelled_elsewhere" if world.pi_status == "requires_capture" and n % 3 == 0:
             world.pi_status = "canceled"
             world.feed(HoldCancelledElsewhere("expired"))
+        case "refund":
+            world.feed(RefundRequested(f"rf{n}", n % 300 + 1))
         case "wait":
             world.now += timedelta(seconds=n * 7)
             world.feed(Tick())
@@ -265,12 +280,19 @@ def _new_world() -> World:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(actions)
-def test_money_invariants(steps: list[tuple[str, int]]) -> None:
+@given(actions, st.lists(st.integers(min_value=-5, max_value=400), max_size=6))
+def test_money_invariants(steps: list[tuple[str, int]], refunds: list[int]) -> None:
     world = _new_world()
     for action, n in steps:
         _act(world, action, n)
     _drain(world)
+    # Operators refund afterwards, some requests repeated, in any order with the results.
+    for n, amount in enumerate(refunds):
+        world.feed(RefundRequested(f"late{n}", amount))
+        if n % 2 and world.outstanding:
+            world.carry_out(world.outstanding.pop(0), n)
+    while world.outstanding:
+        world.carry_out(world.outstanding.pop(), 1)
 
     r = world.reservation
     captures = [e for e in world.emitted if isinstance(e, Capture)]
@@ -287,6 +309,10 @@ def test_money_invariants(steps: list[tuple[str, int]]) -> None:
     if r.hold is Hold.RELEASED:
         assert len(releases) == 1
     assert r.state in TERMINAL
+    refunds = [e for e in world.emitted if isinstance(e, Refund)]
+    assert sum(e.amount for e in refunds) <= r.captured_amount
+    assert r.refunded_amount == world.refunded <= r.captured_amount
+    assert not refunds or r.hold is Hold.CAPTURED
 
 
 def _charging_world() -> World:
