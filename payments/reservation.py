@@ -118,6 +118,7 @@ class Reservation:
     payment_intent_id: str | None = None
     authorised_at: datetime | None = None
     start_deadline: datetime | None = None
+    start_attempts: int = 0  # RemoteStartTransaction requests emitted
     transaction_id: int | None = None
     meter_start_wh: int | None = None
     started_at: datetime | None = None  # the charger's StartTransaction timestamp
@@ -473,7 +474,10 @@ class _Step:
             case ChargerChanged(status_at):
                 self.charger_changed(status_at)
             case RemoteStartAnswered(accepted):
-                if r.state is State.START_REQUESTED and not accepted:
+                # A repeated request (after a crash or a lost connection) may be refused
+                # because the first one got through: then StartTransaction, or the start
+                # window, decides. Only a refusal of the one and only request is final.
+                if r.state is State.START_REQUESTED and not accepted and r.start_attempts <= 1:
                     self.end(State.START_REJECTED, "the charger rejected the remote start")
             case RemoteStartUndelivered():
                 if r.state is State.START_REQUESTED:
@@ -548,7 +552,11 @@ class _Step:
             deadline = max(
                 self.r.start_deadline or self.now, self.now + self.policy.start_reply_window
             )
-            self.set(state=State.START_REQUESTED, start_deadline=deadline)
+            self.set(
+                state=State.START_REQUESTED,
+                start_deadline=deadline,
+                start_attempts=self.r.start_attempts + 1,
+            )
             self.effects.append(RemoteStart(self.r.id_tag))
         else:
             self.set(state=State.AWAITING_PLUG)

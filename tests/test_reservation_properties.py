@@ -392,3 +392,21 @@ def test_late_payment_after_cancel_is_released() -> None:
     world.carry_out(world.outstanding.pop(), 0)
     assert world.outstanding == [ReleaseHold("pi_r1")]
     assert world.reservation.state is State.CANCELLED
+
+
+def test_a_repeated_remote_start_refused_is_not_the_end() -> None:
+    world = _new_world()
+    world.carry_out(world.outstanding.pop(), 1)
+    world.pi_status = "requires_capture"
+    world.feed(PaymentCompleted())
+    world.carry_out(world.outstanding.pop(), 1)
+    world.status = "Preparing"
+    world.feed(ChargerChanged(world.now))
+    # The first RemoteStart reached the charger, but its answer was lost in a crash.
+    world.outstanding.clear()
+    world.feed(RemoteStartUndelivered())
+    assert world.reservation.state is State.START_REQUESTED  # asked again at once
+    world.feed(RemoteStartAnswered(False))  # "already starting"
+    assert world.reservation.state is State.START_REQUESTED
+    world.feed(TransactionStarted(7, 1000, world.now))
+    assert world.reservation.state is State.CHARGING
