@@ -6,15 +6,29 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
+from pathlib import Path
 
+from csms.api.transactions import transactions_csv
 from csms.app import default_tariff, open_database, serve
 from csms.clock import normalise_ocpp_time
 from csms.config import Config, ConfigError, load_config
 from csms.demo import demo_config, print_summary, run_demo
 from csms.logs import configure_logging
 from csms.ocpp16.handshake import charge_point_id_from_path
+from csms.qr import (
+    BaseUrlError,
+    UnknownChargerError,
+    check_base_url,
+    connector_url,
+    label_sheet_html,
+    labels_from_database,
+    qr_png,
+    qr_svg,
+)
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
+from csms.store.transactions import TransactionFilter, TransactionStore
 from payments.pricing import (
     MONEY_FIELDS,
     TariffError,
@@ -90,6 +104,59 @@ def _parser() -> argparse.ArgumentParser:
     tag_add.add_argument("--blocked", action="store_true")
     tag_add.set_defaults(run=_add_tag)
     tags_commands.add_parser("list", help="list id tags").set_defaults(run=_list_tags)
+
+    qr = commands.add_parser(
+        "qr",
+        help="QR codes for connectors, or a printable sheet of labels",
+        usage="csms qr CHARGER [--connector N] [--format {svg,png}] [--output FILE]"
+        " [--base-url URL]\n       csms qr --sheet [CHARGER ...] [--output FILE] [--base-url URL]",
+        description="Write the QR code of one connector, or with --sheet an HTML page of A4"
+        " labels (QR code, short URL and price) for every connector of the chargers named, or of"
+        " every registered charger. A code opens BASE-URL/c/CHARGER/CONNECTOR, the driver's"
+        " start page.",
+    )
+    qr.add_argument("charge_point_ids", nargs="*", metavar="CHARGER", help="charge point id")
+    qr.add_argument(
+        "--sheet", action="store_true", help="write the label sheet instead of one QR code"
+    )
+    qr.add_argument("--connector", type=int, metavar="N", help="connector number (default: 1)")
+    qr.add_argument("--format", choices=("svg", "png"), help="image format (default: svg)")
+    qr.add_argument(
+        "--output",
+        metavar="FILE",
+        help="where to write (default: CHARGER-N.svg or .png, or labels.html with --sheet)",
+    )
+    qr.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="the server's public address, e.g. https://charge.example.com"
+        " (default: [payments] public_base_url)",
+    )
+    qr.set_defaults(run=_qr)
+
+    transactions = commands.add_parser("transactions", help="export transactions")
+    transaction_commands = transactions.add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    export = transaction_commands.add_parser(
+        "export", help="write transactions as CSV, newest first (as /api/transactions.csv)"
+    )
+    export.add_argument("--charger", metavar="ID", help="only this charger's")
+    export.add_argument("--connector", type=int, metavar="N", help="only this connector's")
+    export.add_argument("--id-tag", metavar="TAG", help="only those started with this id tag")
+    export.add_argument(
+        "--from", dest="started_from", metavar="ISO", help="started at or after (default zone: UTC)"
+    )
+    export.add_argument("--to", dest="started_before", metavar="ISO", help="started before")
+    state = export.add_mutually_exclusive_group()
+    state.add_argument(
+        "--open", dest="state", action="store_const", const="open", help="only those not stopped"
+    )
+    state.add_argument(
+        "--closed", dest="state", action="store_const", const="closed", help="only stopped ones"
+    )
+    export.add_argument("--output", metavar="FILE", help="where to write (default: stdout)")
+    export.set_defaults(run=_export_transactions)
     return parser
 
 
@@ -230,6 +297,94 @@ async def _list_tags(config: Config, args: argparse.Namespace) -> int:
             f"{tag.id_tag}\t{'blocked' if tag.blocked else 'active'}"
             f"\t{tag.expiry_date or '-'}\t{tag.parent_id_tag or '-'}"
         )
+    return 0
+
+
+async def _qr(config: Config, args: argparse.Namespace) -> int:
+    if args.sheet and (args.connector is not None or args.format is not None):
+        print("csms: --connector and --format are for one QR code, not --sheet", file=sys.stderr)
+        return 2
+    if not args.sheet and len(args.charge_point_ids) != 1:
+        print("csms: name one charger, or use --sheet for labels", file=sys.stderr)
+        return 2
+    connector = 1 if args.connector is None else args.connector
+    if connector < 1:
+        print("csms: --connector: connector numbers start at 1", file=sys.stderr)
+        return 2
+    base_url = args.base_url or config.payments.public_base_url
+    if not base_url:
+        print("csms: --base-url is needed ([payments] public_base_url is empty)", file=sys.stderr)
+        return 2
+    try:
+        base_url = check_base_url(base_url)
+    except BaseUrlError as error:
+        print(f"csms: --base-url: {error}", file=sys.stderr)
+        return 2
+    db = await open_database(config)
+    try:
+        if args.sheet:
+            # No charger named: every registered charger.
+            labels = await labels_from_database(
+                db, base_url, default_tariff(config), args.charge_point_ids or None
+            )
+            if not labels:
+                print("csms: no chargers registered (csms chargers add ...)", file=sys.stderr)
+                return 2
+            path = Path(args.output or "labels.html")
+            content = label_sheet_html(labels).encode()
+            summary = f"{len(labels)} label{'' if len(labels) == 1 else 's'}"
+        else:
+            charger_id = args.charge_point_ids[0]
+            if await ChargerStore(db).get(charger_id) is None:
+                raise UnknownChargerError(charger_id)
+            image_format = args.format or "svg"
+            path = Path(args.output or f"{charger_id}-{connector}.{image_format}")
+            url = connector_url(base_url, charger_id, connector)
+            content = qr_png(url) if image_format == "png" else qr_svg(url).encode()
+            summary = url
+    except UnknownChargerError as error:
+        print(f"csms: {error} (csms chargers add ...)", file=sys.stderr)
+        return 2
+    finally:
+        await db.close()
+    try:
+        path.write_bytes(content)
+    except OSError as error:
+        print(f"csms: cannot write {path}: {error.strerror}", file=sys.stderr)
+        return 1
+    print(f"{path}: {summary}")
+    return 0
+
+
+async def _export_transactions(config: Config, args: argparse.Namespace) -> int:
+    times: dict[str, str | None] = {}
+    for option, text in (("--from", args.started_from), ("--to", args.started_before)):
+        try:
+            times[option] = normalise_ocpp_time(text) if text else None
+        except ValueError:
+            print(f"csms: {option}: not an ISO 8601 date-time: {text!r}", file=sys.stderr)
+            return 2
+    where = TransactionFilter(
+        charger_id=args.charger,
+        connector_id=args.connector,
+        id_tag=args.id_tag,
+        started_from=times["--from"],
+        started_before=times["--to"],
+        open=None if args.state is None else args.state == "open",
+    )
+    db = await open_database(config)
+    try:
+        # Nothing else runs in this process, so a blocking file is fine here.
+        with (
+            Path(args.output).open("w", encoding="utf-8", newline="")  # noqa: ASYNC230
+            if args.output
+            else nullcontext(sys.stdout) as out
+        ):
+            # The API's own CSV, chunk by chunk: the export never holds every row.
+            async for chunk in transactions_csv(TransactionStore(db), where):
+                out.write(chunk)
+    finally:
+        await db.close()
     return 0
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from csms.clock import normalise_ocpp_time
 from storage.clock import now_text
@@ -45,6 +47,36 @@ class ChargerStore:
     async def list(self) -> list[Row]:
         return await self._db.fetchall("SELECT * FROM chargers ORDER BY id")
 
+    async def find(
+        self,
+        after: str = "",
+        limit: int = -1,
+        *,
+        registration_status: str | None = None,
+        only_ids: Collection[str] | None = None,
+        except_ids: Collection[str] | None = None,
+    ) -> list[Row]:
+        """Chargers in id order after `after`, filtered; `limit` -1 means all.
+
+        `only_ids` and `except_ids` let a caller filter on what only it knows (who is
+        connected right now); they go in as one JSON parameter, however many there are.
+        """
+        conditions = ["id > ?"]
+        params: list[object] = [after]
+        if registration_status is not None:
+            conditions.append("registration_status = ?")
+            params.append(registration_status)
+        if only_ids is not None:
+            conditions.append("id IN (SELECT value FROM json_each(?))")
+            params.append(orjson.dumps(list(only_ids)).decode())
+        if except_ids is not None:
+            conditions.append("id NOT IN (SELECT value FROM json_each(?))")
+            params.append(orjson.dumps(list(except_ids)).decode())
+        return await self._db.fetchall(
+            f"SELECT * FROM chargers WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+
     async def register(
         self,
         charger_id: str,
@@ -60,6 +92,29 @@ class ChargerStore:
             (charger_id, name, location, registration_status, now_text()),
         )
         return changed > 0
+
+    async def update(
+        self,
+        charger_id: str,
+        *,
+        name: str | None,
+        location: str | None,
+        registration_status: str,
+    ) -> bool:
+        """Set what the operator manages; False when there is no such charger."""
+        changed = await self._db.execute(
+            "UPDATE chargers SET name = ?, location = ?, registration_status = ? WHERE id = ?",
+            (name, location, registration_status, charger_id),
+        )
+        return changed > 0
+
+    async def delete(self, charger_id: str) -> bool:
+        """Remove a charger with its connectors and status history; False when unknown.
+
+        Raises sqlite3.IntegrityError while transactions refer to it: they are billing
+        records, so they are never deleted along with it.
+        """
+        return await self._db.execute("DELETE FROM chargers WHERE id = ?", (charger_id,)) > 0
 
     async def record_boot(self, charger_id: str, boot: Mapping[str, Any]) -> str:
         """Store what a BootNotification says; returns the charger's registration status."""
@@ -141,6 +196,21 @@ class ChargerStore:
             (charger_id,),
         )
         return [ConnectorStatus(**dict(row)) for row in rows]
+
+    async def connectors_of(self, charger_ids: Collection[str]) -> dict[str, list[ConnectorStatus]]:
+        """Several chargers' connectors in one query: charger id -> its connectors, in order."""
+        rows = await self._db.fetchall(
+            "SELECT charger_id, connector_id, status, error_code, info, vendor_id,"
+            " vendor_error_code, status_at FROM connectors"
+            " WHERE charger_id IN (SELECT value FROM json_each(?))"
+            " ORDER BY charger_id, connector_id",
+            (orjson.dumps(list(charger_ids)).decode(),),
+        )
+        found: dict[str, list[ConnectorStatus]] = {charger_id: [] for charger_id in charger_ids}
+        for row in rows:
+            fields = dict(row)
+            found[fields.pop("charger_id")].append(ConnectorStatus(**fields))
+        return found
 
     async def status_history(self, charger_id: str, connector_id: int) -> list[Row]:
         return await self._db.fetchall(

@@ -39,6 +39,18 @@ class StopOutcome(Enum):
     UNKNOWN = "unknown"
 
 
+@dataclass(frozen=True)
+class TransactionFilter:
+    """Which transactions a listing or an export covers; None matches anything."""
+
+    charger_id: str | None = None
+    connector_id: int | None = None
+    id_tag: str | None = None
+    started_from: str | None = None  # database time text, inclusive
+    started_before: str | None = None  # exclusive
+    open: bool | None = None  # True: not stopped yet; False: stopped
+
+
 class TransactionStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -147,6 +159,30 @@ class TransactionStore:
 
     async def get(self, transaction_id: int) -> Row | None:
         return await self._db.fetchone("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
+
+    async def find(
+        self, where: TransactionFilter, *, before: int | None = None, limit: int = -1
+    ) -> list[Row]:
+        """Matching transactions, newest (highest id) first, those below id `before`."""
+        conditions: list[str] = []
+        params: list[object] = []
+        for condition, value in (
+            ("charger_id = ?", where.charger_id),
+            ("connector_id = ?", where.connector_id),
+            ("id_tag = ?", where.id_tag),
+            ("started_at >= ?", where.started_from),
+            ("started_at < ?", where.started_before),
+            ("id < ?", before),
+        ):
+            if value is not None:
+                conditions.append(condition)
+                params.append(value)
+        if where.open is not None:
+            conditions.append("stopped_at IS NULL" if where.open else "stopped_at IS NOT NULL")
+        clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return await self._db.fetchall(
+            f"SELECT * FROM transactions{clause} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
 
     async def meter_values(self, transaction_id: int) -> list[Row]:
         return await self._db.fetchall(

@@ -1,0 +1,269 @@
+"""Chargers over the management API: registration, what they report, whether they are online."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Literal
+
+from aiohttp import web
+from pydantic import Field, field_validator
+
+from csms.api.transactions import TransactionOut
+from csms.ocpp16.handshake import charge_point_id_from_path
+from csms.ocpp16.registry import Sessions
+from csms.ocpp16.server import CLOSE_POLICY
+from csms.store.chargers import ChargerStore, ConnectorStatus
+from csms.store.transactions import TransactionFilter, TransactionStore
+from httpapi.errors import ApiError, not_found
+from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
+from httpapi.routing import Api
+from payments.store import PaymentStore
+from storage.db import Row
+
+RegistrationStatus = Literal["Accepted", "Pending", "Rejected"]
+Label = Field(default=None, min_length=1, max_length=200)
+
+
+class ConnectorOut(ApiModel):
+    connector_id: int = Field(description="0 is the charger as a whole")
+    status: str
+    error_code: str
+    status_at: str
+
+    @classmethod
+    def of(cls, connector: ConnectorStatus) -> ConnectorOut:
+        return cls(
+            connector_id=connector.connector_id,
+            status=connector.status,
+            error_code=connector.error_code,
+            status_at=connector.status_at,
+        )
+
+
+class ChargerOut(ApiModel):
+    id: str
+    name: str | None
+    location: str | None
+    registration_status: RegistrationStatus
+    online: bool = Field(description="Connected right now")
+    last_seen_at: str | None
+    last_boot_at: str | None
+    vendor: str | None
+    model: str | None
+    firmware_version: str | None
+    connectors: list[ConnectorOut] = Field(description="Each one's latest reported status")
+
+    @classmethod
+    def of(cls, row: Row, online: bool, connectors: list[ConnectorStatus]) -> ChargerOut:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            location=row["location"],
+            registration_status=row["registration_status"],
+            online=online,
+            last_seen_at=row["last_seen_at"],
+            last_boot_at=row["last_boot_at"],
+            vendor=row["vendor"],
+            model=row["model"],
+            firmware_version=row["firmware_version"],
+            connectors=[ConnectorOut.of(c) for c in connectors],
+        )
+
+
+class ChargerPage(Page[ChargerOut]):
+    pass
+
+
+class ChargerTariff(ApiModel):
+    connector_id: int = Field(description="0: every connector without its own tariff")
+    tariff_id: str
+
+
+class ChargerDetail(ChargerOut):
+    serial_number: str | None
+    charge_box_serial_number: str | None
+    iccid: str | None
+    imsi: str | None
+    meter_type: str | None
+    meter_serial_number: str | None
+    connected_at: str | None
+    disconnected_at: str | None
+    diagnostics_status: str | None
+    diagnostics_status_at: str | None
+    firmware_status: str | None
+    firmware_status_at: str | None
+    tariff_assignments: list[ChargerTariff] = Field(
+        description="Empty: the default tariff applies everywhere"
+    )
+    open_transactions: list[TransactionOut]
+
+
+class ChargerQuery(PageQuery):
+    online: bool | None = Field(default=None, description="Connected right now, or not")
+    registration_status: RegistrationStatus | None = None
+
+
+class NewCharger(ApiModel):
+    id: str = Field(description="1 to 48 of A-Z a-z 0-9 * - _ = + | @ .")
+    name: str | None = Label
+    location: str | None = Label
+    registration_status: RegistrationStatus = "Accepted"
+
+    @field_validator("id")
+    @classmethod
+    def _connectable(cls, charger_id: str) -> str:
+        # The rule the WebSocket endpoint applies, so that a registered charger can connect.
+        if charge_point_id_from_path(f"/x/{charger_id}", "/x") != charger_id:
+            raise ValueError("1 to 48 characters of A-Z a-z 0-9 * - _ = + | @ .")
+        return charger_id
+
+
+class ChargerChange(ApiModel):
+    name: str | None = Label
+    location: str | None = Label
+    registration_status: RegistrationStatus | None = None
+    tariff_id: str | None = Field(
+        default=None, min_length=1, description="For every connector; null: the default tariff"
+    )
+
+
+class ChargerRoutes:
+    def __init__(
+        self,
+        chargers: ChargerStore,
+        transactions: TransactionStore,
+        payments: PaymentStore,
+        sessions: Sessions,
+    ) -> None:
+        self._chargers = chargers
+        self._transactions = transactions
+        self._payments = payments
+        self._sessions = sessions
+
+    def register(self, api: Api) -> None:
+        tag = "chargers"
+        api.add("GET", "/api/chargers", self.list_chargers, summary="List chargers", tag=tag,
+                query=ChargerQuery, response=ChargerPage)  # fmt: skip
+        api.add("POST", "/api/chargers", self.create_charger, tag=tag,
+                summary="Register a charger so that it may connect", body=NewCharger,
+                response=ChargerDetail, status=201, errors=(409,))  # fmt: skip
+        api.add("GET", "/api/chargers/{chargerId}", self.get_charger, tag=tag,
+                summary="One charger: what it reported, its tariffs, its open transactions",
+                response=ChargerDetail, errors=(404,))  # fmt: skip
+        api.add("PATCH", "/api/chargers/{chargerId}", self.update_charger, tag=tag,
+                summary="Change a charger's name, location, registration status or tariff",
+                body=ChargerChange, response=ChargerDetail, errors=(404,))  # fmt: skip
+        api.add("DELETE", "/api/chargers/{chargerId}", self.delete_charger, tag=tag,
+                summary="Remove a charger that has never charged (it is disconnected)",
+                status=204, errors=(404, 409))  # fmt: skip
+
+    async def list_chargers(self, request: web.Request, query: ChargerQuery) -> ChargerPage:
+        after = str(decode_cursor(query.cursor, 1)[0]) if query.cursor else ""
+        # Online means in the session registry now; the database flag may lag behind it.
+        # One snapshot serves the filter and the answer, so that the two agree.
+        connected = set(self._sessions.ids())
+        rows = await self._chargers.find(
+            after,
+            query.limit + 1,
+            registration_status=query.registration_status,
+            only_ids=connected if query.online is True else None,
+            except_ids=connected if query.online is False else None,
+        )
+        page = rows[: query.limit]
+        more = len(rows) > query.limit
+        connectors = await self._chargers.connectors_of([row["id"] for row in page])
+        return ChargerPage(
+            items=[
+                ChargerOut.of(row, row["id"] in connected, connectors[row["id"]]) for row in page
+            ],
+            next_cursor=encode_cursor(page[-1]["id"]) if more else None,
+        )
+
+    async def create_charger(self, request: web.Request, body: NewCharger) -> ChargerDetail:
+        created = await self._chargers.register(
+            body.id,
+            name=body.name,
+            location=body.location,
+            registration_status=body.registration_status,
+        )
+        if not created:
+            raise ApiError(409, "exists", f"charger {body.id} exists", "id")
+        return await self._detail(body.id)
+
+    async def get_charger(self, request: web.Request) -> ChargerDetail:
+        return await self._detail(request.match_info["chargerId"])
+
+    async def update_charger(self, request: web.Request, body: ChargerChange) -> ChargerDetail:
+        current = await self._found(request.match_info["chargerId"])
+        changed = body.model_fields_set
+        if "tariff_id" in changed:
+            if body.tariff_id is None:
+                await self._payments.unassign_tariffs(current["id"], 0)
+            elif body.tariff_id in await self._payments.tariffs():
+                await self._payments.assign_tariff(body.tariff_id, current["id"])
+            else:
+                raise ApiError(400, "not_found", "no such tariff", "tariffId")
+        await self._chargers.update(
+            current["id"],
+            name=body.name if "name" in changed else current["name"],
+            location=body.location if "location" in changed else current["location"],
+            registration_status=body.registration_status or current["registration_status"],
+        )
+        return await self._detail(current["id"])
+
+    async def delete_charger(self, request: web.Request) -> web.Response:
+        charger_id = (await self._found(request.match_info["chargerId"]))["id"]
+        open_transactions = TransactionFilter(charger_id=charger_id, open=True)
+        if await self._transactions.find(open_transactions, limit=1):
+            raise ApiError(409, "charging", f"{charger_id} has a transaction in progress")
+        if await self._payments.active_connectors(charger_id):
+            raise ApiError(409, "paid_session", f"{charger_id} has a paid session in progress")
+        try:
+            deleted = await self._chargers.delete(charger_id)
+        except sqlite3.IntegrityError:
+            raise ApiError(
+                409, "has_transactions", f"{charger_id} has transactions, kept for billing"
+            ) from None
+        if not deleted:
+            raise not_found("charger")
+        await self._payments.unassign_tariffs(charger_id)
+        # A charger that no longer exists may not stay connected as if it did.
+        session = self._sessions.get(charger_id)
+        if session is not None:
+            await session.close(CLOSE_POLICY, "charger removed")
+        return web.Response(status=204)
+
+    async def _detail(self, charger_id: str) -> ChargerDetail:
+        row = await self._found(charger_id)
+        connectors = await self._chargers.connectors(charger_id)
+        tariffs = await self._payments.charger_tariffs(charger_id)
+        open_transactions = await self._transactions.find(
+            TransactionFilter(charger_id=charger_id, open=True)
+        )
+        online = self._sessions.get(charger_id) is not None
+        return ChargerDetail(
+            **ChargerOut.of(row, online, connectors).model_dump(),
+            serial_number=row["serial_number"],
+            charge_box_serial_number=row["charge_box_serial_number"],
+            iccid=row["iccid"],
+            imsi=row["imsi"],
+            meter_type=row["meter_type"],
+            meter_serial_number=row["meter_serial_number"],
+            connected_at=row["connected_at"],
+            disconnected_at=row["disconnected_at"],
+            diagnostics_status=row["diagnostics_status"],
+            diagnostics_status_at=row["diagnostics_status_at"],
+            firmware_status=row["firmware_status"],
+            firmware_status_at=row["firmware_status_at"],
+            tariff_assignments=[
+                ChargerTariff(connector_id=connector_id, tariff_id=tariff_id)
+                for connector_id, tariff_id in tariffs.items()
+            ],
+            open_transactions=[TransactionOut.of(t) for t in open_transactions],
+        )
+
+    async def _found(self, charger_id: str) -> Row:
+        row = await self._chargers.get(charger_id)
+        if row is None:
+            raise not_found("charger")
+        return row

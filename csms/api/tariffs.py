@@ -1,0 +1,170 @@
+"""Tariffs over the management API: money in integer minor units, every tariff bounded."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import Field
+from pydantic.alias_generators import to_camel
+
+from csms.api.transactions import ConnectorId
+from csms.store.chargers import ChargerStore
+from httpapi.errors import ApiError, not_found
+from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
+from httpapi.routing import Api
+from payments.pricing import Tariff, TariffError, hold_amount
+from payments.store import PaymentStore
+from storage.clock import utc_now
+
+# Bounded so that the hold, a sum of products of these, stays a 64-bit integer.
+_MOST = 1_000_000_000
+Amount = Field(default=0, ge=0, le=_MOST, description="Minor units (cents)")
+Count = Field(default=0, ge=0, le=_MOST)
+Cap = Field(default=None, ge=0, le=_MOST, description="null: no cap")
+Limit = Field(default=None, ge=1, le=_MOST, description="null: no limit")
+
+
+class TariffSettings(ApiModel):
+    currency: str = Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code, e.g. eur")
+    price_per_kwh: int = Amount
+    session_fee: int = Amount
+    time_fee_per_minute: int = Amount
+    time_fee_free_minutes: int = Count
+    time_fee_max_minutes: int | None = Cap
+    idle_fee_per_minute: int = Amount
+    idle_grace_minutes: int = Count
+    idle_fee_max_minutes: int | None = Cap
+    max_energy_wh: int | None = Limit
+    max_duration_minutes: int | None = Limit
+
+    def tariff(self) -> Tariff:
+        """The settings as a Tariff, refused (400 naming the field) unless it bounds the cost."""
+        try:
+            tariff = Tariff(**self.model_dump(include=set(TariffSettings.model_fields)))
+            hold_amount(tariff)
+        except TariffError as error:
+            raise ApiError(400, "invalid", error.message, to_camel(error.field)) from None
+        return tariff
+
+
+class NewTariff(TariffSettings):
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Goes into URLs: 1 to 64 of A-Z a-z 0-9 . _ -",
+    )
+
+
+class TariffOut(TariffSettings):
+    id: str
+    hold_amount: int = Field(description="What a session's card hold is: the most it can cost")
+
+    @classmethod
+    def of(cls, tariff_id: str, tariff: Tariff) -> TariffOut:
+        return cls(id=tariff_id, hold_amount=hold_amount(tariff), **tariff.to_dict())
+
+
+class TariffPage(Page[TariffOut]):
+    pass
+
+
+class TariffAssignment(ApiModel):
+    charger_id: str = Field(min_length=1, max_length=48)
+    connector_id: ConnectorId = Field(default=0, description="0: every connector of the charger")
+
+
+class TariffAssignmentPage(Page[TariffAssignment]):
+    pass
+
+
+class TariffRoutes:
+    def __init__(self, payments: PaymentStore, chargers: ChargerStore) -> None:
+        self._payments = payments
+        self._chargers = chargers
+
+    def register(self, api: Api) -> None:
+        tag = "tariffs"
+        api.add("GET", "/api/tariffs", self.list_tariffs, summary="List tariffs", tag=tag,
+                query=PageQuery, response=TariffPage)  # fmt: skip
+        api.add("POST", "/api/tariffs", self.create_tariff, summary="Add a tariff", tag=tag,
+                body=NewTariff, response=TariffOut, status=201, errors=(409,))  # fmt: skip
+        api.add("GET", "/api/tariffs/{tariffId}", self.get_tariff, summary="One tariff",
+                tag=tag, response=TariffOut, errors=(404,))  # fmt: skip
+        api.add("PUT", "/api/tariffs/{tariffId}", self.replace_tariff, tag=tag,
+                summary="Replace a tariff's settings (sessions already paid keep theirs)",
+                body=TariffSettings, response=TariffOut, errors=(404,))  # fmt: skip
+        api.add("PUT", "/api/tariffs/{tariffId}/assignments", self.assign_tariff, tag=tag,
+                summary="Apply a tariff to a charger or one of its connectors",
+                body=TariffAssignment, status=204, errors=(404,))  # fmt: skip
+        api.add("GET", "/api/tariffs/{tariffId}/assignments", self.list_assignments, tag=tag,
+                summary="Where a tariff applies", query=PageQuery,
+                response=TariffAssignmentPage, errors=(404,))  # fmt: skip
+
+    async def list_tariffs(self, request: web.Request, query: PageQuery) -> TariffPage:
+        after = str(decode_cursor(query.cursor, 1)[0]) if query.cursor else ""
+        # Tariffs are few: one query for all of them, then the page.
+        tariffs = [item for item in (await self._payments.tariffs()).items() if item[0] > after]
+        page = tariffs[: query.limit]
+        more = len(tariffs) > query.limit
+        return TariffPage(
+            items=[TariffOut.of(tariff_id, tariff) for tariff_id, tariff in page],
+            next_cursor=encode_cursor(page[-1][0]) if more else None,
+        )
+
+    async def create_tariff(self, request: web.Request, body: NewTariff) -> TariffOut:
+        tariff = body.tariff()
+        if body.id in await self._payments.tariffs():
+            raise ApiError(409, "exists", f"tariff {body.id} exists", "id")
+        await self._payments.put_tariff(body.id, tariff, utc_now())
+        return TariffOut.of(body.id, tariff)
+
+    async def get_tariff(self, request: web.Request) -> TariffOut:
+        tariff_id = request.match_info["tariffId"]
+        return TariffOut.of(tariff_id, await self._found(tariff_id))
+
+    async def replace_tariff(self, request: web.Request, body: TariffSettings) -> TariffOut:
+        tariff_id = request.match_info["tariffId"]
+        await self._found(tariff_id)
+        tariff = body.tariff()
+        await self._payments.put_tariff(tariff_id, tariff, utc_now())
+        return TariffOut.of(tariff_id, tariff)
+
+    async def assign_tariff(self, request: web.Request, body: TariffAssignment) -> web.Response:
+        tariff_id = request.match_info["tariffId"]
+        await self._found(tariff_id)
+        if await self._chargers.get(body.charger_id) is None:
+            raise ApiError(400, "not_found", "no such charger", "chargerId")
+        await self._payments.assign_tariff(tariff_id, body.charger_id, body.connector_id)
+        return web.Response(status=204)
+
+    async def list_assignments(
+        self, request: web.Request, query: PageQuery
+    ) -> TariffAssignmentPage:
+        tariff_id = request.match_info["tariffId"]
+        await self._found(tariff_id)
+        after = _assignment_key(query.cursor) if query.cursor else ("", -1)
+        rows = await self._payments.tariff_assignments(tariff_id, after, query.limit + 1)
+        page = rows[: query.limit]
+        more = len(rows) > query.limit
+        return TariffAssignmentPage(
+            items=[TariffAssignment(**row) for row in page],
+            next_cursor=encode_cursor(page[-1]["charger_id"], page[-1]["connector_id"])
+            if more
+            else None,
+        )
+
+    async def _found(self, tariff_id: str) -> Tariff:
+        tariff = (await self._payments.tariffs()).get(tariff_id)
+        if tariff is None:
+            raise not_found("tariff")
+        return tariff
+
+
+def _assignment_key(cursor: str) -> tuple[str, int]:
+    charger_id, connector_id = decode_cursor(cursor, 2)
+    if (
+        not isinstance(charger_id, str)
+        or not isinstance(connector_id, int)
+        or isinstance(connector_id, bool)
+        or not -(2**63) <= connector_id < 2**63  # what SQLite can compare
+    ):
+        raise ApiError(400, "invalid", "not a cursor from this API", "cursor")
+    return charger_id, connector_id
