@@ -184,3 +184,30 @@ async def test_payments_list(paid: tuple[CentralSystem, str], http: aiohttp.Clie
         assert (await r.json())["items"] == []
     async with http.get(_url(system, "/api/payments"), params={"state": "Sleeping"}) as r:
         assert r.status == 400 and (await r.json())["error"]["field"] == "state"
+
+
+async def test_every_operation_through_the_api(
+    csms: CentralSystem, http: aiohttp.ClientSession
+) -> None:
+    from tests.test_commands import OPERATIONS
+
+    sim = charger(csms)
+    await sim.start()
+    try:
+        # Those that change the charger's state go last, so the others meet it as it was.
+        disruptive = ("ChangeAvailability", "UnlockConnector", "Reset")
+        ordered = sorted(
+            OPERATIONS, key=lambda op: disruptive.index(op[0]) if op[0] in disruptive else -1
+        )
+        for action, payload, statuses in ordered:
+            async with http.post(
+                _url(csms, f"/api/chargers/CP-1/commands/{action}"), json=payload
+            ) as response:
+                assert response.status == 200, (action, await response.text())
+                answer = await response.json()
+            if statuses is not None:
+                assert answer["status"] in statuses, (action, answer)
+            if action == "Reset":
+                await sim.wait_online(10)  # the simulator reboots after a reset
+    finally:
+        await sim.stop()
