@@ -7,101 +7,18 @@ server it is paid through); the charger is the simulator, which reconnects by it
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from bench.faults.processes import API_KEY, Processes
 from simulators.chargepoint import Behaviour, SimulatedCharger
-from tests.conftest import API_HEADERS, API_KEY
 from tests.payflow import VISA
 from tests.waiting import eventually
 
-SECRET = "whsec_crash_test"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Processes:
-    def __init__(self, tmp_path: Path) -> None:
-        self.ocpp_port, self.http_port, self.stripe_port = (_free_port() for _ in range(3))
-        self.base = f"http://127.0.0.1:{self.http_port}"
-        self.stripe = f"http://127.0.0.1:{self.stripe_port}"
-        self.database = tmp_path / "csms.db"
-        self.logs = tmp_path
-        self.server: subprocess.Popen[bytes] | None = None
-        self.sandbox: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-
-    def _env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "CSMS_SERVER_OCPP_HOST": "127.0.0.1",
-            "CSMS_SERVER_OCPP_PORT": str(self.ocpp_port),
-            "CSMS_SERVER_HTTP_HOST": "127.0.0.1",
-            "CSMS_SERVER_HTTP_PORT": str(self.http_port),
-            "CSMS_DATABASE_PATH": str(self.database),
-            "CSMS_OCPP_UNKNOWN_CHARGERS": "accept",
-            "CSMS_OCPP_CALL_TIMEOUT": "3",
-            "CSMS_STRIPE_API_KEY": "sk_test_crash",
-            "CSMS_STRIPE_API_BASE": self.stripe,
-            "CSMS_STRIPE_WEBHOOK_SECRETS": SECRET,
-            "CSMS_STRIPE_TIMEOUT": "3",
-            "CSMS_PAYMENTS_TICK_INTERVAL": "0.2",
-            "CSMS_PAYMENTS_RETRY_BASE": "0.1",
-            "CSMS_PAYMENTS_RETRY_CEILING": "1",
-            "CSMS_PAYMENTS_MINIMUM_ENERGY_WH": "100",
-            "CSMS_PAYMENTS_STOP_RETRY_INTERVAL": "2",
-            "CSMS_TARIFF_PRICE_PER_KWH": "0.40",
-            "CSMS_TARIFF_SESSION_FEE": "0.50",
-            "CSMS_TARIFF_IDLE_FEE_PER_MINUTE": "0",
-            "CSMS_TARIFF_IDLE_FEE_MAX_MINUTES": "0",
-            "CSMS_TARIFF_MAX_ENERGY_WH": "20000",
-            "CSMS_LOG_LEVEL": "info",
-            "CSMS_API_KEYS": API_KEY,
-        }
-
-    def start_sandbox(self) -> None:
-        self.sandbox = subprocess.Popen(
-            [
-                sys.executable, "-m", "simulators.stripe_sandbox",
-                "--port", str(self.stripe_port),
-                "--webhook-url", f"{self.base}/api/stripe/webhook",
-                "--webhook-secret", SECRET,
-            ],
-            stdout=(self.logs / "sandbox.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def start_server(self) -> None:
-        self.server = subprocess.Popen(
-            [sys.executable, "-m", "csms", "serve"],
-            env=self._env(),
-            stdout=(self.logs / "server.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill_server(self) -> None:
-        assert self.server is not None
-        self.server.send_signal(signal.SIGKILL)
-        self.server.wait(timeout=10)
-        self.restarts += 1
-
-    def stop(self) -> None:
-        for process in (self.server, self.sandbox):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
+API_HEADERS = {"X-API-Key": API_KEY}
 
 
 @pytest.fixture
@@ -115,8 +32,7 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         running.stop()
         # Shown by pytest only when the test failed: what the processes said.
         for name in ("server.log", "sandbox.log"):
-            lines = (tmp_path / name).read_text(errors="replace").splitlines()
-            print(f"--- last lines of {name} ---", *lines[-40:], sep="\n")
+            print(f"--- last lines of {name} ---", running.tail(name), sep="\n")
 
 
 @pytest.fixture
@@ -237,7 +153,7 @@ async def test_killed_between_steps_loses_nothing_and_captures_once(
     assert intent["amount_captured"] == done["capturedAmount"] > 0
     energy = done["breakdown"]["energyWh"]
     assert done["capturedAmount"] == round(energy * 40 / 1000 + 1e-9) + 50
-    assert processes.restarts == 1
+    assert processes.kills == 1
 
 
 async def _energy_over(

@@ -1,0 +1,215 @@
+"""The scenarios: a fleet of simulated chargers doing paid sessions while something fails."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+
+from bench.faults.driving import TERMINAL, Api, SessionLog, WhileCharging, paid_session
+from bench.faults.ledger import Report, audit_run
+from bench.faults.processes import Processes
+from simulators.chargepoint import Behaviour, SimulatedCharger
+
+Chaos = Callable[[Processes, Api, Report, asyncio.Event], Awaitable[None]]
+
+# Short windows, so that sessions broken by a fault end within the run.
+FAST_WINDOWS = {
+    "CSMS_PAYMENTS_START_WINDOW": "20",
+    "CSMS_PAYMENTS_START_REPLY_WINDOW": "10",
+    "CSMS_PAYMENTS_SETTLE_AFTER_AVAILABLE": "10",
+}
+
+
+async def run_fleet(
+    name: str,
+    folder: Path,
+    chargers: int,
+    sessions_each: int,
+    *,
+    chaos: Chaos | None = None,
+    behaviour: Callable[[int], Behaviour] = lambda _: Behaviour(unplug_after_stop=0.3),
+    while_charging: Callable[[int], WhileCharging | None] = lambda _: None,
+    clocks: dict[int, list[timedelta]] | None = None,
+) -> Report:
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    processes = Processes(folder, FAST_WINDOWS)
+    report = Report(name)
+    processes.start_sandbox()
+    processes.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Api(processes, http)
+            await api.call("GET", "/api/chargers")  # waits for the server to be up
+            sims = [
+                SimulatedCharger(
+                    processes.ocpp_url,
+                    f"FAULT-{n}",
+                    connectors=1,
+                    meter_interval=0.5,
+                    speed=120,
+                    behaviour=behaviour(n),
+                    clock=_offset_clock(clocks[n]) if clocks and n in clocks else None,
+                )
+                for n in range(chargers)
+            ]
+            await asyncio.gather(*(sim.start() for sim in sims))
+            log = SessionLog()
+            stop_chaos = asyncio.Event()
+            chaos_task = asyncio.create_task(
+                chaos(processes, api, report, stop_chaos) if chaos else stop_chaos.wait()
+            )
+
+            async def drive(n: int, sim: SimulatedCharger) -> None:
+                for _ in range(sessions_each):
+                    await paid_session(api, sim, log, while_charging=while_charging(n))
+
+            await asyncio.gather(*(drive(n, sim) for n, sim in enumerate(sims)))
+            stop_chaos.set()
+            await chaos_task
+            if processes.server is not None and processes.server.poll() is not None:
+                report.server_crashes += 1
+                report.notes.append(processes.tail("server.log"))
+                processes.start_server()
+            for reservation_id in log.reservation_ids:
+                await api.until(
+                    reservation_id,
+                    lambda s: (
+                        s["state"] in TERMINAL and s["hold"] not in ("Capturing", "Releasing")
+                    ),
+                    within=120,
+                )
+            await asyncio.gather(*(sim.stop() for sim in sims))
+            report.kills = processes.kills
+            return await audit_run(api, report, log.reservation_ids)
+    finally:
+        processes.stop()
+
+
+def _offset_clock(offset: list[timedelta]) -> Callable[[], datetime]:
+    """A charger clock that a scenario can move forward (offset[0])."""
+    return lambda: datetime.now(UTC) + offset[0]
+
+
+# -- chaos
+
+
+async def kill_at_random(
+    processes: Processes, api: Api, report: Report, stop: asyncio.Event
+) -> None:
+    rng = random.Random(7)
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), rng.uniform(1.0, 4.0))
+        except TimeoutError:
+            processes.kill_server()
+            processes.start_server()
+
+
+async def stripe_outage(
+    processes: Processes, api: Api, report: Report, stop: asyncio.Event, phase: float = 8.0
+) -> None:
+    """500s, then requests that hang past the client's timeout, then slow answers; then well."""
+    faults = f"{processes.stripe}/_sandbox/faults"
+    for fault in ({"status": 500}, {"status": "timeout"}, {"delay_seconds": 2.0}):
+        async with api.http.post(faults, json={"count": 1_000_000, **fault}) as response:
+            response.raise_for_status()
+        await asyncio.sleep(phase)
+        async with api.http.delete(faults):
+            pass
+    await stop.wait()
+
+
+async def webhook_storm(
+    processes: Processes, api: Api, report: Report, stop: asyncio.Event
+) -> None:
+    async with api.http.post(
+        f"{processes.stripe}/_sandbox/webhooks", json={"duplicates": 10, "shuffle": True}
+    ) as response:
+        response.raise_for_status()
+    await stop.wait()
+
+
+async def locked_database(
+    processes: Processes, api: Api, report: Report, stop: asyncio.Event
+) -> None:
+    """Another process holds the database's write lock for longer than the busy timeout."""
+    while not stop.is_set():
+        await asyncio.sleep(3.0)
+        await asyncio.to_thread(_hold_lock, processes.database, 7.0)
+    integrity = await asyncio.to_thread(_integrity, processes.database)
+    if integrity != "ok":
+        report.lost += 1
+        report.notes.append(f"integrity_check: {integrity}")
+
+
+def _hold_lock(path: Path, seconds: float) -> None:
+    import time
+
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _integrity(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
+# -- charger faults, one kind per charger (by its number modulo 4)
+
+
+def misbehaving(n: int) -> Behaviour:
+    # Charger kind 1 never answers RemoteStartTransaction.
+    return Behaviour(unplug_after_stop=0.3, ignore_remote_start=n % 4 == 1)
+
+
+def charger_fault(clocks: dict[int, list[timedelta]]) -> Callable[[int], WhileCharging | None]:
+    def pick(n: int) -> WhileCharging | None:
+        kind = n % 4
+        if kind == 0:
+            return _offline_for_an_hour(clocks[n])
+        if kind == 2:
+            return _reboot
+        if kind == 3:
+            return _hold_cancelled
+        return None
+
+    return pick
+
+
+def _offline_for_an_hour(offset: list[timedelta]) -> WhileCharging:
+    async def fault(api: Api, sim: SimulatedCharger, reservation_id: str) -> None:
+        await sim.go_offline()
+        await asyncio.sleep(1.0)
+        await sim.stop_transaction(1)  # queued, sent on reconnection
+        offset[0] += timedelta(hours=1)  # ... an hour later by the charger's clock
+        await sim.reconnect(timeout=30)
+
+    return fault
+
+
+async def _reboot(api: Api, sim: SimulatedCharger, reservation_id: str) -> None:
+    await api.call("POST", f"/api/chargers/{sim.charge_point_id}/commands/Reset", {"type": "Hard"})
+    await sim.wait_online(30)
+
+
+async def _hold_cancelled(api: Api, sim: SimulatedCharger, reservation_id: str) -> None:
+    _, details = await api.call("GET", f"/api/payments/{reservation_id}/details")
+    async with api.http.post(
+        f"{api.processes.stripe}/_sandbox/payment_intents/{details['paymentIntentId']}/cancel",
+        json={"reason": "expired"},
+    ):
+        pass
