@@ -22,6 +22,7 @@ from csms.api.management import build_api
 from csms.api.server import HttpServer, create_app
 from csms.authorization import Authorizer
 from csms.config import Config, ConfigError
+from csms.metrics import Metrics
 from csms.ocpp16.commands import ChargerCommands
 from csms.ocpp16.control import RemoteControl
 from csms.ocpp16.dispatch import Dispatcher
@@ -34,7 +35,7 @@ from csms.store.api_keys import ApiKeys
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionStore
-from httpapi.middleware import api_errors, api_key_required
+from httpapi.middleware import api_errors, api_key_required, security_headers
 from payments.coordinator import Coordinator
 from payments.effects import EffectExecutor
 from payments.http import PaymentRoutes, WebhookSettings
@@ -129,8 +130,9 @@ class CentralSystem:
         self.live = LiveStatus()
         await self.live.load(self.chargers)
 
-        self.gateway, webhook_secrets = await self._stripe()
         self.sessions = Sessions()
+        self.metrics = Metrics(self.db, self.sessions.ids, clock=self._clock)
+        self.gateway, webhook_secrets = await self._stripe()
         self.commands = ChargerCommands(self.sessions.get, config.ocpp.call_timeout)
         control = RemoteControl(self.commands, self.live, self.chargers, self.transactions)
         self.refunds = RefundStore(self.db)
@@ -142,6 +144,7 @@ class CentralSystem:
             # After Checkout's own expiry, whose webhook normally comes first.
             payment_window=config.stripe.checkout_expiry_minutes * 60 + 2 * CHECKOUT_EXPIRY_MARGIN,
             clock=self._clock,
+            observer=self.metrics,
         )
         self.executor = EffectExecutor(
             self.gateway,
@@ -170,7 +173,7 @@ class CentralSystem:
         self.ocpp = OcppServer(
             config,
             self.chargers,
-            Dispatcher(messages.handlers()),
+            Dispatcher(messages.handlers(), self.metrics),
             self.sessions,
             events=self.coordinator,
         )
@@ -183,7 +186,11 @@ class CentralSystem:
                 api_errors(),
                 api_key_required(self.api_keys.verify, open_paths=OPEN_API_PATHS),
             ],
+            self.metrics,
         )
+        # The sandbox's Checkout page is plain http on another port: forms must reach it.
+        checkout = [self.sandbox.base_url] if self.sandbox is not None else []
+        app.on_response_prepare.append(security_headers(checkout))
         self.routes = PaymentRoutes(
             self.payments,
             self.coordinator,
@@ -241,7 +248,12 @@ class CentralSystem:
         secrets = [s.strip() for s in stripe.webhook_secrets.split(",") if s.strip()]
         options = {"max_network_retries": stripe.max_network_retries, "timeout": stripe.timeout}
         if stripe.api_key:
-            gateway = StripeGateway(stripe.api_key, api_base=stripe.api_base or None, **options)
+            gateway = StripeGateway(
+                stripe.api_key,
+                api_base=stripe.api_base or None,
+                observer=self.metrics,
+                **options,
+            )
             return gateway, secrets
         self.sandbox = StripeSandbox(webhook_secret=SANDBOX_WEBHOOK_SECRET)
         await self.sandbox.start(host=stripe.sandbox_host, port=stripe.sandbox_port)
@@ -250,7 +262,9 @@ class CentralSystem:
             message="no stripe.api_key: payments go to the bundled Stripe sandbox, not to Stripe",
             sandbox=self.sandbox.base_url,
         )
-        gateway = StripeGateway(SANDBOX_API_KEY, api_base=self.sandbox.base_url, **options)
+        gateway = StripeGateway(
+            SANDBOX_API_KEY, api_base=self.sandbox.base_url, observer=self.metrics, **options
+        )
         return gateway, [SANDBOX_WEBHOOK_SECRET, *secrets]
 
     def _checkout_expiry(self, r: Reservation) -> datetime:

@@ -16,6 +16,7 @@ from csms.clock import normalise_ocpp_time
 from csms.config import Config, ConfigError, load_config
 from csms.demo import demo_config, print_summary, run_demo
 from csms.logs import configure_logging
+from csms.ocpp16.auth import PASSWORD_RULE, PROFILE_BASIC, hash_password, valid_password
 from csms.ocpp16.handshake import charge_point_id_from_path
 from csms.qr import (
     BaseUrlError,
@@ -73,6 +74,18 @@ def _parser() -> argparse.ArgumentParser:
         default="Accepted",
         choices=("Accepted", "Pending", "Rejected"),
         help="registration status its BootNotification is answered with",
+    )
+    add.add_argument(
+        "--password",
+        help="its HTTP Basic auth password (AuthorizationKey): 16 to 40 printable ASCII"
+        " characters; stored hashed. Sets it on a registered charger too",
+    )
+    add.add_argument(
+        "--security-profile",
+        type=int,
+        choices=(1, 2),
+        help="1: password over ws:// or wss://, 2: password over wss:// only (default with"
+        " --password: 1; without one, the charger needs no password)",
     )
     add.set_defaults(run=_add_charger)
     chargers_commands.add_parser("list", help="list chargers").set_defaults(run=_list_chargers)
@@ -184,17 +197,41 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.security_profile is not None and args.password is None:
+        print("csms: --security-profile needs --password", file=sys.stderr)
+        return 2
+    if args.password is not None and not valid_password(args.password):
+        print(f"csms: --password: {PASSWORD_RULE}", file=sys.stderr)
+        return 2
+    profile = args.security_profile or PROFILE_BASIC  # used with a password only
     db = await open_database(config)
     try:
-        created = await ChargerStore(db).register(
-            args.charge_point_id,
-            name=args.name,
-            location=args.location,
-            registration_status=args.status,
-        )
+        store = ChargerStore(db)
+        if args.password is None:
+            created = await store.register(
+                args.charge_point_id,
+                name=args.name,
+                location=args.location,
+                registration_status=args.status,
+            )
+        else:
+            password_hash = hash_password(args.password)
+            created = await store.register_with_password(
+                args.charge_point_id,
+                profile,
+                password_hash,
+                name=args.name,
+                location=args.location,
+                registration_status=args.status,
+            )
+            if not created:
+                await store.set_security(args.charge_point_id, profile, password_hash)
     finally:
         await db.close()
-    print(f"{args.charge_point_id}: {'registered' if created else 'already registered'}")
+    outcome = "registered" if created else "already registered"
+    if args.password is not None:
+        outcome += f"; password set, security profile {profile}"
+    print(f"{args.charge_point_id}: {outcome}")
     return 0
 
 
@@ -401,6 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config.log.format, config.log.level)
     try:
         return asyncio.run(args.run(config, args))
+    except ConfigError as error:  # found at start-up: a certificate that does not load
+        print(f"csms: config error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -35,6 +35,23 @@ class ServerSettings:
     ocpp_path: str = _setting("/ocpp", pattern=r"/[A-Za-z0-9._~/-]*")
     http_host: str = _setting("0.0.0.0")
     http_port: int = _setting(8080, min=0)
+    tls_cert: str = _setting("")
+    tls_key: str = _setting("")
+
+    def __post_init__(self) -> None:
+        # Both or neither, and readable: a typo stops start-up here, naming the key.
+        for key, other in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
+            path = getattr(self, key)
+            if not path and getattr(self, other):
+                raise ConfigError(f"server.{key}: must be set too when server.{other} is")
+            if path:
+                try:
+                    with open(path, "rb"):
+                        pass
+                except OSError as error:
+                    raise ConfigError(
+                        f"server.{key}: cannot read {path}: {error.strerror}"
+                    ) from None
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,8 @@ class OcppSettings:
     call_timeout: float = _setting(30.0, min=0.1)
     max_frame_bytes: int = _setting(65536, min=1024)
     reject_concurrent_tx: bool = _setting(True)
+    auth_failures_allowed: int = _setting(5, min=1)
+    auth_failure_window: int = _setting(300, min=1)
 
 
 @dataclass(frozen=True)

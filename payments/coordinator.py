@@ -16,6 +16,7 @@ import structlog
 
 from payments import reservation as machine
 from payments.codec import event_name
+from payments.observe import PaymentsObserver
 from payments.ports import ChargerControl
 from payments.pricing import Tariff, hold_amount
 from payments.refunds import RefundRecord, RefundStore
@@ -66,6 +67,7 @@ class Coordinator:
         *,
         payment_window: float,
         clock: Callable[[], datetime] = utc_now,
+        observer: PaymentsObserver | None = None,
     ) -> None:
         self.store = store
         self.refunds = refunds
@@ -73,6 +75,7 @@ class Coordinator:
         self.policy = policy
         self._payment_window = payment_window
         self.clock = clock
+        self.observer = observer  # for the webhook handler, which reaches payments through here
         self._wake_runner: Callable[[], None] = lambda: None
 
     def on_effects(self, wake: Callable[[], None]) -> None:
@@ -154,7 +157,11 @@ class Coordinator:
             if webhook is not None and not await self.store.record_webhook(
                 tx, webhook.event_id, webhook.event_type, reservation_id, event_name(event), now
             ):
-                log.info("payments.webhook_duplicate", event_id=webhook.event_id)
+                log.info(
+                    "payments.webhook_duplicate",
+                    event_id=webhook.event_id,
+                    reservation_id=reservation_id,
+                )
                 return r
             if r is None:
                 return None

@@ -109,11 +109,15 @@ class EffectRunner:
         return max(0.01, min(self._idle_poll, due.total_seconds()))
 
     async def _execute(self, pending: PendingEffect, give_up_when_unavailable: bool) -> None:
-        bound = log.bind(
-            reservation_id=pending.reservation_id,
-            effect=type(pending.effect).__name__,
-            attempt=pending.attempts + 1,
-        )
+        # Bound for the whole effect, so that the gateway's, the chargers' and the
+        # coordinator's lines name the payment too.
+        with structlog.contextvars.bound_contextvars(
+            reservation_id=pending.reservation_id, effect=type(pending.effect).__name__
+        ):
+            await self._carry_out(pending, give_up_when_unavailable)
+
+    async def _carry_out(self, pending: PendingEffect, give_up_when_unavailable: bool) -> None:
+        bound = log.bind(attempt=pending.attempts + 1)
         r, token, email = await self._store.load_for_driver(pending.reservation_id)
         try:
             event = await self._executor.execute(pending, r, token, email)

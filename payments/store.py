@@ -411,3 +411,33 @@ class PaymentStore:
                 "DELETE FROM tariff_assignments WHERE charger_id = ? AND connector_id = ?",
                 (charger_id, connector_id),
             )
+
+    async def audit_page(
+        self,
+        *,
+        reservation_id: str | None,
+        action: str | None,
+        since: str | None,
+        until: str | None,
+        before: int | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Audit lines newest first (by id: the order they were written), filtered on
+        `since <= at < until`; `before` is the id to go on below."""
+        conditions: list[str] = []
+        params: list[object] = []
+        for column, value, operator in (
+            ("reservation_id", reservation_id, "="),
+            ("action", action, "="),
+            ("at", since, ">="),
+            ("at", until, "<"),
+            ("id", before, "<"),
+        ):
+            if value is not None:
+                conditions.append(f"{column} {operator} ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self.db.fetchall(
+            f"SELECT * FROM money_audit {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+        return [dict(row) for row in rows]

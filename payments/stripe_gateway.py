@@ -8,12 +8,15 @@ Stripe's errors mapped to two outcomes the runner understands.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import stripe
 import structlog
+
+from payments.observe import PaymentsObserver
 
 log = structlog.get_logger()
 
@@ -68,7 +71,9 @@ class StripeGateway:
         api_base: str | None = None,
         max_network_retries: int = 2,
         timeout: float = 20.0,
+        observer: PaymentsObserver | None = None,
     ) -> None:
+        self._observer = observer
         self._http = stripe.AIOHTTPClient(timeout=timeout)
         self._client = stripe.StripeClient(
             api_key,
@@ -111,24 +116,28 @@ class StripeGateway:
             params["customer_email"] = request.email
             params["payment_intent_data"]["receipt_email"] = request.email
         session = await self._call(
+            "checkout.create",
             self._client.v1.checkout.sessions.create_async(
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": key},
-            )
+            ),
         )
         return CheckoutSession(session.id, session.url or "")
 
     async def payment_state(self, session_id: str) -> PaymentState:
         session = await self._call(
+            "checkout.retrieve",
             self._client.v1.checkout.sessions.retrieve_async(
                 session_id, {"expand": ["payment_intent"]}
-            )
+            ),
         )
         intent = session.payment_intent
         if intent is None:
             return PaymentState(session.status or "open", None, None, 0)
         if isinstance(intent, str):  # not expanded by an older API: fetch it
-            intent = await self._call(self._client.v1.payment_intents.retrieve_async(intent))
+            intent = await self._call(
+                "payment_intent.retrieve", self._client.v1.payment_intents.retrieve_async(intent)
+            )
         return PaymentState(
             session.status or "open", intent.id, intent.status, intent.amount_capturable or 0
         )
@@ -137,16 +146,18 @@ class StripeGateway:
         """Capture `amount`; the rest of the hold is released by Stripe. Returns the amount."""
         try:
             intent = await self._call(
+                "payment_intent.capture",
                 self._client.v1.payment_intents.capture_async(
                     payment_intent_id, {"amount_to_capture": amount}, {"idempotency_key": key}
-                )
+                ),
             )
         except StripeRejected as rejected:
             if rejected.code != "payment_intent_unexpected_state":
                 raise
             # Captured already (an earlier attempt whose answer was lost)? Then that's the result.
             intent = await self._call(
-                self._client.v1.payment_intents.retrieve_async(payment_intent_id)
+                "payment_intent.retrieve",
+                self._client.v1.payment_intents.retrieve_async(payment_intent_id),
             )
             if intent.status != "succeeded":
                 raise
@@ -156,17 +167,19 @@ class StripeGateway:
         """Cancel the PaymentIntent: the hold on the card disappears."""
         try:
             await self._call(
+                "payment_intent.cancel",
                 self._client.v1.payment_intents.cancel_async(
                     payment_intent_id,
                     {"cancellation_reason": "abandoned"},
                     {"idempotency_key": key},
-                )
+                ),
             )
         except StripeRejected as rejected:
             if rejected.code != "payment_intent_unexpected_state":
                 raise
             intent = await self._call(
-                self._client.v1.payment_intents.retrieve_async(payment_intent_id)
+                "payment_intent.retrieve",
+                self._client.v1.payment_intents.retrieve_async(payment_intent_id),
             )
             if intent.status != "canceled":
                 raise
@@ -174,6 +187,7 @@ class StripeGateway:
     async def refund(self, payment_intent_id: str, amount: int, reason: str, key: str) -> str:
         """Give `amount` of a captured payment back; returns Stripe's refund id."""
         refund = await self._call(
+            "refund.create",
             self._client.v1.refunds.create_async(
                 {
                     "payment_intent": payment_intent_id,
@@ -181,7 +195,7 @@ class StripeGateway:
                     "metadata": {"reason": reason[:500]},
                 },
                 {"idempotency_key": key},
-            )
+            ),
         )
         if refund.status == "failed":
             raise StripeRejected("refund_failed", refund.failure_reason or "the refund failed")
@@ -191,9 +205,10 @@ class StripeGateway:
         """Close an open Checkout Session so that it can no longer be paid."""
         try:
             await self._call(
+                "checkout.expire",
                 self._client.v1.checkout.sessions.expire_async(
                     session_id, None, {"idempotency_key": key}
-                )
+                ),
             )
         except StripeRejected:
             state = await self.payment_state(session_id)
@@ -201,9 +216,13 @@ class StripeGateway:
                 raise
             # Expired already, or paid meanwhile: the reservation machine handles a payment.
 
-    async def _call(self, request: Any) -> Any:
+    async def _call(self, operation: str, request: Any) -> Any:
+        started = time.perf_counter()
+        outcome: str | None = None  # stays None when cancelled: no outcome to count
         try:
-            return await request
+            result = await request
+            outcome = "ok"
+            return result
         except (
             stripe.APIConnectionError,
             stripe.RateLimitError,
@@ -211,7 +230,13 @@ class StripeGateway:
             stripe.AuthenticationError,
             stripe.PermissionError,
         ) as error:
-            log.warning("stripe.unavailable", error=type(error).__name__, message=str(error)[:200])
+            outcome = "unavailable"
+            log.warning(
+                "stripe.unavailable",
+                operation=operation,
+                error=type(error).__name__,
+                message=str(error)[:200],
+            )
             raise StripeUnavailable(
                 f"{type(error).__name__}: {error.user_message or error}"
             ) from error
@@ -219,9 +244,14 @@ class StripeGateway:
             code = getattr(error, "code", None) or type(error).__name__
             # 409: the same idempotency key is still being processed; 5xx: Stripe's trouble.
             if (error.http_status or 0) >= 500 or error.http_status == 409:
+                outcome = "unavailable"
                 raise StripeUnavailable(str(error)) from error
-            log.warning("stripe.rejected", code=code, message=str(error)[:200])
+            outcome = "rejected"
+            log.warning("stripe.rejected", operation=operation, code=code, message=str(error)[:200])
             raise StripeRejected(code, error.user_message or str(error)) from error
+        finally:
+            if self._observer is not None and outcome is not None:
+                self._observer.stripe_call(operation, outcome, time.perf_counter() - started)
 
 
 def verify_webhook(payload: bytes, signature: str, secrets: list[str], tolerance: int) -> None:

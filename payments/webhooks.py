@@ -54,9 +54,24 @@ _RECORDED = {
 
 async def apply_webhook(coordinator: Coordinator, event: dict[str, Any]) -> WebhookOutcome:
     event_id, event_type = event["id"], event["type"]
+    applied = "failed"
+    try:
+        # Bound for the whole event, so that the coordinator's lines name it too.
+        with structlog.contextvars.bound_contextvars(event_id=event_id, event_type=event_type):
+            outcome = await _apply(coordinator, event_id, event_type, event)
+        applied = outcome.applied
+        return outcome
+    finally:
+        if coordinator.observer is not None:
+            coordinator.observer.webhook(_type_label(event_type), applied)
+
+
+async def _apply(
+    coordinator: Coordinator, event_id: str, event_type: str, event: dict[str, Any]
+) -> WebhookOutcome:
     obj = event.get("data", {}).get("object", {}) or {}
     reservation_id = await _reservation_of(coordinator, obj)
-    bound = log.bind(event_id=event_id, event_type=event_type, reservation_id=reservation_id)
+    bound = log.bind(reservation_id=reservation_id)
     context = WebhookContext(event_id, event_type)
     reservation_event = to_reservation_event(event_type, obj)
     if reservation_id is not None and reservation_event is not None:
@@ -70,6 +85,12 @@ async def apply_webhook(coordinator: Coordinator, event: dict[str, Any]) -> Webh
     applied = "recorded" if event_type in _RECORDED and recorded else "ignored"
     bound.info("payments.webhook_recorded", applied=applied)
     return WebhookOutcome(reservation_id, applied)
+
+
+def _type_label(event_type: str) -> str:
+    """The event type as a metric label: any name an unsigned sender makes up is "other"."""
+    known = event_type in _RECORDED or to_reservation_event(event_type, {}) is not None
+    return event_type if known else "other"
 
 
 async def _reservation_of(coordinator: Coordinator, obj: dict[str, Any]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Literal
 
@@ -9,6 +10,7 @@ from aiohttp import web
 from pydantic import Field, field_validator
 
 from csms.api.transactions import TransactionOut
+from csms.ocpp16.auth import PASSWORD_PATTERN, PROFILE_BASIC, PROFILE_NONE, hash_password
 from csms.ocpp16.handshake import charge_point_id_from_path
 from csms.ocpp16.registry import Sessions
 from csms.ocpp16.server import CLOSE_POLICY
@@ -125,6 +127,21 @@ class ChargerChange(ApiModel):
     tariff_id: str | None = Field(
         default=None, min_length=1, description="For every connector; null: the default tariff"
     )
+    password: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=40,
+        pattern=PASSWORD_PATTERN,
+        description="HTTP Basic auth password (AuthorizationKey), 16 to 40 printable ASCII"
+        " characters; stored hashed, never returned. Without securityProfile: profile 1, or"
+        " the charger's profile 2. From the charger's next connection",
+        json_schema_extra={"writeOnly": True},
+    )
+    security_profile: Literal[0, 1, 2] | None = Field(
+        default=None,
+        description="0: no password (removes it), 1: password over ws:// or wss://,"
+        " 2: password over wss:// only. 1 and 2 need a password set now or before",
+    )
 
 
 class ChargerRoutes:
@@ -196,6 +213,8 @@ class ChargerRoutes:
     async def update_charger(self, request: web.Request, body: ChargerChange) -> ChargerDetail:
         current = await self._found(request.match_info["chargerId"])
         changed = body.model_fields_set
+        # Checked (and hashed) first: a refused change applies nothing.
+        security = await _security_change(body, current)
         if "tariff_id" in changed:
             if body.tariff_id is None:
                 await self._payments.unassign_tariffs(current["id"], 0)
@@ -209,6 +228,8 @@ class ChargerRoutes:
             location=body.location if "location" in changed else current["location"],
             registration_status=body.registration_status or current["registration_status"],
         )
+        if security is not None:
+            await self._chargers.set_security(current["id"], *security)
         return await self._detail(current["id"])
 
     async def delete_charger(self, request: web.Request) -> web.Response:
@@ -267,3 +288,25 @@ class ChargerRoutes:
         if row is None:
             raise not_found("charger")
         return row
+
+
+async def _security_change(body: ChargerChange, current: Row) -> tuple[int, str | None] | None:
+    """(security profile, password hash) to store, or None to leave them; ApiError if refused."""
+    changed = body.model_fields_set
+    if "password" in changed and body.password is None:
+        raise ApiError(
+            400, "invalid", "a password cannot be null; securityProfile 0 removes it", "password"
+        )
+    profile = body.security_profile
+    if body.password is not None:
+        if profile == PROFILE_NONE:
+            raise ApiError(400, "invalid", "profile 0 has no password", "securityProfile")
+        profile = profile or max(current["security_profile"], PROFILE_BASIC)
+        return profile, await asyncio.to_thread(hash_password, body.password)
+    if profile is None:
+        return None
+    if profile == PROFILE_NONE:
+        return PROFILE_NONE, None
+    if current["password_hash"] is None:
+        raise ApiError(400, "invalid", "profiles 1 and 2 need a password", "password")
+    return profile, current["password_hash"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from csms.api.audit import AuditRoutes
 from csms.api.chargers import ChargerRoutes
 from csms.api.commands import CommandRoutes
 from csms.api.id_tags import IdTagRoutes
@@ -34,4 +35,5 @@ def build_api(system: CentralSystem) -> Api:
     CommandRoutes(system.commands).register(api)
     system.routes.register_api(api)
     PaymentAdminRoutes(system.payments, system.refunds, system.coordinator).register(api)
+    AuditRoutes(system.payments).register(api)
     return api

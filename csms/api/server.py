@@ -1,4 +1,4 @@
-"""The HTTP endpoint (aiohttp): `/healthz` for load balancers and monitoring."""
+"""The HTTP endpoint (aiohttp): `/healthz` for load balancers, `/metrics` for Prometheus."""
 
 from __future__ import annotations
 
@@ -6,20 +6,27 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from csms.metrics import Metrics
 from httpapi.middleware import Middleware
 from storage.db import Database
 
 DB_KEY = web.AppKey("db", Database)
 CONNECTED_KEY = web.AppKey("connected", Callable[[], list[str]])
+METRICS_KEY = web.AppKey("metrics", Metrics)
 
 
 def create_app(
-    db: Database, connected: Callable[[], list[str]], middlewares: list[Middleware]
+    db: Database,
+    connected: Callable[[], list[str]],
+    middlewares: list[Middleware],
+    metrics: Metrics,
 ) -> web.Application:
     app = web.Application(client_max_size=64 * 1024, middlewares=middlewares)
     app[DB_KEY] = db
     app[CONNECTED_KEY] = connected
+    app[METRICS_KEY] = metrics
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
     return app
 
 
@@ -31,6 +38,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ok", "database": "ok", "chargersConnected": len(request.app[CONNECTED_KEY]())}
     )
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """Outside /api/, so without the API key, like /healthz: what scrapers expect."""
+    body, content_type = await request.app[METRICS_KEY].exposition(
+        request.headers.get("Accept", "")
+    )
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 class HttpServer:

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from csms.ocpp16.frames import Call, ErrorCode, encode_error, encode_result
 from csms.ocpp16.schemas import SchemaViolation, known_actions, validate_request
 
+if TYPE_CHECKING:
+    from csms.metrics import Metrics
+
 log = structlog.get_logger()
 
 Handler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+# The metrics label of actions outside OCPP 1.6: a charger must not make up label values.
+UNKNOWN_ACTION = "unknown"
 
 
 class Dispatcher:
-    def __init__(self, handlers: Mapping[str, Handler]) -> None:
+    def __init__(self, handlers: Mapping[str, Handler], metrics: Metrics | None = None) -> None:
         self._handlers = dict(handlers)
+        self._metrics = metrics
 
     async def __call__(self, charge_point_id: str, call: Call) -> str:
         handler = self._handlers.get(call.action)
@@ -27,6 +34,8 @@ class Dispatcher:
             else:
                 code, text = ErrorCode.NOT_IMPLEMENTED, f"unknown action {call.action!r}"
             log.warning("ocpp.unhandled_action", action=call.action, code=code.value)
+            known = code is ErrorCode.NOT_SUPPORTED
+            self._record(call.action if known else UNKNOWN_ACTION, code.value)
             return encode_error(call.unique_id, code, text)
         try:
             validate_request(call.action, call.payload)
@@ -37,11 +46,20 @@ class Dispatcher:
                 code=violation.code.value,
                 reason=violation.description,
             )
+            self._record(call.action, violation.code.value)
             return encode_error(call.unique_id, violation.code, violation.description)
+        started = time.perf_counter()
         try:
             reply = await handler(charge_point_id, call.payload)
         except Exception:
             # The charger learns only that it failed; the log has the detail.
             log.exception("ocpp.handler_failed", action=call.action)
+            self._record(call.action, ErrorCode.INTERNAL_ERROR.value, started)
             return encode_error(call.unique_id, ErrorCode.INTERNAL_ERROR, "internal error")
+        self._record(call.action, "ok", started)
         return encode_result(call.unique_id, reply)
+
+    def _record(self, action: str, result: str, started: float | None = None) -> None:
+        if self._metrics is not None:
+            seconds = None if started is None else time.perf_counter() - started
+            self._metrics.ocpp_message(action, result, seconds)

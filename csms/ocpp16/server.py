@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from http import HTTPStatus
 
@@ -11,6 +12,15 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from csms.config import Config
+from csms.ocpp16.auth import (
+    CHALLENGE,
+    PROFILE_NONE,
+    FailureThrottle,
+    check_basic_auth,
+    throttle_key,
+    tls_context,
+    transport_allowed,
+)
 from csms.ocpp16.events import ChargerEvents
 from csms.ocpp16.handshake import charge_point_id_from_path, select_subprotocol
 from csms.ocpp16.registry import Sessions
@@ -48,6 +58,11 @@ class OcppServer:
 
     async def start(self) -> None:
         settings = self._config.ocpp
+        # Read before listening: a bad certificate or key stops start-up, naming its key.
+        tls = tls_context(self._config.server)
+        self._throttle = FailureThrottle(
+            settings.auth_failures_allowed, settings.auth_failure_window
+        )
         self._server = await serve(
             self._serve_connection,
             self._config.server.ocpp_host,
@@ -61,7 +76,10 @@ class OcppServer:
             max_size=settings.max_frame_bytes,
             # Meter values compress well, but deflate costs CPU and memory per connection.
             compression=None,
+            ssl=tls,
         )
+        if tls is not None:
+            log.info("ocpp.tls", cert=self._config.server.tls_cert)
 
     async def close(self) -> None:
         """Stop accepting, then close every charger's socket with 1001 so it reconnects."""
@@ -77,18 +95,61 @@ class OcppServer:
     async def _check_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        """Refuse before the upgrade: unknown paths and (by policy) unknown chargers get a 404."""
+        """Refuse before the upgrade: throttled addresses (429), unknown paths and (by policy)
+        unknown chargers (404), the wrong transport for the charger's security profile (403),
+        missing or wrong credentials (401).
+        """
         charge_point_id = charge_point_id_from_path(request.path, self._config.server.ocpp_path)
+        remote = _remote(connection)
+        address = throttle_key(connection.remote_address[0] if connection.remote_address else "")
+        wait = self._throttle.retry_after(address)
+        if wait:
+            log.warning("ocpp.auth_throttled", charge_point_id=charge_point_id, remote=remote)
+            response = connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS, "Too many failed authentication attempts\n"
+            )
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response
         if charge_point_id is None:
             log.warning("ocpp.bad_path", path=request.path[:200])
             return connection.respond(HTTPStatus.NOT_FOUND, "Not a charge point URL\n")
-        if await self._chargers.get(charge_point_id) is None:
+        charger = await self._chargers.get(charge_point_id)
+        if charger is None:
             if self._config.ocpp.unknown_chargers != "accept":
                 log.warning("ocpp.unknown_charger_refused", charge_point_id=charge_point_id)
                 return connection.respond(HTTPStatus.NOT_FOUND, "Unknown charge point\n")
             await self._chargers.register(charge_point_id)
             log.info("ocpp.charger_registered", charge_point_id=charge_point_id)
-        return None
+            return None  # security profile 0: no credentials to check
+        profile = charger["security_profile"]
+        if profile == PROFILE_NONE:
+            return None  # credentials it may send are not checked, as before profiles existed
+        over_tls = connection.transport.get_extra_info("ssl_object") is not None
+        if not transport_allowed(profile, over_tls=over_tls):
+            log.warning(
+                "ocpp.tls_required", charge_point_id=charge_point_id, remote=remote, profile=profile
+            )
+            return connection.respond(HTTPStatus.FORBIDDEN, "This charge point must use wss://\n")
+        # Never logged: the header carries the password.
+        credentials = request.headers.get_all("Authorization")
+        if credentials:
+            # Counted before the slow check, so that parallel guesses are limited as well.
+            self._throttle.record_failure(address)
+            problem = await asyncio.to_thread(
+                check_basic_auth, credentials, charge_point_id, charger["password_hash"]
+            )
+            if problem is None:
+                self._throttle.forgive(address)
+                return None
+            log.warning(
+                "ocpp.auth_failed", charge_point_id=charge_point_id, remote=remote, reason=problem
+            )
+        else:
+            # Not counted as a failure: a client may send credentials only once challenged.
+            log.warning("ocpp.auth_missing", charge_point_id=charge_point_id, remote=remote)
+        response = connection.respond(HTTPStatus.UNAUTHORIZED, "Authentication required\n")
+        response.headers["WWW-Authenticate"] = CHALLENGE
+        return response
 
     async def _serve_connection(self, connection: ServerConnection) -> None:
         charge_point_id = charge_point_id_from_path(

@@ -93,6 +93,46 @@ class ChargerStore:
         )
         return changed > 0
 
+    async def register_with_password(
+        self,
+        charger_id: str,
+        security_profile: int,
+        password_hash: str,
+        *,
+        name: str | None = None,
+        location: str | None = None,
+        registration_status: str = "Accepted",
+    ) -> bool:
+        """register() with a password in one statement: it never exists without it."""
+        changed = await self._db.execute(
+            "INSERT INTO chargers (id, name, location, registration_status, security_profile,"
+            " password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            (
+                charger_id,
+                name,
+                location,
+                registration_status,
+                security_profile,
+                password_hash,
+                now_text(),
+            ),
+        )
+        return changed > 0
+
+    async def set_security(
+        self, charger_id: str, security_profile: int, password_hash: str | None
+    ) -> bool:
+        """Profile 1 or 2 with a password hash, or 0 with None; False when there is no such charger.
+
+        Takes effect from the charger's next connection.
+        """
+        changed = await self._db.execute(
+            "UPDATE chargers SET security_profile = ?, password_hash = ? WHERE id = ?",
+            (security_profile, password_hash, charger_id),
+        )
+        return changed > 0
+
     async def update(
         self,
         charger_id: str,

@@ -1,0 +1,57 @@
+"""What a process costs, read from Linux's /proc (no psutil dependency)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of the process, all its threads included (SQLite's too)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        text = stat.read()
+    # The command name may hold spaces and parentheses: count fields after the last ")".
+    fields = text[text.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / _TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU time spent by every process of the machine, all cores together: what the server and
+    the generator did not use of it was another process competing with the run."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of the process."""
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * _PAGE
+
+
+def raise_open_files_limit(needed: int) -> int:
+    """Raise the soft limit on open files towards `needed` (at most the hard limit); returns
+    the limit now in force. Children inherit it: raise it before starting a server too."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        soft = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
+def wait_idle(pid: int, timeout: float, window: float = 0.5, quiet: float = 0.05) -> bool:
+    """Until the process uses less than `quiet` of a core over `window` seconds, e.g. when it
+    has finished with chargers that disconnected; False if it is still busy at `timeout`."""
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        before = cpu_seconds(pid)
+        time.sleep(window)
+        if cpu_seconds(pid) - before < quiet * window:
+            return True
+    return False

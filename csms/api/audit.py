@@ -1,0 +1,133 @@
+"""The money audit log over the management API: every money movement and operator action,
+newest first, as JSON pages or as CSV. Read-only: the table is append-only."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from pydantic import AwareDatetime, Field
+
+from httpapi.errors import ApiError
+from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
+from httpapi.routing import Api
+from payments.store import PaymentStore
+from storage.clock import to_text
+
+# Lines read from the database per CSV chunk: the export never holds them all.
+_CSV_BATCH = 500
+
+
+class AuditEntryOut(ApiModel):
+    id: int
+    at: str
+    actor: str = Field(description="system, driver, operator or stripe")
+    action: str = Field(description='What happened, e.g. "captured" or "hold released"')
+    reservation_id: str | None
+    amount: int | None = Field(description="In the currency's minor units")
+    currency: str | None
+    stripe_id: str | None
+    detail: str | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> AuditEntryOut:
+        return cls(**{name: row[name] for name in cls.model_fields})
+
+
+class AuditPage(Page[AuditEntryOut]):
+    pass
+
+
+class AuditFilters(ApiModel):
+    reservation_id: str | None = Field(default=None, min_length=1, max_length=100)
+    action: str | None = Field(default=None, min_length=1, max_length=100)
+    since: AwareDatetime | None = Field(
+        default=None, alias="from", description="At or after (ISO 8601)"
+    )
+    until: AwareDatetime | None = Field(default=None, alias="to", description="Before (ISO 8601)")
+
+    async def lines(
+        self, store: PaymentStore, before: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The matching lines below the id `before`, newest first."""
+        return await store.audit_page(
+            reservation_id=self.reservation_id,
+            action=self.action,
+            since=to_text(self.since) if self.since else None,
+            until=to_text(self.until) if self.until else None,
+            before=before,
+            limit=limit,
+        )
+
+
+class AuditQuery(AuditFilters, PageQuery):
+    pass
+
+
+# The CSV has the JSON listing's columns, under the same names.
+CSV_COLUMNS = [field.alias or name for name, field in AuditEntryOut.model_fields.items()]
+
+
+async def audit_csv(store: PaymentStore, where: AuditFilters) -> AsyncIterator[str]:
+    """The export, newest first, in chunks of CSV text (RFC 4180): the header row first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    before: int | None = None
+    while True:
+        rows = await where.lines(store, before, _CSV_BATCH)
+        for row in rows:
+            writer.writerow(AuditEntryOut.of(row).model_dump(by_alias=True).values())
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(rows) < _CSV_BATCH:
+            return
+        before = rows[-1]["id"]
+
+
+class AuditRoutes:
+    def __init__(self, payments: PaymentStore) -> None:
+        self._payments = payments
+
+    def register(self, api: Api) -> None:
+        tag = "audit"
+        api.add("GET", "/api/audit", self.list_audit, tag=tag,
+                summary="The money audit log, newest first", query=AuditQuery,
+                response=AuditPage)  # fmt: skip
+        api.add("GET", "/api/audit.csv", self.export_audit, tag=tag,
+                summary="The same audit lines as CSV, all at once", query=AuditFilters,
+                produces="text/csv")  # fmt: skip
+
+    async def list_audit(self, request: web.Request, query: AuditQuery) -> AuditPage:
+        before = _before(query.cursor) if query.cursor else None
+        rows = await query.lines(self._payments, before, query.limit + 1)
+        page = rows[: query.limit]
+        more = len(rows) > query.limit
+        return AuditPage(
+            items=[AuditEntryOut.of(row) for row in page],
+            next_cursor=encode_cursor(page[-1]["id"]) if more else None,
+        )
+
+    async def export_audit(self, request: web.Request, query: AuditFilters) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Disposition": 'attachment; filename="audit.csv"'}
+        )
+        response.content_type = "text/csv"
+        response.charset = "utf-8"
+        await response.prepare(request)
+        async for chunk in audit_csv(self._payments, query):
+            await response.write(chunk.encode())
+        await response.write_eof()
+        return response
+
+
+def _before(cursor: str) -> int:
+    """The id a cursor from this listing points below; refused if it is not one of ours."""
+    key = decode_cursor(cursor, 1)[0]
+    if not isinstance(key, int) or isinstance(key, bool) or not 0 < key < 2**63:
+        raise ApiError(400, "invalid", "not a cursor from this API", "cursor")
+    return key
