@@ -213,7 +213,12 @@ class CentralSystem:
             enabled=config.payments.enabled,
         )
         self.driver_pages.register(app)
-        self.http = HttpServer(app, config.server.http_host, config.server.http_port)
+        self.http = HttpServer(
+            app,
+            config.server.http_host,
+            config.server.http_port,
+            shutdown_timeout=min(5.0, config.server.shutdown_timeout),
+        )
 
         await self.ocpp.start()
         await self.http.start()
@@ -275,10 +280,14 @@ class CentralSystem:
         )
 
     async def stop(self) -> None:
+        """Stop accepting, close chargers' sockets with 1001 (so they reconnect), let effects
+        under way finish within the shutdown timeout, park the rest for the next start."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.server.shutdown_timeout
         self.driver_pages.close()
         await self.http.close()
         await self.ocpp.close()
-        await self.runner.stop()
+        await self.runner.stop(max(0.0, deadline - loop.time()))
         await self.gateway.close()
         if self.sandbox is not None:
             await self.sandbox.stop()
@@ -299,10 +308,18 @@ class CentralSystem:
 
 
 async def serve(config: Config) -> None:
-    """Run until SIGINT or SIGTERM."""
+    """Run until SIGINT or SIGTERM, then shut down within the configured time."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with CentralSystem(config):
-        await stop.wait()
+    system = CentralSystem(config)
+    await system.start()
+    await stop.wait()
+    log.info("csms.stopping", within=config.server.shutdown_timeout)
+    try:
+        # Each step is bounded on its own; this bounds them all, in case one hangs.
+        async with asyncio.timeout(config.server.shutdown_timeout + 5):
+            await system.stop()
+    except TimeoutError:
+        log.error("csms.shutdown_overran")

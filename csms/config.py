@@ -35,6 +35,7 @@ class ServerSettings:
     ocpp_path: str = _setting("/ocpp", pattern=r"/[A-Za-z0-9._~/-]*")
     http_host: str = _setting("0.0.0.0")
     http_port: int = _setting(8080, min=0)
+    shutdown_timeout: float = _setting(10.0, min=0)
     tls_cert: str = _setting("")
     tls_key: str = _setting("")
 

@@ -57,15 +57,25 @@ class EffectRunner:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="effect-runner")
 
-    async def stop(self) -> None:
-        """Stop taking effects; those in flight finish or stay pending for the next start."""
+    async def stop(self, grace: float = 0.0) -> None:
+        """Take no new effects; give those in flight `grace` seconds to finish, then park them.
+
+        A parked effect was cancelled mid-call: it is still pending in the outbox, and the
+        next start carries it out again under the same idempotency key.
+        """
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for task in list(self._in_flight.values()):
+        in_flight = list(self._in_flight.values())
+        if in_flight and grace > 0:
+            await asyncio.wait(in_flight, timeout=grace)
+        parked = [task for task in in_flight if not task.done()]
+        for task in parked:
             task.cancel()
-        await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        if parked:
+            log.info("payments.effects_parked", count=len(parked))
 
     async def run_now(self, reservation_id: str, *, give_up_when_unavailable: bool = False) -> None:
         """Carry out this reservation's due effects at once, for an answer within the request.

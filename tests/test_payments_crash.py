@@ -7,6 +7,8 @@ server it is paid through); the charger is the simulator, which reconnects by it
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -163,3 +165,71 @@ async def _energy_over(
         return (await _state(http, processes, rid))["energyWh"] > wh
     except aiohttp.ClientError:
         return False
+
+
+async def test_sigterm_parks_a_capture_under_way_and_the_next_start_finishes_it(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    processes = Processes(tmp_path, {"CSMS_SERVER_SHUTDOWN_TIMEOUT": "1"})
+    processes.start_sandbox()
+    processes.start_server()
+    try:
+        await eventually(lambda: _up(http, f"{processes.base}/healthz"), timeout=20)
+        await eventually(lambda: _up(http, f"{processes.stripe}/_sandbox"), timeout=20)
+        sim = SimulatedCharger(
+            f"ws://127.0.0.1:{processes.ocpp_port}/ocpp",
+            "CP-1",
+            connectors=1,
+            meter_interval=0.5,
+            speed=60,
+            behaviour=Behaviour(unplug_after_stop=0.2),
+        )
+        await sim.start()
+        try:
+            async with http.post(
+                f"{processes.base}/api/payments",
+                json={"chargePointId": "CP-1"},
+                headers=API_HEADERS,
+            ) as response:
+                created = await response.json()
+            rid = created["reservationId"]
+            form = {
+                "email": "d@example.com",
+                "cardNumber": VISA,
+                "cardExpiry": "12/34",
+                "cardCvc": "123",
+                "billingName": "D",
+            }
+            async with http.post(created["checkoutUrl"], data=form, allow_redirects=False):
+                pass
+            await _until_state(http, processes, rid, "AwaitingPlug")
+            await sim.plug_in(1)
+            await _until_state(http, processes, rid, "Charging")
+            await eventually(lambda: _energy_over(http, processes, rid, 300), timeout=30)
+            # Stripe answers the capture slowly: it is under way when SIGTERM comes.
+            async with http.post(
+                f"{processes.stripe}/_sandbox/faults",
+                json={"count": 1, "delay_seconds": 4, "path": "/v1/payment_intents"},
+            ):
+                pass
+            async with http.post(f"{processes.base}/api/payments/{rid}/stop", headers=API_HEADERS):
+                pass
+            await _until_state(http, processes, rid, "Settling")
+            started = asyncio.get_running_loop().time()
+            # In a thread: the simulated charger in this loop must answer the server's close.
+            code = await asyncio.to_thread(processes.kill_server, signal.SIGTERM)
+            took = asyncio.get_running_loop().time() - started
+            assert code == 0
+            assert took < 1 + 5, f"shutdown took {took:.1f} s"
+            processes.start_server()
+            done = await _until_state(http, processes, rid, "Completed")
+        finally:
+            await sim.stop()
+        async with http.get(f"{processes.stripe}/_sandbox/ledger") as response:
+            (intent,) = (await response.json())["payment_intents"].values()
+        assert intent["capture_requests"] == 1
+        assert intent["amount_captured"] == done["capturedAmount"] > 0
+        # The slow capture did not finish within the shutdown time: it was parked.
+        assert "payments.effects_parked" in processes.tail("server.log", 400)
+    finally:
+        processes.stop()

@@ -49,8 +49,11 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 
 class HttpServer:
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
-        self._runner = web.AppRunner(app, access_log=None)
+    def __init__(
+        self, app: web.Application, host: str, port: int, shutdown_timeout: float = 10.0
+    ) -> None:
+        # On shutdown, requests under way get this long to finish.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
         self._host = host
         self._port = port
 
