@@ -13,15 +13,25 @@ from pathlib import Path
 from bench.faults.ledger import Report
 from bench.faults.scenarios import (
     charger_fault,
+    full_disk,
     kill_at_random,
     locked_database,
     misbehaving,
+    mount_small_disk,
     run_fleet,
     stripe_outage,
+    unmount,
     webhook_storm,
 )
 
-SCENARIOS = ("kill", "stripe-outage", "webhook-storm", "charger-faults", "database-locked")
+SCENARIOS = (
+    "kill",
+    "stripe-outage",
+    "webhook-storm",
+    "charger-faults",
+    "database-locked",
+    "disk-full",
+)
 
 
 async def run(names: list[str], chargers: int, sessions: int, folder: Path) -> list[Report]:
@@ -46,11 +56,27 @@ async def run(names: list[str], chargers: int, sessions: int, folder: Path) -> l
                     while_charging=charger_fault(clocks),
                     clocks=clocks,
                 )
-            case _:
+            case "database-locked":
                 report = await run_fleet(name, where, chargers, sessions, chaos=locked_database)
+            case _:
+                report = await _disk_full(where, chargers, sessions)
         print(report.line(), flush=True)
         reports.append(report)
     return reports
+
+
+async def _disk_full(where: Path, chargers: int, sessions: int) -> Report:
+    disk = where / "disk"
+    if not await asyncio.to_thread(mount_small_disk, disk):
+        report = Report("disk-full")
+        report.notes.append("skipped: this machine does not allow mounting a tmpfs (run as root)")
+        return report
+    try:
+        return await run_fleet(
+            "disk-full", where, chargers, sessions, chaos=full_disk(disk), database_dir=disk
+        )
+    finally:
+        await asyncio.to_thread(unmount, disk)
 
 
 def main() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import subprocess
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,9 +37,12 @@ async def run_fleet(
     behaviour: Callable[[int], Behaviour] = lambda _: Behaviour(unplug_after_stop=0.3),
     while_charging: Callable[[int], WhileCharging | None] = lambda _: None,
     clocks: dict[int, list[timedelta]] | None = None,
+    database_dir: Path | None = None,
 ) -> Report:
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     processes = Processes(folder, FAST_WINDOWS)
+    if database_dir is not None:
+        processes.database = database_dir / "csms.db"
     report = Report(name)
     processes.start_sandbox()
     processes.start_server()
@@ -146,6 +150,52 @@ async def locked_database(
     if integrity != "ok":
         report.lost += 1
         report.notes.append(f"integrity_check: {integrity}")
+
+
+def full_disk(mount: Path) -> Chaos:
+    """The database's disk fills up (a small tmpfs), then grows again: writes fail with a
+    clear error meanwhile, and everything recovers afterwards."""
+
+    async def chaos(processes: Processes, api: Api, report: Report, stop: asyncio.Event) -> None:
+        await asyncio.sleep(2.0)
+        filler = mount / "filler"
+        await asyncio.to_thread(_fill, filler)
+        await asyncio.sleep(6.0)  # sessions go on against a full disk
+        await asyncio.to_thread(filler.unlink)
+        await asyncio.to_thread(
+            subprocess.run, ["mount", "-o", "remount,size=256m", str(mount)], check=True
+        )
+        await stop.wait()
+        integrity = await asyncio.to_thread(_integrity, processes.database)
+        if integrity != "ok":
+            report.lost += 1
+            report.notes.append(f"integrity_check: {integrity}")
+
+    return chaos
+
+
+def _fill(path: Path) -> None:
+    """Take every free byte of the file system."""
+    with path.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+
+
+def mount_small_disk(where: Path) -> bool:
+    """A 16 MB tmpfs for the database; False when this machine does not allow mounting."""
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)], capture_output=True
+    )
+    return done.returncode == 0
+
+
+def unmount(where: Path) -> None:
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
 def _hold_lock(path: Path, seconds: float) -> None:
