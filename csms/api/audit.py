@@ -3,14 +3,13 @@ newest first, as JSON pages or as CSV. Read-only: the table is append-only."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 
+from httpapi.csv_export import csv_chunks, stream_csv
 from httpapi.errors import ApiError
 from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
 from httpapi.routing import Api
@@ -18,7 +17,6 @@ from payments.store import PaymentStore
 from storage.clock import to_text
 
 # Lines read from the database per CSV chunk: the export never holds them all.
-_CSV_BATCH = 500
 
 
 class AuditEntryOut(ApiModel):
@@ -67,26 +65,13 @@ class AuditQuery(AuditFilters, PageQuery):
     pass
 
 
-# The CSV has the JSON listing's columns, under the same names.
-CSV_COLUMNS = [field.alias or name for name, field in AuditEntryOut.model_fields.items()]
-
-
-async def audit_csv(store: PaymentStore, where: AuditFilters) -> AsyncIterator[str]:
-    """The export, newest first, in chunks of CSV text (RFC 4180): the header row first."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    before: int | None = None
-    while True:
-        rows = await where.lines(store, before, _CSV_BATCH)
-        for row in rows:
-            writer.writerow(AuditEntryOut.of(row).model_dump(by_alias=True).values())
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        if len(rows) < _CSV_BATCH:
-            return
-        before = rows[-1]["id"]
+def audit_csv(store: PaymentStore, where: AuditFilters) -> AsyncIterator[str]:
+    """The export, newest first, with the JSON listing's columns."""
+    return csv_chunks(
+        AuditEntryOut,
+        lambda before, limit: where.lines(store, before, limit),
+        AuditEntryOut.of,
+    )
 
 
 class AuditRoutes:
@@ -113,16 +98,7 @@ class AuditRoutes:
         )
 
     async def export_audit(self, request: web.Request, query: AuditFilters) -> web.StreamResponse:
-        response = web.StreamResponse(
-            headers={"Content-Disposition": 'attachment; filename="audit.csv"'}
-        )
-        response.content_type = "text/csv"
-        response.charset = "utf-8"
-        await response.prepare(request)
-        async for chunk in audit_csv(self._payments, query):
-            await response.write(chunk.encode())
-        await response.write_eof()
-        return response
+        return await stream_csv(request, "audit.csv", audit_csv(self._payments, query))
 
 
 def _before(cursor: str) -> int:

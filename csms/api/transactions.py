@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -12,6 +10,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, Field
 
 from csms.store.transactions import TransactionFilter, TransactionStore
+from httpapi.csv_export import csv_chunks, stream_csv
 from httpapi.errors import ApiError, not_found
 from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
 from httpapi.routing import Api
@@ -23,7 +22,6 @@ ConnectorId = Annotated[int, Field(ge=0, le=2**31 - 1)]
 # Longer might not fit SQLite's 64-bit integers: no such transaction can exist.
 _TRANSACTION_ID = re.compile(r"[0-9]{1,18}")
 # Rows read from the database per CSV chunk: the export never holds them all.
-_CSV_BATCH = 500
 
 
 class TransactionOut(ApiModel):
@@ -112,26 +110,13 @@ class TransactionQuery(TransactionFilters, PageQuery):
     pass
 
 
-# The CSV has the JSON listing's columns, under the same names.
-CSV_COLUMNS = [field.alias or name for name, field in TransactionOut.model_fields.items()]
-
-
-async def transactions_csv(store: TransactionStore, where: TransactionFilter) -> AsyncIterator[str]:
-    """The export, newest first, in chunks of CSV text (RFC 4180): the header row first."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    before: int | None = None
-    while True:
-        rows = await store.find(where, before=before, limit=_CSV_BATCH)
-        for row in rows:
-            writer.writerow(TransactionOut.of(row).model_dump(by_alias=True).values())
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        if len(rows) < _CSV_BATCH:
-            return
-        before = rows[-1]["id"]
+def transactions_csv(store: TransactionStore, where: TransactionFilter) -> AsyncIterator[str]:
+    """The export, newest first, with the JSON listing's columns."""
+    return csv_chunks(
+        TransactionOut,
+        lambda before, limit: store.find(where, before=before, limit=limit),
+        TransactionOut.of,
+    )
 
 
 class TransactionRoutes:
@@ -167,16 +152,8 @@ class TransactionRoutes:
     async def export_transactions(
         self, request: web.Request, query: TransactionFilters
     ) -> web.StreamResponse:
-        response = web.StreamResponse(
-            headers={"Content-Disposition": 'attachment; filename="transactions.csv"'}
-        )
-        response.content_type = "text/csv"
-        response.charset = "utf-8"
-        await response.prepare(request)
-        async for chunk in transactions_csv(self._transactions, query.selection()):
-            await response.write(chunk.encode())
-        await response.write_eof()
-        return response
+        chunks = transactions_csv(self._transactions, query.selection())
+        return await stream_csv(request, "transactions.csv", chunks)
 
     async def get_transaction(self, request: web.Request) -> TransactionDetail:
         text = request.match_info["transactionId"]
