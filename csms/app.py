@@ -146,6 +146,7 @@ class CentralSystem:
             clock=self._clock,
             observer=self.metrics,
         )
+        await self.coordinator.load()
         self.executor = EffectExecutor(
             self.gateway,
             control,

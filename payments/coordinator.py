@@ -53,6 +53,31 @@ class WebhookContext:
     event_type: str
 
 
+class ActiveIndex:
+    """Which connectors and transactions have an active reservation, in memory.
+
+    Most OCPP messages concern no payment; this lets them pass without a query. The
+    coordinator is the only writer of reservations, so it keeps the index true: loaded at
+    start-up, updated after every commit.
+    """
+
+    def __init__(self) -> None:
+        self.connectors: dict[tuple[str, int], str] = {}
+        self.transactions: dict[int, str] = {}
+
+    def update(self, r: Reservation) -> None:
+        key = (r.charger_id, r.connector_id)
+        if r.active:
+            self.connectors[key] = r.id
+            if r.transaction_id is not None:
+                self.transactions[r.transaction_id] = r.id
+            return
+        if self.connectors.get(key) == r.id:
+            del self.connectors[key]
+        if r.transaction_id is not None and self.transactions.get(r.transaction_id) == r.id:
+            del self.transactions[r.transaction_id]
+
+
 class RefundRefused(Exception):
     """The refund cannot be made: nothing captured, or more than what is left."""
 
@@ -77,6 +102,12 @@ class Coordinator:
         self.clock = clock
         self.observer = observer  # for the webhook handler, which reaches payments through here
         self._wake_runner: Callable[[], None] = lambda: None
+        self.index = ActiveIndex()
+
+    async def load(self) -> None:
+        """Build the index of active reservations (at start-up)."""
+        for r in await self.store.active_reservations():
+            self.index.update(r)
 
     def on_effects(self, wake: Callable[[], None]) -> None:
         self._wake_runner = wake
@@ -261,6 +292,7 @@ class Coordinator:
             )
 
     def _after_commit(self, decision: Decision) -> None:
+        self.index.update(decision.reservation)
         if decision.effects:
             self._wake_runner()
 
@@ -392,16 +424,16 @@ class Coordinator:
         self, charger_id: str, connector_id: int | None, status_at: datetime | None
     ) -> None:
         """Connected, disconnected (connector None) or a connector's new status."""
-        connectors = (
-            [connector_id] if connector_id else await self.store.active_connectors(charger_id)
-        )
-        for connector in connectors:
-            r = await self.store.active_on(charger_id, connector)
-            if r is not None:
-                await self.handle(r.id, machine.ChargerChanged(status_at), actor="charger")
+        affected = [
+            reservation_id
+            for (charger, connector), reservation_id in list(self.index.connectors.items())
+            if charger == charger_id and connector_id in (None, 0, connector)
+        ]
+        for reservation_id in affected:
+            await self.handle(reservation_id, machine.ChargerChanged(status_at), actor="charger")
 
     async def _by_transaction(self, charger_id: str, transaction_id: int) -> str | None:
-        reservation_id = await self.store.find_id("transaction_id", transaction_id)
+        reservation_id = self.index.transactions.get(transaction_id)
         if reservation_id is None:
             return None
         r = await self.store.get(reservation_id)

@@ -170,6 +170,11 @@ class PaymentStore:
         )
         return decode_reservation(row["data"]) if row else None
 
+    async def active_reservations(self) -> list[Reservation]:
+        active = ", ".join(f"'{state.value}'" for state in ACTIVE)
+        rows = await self.db.fetchall(f"SELECT data FROM reservations WHERE state IN ({active})")
+        return [decode_reservation(row["data"]) for row in rows]
+
     async def active_connectors(self, charger_id: str) -> list[int]:
         active = ", ".join(f"'{state.value}'" for state in ACTIVE)
         rows = await self.db.fetchall(

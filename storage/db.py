@@ -57,18 +57,23 @@ class Database:
                 raise
             await self._conn.execute("COMMIT")
 
+    # Each call below is one trip to the database thread: those trips, not SQLite, are
+    # what a message costs, so statements avoid separate fetch and close steps.
+
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self._lock, self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        async with self._lock, self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        async with self._lock:
+            return list(await self._conn.execute_fetchall(sql, params))
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """One statement in its own transaction; returns the number of rows changed."""
-        async with self.transaction() as tx:
-            return await tx.execute(sql, params)
+        """One statement, its own transaction (autocommit); returns the rows changed."""
+        async with self._lock:
+            cursor = await self._conn.execute(sql, params)
+        return cursor.rowcount
 
 
 class Transaction:
@@ -79,13 +84,11 @@ class Transaction:
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         cursor = await self._conn.execute(sql, params)
-        await cursor.close()
         return cursor.rowcount
 
     async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT and return the new row's id."""
         cursor = await self._conn.execute(sql, params)
-        await cursor.close()
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
@@ -93,9 +96,7 @@ class Transaction:
         await self._conn.executemany(sql, rows)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        return next(iter(await self._conn.execute_fetchall(sql, params)), None)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        async with self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._conn.execute_fetchall(sql, params))
