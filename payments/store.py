@@ -147,10 +147,9 @@ class PaymentStore:
         return dict(row) if row else None
 
     async def find_id(self, column: str, value: object) -> str | None:
-        """The newest reservation whose `column` has `value` (tag, transaction, Stripe ids)."""
+        """The newest reservation whose `column` has `value` (tag, token, Stripe ids)."""
         assert column in (
             "id_tag",
-            "transaction_id",
             "checkout_session_id",
             "payment_intent_id",
             "token",
