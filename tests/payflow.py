@@ -65,6 +65,21 @@ class Driver:
         ) as response:
             return response.status, await response.json()
 
+    async def has_energy(self, reservation_id: str, wh: int = 200) -> bool:
+        return (await self.status(reservation_id))["energyWh"] > wh
+
+    async def start_charging(self, sim: SimulatedCharger) -> str:
+        """Ask, pay with 4242, plug in connector 1, and charge a little; the reservation id."""
+        status, created = await self.create(sim.charge_point_id, 1)
+        assert status == 200, created
+        reservation_id = created["reservationId"]
+        await self.pay(created["checkoutUrl"])
+        await self.wait_for_state(reservation_id, "AwaitingPlug")
+        await sim.plug_in(1)
+        await self.wait_for_state(reservation_id, "Charging")
+        await eventually(lambda: self.has_energy(reservation_id))
+        return reservation_id
+
     async def wait_for_state(self, reservation_id: str, *states: str, timeout: float = 15) -> dict:
         seen: dict = {}
 

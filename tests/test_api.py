@@ -10,7 +10,7 @@ import pytest
 from csms.app import CentralSystem
 from tests.conftest import API_HEADERS, MakeConfig
 from tests.payflow import Driver, charger
-from tests.test_payments_e2e import TARIFF, _has_energy
+from tests.test_payments_e2e import TARIFF
 from tests.waiting import eventually
 
 
@@ -127,13 +127,7 @@ async def paid(make_config: MakeConfig) -> AsyncIterator[tuple[CentralSystem, st
         sim = charger(system, unplug_after_stop=0.1)
         await sim.start()
         try:
-            _, created = await driver.create()
-            rid = created["reservationId"]
-            await driver.pay(created["checkoutUrl"])
-            await driver.wait_for_state(rid, "AwaitingPlug")
-            await sim.plug_in(1)
-            await driver.wait_for_state(rid, "Charging")
-            await eventually(lambda: _has_energy(driver, rid))
+            rid = await driver.start_charging(sim)
             await driver.post(f"/api/payments/{rid}/stop")
             await driver.wait_for_state(rid, "Completed")
         finally:

@@ -17,7 +17,6 @@ from simulators.chargepoint import SimulatedCharger
 from tests.conftest import API_HEADERS, MakeConfig
 from tests.payflow import Driver, charger
 from tests.test_payments_e2e import TARIFF
-from tests.waiting import eventually
 
 CSV_HEADER = [
     "id",
@@ -59,19 +58,9 @@ async def sim(system: CentralSystem) -> AsyncIterator[SimulatedCharger]:
 
 async def paid_session(driver: Driver, sim: SimulatedCharger) -> dict[str, Any]:
     """One charge on connector 1 paid, charged and captured; its final payment view."""
-    _, created = await driver.create()
-    rid = created["reservationId"]
-    await driver.pay(created["checkoutUrl"])
-    await driver.wait_for_state(rid, "AwaitingPlug")
-    await sim.plug_in(1)
-    await driver.wait_for_state(rid, "Charging")
-    await eventually(lambda: _has_energy(driver, rid))
+    rid = await driver.start_charging(sim)
     await driver.post(f"/api/payments/{rid}/stop")
     return await driver.wait_for_state(rid, "Completed")
-
-
-async def _has_energy(driver: Driver, rid: str) -> bool:
-    return (await driver.status(rid))["energyWh"] > 200
 
 
 async def get(

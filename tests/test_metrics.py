@@ -115,7 +115,7 @@ async def test_a_paid_session_in_the_metrics(
         await sim.plug_in(1)
         await driver.wait_for_state(rid, "Charging")
         charging = await scrape(http, system)
-        await eventually(lambda: _has_energy(driver, rid))
+        await eventually(lambda: driver.has_energy(rid))
         await driver.post(f"/api/payments/{rid}/stop")
         done = await driver.wait_for_state(rid, "Completed")
         assert done["capturedAmount"] > 0
@@ -164,10 +164,6 @@ async def test_a_paid_session_in_the_metrics(
     assert completed == 1
 
 
-async def _has_energy(driver: Driver, rid: str) -> bool:
-    return (await driver.status(rid))["energyWh"] > 200
-
-
 async def test_outbox_backlog_during_a_stripe_outage(
     make_config: MakeConfig, http: aiohttp.ClientSession
 ) -> None:
@@ -196,13 +192,7 @@ async def _capture_during_an_outage(system: CentralSystem, http: aiohttp.ClientS
     sim = charger(system, unplug_after_stop=0.1)
     await sim.start()
     try:
-        _, created = await driver.create()
-        rid = created["reservationId"]
-        await driver.pay(created["checkoutUrl"])
-        await driver.wait_for_state(rid, "AwaitingPlug")
-        await sim.plug_in(1)
-        await driver.wait_for_state(rid, "Charging")
-        await eventually(lambda: _has_energy(driver, rid))
+        rid = await driver.start_charging(sim)
         # Stripe is down for captures: the capture effect waits in the outbox.
         system.sandbox.fail_next(10_000, 500, path="/v1/payment_intents", method="POST")
         await driver.post(f"/api/payments/{rid}/stop")

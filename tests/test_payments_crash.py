@@ -78,6 +78,26 @@ async def _until_state(
     return seen
 
 
+CARD = {
+    "email": "d@example.com",
+    "cardNumber": VISA,
+    "cardExpiry": "12/34",
+    "cardCvc": "123",
+    "billingName": "D",
+}
+
+
+def _simulator(processes: Processes) -> SimulatedCharger:
+    return SimulatedCharger(
+        f"ws://127.0.0.1:{processes.ocpp_port}/ocpp",
+        "CP-1",
+        connectors=1,
+        meter_interval=0.5,
+        speed=60,
+        behaviour=Behaviour(unplug_after_stop=0.2),
+    )
+
+
 KILL_POINTS = ["after_create", "after_payment", "after_plug", "while_charging", "after_stop"]
 
 
@@ -87,14 +107,7 @@ async def test_killed_between_steps_loses_nothing_and_captures_once(
 ) -> None:
     await eventually(lambda: _up(http, f"{processes.base}/healthz"), timeout=20)
     await eventually(lambda: _up(http, f"{processes.stripe}/_sandbox"), timeout=20)
-    sim = SimulatedCharger(
-        f"ws://127.0.0.1:{processes.ocpp_port}/ocpp",
-        "CP-1",
-        connectors=1,
-        meter_interval=0.5,
-        speed=60,
-        behaviour=Behaviour(unplug_after_stop=0.2),
-    )
+    sim = _simulator(processes)
     await sim.start()
     try:
         async with http.post(
@@ -109,16 +122,9 @@ async def test_killed_between_steps_loses_nothing_and_captures_once(
             await _restart(processes, http)
             await sim.wait_online(30)
 
-        form = {
-            "email": "d@example.com",
-            "cardNumber": VISA,
-            "cardExpiry": "12/34",
-            "cardCvc": "123",
-            "billingName": "D",
-        }
         # Paid on Stripe's page; the way back may hit a server that is down: the webhook
         # still reports the payment.
-        async with http.post(created["checkoutUrl"], data=form, allow_redirects=False) as paid:
+        async with http.post(created["checkoutUrl"], data=CARD, allow_redirects=False) as paid:
             assert paid.status in (302, 303), await paid.text()
         if kill_at == "after_payment":
             await _restart(processes, http)
@@ -176,14 +182,7 @@ async def test_sigterm_parks_a_capture_under_way_and_the_next_start_finishes_it(
     try:
         await eventually(lambda: _up(http, f"{processes.base}/healthz"), timeout=20)
         await eventually(lambda: _up(http, f"{processes.stripe}/_sandbox"), timeout=20)
-        sim = SimulatedCharger(
-            f"ws://127.0.0.1:{processes.ocpp_port}/ocpp",
-            "CP-1",
-            connectors=1,
-            meter_interval=0.5,
-            speed=60,
-            behaviour=Behaviour(unplug_after_stop=0.2),
-        )
+        sim = _simulator(processes)
         await sim.start()
         try:
             async with http.post(
@@ -193,14 +192,7 @@ async def test_sigterm_parks_a_capture_under_way_and_the_next_start_finishes_it(
             ) as response:
                 created = await response.json()
             rid = created["reservationId"]
-            form = {
-                "email": "d@example.com",
-                "cardNumber": VISA,
-                "cardExpiry": "12/34",
-                "cardCvc": "123",
-                "billingName": "D",
-            }
-            async with http.post(created["checkoutUrl"], data=form, allow_redirects=False):
+            async with http.post(created["checkoutUrl"], data=CARD, allow_redirects=False):
                 pass
             await _until_state(http, processes, rid, "AwaitingPlug")
             await sim.plug_in(1)

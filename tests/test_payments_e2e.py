@@ -67,7 +67,7 @@ async def test_happy_path_captures_exactly_the_energy_used(
         view = await driver.wait_for_state(rid, "Charging")
         assert view["hold"] == "Held"
         await sim.wait_for_status(1, "Charging")
-        await eventually(lambda: _has_energy(driver, rid))
+        await eventually(lambda: driver.has_energy(rid))
         status, _ = await driver.post(f"/api/payments/{rid}/stop")
         assert status == 200
         done = await driver.wait_for_state(rid, "Completed")
@@ -86,10 +86,6 @@ async def test_happy_path_captures_exactly_the_energy_used(
     ledger = _ledger(system, reservation.payment_intent_id)
     assert ledger["amount_captured"] == expected
     assert ledger["capture_requests"] == 1
-
-
-async def _has_energy(driver: Driver, rid: str) -> bool:
-    return (await driver.status(rid))["energyWh"] > 200
 
 
 async def test_declined_card_leaves_nothing_held(system: CentralSystem, driver: Driver) -> None:
@@ -306,13 +302,7 @@ async def test_duplicated_and_shuffled_webhooks_apply_once(
     sim = charger(system, unplug_after_stop=0.1)
     await sim.start()
     try:
-        _, created = await driver.create()
-        rid = created["reservationId"]
-        await driver.pay(created["checkoutUrl"])
-        await driver.wait_for_state(rid, "AwaitingPlug")
-        await sim.plug_in(1)
-        await driver.wait_for_state(rid, "Charging")
-        await eventually(lambda: _has_energy(driver, rid))
+        rid = await driver.start_charging(sim)
         await driver.post(f"/api/payments/{rid}/stop")
         done = await driver.wait_for_state(rid, "Completed")
         await eventually(lambda: _all_delivered(system))
@@ -353,15 +343,6 @@ async def test_free_tariff_starts_without_stripe(make_config: MakeConfig) -> Non
         assert system.sandbox is not None and system.sandbox.ledger() == {}
 
 
-async def _charging(driver: Driver, sim) -> str:  # type: ignore[no-untyped-def]
-    rid = await _paid(driver)
-    await driver.wait_for_state(rid, "AwaitingPlug")
-    await sim.plug_in(1)
-    await driver.wait_for_state(rid, "Charging")
-    await eventually(lambda: _has_energy(driver, rid))
-    return rid
-
-
 async def test_stripe_outage_during_capture_captures_once_after_recovery(
     make_config: MakeConfig,
 ) -> None:
@@ -375,7 +356,7 @@ async def test_stripe_outage_during_capture_captures_once_after_recovery(
         sim = charger(system, unplug_after_stop=0.1)
         await sim.start()
         try:
-            rid = await _charging(driver, sim)
+            rid = await driver.start_charging(sim)
             assert system.sandbox is not None
             # Three 500s, then a capture that Stripe carries out but whose answer never comes.
             system.sandbox.fail_next(3, 500, path="/v1/payment_intents", method="POST")
@@ -399,7 +380,7 @@ async def test_hold_cancelled_by_stripe_mid_charge_stops_the_charge(
     sim = charger(system, unplug_after_stop=0.1)
     await sim.start()
     try:
-        rid = await _charging(driver, sim)
+        rid = await driver.start_charging(sim)
         reservation = await system.payments.get(rid)
         assert system.sandbox is not None and reservation is not None
         assert reservation.payment_intent_id

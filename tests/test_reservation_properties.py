@@ -410,3 +410,26 @@ def test_a_repeated_remote_start_refused_is_not_the_end() -> None:
     assert world.reservation.state is State.START_REQUESTED
     world.feed(TransactionStarted(7, 1000, world.now))
     assert world.reservation.state is State.CHARGING
+
+
+def test_the_maximum_session_duration_stops_the_charge() -> None:
+    world = _charging_world()
+    world.now += timedelta(minutes=TARIFF.max_duration_minutes or 0, seconds=1)
+    world.feed(Tick())
+    assert world.reservation.state is State.STOPPING
+    assert world.outstanding == [RemoteStop(7)]
+
+
+def test_the_capture_deadline_settles_before_the_authorisation_lapses() -> None:
+    world = _charging_world()
+    world.meter_wh += 4_000
+    world.feed(MeterReading(world.meter_wh, 11_000, world.now))
+    world.now += timedelta(days=0, minutes=5)
+    world.feed(Tick())
+    assert world.reservation.state is State.CHARGING  # nothing due yet
+    # The charger never reports a stop; a card hold lapses after 7 days.
+    world.now = world.reservation.authorised_at + POLICY.capture_deadline  # type: ignore[operator]
+    world.feed(Tick())
+    assert world.reservation.state is State.SETTLING
+    assert RemoteStop(7) in world.outstanding
+    assert Capture("pi_r1", 160 + 100) in world.outstanding
