@@ -7,15 +7,24 @@ flight per direction, so each CALL waits for the previous reply. Frames are seri
 per action; only their slots (unique id, timestamp, counters) are filled in per send, so the
 generator spends its CPU on the sockets rather than on JSON.
 
-The parent steers the workers through shared memory: a phase number it writes, and per
-worker counters it reads (chargers ready, replies, errors), so that its measuring window and
-the server's CPU readings line up without any messages between processes.
+In profile mode (Load.profile) chargers behave as deployed instead: each sends a Heartbeat
+at a fixed interval, and those in a transaction start it once connected, send MeterValues at
+their own interval and stop it at the end. The intervals run in profile time, whose pace the
+parent sets: at pace 2 every charger sends twice as often, so a fleet can offer the message
+rate of a larger one.
+
+The parent steers the workers through shared memory: a phase number, a measuring window's
+number and the pace, which it writes, and per worker counters it reads (chargers ready,
+replies, errors), so that its measuring window and the server's CPU readings line up without
+any messages between processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import json
 import multiprocessing
 import os
@@ -23,7 +32,7 @@ import random
 import re
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.process import BaseProcess
 from queue import Empty
 from typing import Any, Protocol
@@ -31,6 +40,7 @@ from typing import Any, Protocol
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from bench.perf.proc import cpu_seconds, raise_open_files_limit
@@ -61,6 +71,10 @@ class Shared(Protocol):
     """A number in shared memory (multiprocessing RawValue): one process writes it."""
 
     value: int
+
+
+class SharedFloat(Protocol):
+    value: float
 
 
 class Template:
@@ -148,6 +162,16 @@ def ocpp_now() -> str:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """Chargers as deployed, intervals in seconds of profile time."""
+
+    heartbeat_seconds: float
+    meter_seconds: float
+    # The chargers in a transaction: the CSMS must accept their ids as id tags.
+    transacting: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Load:
     url: str  # the chargers' endpoint; each charger appends "/<its id>"
     charger_ids: tuple[str, ...]
@@ -157,41 +181,111 @@ class Load:
     idle: bool = False
     # Longest life of a worker, whatever the parent does: everything stops by itself.
     deadline_seconds: float = 600.0
+    # Profile mode: interval and idle do not apply.
+    profile: Profile | None = None
+    # Handshakes in progress at once, per worker.
+    handshakes: int = CONCURRENT_HANDSHAKES
+    # Local addresses the chargers connect from, in turn; none: the kernel's choice.
+    source_addresses: tuple[str, ...] = ()
 
 
 @dataclass
 class Outcome:
     messages: int = 0
     errors: int = 0
-    latencies: list[float] = field(default_factory=list)  # seconds, MEASURE phase only
+    # Reply times in seconds during MEASURE, by the number the parent gave the window.
+    windows: dict[int, list[float]] = field(default_factory=dict)
     first_error: str = ""
+
+    @property
+    def latencies(self) -> list[float]:
+        """The reply times of every measuring window together."""
+        return [seconds for window in self.windows.values() for seconds in window]
+
+
+@dataclass(frozen=True)
+class _Steering:
+    """Written by the parent only."""
+
+    phase: Shared
+    window: Shared  # the measuring window's number
+    pace: SharedFloat  # how fast profile time runs
+
+
+@dataclass(frozen=True)
+class _Counters:
+    """One worker's, written by it only."""
+
+    ready: Shared
+    done: Shared
+    errors: Shared
+
+
+class _ProfileClock:
+    """Profile time: it stands still until the load starts, then runs `pace` times as fast as
+    real time, the parent being free to change the pace at any moment. Chargers wait on one
+    timer heap, advanced at each poll, rather than each sleeping in real time, which a change
+    of pace could not reach."""
+
+    def __init__(self, pace: SharedFloat) -> None:
+        self._pace = pace
+        self._now = 0.0
+        self._real_at_last_tick: float | None = None  # None: not started
+        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()  # breaks ties, futures do not compare
+
+    def now(self) -> float:
+        return self._now
+
+    def start(self) -> None:
+        self._real_at_last_tick = time.monotonic()
+
+    def until(self, moment: float) -> asyncio.Future[None]:
+        """Done at the first tick when profile time has reached `moment`."""
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._timers, (moment, next(self._order), future))
+        return future
+
+    def tick(self) -> None:
+        if self._real_at_last_tick is None:
+            return
+        real = time.monotonic()
+        self._now += (real - self._real_at_last_tick) * self._pace.value
+        self._real_at_last_tick = real
+        while self._timers and self._timers[0][0] <= self._now:
+            heapq.heappop(self._timers)[2].set_result(None)
+
+    def release(self) -> None:
+        """Wake every waiting charger: the load is stopping."""
+        for _, _, future in self._timers:
+            future.set_result(None)
+        self._timers.clear()
 
 
 class _Worker:
     """The asyncio side of one worker process."""
 
-    def __init__(
-        self,
-        load: Load,
-        phase: Shared,
-        ready: Shared,
-        done: Shared,
-        errors: Shared,
-    ) -> None:
+    def __init__(self, load: Load, steering: _Steering, counters: _Counters) -> None:
         self.load = load
-        self._phase = phase
-        self._ready = ready
-        self._done = done
-        self._errors = errors
+        self._steering = steering
+        self._counters = counters
         self.measuring = False
+        self.window = 0
         self.started = asyncio.Event()
         self.stopping = asyncio.Event()
-        self.latencies: list[float] = []
+        self.clock = _ProfileClock(steering.pace)
+        self.windows: dict[int, list[float]] = {}
         self.first_error = ""
 
     async def run(self) -> None:
-        gate = asyncio.Semaphore(CONCURRENT_HANDSHAKES)
-        chargers = [asyncio.create_task(self._charger(cid, gate)) for cid in self.load.charger_ids]
+        gate = asyncio.Semaphore(self.load.handshakes)
+        addresses = self.load.source_addresses
+        chargers = [
+            asyncio.create_task(
+                self._charger(cid, gate, addresses[n % len(addresses)] if addresses else None)
+            )
+            for n, cid in enumerate(self.load.charger_ids)
+        ]
         await self._follow_parent()
         # Chargers finish their CALL in flight (or think time), then close cleanly.
         _, late = await asyncio.wait(chargers, timeout=10)
@@ -203,21 +297,29 @@ class _Worker:
         parent = os.getppid()
         give_up = time.monotonic() + self.load.deadline_seconds
         while True:
-            phase = self._phase.value
-            if phase >= WARM:
+            # The phase, then the window: the parent writes them in the opposite order, so a
+            # new MEASURE phase is never seen with the previous window's number.
+            phase = self._steering.phase.value
+            self.window = self._steering.window.value
+            if phase >= WARM and not self.started.is_set():
+                self.clock.start()
                 self.started.set()
             self.measuring = phase == MEASURE
             if phase == STOP or os.getppid() != parent or time.monotonic() > give_up:
                 self.stopping.set()
+                self.clock.release()
                 return
+            self.clock.tick()
             await asyncio.sleep(POLL_SECONDS)
 
     def error(self, text: str) -> None:
-        self._errors.value += 1
+        self._counters.errors.value += 1
         if not self.first_error:
             self.first_error = text[:300]
 
-    async def _charger(self, charger_id: str, gate: asyncio.Semaphore) -> None:
+    async def _charger(
+        self, charger_id: str, gate: asyncio.Semaphore, source_address: str | None
+    ) -> None:
         try:
             async with gate:
                 connection = await connect(
@@ -228,6 +330,7 @@ class _Worker:
                     open_timeout=60,
                     close_timeout=2,
                     max_size=2**20,
+                    local_addr=(source_address, 0) if source_address else None,
                 )
         except (OSError, InvalidHandshake, TimeoutError) as error:
             self.error(f"{charger_id}: connect: {error!r}")
@@ -240,16 +343,17 @@ class _Worker:
                 self.error(f"{charger_id}: connection closed: {error!r}")
 
     def reply(self, seconds: float) -> None:
-        self._done.value += 1
+        self._counters.done.value += 1
         if self.measuring:
-            self.latencies.append(seconds)
+            self.windows.setdefault(self.window, []).append(seconds)
 
     def connected(self) -> None:
-        self._ready.value += 1
+        self._counters.ready.value += 1
 
 
 class _Charger:
     def __init__(self, charger_id: str, connection: ClientConnection, worker: _Worker) -> None:
+        self._id = charger_id
         self._connection = connection
         self._worker = worker
         self._count = 0
@@ -262,6 +366,9 @@ class _Charger:
         worker = self._worker
         await self._call("BootNotification")
         await self._call("StatusNotification")
+        if worker.load.profile is not None:
+            await self._run_profile(worker.load.profile)
+            return
         worker.connected()
         await worker.started.wait()
         if worker.load.idle:
@@ -281,6 +388,35 @@ class _Charger:
             if worker.stopping.is_set():
                 return
             await self._call(action)
+
+    async def _run_profile(self, profile: Profile) -> None:
+        worker = self._worker
+        transacting = self._id in profile.transacting
+        if transacting:
+            await self._call("StartTransaction")
+        worker.connected()
+        await worker.started.wait()
+        intervals = {"Heartbeat": profile.heartbeat_seconds}
+        if transacting:
+            intervals["MeterValues"] = profile.meter_seconds
+        clock = worker.clock
+        # Each action's first CALL at a random point of its interval: no thundering herd.
+        start = clock.now()
+        due = {action: start + random.uniform(0, every) for action, every in intervals.items()}
+        while not worker.stopping.is_set():
+            action = min(due, key=due.__getitem__)
+            await clock.until(due[action])
+            if worker.stopping.is_set():
+                break
+            await self._call(action)
+            # Behind schedule (a slow reply): the next one a whole interval later, not a burst.
+            due[action] = max(due[action], clock.now()) + intervals[action]
+        # A silent charger would not notice otherwise that the server dropped it.
+        if self._connection.state is not State.OPEN:
+            worker.error(f"{self._id}: connection lost during the run")
+            return
+        if transacting:
+            await self._call("StopTransaction")
 
     async def _call(self, action: str) -> None:
         self._count += 1
@@ -317,16 +453,14 @@ def _forever(cycle: tuple[str, ...]) -> Iterator[str]:
 
 def _worker_main(
     load: Load,
-    phase: Shared,
-    ready: Shared,
-    done: Shared,
-    errors: Shared,
+    steering: _Steering,
+    counters: _Counters,
     results: multiprocessing.Queue[Outcome],
 ) -> None:
     raise_open_files_limit(len(load.charger_ids) + 64)
-    worker = _Worker(load, phase, ready, done, errors)
+    worker = _Worker(load, steering, counters)
     asyncio.run(worker.run())
-    results.put(Outcome(latencies=worker.latencies, first_error=worker.first_error))
+    results.put(Outcome(windows=worker.windows, first_error=worker.first_error))
 
 
 class Generator:
@@ -336,29 +470,29 @@ class Generator:
         # Fork: the parent is single-threaded here and a worker is running in milliseconds.
         context = multiprocessing.get_context("fork")
         workers = max(1, min(workers, len(load.charger_ids)))
-        self._phase = context.RawValue("i", CONNECT)
-        self._ready = [context.RawValue("q", 0) for _ in range(workers)]
-        self._done = [context.RawValue("q", 0) for _ in range(workers)]
-        self._errors = [context.RawValue("q", 0) for _ in range(workers)]
+        self._steering = _Steering(
+            context.RawValue("i", CONNECT), context.RawValue("i", 0), context.RawValue("d", 1.0)
+        )
+        self._counters = [
+            _Counters(context.RawValue("q", 0), context.RawValue("q", 0), context.RawValue("q", 0))
+            for _ in range(workers)
+        ]
         self._results: multiprocessing.Queue[Outcome] = context.Queue()
         self.chargers = len(load.charger_ids)
         self._processes: list[BaseProcess] = [
             context.Process(
                 target=_worker_main,
                 args=(
-                    Load(load.url, load.charger_ids[n::workers], load.interval, load.idle,
-                         load.deadline_seconds),
-                    self._phase,
-                    self._ready[n],
-                    self._done[n],
-                    self._errors[n],
+                    replace(load, charger_ids=load.charger_ids[n::workers]),
+                    self._steering,
+                    self._counters[n],
                     self._results,
                 ),
                 name=f"bench-load-{n}",
                 daemon=True,
             )
             for n in range(workers)
-        ]  # fmt: skip
+        ]
 
     def __enter__(self) -> Generator:
         for process in self._processes:
@@ -371,17 +505,23 @@ class Generator:
                 process.kill()
             process.join(timeout=5)
 
-    def set_phase(self, phase: int) -> None:
-        self._phase.value = phase
+    def set_phase(self, phase: int, window: int = 0) -> None:
+        """`window` numbers a MEASURE phase, whose reply times the outcome keeps apart."""
+        self._steering.window.value = window
+        self._steering.phase.value = phase
+
+    def set_pace(self, pace: float) -> None:
+        """Profile mode: profile time runs `pace` times as fast as real time from now on."""
+        self._steering.pace.value = pace
 
     def ready(self) -> int:
-        return sum(value.value for value in self._ready)
+        return sum(counters.ready.value for counters in self._counters)
 
     def messages(self) -> int:
-        return sum(value.value for value in self._done)
+        return sum(counters.done.value for counters in self._counters)
 
     def errors(self) -> int:
-        return sum(value.value for value in self._errors)
+        return sum(counters.errors.value for counters in self._counters)
 
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(p.pid) for p in self._processes if p.pid is not None)
@@ -407,7 +547,8 @@ class Generator:
         for _ in self._processes:
             with contextlib.suppress(Empty):  # a dead worker: its counters still count
                 outcome = self._results.get(timeout=timeout)
-                total.latencies.extend(outcome.latencies)
+                for window, latencies in outcome.windows.items():
+                    total.windows.setdefault(window, []).extend(latencies)
                 total.first_error = total.first_error or outcome.first_error
         for process in self._processes:
             process.join(timeout=5)

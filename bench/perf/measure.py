@@ -74,11 +74,12 @@ def _settle(server: Server) -> None:
         raise RuntimeError(f"{server.spec.label} still busy {IDLE_TIMEOUT:.0f} s after the load")
 
 
-def warm_up(server: Server, settings: Settings) -> None:
+def warm_up(server: Server, seconds: float) -> None:
+    """Charger "w0" runs transactions (its id tag must be known)."""
     with Generator(Load(server.url, charger_ids("w", 1)), 1) as generator:
         generator.wait_ready(_ready_timeout(1))
         generator.set_phase(WARM)
-        time.sleep(settings.warm_seconds)
+        time.sleep(seconds)
         generator.finish()
     server.check_alive()
 
@@ -121,19 +122,28 @@ def _window(server: Server, load: Load, settings: Settings) -> dict[str, Any]:
         generator.wait_ready(_ready_timeout(len(load.charger_ids)))
         generator.set_phase(WARM)
         time.sleep(settings.warm_seconds)
-        start = _Reading.take(server, generator)
+        start = Reading.take(server, generator)
         generator.set_phase(MEASURE)
         time.sleep(settings.measure_seconds)
-        end = _Reading.take(server, generator)
+        end = Reading.take(server, generator)
         outcome = generator.finish()
     server.check_alive()
+    return {
+        "chargers": len(load.charger_ids),
+        **window_figures(start, end, outcome.latencies),
+        "errors": outcome.errors,
+        "first_error": outcome.first_error,
+    }
+
+
+def window_figures(start: Reading, end: Reading, latencies: list[float]) -> dict[str, Any]:
+    """Messages, CPU and reply times (those given, in seconds) between two readings."""
     wall = end.at - start.at
     messages = end.messages - start.messages
     server_cpu = end.server_cpu - start.server_cpu
     generator_cpu = end.generator_cpu - start.generator_cpu
-    latencies = sorted(outcome.latencies)
+    ordered = sorted(latencies)
     return {
-        "chargers": len(load.charger_ids),
         "seconds": wall,
         "messages": messages,
         "messages_per_s": messages / wall,
@@ -144,16 +154,14 @@ def _window(server: Server, load: Load, settings: Settings) -> dict[str, Any]:
         "generator_cpu_busy": generator_cpu / wall,
         # Cores' worth of CPU that other processes took during the window: noise.
         "other_cpu_busy": (end.machine_cpu - start.machine_cpu - server_cpu - generator_cpu) / wall,
-        "p50_ms": _percentile(latencies, 50),
-        "p99_ms": _percentile(latencies, 99),
-        "max_ms": latencies[-1] * 1e3 if latencies else None,
-        "errors": outcome.errors,
-        "first_error": outcome.first_error,
+        "p50_ms": _percentile(ordered, 50),
+        "p99_ms": _percentile(ordered, 99),
+        "max_ms": ordered[-1] * 1e3 if ordered else None,
     }
 
 
 @dataclass(frozen=True)
-class _Reading:
+class Reading:
     at: float
     messages: int
     server_cpu: float
@@ -161,7 +169,7 @@ class _Reading:
     machine_cpu: float
 
     @classmethod
-    def take(cls, server: Server, generator: Generator) -> _Reading:
+    def take(cls, server: Server, generator: Generator) -> Reading:
         return cls(
             time.perf_counter(),
             generator.messages(),
@@ -180,7 +188,7 @@ def _percentile(ordered: list[float], percent: float) -> float | None:
 
 
 def measure_server(server: Server, settings: Settings) -> dict[str, Any]:
-    warm_up(server, settings)
+    warm_up(server, settings.warm_seconds)
     return {
         "memory": memory(server, settings),
         "saturation": saturation(server, settings),

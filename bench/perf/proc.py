@@ -45,6 +45,23 @@ def raise_open_files_limit(needed: int) -> int:
     return soft
 
 
+def open_files_limit(pid: int) -> int | None:
+    """The soft limit on open files in force in the process; None: unlimited."""
+    with open(f"/proc/{pid}/limits") as limits:
+        for line in limits:
+            if line.startswith("Max open files"):
+                soft = line.split()[3]
+                return None if soft == "unlimited" else int(soft)
+    raise RuntimeError(f"no open files limit in /proc/{pid}/limits")
+
+
+def ephemeral_ports() -> int:
+    """How many local ports the kernel chooses from for one address's outgoing connections."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+        low, high = map(int, ports.read().split())
+    return high - low + 1
+
+
 def wait_idle(pid: int, timeout: float, window: float = 0.5, quiet: float = 0.05) -> bool:
     """Until the process uses less than `quiet` of a core over `window` seconds, e.g. when it
     has finished with chargers that disconnected; False if it is still busy at `timeout`."""
