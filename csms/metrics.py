@@ -8,10 +8,11 @@ counted when Prometheus scrapes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from payments.reservation import State
@@ -38,6 +39,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         registry = self.registry
         ProcessCollector(registry=registry)
+        registry.register(_DatabaseCollector(db))
         Gauge(
             "csms_chargers_connected", "Chargers with an open OCPP connection", registry=registry
         ).set_function(lambda: len(connected()))
@@ -129,3 +131,20 @@ class Metrics:
             oldest = datetime.fromisoformat(outbox["oldest"])
             age = max(0.0, (self._clock() - oldest).total_seconds())
         self._outbox_oldest.set(age)
+
+
+class _DatabaseCollector:
+    """Group commit at work: how many units of work the SQLite commits carried."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "csms_db_commits", "SQLite transactions committed", value=self._db.commits
+        )
+        yield CounterMetricFamily(
+            "csms_db_writes",
+            "Units of work committed (a message's or a payment transition's writes)",
+            value=self._db.writes,
+        )

@@ -8,6 +8,7 @@ arrive, each goes through `handle`, which is the only writer of reservations.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +34,6 @@ from payments.reservation import (
 )
 from payments.store import PaymentStore
 from storage.clock import utc_now
-from storage.db import Transaction
 
 log = structlog.get_logger()
 
@@ -144,11 +144,12 @@ class Coordinator:
             decision = machine.free_session(r, facts, now, self.policy)
         else:
             decision = Decision(r, (machine.CreateCheckout(),))
-        async with self.store.db.transaction() as tx:
-            await self.store.insert(tx, r, token, email)
-            await self._persist(tx, r, decision, "Created", now)
-            await self.store.audit(
-                tx,
+
+        def insert(conn: sqlite3.Connection) -> None:
+            self.store.insert(conn, r, token, email)
+            self._persist(conn, r, decision, "Created", now)
+            self.store.audit(
+                conn,
                 now,
                 "driver",
                 "reservation created",
@@ -157,6 +158,8 @@ class Coordinator:
                 tariff.currency,
                 detail=f"{charger_id}/{connector_id}",
             )
+
+        await self.store.db.write(insert)
         self._after_commit(decision)
         log.info(
             "payments.created",
@@ -183,31 +186,36 @@ class Coordinator:
         same commit; with `webhook`, the Stripe event is recorded there too and a repeat of
         it changes nothing. Returns the reservation as it is now (None: no such one)."""
         now = self.clock()
-        async with self.store.db.transaction() as tx:
-            r = await self.store.load(tx, reservation_id)
-            if webhook is not None and not await self.store.record_webhook(
-                tx, webhook.event_id, webhook.event_type, reservation_id, event_name(event), now
+
+        def apply(conn: sqlite3.Connection) -> tuple[Reservation | None, Decision | None]:
+            r = self.store.load(conn, reservation_id)
+            if webhook is not None and not self.store.record_webhook(
+                conn, webhook.event_id, webhook.event_type, reservation_id, event_name(event), now
             ):
                 log.info(
                     "payments.webhook_duplicate",
                     event_id=webhook.event_id,
                     reservation_id=reservation_id,
                 )
-                return r
+                return r, None
             if r is None:
-                return None
-            if effect_id is not None and not await self.store.effect_done(
-                tx, effect_id, event_name(event), now
+                return None, None
+            if effect_id is not None and not self.store.effect_done(
+                conn, effect_id, event_name(event), now
             ):
-                return r  # this effect's result was applied already
+                return r, None  # this effect's result was applied already
             decision = transition(
                 r, event, self.facts(r.charger_id, r.connector_id), now, self.policy
             )
-            await self._persist(tx, r, decision, event_name(event), now)
-            await self._audit(tx, r, decision.reservation, event, actor, now)
-            await self._settle_refund(tx, r, event, now)
-        self._after_commit(decision)
-        return decision.reservation
+            self._persist(conn, r, decision, event_name(event), now)
+            self._audit(conn, r, decision.reservation, event, actor, now)
+            self._settle_refund(conn, r, event, now)
+            return decision.reservation, decision
+
+        reservation, decision = await self.store.db.write(apply)
+        if decision is not None:
+            self._after_commit(decision)
+        return reservation
 
     async def request_refund(
         self, reservation_id: str, refund_id: str, amount: int | None, reason: str, actor: str
@@ -218,11 +226,12 @@ class Coordinator:
         request refunds once. Raises RefundRefused, changing nothing, when it cannot be.
         """
         now = self.clock()
-        async with self.store.db.transaction() as tx:
-            existing = await self.refunds.find(tx, refund_id)
+
+        def request(conn: sqlite3.Connection) -> tuple[RefundRecord | None, Decision | None]:
+            existing = self.refunds.find(conn, refund_id)
             if existing is not None:
-                return existing
-            r = await self.store.load(tx, reservation_id)
+                return existing, None
+            r = self.store.load(conn, reservation_id)
             assert r is not None
             wanted = r.refundable if amount is None else amount
             if wanted <= 0 or wanted > r.refundable:
@@ -235,34 +244,42 @@ class Coordinator:
             decision = transition(
                 r, event, self.facts(r.charger_id, r.connector_id), now, self.policy
             )
-            await self.refunds.add(tx, refund_id, r.id, wanted, reason, actor, now)
-            await self._persist(tx, r, decision, event_name(event), now)
-            await self.store.audit(
-                tx, now, actor, "refund requested", r.id, wanted, r.tariff.currency, None, reason
+            self.refunds.add(conn, refund_id, r.id, wanted, reason, actor, now)
+            self._persist(conn, r, decision, event_name(event), now)
+            self.store.audit(
+                conn, now, actor, "refund requested", r.id, wanted, r.tariff.currency, None, reason
             )
-            record = await self.refunds.find(tx, refund_id)
-        self._after_commit(decision)
+            return self.refunds.find(conn, refund_id), decision
+
+        record, decision = await self.store.db.write(request)
+        if decision is not None:
+            self._after_commit(decision)
         assert record is not None
         return record
 
-    async def _settle_refund(
-        self, tx: Transaction, r: Reservation, event: Event, now: datetime
+    def _settle_refund(
+        self, conn: sqlite3.Connection, r: Reservation, event: Event, now: datetime
     ) -> None:
         """A refund's outcome, recorded with the transition that reports it."""
         match event:
             case machine.RefundSucceeded(refund_id, amount, stripe_refund_id):
-                await self.refunds.settle(
-                    tx, refund_id, stripe_refund_id=stripe_refund_id, failure=None, now=now
+                self.refunds.settle(
+                    conn, refund_id, stripe_refund_id=stripe_refund_id, failure=None, now=now
                 )
-                await self.store.audit(
-                    tx, now, "stripe", "refunded", r.id, amount, r.tariff.currency, stripe_refund_id
+                self.store.audit(
+                    conn,
+                    now,
+                    "stripe",
+                    "refunded",
+                    r.id,
+                    amount,
+                    r.tariff.currency,
+                    stripe_refund_id,
                 )
             case machine.RefundFailed(refund_id, amount, reason):
-                await self.refunds.settle(
-                    tx, refund_id, stripe_refund_id=None, failure=reason, now=now
-                )
-                await self.store.audit(
-                    tx,
+                self.refunds.settle(conn, refund_id, stripe_refund_id=None, failure=reason, now=now)
+                self.store.audit(
+                    conn,
                     now,
                     "stripe",
                     "refund failed",
@@ -273,13 +290,18 @@ class Coordinator:
                     reason,
                 )
 
-    async def _persist(
-        self, tx: Transaction, before: Reservation, decision: Decision, event: str, now: datetime
+    def _persist(
+        self,
+        conn: sqlite3.Connection,
+        before: Reservation,
+        decision: Decision,
+        event: str,
+        now: datetime,
     ) -> None:
         after = decision.reservation
-        await self.store.save(tx, before, after, event, next_deadline(after, self.policy), now)
+        self.store.save(conn, before, after, event, next_deadline(after, self.policy), now)
         for effect in decision.effects:
-            await self.store.add_effect(tx, after.id, effect, now)
+            self.store.add_effect(conn, after.id, effect, now)
         if before.state != after.state:
             log.info(
                 "payments.transition",
@@ -296,9 +318,9 @@ class Coordinator:
         if decision.effects:
             self._wake_runner()
 
-    async def _audit(
+    def _audit(
         self,
-        tx: Transaction,
+        conn: sqlite3.Connection,
         before: Reservation,
         after: Reservation,
         event: Event,
@@ -324,8 +346,16 @@ class Coordinator:
         if after.state is State.NEEDS_REVIEW and before.state is not State.NEEDS_REVIEW:
             lines.append(("needs review", None, after.payment_intent_id))
         for action, amount, stripe_id in lines:
-            await self.store.audit(
-                tx, now, actor, action, after.id, amount, currency, stripe_id, after.failure_reason
+            self.store.audit(
+                conn,
+                now,
+                actor,
+                action,
+                after.id,
+                amount,
+                currency,
+                stripe_id,
+                after.failure_reason,
             )
 
     async def record_webhook(
@@ -338,15 +368,18 @@ class Coordinator:
     ) -> bool:
         """Keep a Stripe event that changes no state (refunds, disputes); False if seen."""
         now = self.clock()
-        async with self.store.db.transaction() as tx:
-            fresh = await self.store.record_webhook(
-                tx, webhook.event_id, webhook.event_type, reservation_id, "recorded", now
+
+        def record(conn: sqlite3.Connection) -> bool:
+            fresh = self.store.record_webhook(
+                conn, webhook.event_id, webhook.event_type, reservation_id, "recorded", now
             )
             if fresh and audit:
-                await self.store.audit(
-                    tx, now, "stripe", audit, reservation_id, amount, None, stripe_id
+                self.store.audit(
+                    conn, now, "stripe", audit, reservation_id, amount, None, stripe_id
                 )
-        return fresh
+            return fresh
+
+        return await self.store.db.write(record)
 
     # -- what the chargers report (called by the OCPP side, through the composition root)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from storage.clock import to_text
-from storage.db import Database, Transaction
+from storage.db import Database
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,9 @@ class RefundStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(
+    def add(
         self,
-        tx: Transaction,
+        conn: sqlite3.Connection,
         refund_id: str,
         reservation_id: str,
         amount: int,
@@ -41,22 +42,22 @@ class RefundStore:
         requested_by: str,
         now: datetime,
     ) -> None:
-        await tx.execute(
+        conn.execute(
             "INSERT INTO refunds (id, reservation_id, amount, reason, status, requested_by,"
             " created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
             (refund_id, reservation_id, amount, reason, requested_by, to_text(now), to_text(now)),
         )
 
-    async def settle(
+    def settle(
         self,
-        tx: Transaction,
+        conn: sqlite3.Connection,
         refund_id: str,
         *,
         stripe_refund_id: str | None,
         failure: str | None,
         now: datetime,
     ) -> None:
-        await tx.execute(
+        conn.execute(
             "UPDATE refunds SET status = ?, stripe_refund_id = ?, failure = ?, updated_at = ?"
             " WHERE id = ? AND status = 'pending'",
             (
@@ -68,8 +69,8 @@ class RefundStore:
             ),
         )
 
-    async def find(self, tx: Transaction, refund_id: str) -> RefundRecord | None:
-        row = await tx.fetchone("SELECT * FROM refunds WHERE id = ?", (refund_id,))
+    def find(self, conn: sqlite3.Connection, refund_id: str) -> RefundRecord | None:
+        row = conn.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
         return RefundRecord.of(row) if row else None
 
     async def get(self, refund_id: str) -> RefundRecord | None:

@@ -7,6 +7,7 @@ audit lines in one commit.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from payments.codec import (
 from payments.pricing import Tariff
 from payments.reservation import ACTIVE, Effect, Reservation
 from storage.clock import to_text
-from storage.db import Database, Transaction
+from storage.db import Database
 
 # Stripe writes carry a key that is the same however often the effect is retried.
 _STRIPE_KEYS = {
@@ -60,9 +61,11 @@ class PaymentStore:
 
     # -- reservations
 
-    async def insert(self, tx: Transaction, r: Reservation, token: str, email: str | None) -> None:
+    def insert(
+        self, conn: sqlite3.Connection, r: Reservation, token: str, email: str | None
+    ) -> None:
         now = to_text(r.created_at)
-        await tx.execute(
+        conn.execute(
             "INSERT INTO reservations (id, charger_id, connector_id, id_tag, token, state, hold,"
             " currency, hold_amount, email, data, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -83,16 +86,16 @@ class PaymentStore:
             ),
         )
 
-    async def save(
+    def save(
         self,
-        tx: Transaction,
+        conn: sqlite3.Connection,
         before: Reservation,
         after: Reservation,
         event: str,
         wake_at: datetime | None,
         now: datetime,
     ) -> None:
-        await tx.execute(
+        conn.execute(
             "UPDATE reservations SET state = ?, hold = ?, captured_amount = ?, energy_wh = ?,"
             " transaction_id = ?, checkout_session_id = ?, payment_intent_id = ?, wake_at = ?,"
             " data = ?, updated_at = ? WHERE id = ?",
@@ -111,7 +114,7 @@ class PaymentStore:
             ),
         )
         if (before.state, before.hold) != (after.state, after.hold):
-            await tx.execute(
+            conn.execute(
                 "INSERT INTO reservation_history (reservation_id, event, from_state, to_state,"
                 " hold, at) VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -124,8 +127,10 @@ class PaymentStore:
                 ),
             )
 
-    async def load(self, tx: Transaction, reservation_id: str) -> Reservation | None:
-        row = await tx.fetchone("SELECT data FROM reservations WHERE id = ?", (reservation_id,))
+    def load(self, conn: sqlite3.Connection, reservation_id: str) -> Reservation | None:
+        row = conn.execute(
+            "SELECT data FROM reservations WHERE id = ?", (reservation_id,)
+        ).fetchone()
         return decode_reservation(row["data"]) if row else None
 
     async def get(self, reservation_id: str) -> Reservation | None:
@@ -231,16 +236,16 @@ class PaymentStore:
 
     # -- the outbox
 
-    async def add_effect(
-        self, tx: Transaction, reservation_id: str, effect: Effect, now: datetime
+    def add_effect(
+        self, conn: sqlite3.Connection, reservation_id: str, effect: Effect, now: datetime
     ) -> None:
         kind = effect_kind(effect)
-        count = await tx.fetchone(
+        count = conn.execute(
             "SELECT COUNT(*) AS n FROM effects WHERE reservation_id = ? AND kind = ?",
             (reservation_id, kind),
-        )
+        ).fetchone()
         assert count is not None
-        await tx.execute(
+        conn.execute(
             "INSERT INTO effects (reservation_id, kind, payload, idempotency_key,"
             " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (idempotency_key) DO NOTHING",
@@ -280,16 +285,16 @@ class PaymentStore:
         )
         return row["at"] if row else None
 
-    async def effect_done(
-        self, tx: Transaction, effect_id: int, result: str, now: datetime
+    def effect_done(
+        self, conn: sqlite3.Connection, effect_id: int, result: str, now: datetime
     ) -> bool:
         """Mark an effect done; False when it was done already (its result was applied)."""
-        changed = await tx.execute(
+        cursor = conn.execute(
             "UPDATE effects SET status = 'done', result = ?, done_at = ?, attempts = attempts + 1"
             " WHERE id = ? AND status = 'pending'",
             (result, to_text(now), effect_id),
         )
-        return changed > 0
+        return cursor.rowcount > 0
 
     async def effect_retry(self, effect_id: int, next_at: datetime, error: str) -> None:
         await self.db.execute(
@@ -308,9 +313,9 @@ class PaymentStore:
 
     # -- webhooks and audit
 
-    async def record_webhook(
+    def record_webhook(
         self,
-        tx: Transaction,
+        conn: sqlite3.Connection,
         event_id: str,
         event_type: str,
         reservation_id: str | None,
@@ -318,16 +323,16 @@ class PaymentStore:
         now: datetime,
     ) -> bool:
         """Remember a Stripe event; False when it was seen before (then change nothing)."""
-        changed = await tx.execute(
+        cursor = conn.execute(
             "INSERT INTO webhook_events (id, type, reservation_id, outcome, received_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             (event_id, event_type, reservation_id, outcome, to_text(now)),
         )
-        return changed > 0
+        return cursor.rowcount > 0
 
-    async def audit(
+    def audit(
         self,
-        tx: Transaction,
+        conn: sqlite3.Connection,
         now: datetime,
         actor: str,
         action: str,
@@ -337,7 +342,7 @@ class PaymentStore:
         stripe_id: str | None = None,
         detail: str | None = None,
     ) -> None:
-        await tx.execute(
+        conn.execute(
             "INSERT INTO money_audit (at, actor, action, reservation_id, amount, currency,"
             " stripe_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (to_text(now), actor, action, reservation_id, amount, currency, stripe_id, detail),

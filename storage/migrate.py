@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 
-import aiosqlite
-
 _FILE_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
 
@@ -44,14 +42,14 @@ def load_migrations(component: str, package: str, folder: str = "schema") -> lis
     return found
 
 
-async def apply_migrations(conn: aiosqlite.Connection, migrations: Sequence[Migration]) -> None:
-    await conn.execute(
+def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> None:
+    conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,"
         " applied_at TEXT NOT NULL, PRIMARY KEY (component, version))"
     )
-    async with conn.execute("SELECT component, version FROM schema_migrations") as cursor:
-        applied = {(row[0], row[1]) for row in await cursor.fetchall()}
+    rows = conn.execute("SELECT component, version FROM schema_migrations").fetchall()
+    applied = {(row[0], row[1]) for row in rows}
     for migration in migrations:
         if (migration.component, migration.version) in applied:
             continue
@@ -62,10 +60,10 @@ async def apply_migrations(conn: aiosqlite.Connection, migrations: Sequence[Migr
         )
         # executescript runs the whole file; BEGIN/COMMIT around it makes it atomic.
         try:
-            await conn.executescript(f"BEGIN;\n{migration.sql}\n{record}\nCOMMIT;")
+            conn.executescript(f"BEGIN;\n{migration.sql}\n{record}\nCOMMIT;")
         except sqlite3.Error as exc:
             if conn.in_transaction:
-                await conn.rollback()
+                conn.rollback()
             raise RuntimeError(
                 f"migration {migration.component} {migration.version:04d}_{migration.name} "
                 f"failed: {exc}"

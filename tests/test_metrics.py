@@ -93,6 +93,9 @@ async def test_ocpp_messages_by_action_and_result(
     assert seen.value(f"{latency}_bucket", action="Heartbeat", le="0.0005") is not None
     assert 0 < (seen.value(f"{latency}_sum", action="Heartbeat") or 0) < 1
     assert seen.value(f"{latency}_count", action="SecurityEventNotification") is None
+    # Every handled message was written; a commit carries one write or more.
+    commits, writes = seen.value("csms_db_commits_total"), seen.value("csms_db_writes_total")
+    assert commits is not None and writes is not None and 0 < commits <= writes
 
     async def disconnected() -> bool:
         return (await scrape(http, system)).value("csms_chargers_connected") == 0

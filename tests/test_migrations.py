@@ -50,12 +50,15 @@ async def test_release_one_database_upgrades_without_losing_data(tmp_path: Path)
         values = await TransactionStore(db).meter_values(7)
         assert [v["normalised"] for v in values] == [2600]
         # New ids continue after the old ones.
-        async with db.transaction() as tx:
-            new_id = await tx.insert(
-                "INSERT INTO transactions (charger_id, connector_id, id_tag, id_tag_status,"
-                " meter_start_wh, started_at, created_at, updated_at) VALUES"
-                " ('CP-OLD', 1, 'TAG-OLD', 'Accepted', 0, 'x', 'x', 'x')"
+        new_id = await db.write(
+            lambda conn: (
+                conn.execute(
+                    "INSERT INTO transactions (charger_id, connector_id, id_tag, id_tag_status,"
+                    " meter_start_wh, started_at, created_at, updated_at) VALUES"
+                    " ('CP-OLD', 1, 'TAG-OLD', 'Accepted', 0, 'x', 'x', 'x')"
+                ).lastrowid
             )
+        )
         assert new_id > 7
     finally:
         await db.close()

@@ -146,8 +146,7 @@ async def test_one_active_reservation_per_connector_is_a_database_rule(
         payment_deadline=datetime.now(UTC) + timedelta(minutes=30),
     )
     with pytest.raises(sqlite3.IntegrityError):
-        async with system.db.transaction() as tx:
-            await system.payments.insert(tx, second, "token-2", None)
+        await system.db.write(lambda conn: system.payments.insert(conn, second, "token-2", None))
 
 
 async def test_the_audit_log_is_append_only(system: CentralSystem) -> None:

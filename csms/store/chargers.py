@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -162,15 +163,18 @@ class ChargerStore:
         values = [boot.get(field) for field in _BOOT_FIELDS]
         now = now_text()
         assignments = ", ".join(f"{column} = ?" for column in columns)
-        async with self._db.transaction() as tx:
-            await tx.execute(
+
+        def record(conn: sqlite3.Connection) -> Row | None:
+            conn.execute(
                 f"UPDATE chargers SET {assignments}, last_boot_at = ?, last_seen_at = ?"
                 " WHERE id = ?",
                 (*values, now, now, charger_id),
             )
-            row = await tx.fetchone(
+            return conn.execute(
                 "SELECT registration_status FROM chargers WHERE id = ?", (charger_id,)
-            )
+            ).fetchone()
+
+        row = await self._db.write(record)
         # A charger deleted while connected is treated as unknown: it may not proceed.
         return row["registration_status"] if row else "Rejected"
 
@@ -211,15 +215,16 @@ class ChargerStore:
         )
         received = now_text()
         timestamp = normalise_ocpp_time(status["timestamp"]) if "timestamp" in status else None
-        async with self._db.transaction() as tx:
-            await tx.execute(
+
+        def record(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO status_history (charger_id, connector_id, status, error_code, info,"
                 " vendor_id, vendor_error_code, timestamp, received_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*row, timestamp, received),
             )
             # A status queued while offline can arrive after a newer one: keep the newest.
-            await tx.execute(
+            conn.execute(
                 "INSERT INTO connectors (charger_id, connector_id, status, error_code, info,"
                 " vendor_id, vendor_error_code, status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (charger_id, connector_id) DO UPDATE SET status = excluded.status,"
@@ -228,6 +233,8 @@ class ChargerStore:
                 " status_at = excluded.status_at WHERE excluded.status_at >= connectors.status_at",
                 (*row, timestamp or received),
             )
+
+        await self._db.write(record)
 
     async def connectors(self, charger_id: str) -> list[ConnectorStatus]:
         rows = await self._db.fetchall(

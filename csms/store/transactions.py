@@ -7,13 +7,14 @@ StartTransaction gets the same id back, a second StopTransaction changes nothing
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from csms.ocpp16.metering import Reading, Sample
 from storage.clock import now_text
-from storage.db import Database, Row, Transaction
+from storage.db import Database, Row
 
 
 @dataclass(frozen=True)
@@ -65,29 +66,31 @@ class TransactionStore:
         the charger may have started charging before asking.
         """
         key = (request.charger_id, request.connector_id, request.id_tag, request.started_at)
-        async with self._db.transaction() as tx:
-            existing = await tx.fetchone(
+
+        def start(conn: sqlite3.Connection) -> Started:
+            existing = conn.execute(
                 "SELECT id, id_tag_status FROM transactions WHERE charger_id = ?"
                 " AND connector_id = ? AND id_tag = ? AND started_at = ?",
                 key,
-            )
+            ).fetchone()
             if existing:
                 return Started(existing["id"], existing["id_tag_status"], duplicate=True)
-            if id_tag_status == "Accepted" and reject_concurrent:
-                other = await tx.fetchone(
+            status = id_tag_status
+            if status == "Accepted" and reject_concurrent:
+                other = conn.execute(
                     "SELECT id FROM transactions WHERE id_tag = ? AND stopped_at IS NULL",
                     (request.id_tag,),
-                )
+                ).fetchone()
                 if other:
-                    id_tag_status = "ConcurrentTx"
+                    status = "ConcurrentTx"
             now = now_text()
-            transaction_id = await tx.insert(
+            cursor = conn.execute(
                 "INSERT INTO transactions (charger_id, connector_id, id_tag, id_tag_status,"
                 " reservation_id, meter_start_wh, started_at, energy_wh, metered_at,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     *key[:3],
-                    id_tag_status,
+                    status,
                     request.reservation_id,
                     request.meter_start_wh,
                     request.started_at,
@@ -97,7 +100,10 @@ class TransactionStore:
                     now,
                 ),
             )
-        return Started(transaction_id, id_tag_status, duplicate=False)
+            assert cursor.lastrowid is not None
+            return Started(cursor.lastrowid, status, duplicate=False)
+
+        return await self._db.write(start)
 
     async def record_meter_values(
         self,
@@ -112,13 +118,17 @@ class TransactionStore:
         A transaction id the charger names but that is not its own is not trusted: the
         samples are kept, unlinked.
         """
-        async with self._db.transaction() as tx:
-            if transaction_id is not None and not await _owns(tx, charger_id, transaction_id):
-                transaction_id = None
-            await _insert_samples(tx, charger_id, connector_id, transaction_id, samples)
-            if transaction_id is not None:
-                await _update_reading(tx, transaction_id, reading)
-        return transaction_id
+
+        def record(conn: sqlite3.Connection) -> int | None:
+            linked = transaction_id
+            if linked is not None and not _owns(conn, charger_id, linked):
+                linked = None
+            _insert_samples(conn, charger_id, connector_id, linked, samples)
+            if linked is not None:
+                _update_reading(conn, linked, reading)
+            return linked
+
+        return await self._db.write(record)
 
     async def stop(
         self,
@@ -131,17 +141,18 @@ class TransactionStore:
         id_tag: str | None,
         samples: Sequence[Sample],
     ) -> StopOutcome:
-        async with self._db.transaction() as tx:
-            row = await tx.fetchone(
+
+        def stop(conn: sqlite3.Connection) -> StopOutcome:
+            row = conn.execute(
                 "SELECT connector_id, stopped_at FROM transactions WHERE id = ? AND charger_id = ?",
                 (transaction_id, charger_id),
-            )
+            ).fetchone()
             if row is None:
                 return StopOutcome.UNKNOWN
             if row["stopped_at"] is not None:
                 return StopOutcome.ALREADY_STOPPED
-            await _insert_samples(tx, charger_id, row["connector_id"], transaction_id, samples)
-            await tx.execute(
+            _insert_samples(conn, charger_id, row["connector_id"], transaction_id, samples)
+            conn.execute(
                 "UPDATE transactions SET meter_stop_wh = ?, stopped_at = ?, stop_reason = ?,"
                 " stop_id_tag = ?, energy_wh = ?, metered_at = ?, updated_at = ? WHERE id = ?",
                 (
@@ -155,7 +166,9 @@ class TransactionStore:
                     transaction_id,
                 ),
             )
-        return StopOutcome.STOPPED
+            return StopOutcome.STOPPED
+
+        return await self._db.write(stop)
 
     async def get(self, transaction_id: int) -> Row | None:
         return await self._db.fetchone("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
@@ -198,22 +211,22 @@ class TransactionStore:
         )
 
 
-async def _owns(tx: Transaction, charger_id: str, transaction_id: int) -> bool:
-    row = await tx.fetchone(
+def _owns(conn: sqlite3.Connection, charger_id: str, transaction_id: int) -> bool:
+    row = conn.execute(
         "SELECT 1 FROM transactions WHERE id = ? AND charger_id = ?", (transaction_id, charger_id)
-    )
+    ).fetchone()
     return row is not None
 
 
-async def _insert_samples(
-    tx: Transaction,
+def _insert_samples(
+    conn: sqlite3.Connection,
     charger_id: str,
     connector_id: int,
     transaction_id: int | None,
     samples: Sequence[Sample],
 ) -> None:
     received = now_text()
-    await tx.executemany(
+    conn.executemany(
         "INSERT INTO meter_values (charger_id, connector_id, transaction_id, timestamp,"
         " measurand, phase, unit, context, location, format, value, normalised, received_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -238,11 +251,11 @@ async def _insert_samples(
     )
 
 
-async def _update_reading(tx: Transaction, transaction_id: int, reading: Reading) -> None:
+def _update_reading(conn: sqlite3.Connection, transaction_id: int, reading: Reading) -> None:
     """Keep the transaction's latest energy and power; late, older samples do not roll it back."""
     if reading.at is None:
         return
-    await tx.execute(
+    conn.execute(
         "UPDATE transactions SET energy_wh = COALESCE(?, energy_wh),"
         " power_w = COALESCE(?, power_w), metered_at = ?, updated_at = ?"
         " WHERE id = ? AND stopped_at IS NULL AND (metered_at IS NULL OR metered_at <= ?)",
