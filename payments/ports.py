@@ -18,6 +18,8 @@ class ChargerInfo(TypedDict):
 
 
 class ChargerControl(Protocol):
+    # The two facts below are read inside units of work, on the database thread: they must
+    # be plain in-memory reads, answered at once.
     def is_online(self, charger_id: str) -> bool: ...
 
     async def charger_info(self, charger_id: str) -> ChargerInfo | None:
