@@ -1,0 +1,214 @@
+"""The processes a webhook measurement runs against: csms started as bench/perf/servers.py
+starts it (its real config.toml, `csms_env()`), pointed at the bundled Stripe sandbox running
+as a process of its own; and what can be read from them afterwards: csms's /metrics and its
+database file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.faults.processes import free_port
+from bench.perf.servers import CONFIG, ROOT, START_TIMEOUT, _die_with_parent, csms_env
+
+# The sandbox delivers no webhook in these runs (the bench signs and sends the events itself,
+# with csms's secret), so its own signing secret is never used by csms.
+SANDBOX_SECRET = "whsec_bench_sandbox_unused"
+STOP_TIMEOUT = 15.0
+
+
+class Child:
+    """A process of the stack: started, waited for until its ports listen, stopped by SIGTERM."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], folder: Path) -> None:
+        self.name = name
+        self._command = command
+        self._env = env
+        self.log = folder / f"{name}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def start(self, ports: list[int]) -> None:
+        with self.log.open("ab") as log:
+            self._process = subprocess.Popen(
+                self._command,
+                cwd=ROOT,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        try:
+            self._wait_listening(ports)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def check_alive(self) -> None:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {self._process.returncode}:\n{self.tail()}"
+            )
+
+    def tail(self, lines: int = 30) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def _wait_listening(self, ports: list[int]) -> None:
+        give_up = time.monotonic() + START_TIMEOUT
+        waiting = list(ports)
+        while waiting:
+            self.check_alive()
+            if time.monotonic() > give_up:
+                raise RuntimeError(f"{self.name} not listening after {START_TIMEOUT:.0f} s")
+            try:
+                with socket.create_connection(("127.0.0.1", waiting[0]), timeout=1):
+                    waiting.pop(0)
+            except OSError:
+                time.sleep(0.05)
+
+
+class Stack:
+    """csms and the Stripe sandbox, each its own process on free ports of 127.0.0.1.
+
+    csms gets csms_env() with its Stripe pointed at the sandbox, plus `extra_env`: a run that
+    needs more says why where it passes it.
+    """
+
+    def __init__(self, folder: Path, extra_env: dict[str, str] | None = None) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.ocpp_port, self.http_port, self.stripe_port = (free_port() for _ in range(3))
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.ocpp_url = f"ws://127.0.0.1:{self.ocpp_port}/ocpp"
+        self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+        env.update(csms_env(folder, self.ocpp_port, self.http_port))
+        env["CSMS_STRIPE_API_BASE"] = self.stripe_base  # csms_env's points at nothing
+        env.update(extra_env or {})
+        self.webhook_secret = env["CSMS_STRIPE_WEBHOOK_SECRETS"].split(",")[0]
+        self.api_key = env["CSMS_API_KEYS"].split(",")[0]
+        self.stripe_key = env["CSMS_STRIPE_API_KEY"]
+        self.database = Path(env["CSMS_DATABASE_PATH"])
+        sandbox = [
+            sys.executable, "-m", "simulators.stripe_sandbox",
+            "--port", str(self.stripe_port),
+            "--webhook-secret", SANDBOX_SECRET,
+            "--log-level", "warning",
+        ]  # fmt: skip
+        server = [sys.executable, "-m", "csms", "--config", str(CONFIG), "serve"]
+        self.sandbox = Child("sandbox", sandbox, dict(os.environ), folder)
+        self.csms = Child("csms", server, env, folder)
+
+    def __enter__(self) -> Stack:
+        self.sandbox.start([self.stripe_port])
+        try:
+            self.csms.start([self.ocpp_port, self.http_port])
+        except BaseException:
+            self.sandbox.stop()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """csms first: it may be calling the sandbox while it shuts down."""
+        self.csms.stop()
+        self.sandbox.stop()
+
+    def check_alive(self) -> None:
+        self.csms.check_alive()
+        self.sandbox.check_alive()
+
+    def stripe_calls_since(self, before: Counter[str]) -> dict[str, int]:
+        """The Stripe calls csms made since `before` (a stripe_calls() reading), by operation."""
+        return _since(stripe_calls(self.base), before)
+
+    def database_counts_since(self, before: Counter[str]) -> dict[str, int]:
+        return _since(database_counts(self.base), before)
+
+    def tails(self) -> str:
+        return f"--- csms\n{self.csms.tail()}\n--- sandbox\n{self.sandbox.tail()}"
+
+
+def _samples(base: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of csms's /metrics: (family, labels, value)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return [
+        (family.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    ]
+
+
+def stripe_calls(base: str) -> Counter[str]:
+    """csms's count of Stripe API calls so far, by operation."""
+    calls: Counter[str] = Counter()
+    for family, labels, value in _samples(base):
+        if family == "csms_stripe_calls":
+            calls[labels.get("operation", "?")] += int(value)
+    return calls
+
+
+def database_counts(base: str) -> Counter[str]:
+    """csms's SQLite commits and the units of work they carried, so far (empty when the
+    server does not count them)."""
+    wanted = {"csms_db_commits": "commits", "csms_db_writes": "writes"}
+    return Counter(
+        {wanted[family]: int(value) for family, _, value in _samples(base) if family in wanted}
+    )
+
+
+def persisted_event_ids(database: Path) -> set[str]:
+    """The Stripe event ids csms stored (read once the server has stopped)."""
+    with _read_only(database) as db:
+        return {row[0] for row in db.execute("SELECT id FROM webhook_events")}
+
+
+def audit_lines_by_stripe_id(database: Path) -> Counter[str]:
+    """How many money audit lines each Stripe object got from webhooks."""
+    with _read_only(database) as db:
+        rows = db.execute(
+            "SELECT stripe_id, COUNT(*) FROM money_audit"
+            " WHERE actor = 'stripe' AND stripe_id IS NOT NULL GROUP BY stripe_id"
+        )
+        return Counter({stripe_id: count for stripe_id, count in rows})
+
+
+def _since(now: Counter[str], before: Counter[str]) -> dict[str, int]:
+    return {key: now[key] - before[key] for key in now if now[key] != before[key]}
+
+
+def _read_only(database: Path) -> contextlib.closing[sqlite3.Connection]:
+    return contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True))
