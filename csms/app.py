@@ -22,6 +22,7 @@ from csms.api.management import build_api
 from csms.api.server import HttpServer, create_app
 from csms.authorization import Authorizer
 from csms.config import Config, ConfigError
+from csms.heap import keep_collections_short
 from csms.metrics import Metrics
 from csms.ocpp16.commands import ChargerCommands
 from csms.ocpp16.control import RemoteControl
@@ -316,7 +317,17 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(signum, stop.set)
     system = CentralSystem(config)
     await system.start()
+    collections = None
+    if config.server.gc_freeze_interval:
+        # Process-wide, so here rather than in CentralSystem (tests run many in one process).
+        collections = asyncio.create_task(
+            keep_collections_short(
+                config.server.gc_freeze_interval, config.server.gc_full_collection_interval
+            )
+        )
     await stop.wait()
+    if collections is not None:
+        collections.cancel()
     log.info("csms.stopping", within=config.server.shutdown_timeout)
     try:
         # Each step is bounded on its own; this bounds them all, in case one hangs.

@@ -36,6 +36,8 @@ class ServerSettings:
     http_host: str = _setting("0.0.0.0")
     http_port: int = _setting(8080, min=0)
     shutdown_timeout: float = _setting(10.0, min=0)
+    gc_freeze_interval: float = _setting(1.0, min=0)
+    gc_full_collection_interval: float = _setting(900.0, min=1)
     tls_cert: str = _setting("")
     tls_key: str = _setting("")
 

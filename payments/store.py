@@ -8,6 +8,7 @@ audit lines in one commit.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -164,6 +165,30 @@ class PaymentStore:
             (value,),
         )
         return row["id"] if row else None
+
+    async def find_for_stripe(self, claimed_id: object, stripe_ids: Sequence[object]) -> str | None:
+        """The reservation a Stripe object is about: the id its metadata claims if there is
+        such a reservation, else the newest one with one of `stripe_ids` as its Checkout
+        Session or PaymentIntent. One trip to the database for all the lookups."""
+
+        def find(conn: sqlite3.Connection) -> str | None:
+            if isinstance(claimed_id, str):
+                row = conn.execute("SELECT id FROM reservations WHERE id = ?", (claimed_id,))
+                if found := row.fetchone():
+                    return found["id"]
+            for value in stripe_ids:
+                if not isinstance(value, str):
+                    continue
+                row = conn.execute(
+                    "SELECT id FROM reservations WHERE checkout_session_id = ?1"
+                    " OR payment_intent_id = ?1 ORDER BY created_at DESC LIMIT 1",
+                    (value,),
+                ).fetchone()
+                if row:
+                    return row["id"]
+            return None
+
+        return await self.db.read(find)
 
     async def active_on(self, charger_id: str, connector_id: int) -> Reservation | None:
         active = ", ".join(f"'{state.value}'" for state in ACTIVE)

@@ -96,18 +96,6 @@ def _type_label(event_type: str) -> str:
 async def _reservation_of(coordinator: Coordinator, obj: dict[str, Any]) -> str | None:
     """Our reservation id from the object's metadata, else from the Stripe ids we stored."""
     metadata = obj.get("metadata") or {}
-    claimed = metadata.get("reservation_id")
-    store = coordinator.store
-    if isinstance(claimed, str) and await store.get(claimed) is not None:
-        return claimed
-    for column, key in (
-        ("checkout_session_id", "id"),
-        ("payment_intent_id", "id"),
-        ("payment_intent_id", "payment_intent"),
-    ):
-        value = obj.get(key)
-        if isinstance(value, str):
-            found = await store.find_id(column, value)
-            if found:
-                return found
-    return None
+    return await coordinator.store.find_for_stripe(
+        metadata.get("reservation_id"), (obj.get("id"), obj.get("payment_intent"))
+    )

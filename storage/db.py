@@ -13,6 +13,17 @@ did on its own.
 
 Jobs run in the order they were handed over, so a read sees every write handed over
 before it.
+
+A write is durable unless it says otherwise: its commit is on disk (fsync) before it is
+answered, as `synchronous` asks. Telemetry (heartbeats, statuses, meter values) may say
+`durable=False`: a group of those alone commits without an fsync, which survives a crash of
+the process but not of the machine, and is made durable by the next durable commit, whose
+fsync covers the whole log. So one slow fsync holds up only what needs it.
+
+Checkpoints (copying the write-ahead log into the database file, with an fsync of its own)
+run on a second connection and thread of their own, every `CHECKPOINT_EVERY` seconds, so
+that no commit waits for one: SQLite would otherwise run one inside whichever commit
+filled the log past 1,000 pages, holding up every write queued behind it.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from storage.migrate import Migration, apply_migrations
 
 Row = sqlite3.Row
 T = TypeVar("T")
+CHECKPOINT_EVERY = 1.0
 Work = Callable[[sqlite3.Connection], Any]
 
 
@@ -40,6 +52,7 @@ class _Job:
     context: contextvars.Context  # the caller's: its log context goes with the work
     future: asyncio.Future[Any]
     write: bool
+    durable: bool
     outcome: tuple[bool, Any] = (False, None)
 
     def run(self, conn: sqlite3.Connection) -> None:
@@ -50,8 +63,17 @@ class _Job:
 
 
 class Database:
-    def __init__(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        loop: asyncio.AbstractEventLoop,
+        checkpointer: Checkpointer,
+        synchronous: str,
+    ) -> None:
         self._conn = conn
+        self._synchronous = synchronous.upper()
+        self._synchronous_now = self._synchronous
+        self._checkpointer = checkpointer
         self._loop = loop
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
         self._closing = False
@@ -75,6 +97,7 @@ class Database:
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("PRAGMA busy_timeout=5000")
                 apply_migrations(conn, migrations)
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
             except BaseException:
                 conn.close()
                 raise
@@ -82,24 +105,29 @@ class Database:
 
         # Opening and migrating may take a while: off the event loop, like everything else.
         conn = await asyncio.to_thread(connect)
-        return cls(conn, asyncio.get_running_loop())
+        return cls(conn, asyncio.get_running_loop(), Checkpointer(path), synchronous)
 
     async def close(self) -> None:
         """Finish the jobs already handed over, then close the connection."""
         if not self._closing:
             self._closing = True
             self._jobs.put(None)
+            self._checkpointer.stop()
         await asyncio.shield(self._stopped)
 
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run `work(conn)` in a transaction (shared with other writes) and return its result
         once that transaction is committed. `work` runs on the database thread, so it uses
         the connection and plain data only; raising rolls back what it did, and only that."""
-        return await self._submit(work, write=True)
+        return await self._submit(work, write=True, durable=durable)
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+    async def execute(self, sql: str, params: Sequence[Any] = (), *, durable: bool = True) -> int:
         """One statement, committed before it returns; returns the rows changed."""
-        return await self.write(lambda conn: conn.execute(sql, params).rowcount)
+        return await self.write(lambda conn: conn.execute(sql, params).rowcount, durable=durable)
+
+    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(conn)` outside any transaction: several queries for one trip."""
+        return await self._submit(work)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         return await self._submit(lambda conn: conn.execute(sql, params).fetchone())
@@ -107,11 +135,13 @@ class Database:
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return await self._submit(lambda conn: conn.execute(sql, params).fetchall())
 
-    def _submit(self, work: Work, *, write: bool = False) -> asyncio.Future[Any]:
+    def _submit(
+        self, work: Work, *, write: bool = False, durable: bool = False
+    ) -> asyncio.Future[Any]:
         if self._closing:
             raise RuntimeError("the database is closed")
         future = self._loop.create_future()
-        self._jobs.put(_Job(work, contextvars.copy_context(), future, write))
+        self._jobs.put(_Job(work, contextvars.copy_context(), future, write, durable))
         return future
 
     # -- on the database thread
@@ -148,6 +178,7 @@ class Database:
     def _commit(self, writes: list[_Job]) -> None:
         conn = self._conn
         try:
+            self._set_synchronous(any(job.durable for job in writes))
             conn.execute("BEGIN IMMEDIATE")
             for job in writes:
                 conn.execute("SAVEPOINT unit")
@@ -167,6 +198,12 @@ class Database:
                 if job.outcome[0] or job.outcome[1] is None:  # a failure keeps its own error
                     job.outcome = (False, error)
 
+    def _set_synchronous(self, durable: bool) -> None:
+        wanted = self._synchronous if durable else "NORMAL"
+        if wanted != self._synchronous_now:
+            self._conn.execute(f"PRAGMA synchronous={wanted}")
+            self._synchronous_now = wanted
+
     def _call_soon(self, callback: Callable[..., object], *args: object) -> None:
         # RuntimeError: the event loop is closed, so nobody is waiting any more.
         with suppress(RuntimeError):
@@ -183,3 +220,27 @@ def _settle(jobs: list[_Job]) -> None:
             job.future.set_result(value)
         else:
             job.future.set_exception(value)
+
+
+class Checkpointer:
+    """Passive checkpoints on a connection of their own: they never block the writer."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            while not self._stopping.wait(CHECKPOINT_EVERY):
+                # Busy (another process holds the database): the next round tries again.
+                with suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()

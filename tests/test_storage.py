@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -102,3 +103,20 @@ async def test_closing_finishes_what_was_handed_over(tmp_path: Path) -> None:
         assert await _names(reopened) == ["last"]
     finally:
         await reopened.close()
+
+
+async def test_only_telemetry_commits_without_an_fsync(db: Database) -> None:
+    def synchronous(conn: sqlite3.Connection) -> int:
+        return conn.execute("PRAGMA synchronous").fetchone()[0]
+
+    full, normal = 2, 1
+    assert await db.write(synchronous) == full
+    assert await db.write(synchronous, durable=False) == normal
+    # One durable write in a group makes the whole group's commit durable. The first write
+    # holds the thread, so that the next two queue up and commit together.
+    together = await asyncio.gather(
+        db.write(lambda conn: time.sleep(0.1)),
+        db.write(synchronous, durable=False),
+        db.write(synchronous, durable=True),
+    )
+    assert together[1:] == [full, full]

@@ -3,7 +3,10 @@
 Three servers, one after the other, on this machine with the same load generator:
 (a) a raw websockets echo server, (b) a bare central system on the `ocpp` library,
 (c) this project's server (`python -m csms serve`) with its real configuration.
-Writes <timestamp>.json, latest.json and latest.png (with matplotlib) to bench/results/.
+Then csms alone at scale: a fleet of as many chargers as one process may hold
+(bench.perf.fleet), and Stripe webhooks (bench.perf.webhooks). Prints the side-by-side
+table and every target's verdict; writes <timestamp>.json, latest.json and latest.png
+(with matplotlib) to bench/results/.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.perf import report
+from bench.perf.fleet import FleetSettings, measure_fleet
 from bench.perf.measure import Settings, measure_server, transacting_chargers
 from bench.perf.proc import raise_open_files_limit
 from bench.perf.servers import ROOT, SPECS, Server, Spec
+from bench.perf.webhooks import measure_all
+from bench.perf.webhooks import sound as webhooks_sound
 
 # Files a server holds open besides its chargers' sockets (database, logs, listeners...).
 FILES_MARGIN = 1024
@@ -107,14 +113,27 @@ def main() -> int:
                 print(f"{spec.label}: {error}", file=sys.stderr)
                 return 1
             print(_summary(spec.label, servers[spec.key]), flush=True)
-    results = report.build(started_at, args.quick, _machine(), settings.as_dict(), servers)
+    try:
+        fleet = measure_fleet(
+            FleetSettings.quick() if args.quick else FleetSettings.full(),
+            progress=lambda step: print(f"fleet: {step}", flush=True),
+        )
+        print("fleet: done", flush=True)
+        webhooks = measure_all(args.quick)
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
+    results = report.build(
+        started_at, args.quick, _machine(), settings.as_dict(), servers, fleet, webhooks
+    )
     path = report.write(results, args.output)
     print()
     print(report.table(results))
     print()
     print(f"results: {path} and {args.output / 'latest.json'}")
     print(report.plot(results, args.output / "latest.png"))
-    return 0
+    # A run with errors, or with events lost or doubled, measured something else.
+    return 0 if webhooks_sound(webhooks) and not fleet["errors"] else 1
 
 
 if __name__ == "__main__":

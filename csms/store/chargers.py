@@ -39,6 +39,9 @@ class ConnectorStatus:
 
 
 class ChargerStore:
+    """What chargers report of themselves is telemetry, written with `durable=False` (see
+    storage.db): a power cut may lose its last second, a process crash loses nothing."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
 
@@ -174,13 +177,15 @@ class ChargerStore:
                 "SELECT registration_status FROM chargers WHERE id = ?", (charger_id,)
             ).fetchone()
 
-        row = await self._db.write(record)
+        row = await self._db.write(record, durable=False)
         # A charger deleted while connected is treated as unknown: it may not proceed.
         return row["registration_status"] if row else "Rejected"
 
     async def record_seen(self, charger_id: str) -> None:
         await self._db.execute(
-            "UPDATE chargers SET last_seen_at = ? WHERE id = ?", (now_text(), charger_id)
+            "UPDATE chargers SET last_seen_at = ? WHERE id = ?",
+            (now_text(), charger_id),
+            durable=False,
         )
 
     async def mark_connected(self, charger_id: str) -> None:
@@ -188,12 +193,14 @@ class ChargerStore:
         await self._db.execute(
             "UPDATE chargers SET online = 1, connected_at = ?, last_seen_at = ? WHERE id = ?",
             (now, now, charger_id),
+            durable=False,
         )
 
     async def mark_disconnected(self, charger_id: str) -> None:
         await self._db.execute(
             "UPDATE chargers SET online = 0, disconnected_at = ? WHERE id = ?",
             (now_text(), charger_id),
+            durable=False,
         )
 
     async def mark_all_offline(self) -> None:
@@ -234,7 +241,7 @@ class ChargerStore:
                 (*row, timestamp or received),
             )
 
-        await self._db.write(record)
+        await self._db.write(record, durable=False)
 
     async def connectors(self, charger_id: str) -> list[ConnectorStatus]:
         rows = await self._db.fetchall(
@@ -269,12 +276,14 @@ class ChargerStore:
         await self._db.execute(
             "UPDATE chargers SET diagnostics_status = ?, diagnostics_status_at = ? WHERE id = ?",
             (status, now_text(), charger_id),
+            durable=False,
         )
 
     async def record_firmware_status(self, charger_id: str, status: str) -> None:
         await self._db.execute(
             "UPDATE chargers SET firmware_status = ?, firmware_status_at = ? WHERE id = ?",
             (status, now_text(), charger_id),
+            durable=False,
         )
 
     async def record_data_transfer(
@@ -291,4 +300,5 @@ class ChargerStore:
                 status,
                 now_text(),
             ),
+            durable=False,
         )

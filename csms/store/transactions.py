@@ -116,7 +116,8 @@ class TransactionStore:
         """Store samples; returns the transaction id they were linked to (None: not linked).
 
         A transaction id the charger names but that is not its own is not trusted: the
-        samples are kept, unlinked.
+        samples are kept, unlinked. They are telemetry (`durable=False`, see storage.db):
+        what is billed comes from StartTransaction and StopTransaction, which are durable.
         """
 
         def record(conn: sqlite3.Connection) -> int | None:
@@ -128,7 +129,7 @@ class TransactionStore:
                 _update_reading(conn, linked, reading)
             return linked
 
-        return await self._db.write(record)
+        return await self._db.write(record, durable=False)
 
     async def stop(
         self,
