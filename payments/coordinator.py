@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,7 +32,7 @@ from payments.reservation import (
     next_deadline,
     transition,
 )
-from payments.store import PaymentStore
+from payments.store import PaymentStore, PendingEffect
 from storage.clock import utc_now
 
 log = structlog.get_logger()
@@ -45,6 +45,10 @@ _TAG_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: readable in
 def new_id_tag() -> str:
     """A CiString20 idTag: PAY + 16 random characters (80 bits)."""
     return TAG_PREFIX + "".join(secrets.choice(_TAG_ALPHABET) for _ in range(16))
+
+
+# A transition as committed: the decision, and the effects it queued in the outbox.
+Committed = tuple[Decision, list[PendingEffect]]
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class Coordinator:
         self._payment_window = payment_window
         self.clock = clock
         self.observer = observer  # for the webhook handler, which reaches payments through here
-        self._wake_runner: Callable[[], None] = lambda: None
+        self._effects_committed: Callable[[Sequence[PendingEffect]], None] = lambda _: None
         self.index = ActiveIndex()
 
     async def load(self) -> None:
@@ -109,8 +113,9 @@ class Coordinator:
         for r in await self.store.active_reservations():
             self.index.update(r)
 
-    def on_effects(self, wake: Callable[[], None]) -> None:
-        self._wake_runner = wake
+    def on_effects(self, committed: Callable[[Sequence[PendingEffect]], None]) -> None:
+        """`committed` is told of the effects each commit queued (none: look in the outbox)."""
+        self._effects_committed = committed
 
     def facts(self, charger_id: str, connector_id: int) -> ChargerFacts:
         return ChargerFacts(
@@ -160,7 +165,8 @@ class Coordinator:
             )
 
         await self.store.db.write(insert)
-        self._after_commit(decision)
+        # Not handed over: the driver's request carries out the first effect (run_now).
+        self._after_commit(decision, ())
         log.info(
             "payments.created",
             reservation_id=r.id,
@@ -187,7 +193,7 @@ class Coordinator:
         it changes nothing. Returns the reservation as it is now (None: no such one)."""
         now = self.clock()
 
-        def apply(conn: sqlite3.Connection) -> tuple[Reservation | None, Decision | None]:
+        def apply(conn: sqlite3.Connection) -> tuple[Reservation | None, Committed | None]:
             r = self.store.load(conn, reservation_id)
             if webhook is not None and not self.store.record_webhook(
                 conn, webhook.event_id, webhook.event_type, reservation_id, event_name(event), now
@@ -207,14 +213,14 @@ class Coordinator:
             decision = transition(
                 r, event, self.facts(r.charger_id, r.connector_id), now, self.policy
             )
-            self._persist(conn, r, decision, event_name(event), now)
+            queued = self._persist(conn, r, decision, event_name(event), now)
             self._audit(conn, r, decision.reservation, event, actor, now)
             self._settle_refund(conn, r, event, now)
-            return decision.reservation, decision
+            return decision.reservation, (decision, queued)
 
-        reservation, decision = await self.store.db.write(apply)
-        if decision is not None:
-            self._after_commit(decision)
+        reservation, committed = await self.store.db.write(apply)
+        if committed is not None:
+            self._after_commit(*committed)
         return reservation
 
     async def request_refund(
@@ -227,7 +233,7 @@ class Coordinator:
         """
         now = self.clock()
 
-        def request(conn: sqlite3.Connection) -> tuple[RefundRecord | None, Decision | None]:
+        def request(conn: sqlite3.Connection) -> tuple[RefundRecord | None, Committed | None]:
             existing = self.refunds.find(conn, refund_id)
             if existing is not None:
                 return existing, None
@@ -245,15 +251,15 @@ class Coordinator:
                 r, event, self.facts(r.charger_id, r.connector_id), now, self.policy
             )
             self.refunds.add(conn, refund_id, r.id, wanted, reason, actor, now)
-            self._persist(conn, r, decision, event_name(event), now)
+            queued = self._persist(conn, r, decision, event_name(event), now)
             self.store.audit(
                 conn, now, actor, "refund requested", r.id, wanted, r.tariff.currency, None, reason
             )
-            return self.refunds.find(conn, refund_id), decision
+            return self.refunds.find(conn, refund_id), (decision, queued)
 
-        record, decision = await self.store.db.write(request)
-        if decision is not None:
-            self._after_commit(decision)
+        record, committed = await self.store.db.write(request)
+        if committed is not None:
+            self._after_commit(*committed)
         assert record is not None
         return record
 
@@ -297,11 +303,11 @@ class Coordinator:
         decision: Decision,
         event: str,
         now: datetime,
-    ) -> None:
+    ) -> list[PendingEffect]:
+        """Save the transition and queue its effects; returns the effects queued."""
         after = decision.reservation
         self.store.save(conn, before, after, event, next_deadline(after, self.policy), now)
-        for effect in decision.effects:
-            self.store.add_effect(conn, after.id, effect, now)
+        queued = [self.store.add_effect(conn, after.id, effect, now) for effect in decision.effects]
         if before.state != after.state:
             log.info(
                 "payments.transition",
@@ -312,11 +318,12 @@ class Coordinator:
                 hold=after.hold.value,
                 reason=after.failure_reason,
             )
+        return [pending for pending in queued if pending is not None]
 
-    def _after_commit(self, decision: Decision) -> None:
+    def _after_commit(self, decision: Decision, queued: Sequence[PendingEffect]) -> None:
         self.index.update(decision.reservation)
         if decision.effects:
-            self._wake_runner()
+            self._effects_committed(queued)
 
     def _audit(
         self,

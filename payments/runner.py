@@ -1,9 +1,11 @@
 """The effect runner: carries out pending effects from the outbox, retries, resumes.
 
 Effects survive a crash because they are rows; after a restart the runner simply finds
-them due. Each effect's outcome is applied through the coordinator together with
-marking the effect done, so an effect carried out twice (a crash between the Stripe
-call and the commit) is reported once; its idempotency key made Stripe do it once.
+them due. While running, it is handed each commit's new effects and starts them at once,
+without a look in the outbox; it looks there after a wake-up and at each retry's time.
+Each effect's outcome is applied through the coordinator together with marking the effect
+done, so an effect carried out twice (a crash between the Stripe call and the commit) is
+reported once; its idempotency key made Stripe do it once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -23,6 +26,10 @@ from payments.store import PaymentStore, PendingEffect
 from payments.stripe_gateway import StripeUnavailable
 
 log = structlog.get_logger()
+
+# How many finished effects the runner remembers: far more than can finish while one
+# outbox read is under way.
+FINISHED_KEPT = 1000
 
 
 def backoff(attempts: int, base: float, ceiling: float, rng: random.Random) -> timedelta:
@@ -51,8 +58,12 @@ class EffectRunner:
         self._rng = random.Random()
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # Effect id -> number of the completion that ended its run, for the latest ones: an
+        # outbox read that began before that completion shows the effect still pending.
+        self._finished: dict[int, int] = {}
+        self._completions = 0
         self._task: asyncio.Task[None] | None = None
-        coordinator.on_effects(self._wake.set)
+        coordinator.on_effects(self._committed)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="effect-runner")
@@ -83,18 +94,34 @@ class EffectRunner:
         With `give_up_when_unavailable`, an effect Stripe cannot take now ends as its failure
         event instead of being retried (creating a checkout: the driver gets an answer now).
         """
-        for pending in await self._store.due_effects(
-            self._coordinator.clock(), reservation_id=reservation_id
-        ):
-            task = self._in_flight.get(pending.id) or self._spawn(pending, give_up_when_unavailable)
-            await asyncio.shield(task)
+        read_from = self._completions
+        now = self._coordinator.clock()
+        due = await self._store.due_effects(now, reservation_id=reservation_id)
+        for pending in due:
+            task = self._in_flight.get(pending.id)
+            if task is None and not self._finished_since(pending.id, read_from):
+                task = self._spawn(pending, give_up_when_unavailable)
+            if task is not None:
+                await asyncio.shield(task)
+
+    def _committed(self, queued: Sequence[PendingEffect]) -> None:
+        """Effects just committed: start them now (none handed over: look in the outbox)."""
+        if not queued or self._task is None or self._task.done():
+            self._wake.set()
+            return
+        for pending in queued:
+            if pending.id not in self._in_flight:
+                self._spawn(pending, False)
 
     async def _loop(self) -> None:
         while True:
             try:
                 await self._coordinator.tick()
+                read_from = self._completions
                 for pending in await self._store.due_effects(self._coordinator.clock()):
-                    if pending.id not in self._in_flight:
+                    if pending.id not in self._in_flight and not self._finished_since(
+                        pending.id, read_from
+                    ):
                         self._spawn(pending, False)
             except Exception:
                 log.exception("payments.runner_failed")
@@ -108,8 +135,18 @@ class EffectRunner:
             self._execute(pending, give_up_when_unavailable), name=f"effect-{pending.id}"
         )
         self._in_flight[pending.id] = task
-        task.add_done_callback(lambda _: self._in_flight.pop(pending.id, None))
+        task.add_done_callback(lambda _: self._finish(pending.id))
         return task
+
+    def _finish(self, effect_id: int) -> None:
+        self._in_flight.pop(effect_id, None)
+        self._completions += 1
+        self._finished[effect_id] = self._completions
+        if len(self._finished) > FINISHED_KEPT:
+            del self._finished[next(iter(self._finished))]  # the oldest
+
+    def _finished_since(self, effect_id: int, read_from: int) -> bool:
+        return self._finished.get(effect_id, -1) > read_from
 
     async def _sleep_for(self) -> float:
         next_at = await self._store.next_effect_at()

@@ -263,26 +263,24 @@ class PaymentStore:
 
     def add_effect(
         self, conn: sqlite3.Connection, reservation_id: str, effect: Effect, now: datetime
-    ) -> None:
+    ) -> PendingEffect | None:
+        """Queue an effect; None when its idempotency key is queued already."""
         kind = effect_kind(effect)
         count = conn.execute(
             "SELECT COUNT(*) AS n FROM effects WHERE reservation_id = ? AND kind = ?",
             (reservation_id, kind),
         ).fetchone()
         assert count is not None
-        conn.execute(
+        key = idempotency_key(reservation_id, effect, count["n"] + 1)
+        cursor = conn.execute(
             "INSERT INTO effects (reservation_id, kind, payload, idempotency_key,"
             " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (idempotency_key) DO NOTHING",
-            (
-                reservation_id,
-                kind,
-                encode_effect(effect),
-                idempotency_key(reservation_id, effect, count["n"] + 1),
-                to_text(now),
-                to_text(now),
-            ),
+            (reservation_id, kind, encode_effect(effect), key, to_text(now), to_text(now)),
         )
+        if cursor.rowcount == 0 or cursor.lastrowid is None:
+            return None
+        return PendingEffect(cursor.lastrowid, reservation_id, effect, key, 0)
 
     async def due_effects(
         self, now: datetime, limit: int = 100, reservation_id: str | None = None

@@ -88,7 +88,7 @@ async def _register_tags(database: Path, tags: list[str]) -> None:
         await db.close()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Linux: a server gets SIGTERM when the harness dies, even by SIGKILL (a test's timeout).
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -130,7 +130,7 @@ class Server:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         try:
             self._wait_listening(ports)

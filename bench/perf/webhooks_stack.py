@@ -20,7 +20,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.faults.processes import free_port
-from bench.perf.servers import CONFIG, ROOT, START_TIMEOUT, _die_with_parent, csms_env
+from bench.perf.servers import CONFIG, ROOT, START_TIMEOUT, csms_env, die_with_parent
 
 # The sandbox delivers no webhook in these runs (the bench signs and sends the events itself,
 # with csms's secret), so its own signing secret is never used by csms.
@@ -51,7 +51,7 @@ class Child:
                 env=self._env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         try:
             self._wait_listening(ports)
