@@ -22,7 +22,7 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,  # about 90 s alone; more on a machine busy with other tests
+        timeout=300,  # about a minute alone; more on a machine busy with other tests
     )
     print(run.stdout)
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
