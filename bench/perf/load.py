@@ -32,7 +32,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.process import BaseProcess
 from queue import Empty
@@ -474,6 +474,26 @@ def _worker_main(
     results.put(Outcome(windows=worker.windows, first_error=worker.first_error))
 
 
+def wait_for_chargers(
+    chargers: int,
+    ready: Callable[[], int],
+    failure: Callable[[], str | int],
+    processes: Sequence[BaseProcess],
+    timeout: float,
+) -> None:
+    """Until `ready()` reaches `chargers`; RuntimeError when `failure()` tells one, when a
+    worker process dies, or after `timeout` seconds."""
+    give_up = time.monotonic() + timeout
+    while ready() < chargers:
+        if text := failure():
+            raise RuntimeError(str(text))
+        if any(not process.is_alive() for process in processes):
+            raise RuntimeError("a load generator process died")
+        if time.monotonic() > give_up:
+            raise RuntimeError(f"only {ready()} of {chargers} chargers ready after {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 class Generator:
     """The worker processes of one load, one per core given to the generator."""
 
@@ -539,17 +559,13 @@ class Generator:
 
     def wait_ready(self, timeout: float) -> None:
         """Until every charger has connected and booted; RuntimeError on a failure or timeout."""
-        give_up = time.monotonic() + timeout
-        while self.ready() < self.chargers:
-            if self.errors():
-                raise RuntimeError(f"chargers failed to connect: {self.finish().first_error}")
-            if any(not p.is_alive() for p in self._processes):
-                raise RuntimeError("a load generator process died")
-            if time.monotonic() > give_up:
-                raise RuntimeError(
-                    f"only {self.ready()} of {self.chargers} chargers ready after {timeout:.0f} s"
-                )
-            time.sleep(0.05)
+        wait_for_chargers(
+            self.chargers,
+            self.ready,
+            lambda: self.errors() and f"chargers failed to connect: {self.finish().first_error}",
+            self._processes,
+            timeout,
+        )
 
     def finish(self, timeout: float = 30) -> Outcome:
         """Stop every charger and gather the workers' outcomes."""

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,14 +162,20 @@ class Server:
         return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
 
     def _wait_listening(self, ports: list[int]) -> None:
-        give_up = time.monotonic() + START_TIMEOUT
-        waiting = list(ports)
-        while waiting:
-            self.check_alive()
-            if time.monotonic() > give_up:
-                raise RuntimeError(f"{self.spec.label} not listening after {START_TIMEOUT:.0f} s")
-            try:
-                with socket.create_connection(("127.0.0.1", waiting[0]), timeout=1):
-                    waiting.pop(0)
-            except OSError:
-                time.sleep(0.1)
+        wait_listening(ports, self.check_alive, self.spec.label)
+
+
+def wait_listening(ports: list[int], check_alive: Callable[[], None], label: str) -> None:
+    """Until something accepts connections on each of `ports` (RuntimeError after
+    START_TIMEOUT); `check_alive` raises when the process that should listen is gone."""
+    give_up = time.monotonic() + START_TIMEOUT
+    waiting = list(ports)
+    while waiting:
+        check_alive()
+        if time.monotonic() > give_up:
+            raise RuntimeError(f"{label} not listening after {START_TIMEOUT:.0f} s")
+        try:
+            with socket.create_connection(("127.0.0.1", waiting[0]), timeout=1):
+                waiting.pop(0)
+        except OSError:
+            time.sleep(0.05)

@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
+from bench.perf.load import wait_for_chargers
 from bench.perf.proc import raise_open_files_limit
 
 OCPP16 = Subprotocol("ocpp1.6")
@@ -293,17 +294,13 @@ class Fleet:
 
     def wait_ready(self, timeout: float) -> None:
         """Until every charger has booted; RuntimeError on a failure or at `timeout`."""
-        give_up = time.monotonic() + timeout
-        while self.ready() < self.chargers:
-            if self.errors():
-                raise RuntimeError(f"chargers failed: {self.finish().first_error}")
-            if any(not p.is_alive() for p in self._processes):
-                raise RuntimeError("a charger worker process died")
-            if time.monotonic() > give_up:
-                raise RuntimeError(
-                    f"only {self.ready()} of {self.chargers} chargers ready after {timeout:.0f} s"
-                )
-            time.sleep(0.05)
+        wait_for_chargers(
+            self.chargers,
+            self.ready,
+            lambda: self.errors() and f"chargers failed: {self.finish().first_error}",
+            self._processes,
+            timeout,
+        )
 
     def finish(self, timeout: float = 30) -> Report:
         """Stop every charger and gather what the workers saw."""

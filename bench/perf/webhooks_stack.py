@@ -8,11 +8,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.faults.processes import free_port
-from bench.perf.servers import CONFIG, ROOT, START_TIMEOUT, csms_env, die_with_parent
+from bench.perf.servers import CONFIG, ROOT, csms_env, die_with_parent, wait_listening
 
 # The sandbox delivers no webhook in these runs (the bench signs and sends the events itself,
 # with csms's secret), so its own signing secret is never used by csms.
@@ -54,7 +52,7 @@ class Child:
                 preexec_fn=die_with_parent,
             )
         try:
-            self._wait_listening(ports)
+            wait_listening(ports, self.check_alive, self.name)
         except BaseException:
             self.stop()
             raise
@@ -81,19 +79,6 @@ class Child:
         if not self.log.exists():
             return ""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def _wait_listening(self, ports: list[int]) -> None:
-        give_up = time.monotonic() + START_TIMEOUT
-        waiting = list(ports)
-        while waiting:
-            self.check_alive()
-            if time.monotonic() > give_up:
-                raise RuntimeError(f"{self.name} not listening after {START_TIMEOUT:.0f} s")
-            try:
-                with socket.create_connection(("127.0.0.1", waiting[0]), timeout=1):
-                    waiting.pop(0)
-            except OSError:
-                time.sleep(0.05)
 
 
 class Stack:
