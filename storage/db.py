@@ -6,10 +6,9 @@ unit of work as one plain function (`write`), not a statement at a time.
 
 Writes are group-committed. The writes that queue up while the thread is busy (typically
 waiting for the previous commit's fsync) run together in one transaction, each in a
-savepoint of its own, and every one is answered only after the COMMIT that makes it
-durable. A write that raises rolls back to its savepoint alone; a COMMIT that fails fails
-them all. Under load one fsync covers many chargers' messages; a lone write costs what it
-did on its own.
+savepoint of its own, and every one is answered only after their COMMIT. A write that
+raises rolls back to its savepoint alone; a COMMIT that fails fails them all. Under load
+one fsync covers many chargers' messages; a lone write costs what it did on its own.
 
 Jobs run in the order they were handed over, so a read sees every write handed over
 before it.
