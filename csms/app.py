@@ -32,6 +32,7 @@ from csms.ocpp16.live import LiveStatus
 from csms.ocpp16.registry import Sessions
 from csms.ocpp16.schemas import warm_up
 from csms.ocpp16.server import OcppServer
+from csms.open_files import raise_open_files_limit
 from csms.store.api_keys import ApiKeys
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
@@ -315,6 +316,7 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    log.info("csms.open_files_limit", limit=raise_open_files_limit())
     system = CentralSystem(config)
     await system.start()
     collections = None

@@ -153,13 +153,8 @@ class PaymentStore:
         return dict(row) if row else None
 
     async def find_id(self, column: str, value: object) -> str | None:
-        """The newest reservation whose `column` has `value` (tag, token, Stripe ids)."""
-        assert column in (
-            "id_tag",
-            "checkout_session_id",
-            "payment_intent_id",
-            "token",
-        )
+        """The newest reservation whose `column` has `value` (its OCPP tag or driver token)."""
+        assert column in ("id_tag", "token")
         row = await self.db.fetchone(
             f"SELECT id FROM reservations WHERE {column} = ? ORDER BY created_at DESC LIMIT 1",
             (value,),

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config.toml"
 PR_SET_PDEATHSIG = 1
 START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,13 @@ ECHO = Spec("echo", "websockets echo")
 BARE = Spec("bare_ocpp", "bare ocpp lib")
 CSMS = Spec("csms", "csms")
 SPECS = (ECHO, BARE, CSMS)
+
+
+def csms_process_env(folder: Path, ocpp_port: int, http_port: int) -> dict[str, str]:
+    """This process's environment with csms's own settings replaced by csms_env()'s."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    env.update(csms_env(folder, ocpp_port, http_port))
+    return env
 
 
 def csms_env(folder: Path, ocpp_port: int, http_port: int) -> dict[str, str]:
@@ -94,41 +101,28 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class Server:
-    def __init__(self, spec: Spec, folder: Path, id_tags: list[str]) -> None:
-        self.spec = spec
-        self.folder = folder / spec.key
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._id_tags = id_tags
-        self.port = free_port()
-        self.url = f"ws://127.0.0.1:{self.port}/ocpp"
-        self.settings: dict[str, Any] = {}
+class ServerProcess:
+    """A server under test as a child process: started, waited for until its ports listen,
+    stopped by SIGTERM (killed if it overruns); its output goes to `log`."""
+
+    def __init__(self, label: str, command: list[str], env: dict[str, str], log: Path) -> None:
+        self.label = label
+        self._command = command
+        self._env = env
+        self.log = log
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = self.folder / "server.log"
 
     @property
     def pid(self) -> int:
         assert self._process is not None
         return self._process.pid
 
-    def __enter__(self) -> Server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
-        ports = [self.port]
-        if self.spec is CSMS:
-            http_port = free_port()
-            ports.append(http_port)
-            env.update(csms_env(self.folder, self.port, http_port))
-            self.settings = csms_settings(env)
-            asyncio.run(_register_tags(self.folder / "csms.db", self._id_tags))
-            command = [sys.executable, "-m", "csms", "--config", str(CONFIG), "serve"]
-        else:
-            module = "echo_server" if self.spec is ECHO else "bare_ocpp_server"
-            command = [sys.executable, "-m", f"bench.perf.{module}", "--port", str(self.port)]
-        with self._log.open("ab") as log:
+    def start(self, ports: list[int]) -> None:
+        with self.log.open("ab") as log:
             self._process = subprocess.Popen(
-                command,
+                self._command,
                 cwd=ROOT,
-                env=env,
+                env=self._env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent,
@@ -136,17 +130,16 @@ class Server:
         try:
             self._wait_listening(ports)
         except BaseException:
-            self.__exit__()
+            self.stop()
             raise
-        return self
 
-    def __exit__(self, *_: object) -> None:
+    def stop(self) -> None:
         process = self._process
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
@@ -155,27 +148,71 @@ class Server:
         assert self._process is not None
         if self._process.poll() is not None:
             raise RuntimeError(
-                f"{self.spec.label} exited with {self._process.returncode}:\n{self.tail()}"
+                f"{self.label} exited with {self._process.returncode}:\n{self.tail()}"
             )
 
     def tail(self, lines: int = 30) -> str:
-        return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def _wait_listening(self, ports: list[int]) -> None:
-        wait_listening(ports, self.check_alive, self.spec.label)
+        give_up = time.monotonic() + START_TIMEOUT
+        waiting = list(ports)
+        while waiting:
+            self.check_alive()
+            if time.monotonic() > give_up:
+                raise RuntimeError(f"{self.label} not listening after {START_TIMEOUT:.0f} s")
+            try:
+                with socket.create_connection(("127.0.0.1", waiting[0]), timeout=1):
+                    waiting.pop(0)
+            except OSError:
+                time.sleep(0.05)
 
 
-def wait_listening(ports: list[int], check_alive: Callable[[], None], label: str) -> None:
-    """Until something accepts connections on each of `ports` (RuntimeError after
-    START_TIMEOUT); `check_alive` raises when the process that should listen is gone."""
-    give_up = time.monotonic() + START_TIMEOUT
-    waiting = list(ports)
-    while waiting:
-        check_alive()
-        if time.monotonic() > give_up:
-            raise RuntimeError(f"{label} not listening after {START_TIMEOUT:.0f} s")
-        try:
-            with socket.create_connection(("127.0.0.1", waiting[0]), timeout=1):
-                waiting.pop(0)
-        except OSError:
-            time.sleep(0.05)
+class Server:
+    """One of the three servers, on a free port, for a `with` block."""
+
+    def __init__(self, spec: Spec, folder: Path, id_tags: list[str]) -> None:
+        self.spec = spec
+        self.folder = folder / spec.key
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._id_tags = id_tags
+        self.port = free_port()
+        self.url = f"ws://127.0.0.1:{self.port}/ocpp"
+        self.settings: dict[str, Any] = {}
+        self._process: ServerProcess | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def __enter__(self) -> Server:
+        ports = [self.port]
+        if self.spec is CSMS:
+            http_port = free_port()
+            ports.append(http_port)
+            env = csms_process_env(self.folder, self.port, http_port)
+            self.settings = csms_settings(env)
+            asyncio.run(_register_tags(self.folder / "csms.db", self._id_tags))
+            command = [sys.executable, "-m", "csms", "--config", str(CONFIG), "serve"]
+        else:
+            env = dict(os.environ)
+            module = "echo_server" if self.spec is ECHO else "bare_ocpp_server"
+            command = [sys.executable, "-m", f"bench.perf.{module}", "--port", str(self.port)]
+        self._process = ServerProcess(self.spec.label, command, env, self.folder / "server.log")
+        self._process.start(ports)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+    def check_alive(self) -> None:
+        assert self._process is not None
+        self._process.check_alive()
+
+    def tail(self, lines: int = 30) -> str:
+        assert self._process is not None
+        return self._process.tail(lines)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import urllib.request
 from collections import Counter
@@ -18,67 +16,11 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.faults.processes import free_port
-from bench.perf.servers import CONFIG, ROOT, csms_env, die_with_parent, wait_listening
+from bench.perf.servers import CONFIG, ServerProcess, csms_process_env
 
 # The sandbox delivers no webhook in these runs (the bench signs and sends the events itself,
 # with csms's secret), so its own signing secret is never used by csms.
 SANDBOX_SECRET = "whsec_bench_sandbox_unused"
-STOP_TIMEOUT = 15.0
-
-
-class Child:
-    """A process of the stack: started, waited for until its ports listen, stopped by SIGTERM."""
-
-    def __init__(self, name: str, command: list[str], env: dict[str, str], folder: Path) -> None:
-        self.name = name
-        self._command = command
-        self._env = env
-        self.log = folder / f"{name}.log"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
-    def start(self, ports: list[int]) -> None:
-        with self.log.open("ab") as log:
-            self._process = subprocess.Popen(
-                self._command,
-                cwd=ROOT,
-                env=self._env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
-        try:
-            wait_listening(ports, self.check_alive, self.name)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-    def check_alive(self) -> None:
-        assert self._process is not None
-        if self._process.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} exited with {self._process.returncode}:\n{self.tail()}"
-            )
-
-    def tail(self, lines: int = 30) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 class Stack:
@@ -95,8 +37,7 @@ class Stack:
         self.base = f"http://127.0.0.1:{self.http_port}"
         self.ocpp_url = f"ws://127.0.0.1:{self.ocpp_port}/ocpp"
         self.stripe_base = f"http://127.0.0.1:{self.stripe_port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
-        env.update(csms_env(folder, self.ocpp_port, self.http_port))
+        env = csms_process_env(folder, self.ocpp_port, self.http_port)
         env["CSMS_STRIPE_API_BASE"] = self.stripe_base  # csms_env's points at nothing
         env.update(extra_env or {})
         self.webhook_secret = env["CSMS_STRIPE_WEBHOOK_SECRETS"].split(",")[0]
@@ -110,8 +51,8 @@ class Stack:
             "--log-level", "warning",
         ]  # fmt: skip
         server = [sys.executable, "-m", "csms", "--config", str(CONFIG), "serve"]
-        self.sandbox = Child("sandbox", sandbox, dict(os.environ), folder)
-        self.csms = Child("csms", server, env, folder)
+        self.sandbox = ServerProcess("sandbox", sandbox, dict(os.environ), folder / "sandbox.log")
+        self.csms = ServerProcess("csms", server, env, folder / "csms.log")
 
     def __enter__(self) -> Stack:
         self.sandbox.start([self.stripe_port])
