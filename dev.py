@@ -30,8 +30,9 @@ def setup() -> None:
         return
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs before any install
         sys.exit("csms needs Python 3.11 or newer")
-    print("Setting up .venv (first run only)...", flush=True)
-    venv.create(VENV, with_pip=True)
+    print("Setting up .venv (first run, or pyproject.toml changed)...", flush=True)
+    if not PYTHON.exists():  # an existing one is reused: only the dependencies change
+        venv.create(VENV, with_pip=True)
     pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
