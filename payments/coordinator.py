@@ -28,11 +28,10 @@ from payments.reservation import (
     Hold,
     Policy,
     Reservation,
-    State,
-    next_deadline,
     transition,
 )
 from payments.store import PaymentStore, PendingEffect
+from payments.units import audit_transition, persist, settle_refund
 from storage.clock import utc_now
 
 log = structlog.get_logger()
@@ -68,14 +67,17 @@ class ActiveIndex:
     def __init__(self) -> None:
         self.connectors: dict[tuple[str, int], str] = {}
         self.transactions: dict[int, str] = {}
+        self.places: dict[str, tuple[str, int]] = {}  # reservation -> (charger, connector)
 
     def update(self, r: Reservation) -> None:
         key = (r.charger_id, r.connector_id)
         if r.active:
             self.connectors[key] = r.id
+            self.places[r.id] = key
             if r.transaction_id is not None:
                 self.transactions[r.transaction_id] = r.id
             return
+        self.places.pop(r.id, None)
         if self.connectors.get(key) == r.id:
             del self.connectors[key]
         if r.transaction_id is not None and self.transactions.get(r.transaction_id) == r.id:
@@ -84,6 +86,10 @@ class ActiveIndex:
 
 class RefundRefused(Exception):
     """The refund cannot be made: nothing captured, or more than what is left."""
+
+
+class ReviewRefused(Exception):
+    """An operator's action on a review does not apply; the message says why."""
 
 
 class Coordinator:
@@ -150,10 +156,12 @@ class Coordinator:
         else:
             decision = Decision(r, (machine.CreateCheckout(),))
 
+        store, policy = self.store, self.policy
+
         def insert(conn: sqlite3.Connection) -> None:
-            self.store.insert(conn, r, token, email)
-            self._persist(conn, r, decision, "Created", now)
-            self.store.audit(
+            store.insert(conn, r, token, email)
+            persist(store, policy, conn, r, decision, "Created", now)
+            store.audit(
                 conn,
                 now,
                 "driver",
@@ -186,15 +194,38 @@ class Coordinator:
         *,
         effect_id: int | None = None,
         webhook: WebhookContext | None = None,
+        dedupe: str | None = None,
         actor: str = "system",
     ) -> Reservation | None:
         """Apply one event. With `effect_id`, the effect it reports on is marked done in the
         same commit; with `webhook`, the Stripe event is recorded there too and a repeat of
-        it changes nothing. Returns the reservation as it is now (None: no such one)."""
+        it changes nothing; `dedupe` does the same for a finding of reconciliation (a key
+        recorded with the transition, so two reconcilers apply a finding once). Returns the
+        reservation as it is now (None: no such one)."""
+        if dedupe is not None:
+            webhook = WebhookContext(dedupe, "reconcile")
+        place = await self._place(reservation_id)
+        if place is None and webhook is None:
+            return None
         now = self.clock()
+        # Read here, on the event loop: the unit of work below touches only its arguments.
+        facts = self.facts(*place) if place else ChargerFacts(online=False, connector_status=None)
+        return await self._apply(reservation_id, event, facts, now, effect_id, webhook, actor)
+
+    async def _apply(
+        self,
+        reservation_id: str,
+        event: Event,
+        facts: ChargerFacts,
+        now: datetime,
+        effect_id: int | None,
+        webhook: WebhookContext | None,
+        actor: str,
+    ) -> Reservation | None:
+        store, policy, refunds = self.store, self.policy, self.refunds
 
         def apply(conn: sqlite3.Connection) -> tuple[Reservation | None, Committed | None]:
-            r = self.store.load(conn, reservation_id)
+            r = store.load(conn, reservation_id)
             if webhook is not None and not self.store.record_webhook(
                 conn, webhook.event_id, webhook.event_type, reservation_id, event_name(event), now
             ):
@@ -206,22 +237,51 @@ class Coordinator:
                 return r, None
             if r is None:
                 return None, None
-            if effect_id is not None and not self.store.effect_done(
+            if effect_id is not None and not store.effect_done(
                 conn, effect_id, event_name(event), now
             ):
                 return r, None  # this effect's result was applied already
-            decision = transition(
-                r, event, self.facts(r.charger_id, r.connector_id), now, self.policy
-            )
-            queued = self._persist(conn, r, decision, event_name(event), now)
-            self._audit(conn, r, decision.reservation, event, actor, now)
-            self._settle_refund(conn, r, event, now)
+            decision = transition(r, event, facts, now, policy)
+            queued = persist(store, policy, conn, r, decision, event_name(event), now)
+            audit_transition(store, conn, r, decision.reservation, event, actor, now)
+            settle_refund(store, refunds, conn, r, event, now)
             return decision.reservation, (decision, queued)
 
         reservation, committed = await self.store.db.write(apply)
         if committed is not None:
             self._after_commit(*committed)
         return reservation
+
+    async def review(
+        self, reservation_id: str, action: machine.ReviewAction, actor: str
+    ) -> Reservation:
+        """An operator's way out of NeedsReview: retry the capture, release the hold, or
+        resolve with a note. Raises ReviewRefused, changing nothing, when it does not apply."""
+        place = await self._place(reservation_id)
+        if place is None:
+            raise ReviewRefused("no such payment")
+        facts, now = self.facts(*place), self.clock()
+        store, policy = self.store, self.policy
+
+        def act(conn: sqlite3.Connection) -> tuple[Reservation, Committed]:
+            r = store.load(conn, reservation_id)
+            assert r is not None
+            refusal = machine.review_refusal(r, action, policy, now)
+            if refusal is not None:
+                raise ReviewRefused(refusal)
+            decision = transition(r, action, facts, now, policy)
+            queued = persist(store, policy, conn, r, decision, event_name(action), now)
+            audit_transition(store, conn, r, decision.reservation, action, actor, now)
+            return decision.reservation, (decision, queued)
+
+        reservation, committed = await self.store.db.write(act)
+        self._after_commit(*committed)
+        return reservation
+
+    async def _place(self, reservation_id: str) -> tuple[str, int] | None:
+        """The reservation's charger and connector (they never change): from memory for
+        active reservations, else one read."""
+        return self.index.places.get(reservation_id) or await self.store.place(reservation_id)
 
     async def request_refund(
         self, reservation_id: str, refund_id: str, amount: int | None, reason: str, actor: str
@@ -231,13 +291,17 @@ class Coordinator:
         The same refund id asked again returns the first request's refund: a retried
         request refunds once. Raises RefundRefused, changing nothing, when it cannot be.
         """
-        now = self.clock()
+        place = await self._place(reservation_id)
+        if place is None:
+            raise RefundRefused("no such payment")
+        facts, now = self.facts(*place), self.clock()
+        store, policy, refunds = self.store, self.policy, self.refunds
 
         def request(conn: sqlite3.Connection) -> tuple[RefundRecord | None, Committed | None]:
-            existing = self.refunds.find(conn, refund_id)
+            existing = refunds.find(conn, refund_id)
             if existing is not None:
                 return existing, None
-            r = self.store.load(conn, reservation_id)
+            r = store.load(conn, reservation_id)
             assert r is not None
             wanted = r.refundable if amount is None else amount
             if wanted <= 0 or wanted > r.refundable:
@@ -247,15 +311,13 @@ class Coordinator:
                     else "only a captured payment can be refunded"
                 )
             event = machine.RefundRequested(refund_id, wanted)
-            decision = transition(
-                r, event, self.facts(r.charger_id, r.connector_id), now, self.policy
-            )
-            self.refunds.add(conn, refund_id, r.id, wanted, reason, actor, now)
-            queued = self._persist(conn, r, decision, event_name(event), now)
-            self.store.audit(
+            decision = transition(r, event, facts, now, policy)
+            refunds.add(conn, refund_id, r.id, wanted, reason, actor, now)
+            queued = persist(store, policy, conn, r, decision, event_name(event), now)
+            store.audit(
                 conn, now, actor, "refund requested", r.id, wanted, r.tariff.currency, None, reason
             )
-            return self.refunds.find(conn, refund_id), (decision, queued)
+            return refunds.find(conn, refund_id), (decision, queued)
 
         record, committed = await self.store.db.write(request)
         if committed is not None:
@@ -263,107 +325,10 @@ class Coordinator:
         assert record is not None
         return record
 
-    def _settle_refund(
-        self, conn: sqlite3.Connection, r: Reservation, event: Event, now: datetime
-    ) -> None:
-        """A refund's outcome, recorded with the transition that reports it."""
-        match event:
-            case machine.RefundSucceeded(refund_id, amount, stripe_refund_id):
-                self.refunds.settle(
-                    conn, refund_id, stripe_refund_id=stripe_refund_id, failure=None, now=now
-                )
-                self.store.audit(
-                    conn,
-                    now,
-                    "stripe",
-                    "refunded",
-                    r.id,
-                    amount,
-                    r.tariff.currency,
-                    stripe_refund_id,
-                )
-            case machine.RefundFailed(refund_id, amount, reason):
-                self.refunds.settle(conn, refund_id, stripe_refund_id=None, failure=reason, now=now)
-                self.store.audit(
-                    conn,
-                    now,
-                    "stripe",
-                    "refund failed",
-                    r.id,
-                    amount,
-                    r.tariff.currency,
-                    None,
-                    reason,
-                )
-
-    def _persist(
-        self,
-        conn: sqlite3.Connection,
-        before: Reservation,
-        decision: Decision,
-        event: str,
-        now: datetime,
-    ) -> list[PendingEffect]:
-        """Save the transition and queue its effects; returns the effects queued."""
-        after = decision.reservation
-        self.store.save(conn, before, after, event, next_deadline(after, self.policy), now)
-        queued = [self.store.add_effect(conn, after.id, effect, now) for effect in decision.effects]
-        if before.state != after.state:
-            log.info(
-                "payments.transition",
-                reservation_id=after.id,
-                cause=event,
-                state=after.state.value,
-                previous=before.state.value,
-                hold=after.hold.value,
-                reason=after.failure_reason,
-            )
-        return [pending for pending in queued if pending is not None]
-
     def _after_commit(self, decision: Decision, queued: Sequence[PendingEffect]) -> None:
         self.index.update(decision.reservation)
         if decision.effects:
             self._effects_committed(queued)
-
-    def _audit(
-        self,
-        conn: sqlite3.Connection,
-        before: Reservation,
-        after: Reservation,
-        event: Event,
-        actor: str,
-        now: datetime,
-    ) -> None:
-        """One audit line for each movement of money and each cancellation."""
-        currency = after.tariff.currency
-        lines: list[tuple[str, int | None, str | None]] = []
-        if before.hold is Hold.NONE and after.hold is not Hold.NONE and after.payment_intent_id:
-            lines.append(("hold confirmed", after.hold_amount, after.payment_intent_id))
-        if before.checkout_session_id is None and after.checkout_session_id:
-            lines.append(("checkout created", after.hold_amount, after.checkout_session_id))
-        if before.hold is not Hold.CAPTURED and after.hold is Hold.CAPTURED:
-            lines.append(("captured", after.captured_amount, after.payment_intent_id))
-        if before.hold is not Hold.RELEASED and after.hold is Hold.RELEASED:
-            released = after.hold_amount
-            lines.append(("hold released", released, after.payment_intent_id))
-        if before.hold is not Hold.LOST and after.hold is Hold.LOST:
-            lines.append(("hold cancelled by stripe", after.hold_amount, after.payment_intent_id))
-        if isinstance(event, machine.Cancel) and before.state != after.state:
-            lines.append((f"cancelled by {event.by}", None, None))
-        if after.state is State.NEEDS_REVIEW and before.state is not State.NEEDS_REVIEW:
-            lines.append(("needs review", None, after.payment_intent_id))
-        for action, amount, stripe_id in lines:
-            self.store.audit(
-                conn,
-                now,
-                actor,
-                action,
-                after.id,
-                amount,
-                currency,
-                stripe_id,
-                after.failure_reason,
-            )
 
     async def record_webhook(
         self,
@@ -374,110 +339,17 @@ class Coordinator:
         stripe_id: str | None,
     ) -> bool:
         """Keep a Stripe event that changes no state (refunds, disputes); False if seen."""
-        now = self.clock()
+        now, store = self.clock(), self.store
 
         def record(conn: sqlite3.Connection) -> bool:
-            fresh = self.store.record_webhook(
+            fresh = store.record_webhook(
                 conn, webhook.event_id, webhook.event_type, reservation_id, "recorded", now
             )
             if fresh and audit:
-                self.store.audit(
-                    conn, now, "stripe", audit, reservation_id, amount, None, stripe_id
-                )
+                store.audit(conn, now, "stripe", audit, reservation_id, amount, None, stripe_id)
             return fresh
 
         return await self.store.db.write(record)
-
-    # -- what the chargers report (called by the OCPP side, through the composition root)
-
-    async def authorize_tag(
-        self, charger_id: str, connector_id: int | None, id_tag: str
-    ) -> str | None:
-        """Whether a generated tag may start a charge here: "Accepted", "Invalid", or None
-        when the tag is not one of ours. Only on its connector, and only once."""
-        if not id_tag.startswith(TAG_PREFIX):
-            return None
-        reservation_id = await self.store.find_id("id_tag", id_tag)
-        if reservation_id is None:
-            return None
-        r = await self.store.get(reservation_id)
-        assert r is not None
-        allowed = (
-            r.state in (State.AUTHORISED, State.AWAITING_PLUG, State.START_REQUESTED)
-            and r.charger_id == charger_id
-            and connector_id in (None, r.connector_id)
-            and r.transaction_id is None
-        )
-        return "Accepted" if allowed else "Invalid"
-
-    async def transaction_started(
-        self,
-        charger_id: str,
-        connector_id: int,
-        id_tag: str,
-        transaction_id: int,
-        meter_start_wh: int,
-        started_at: datetime,
-    ) -> None:
-        if not id_tag.startswith(TAG_PREFIX):
-            return
-        reservation_id = await self.store.find_id("id_tag", id_tag)
-        if reservation_id is None:
-            return
-        r = await self.store.get(reservation_id)
-        if r is None or (r.charger_id, r.connector_id) != (charger_id, connector_id):
-            return
-        await self.handle(
-            reservation_id,
-            machine.TransactionStarted(transaction_id, meter_start_wh, started_at),
-            actor="charger",
-        )
-
-    async def meter_values(
-        self,
-        charger_id: str,
-        transaction_id: int,
-        energy_register_wh: int | None,
-        power_w: int | None,
-        at: datetime,
-    ) -> None:
-        reservation_id = await self._by_transaction(charger_id, transaction_id)
-        if reservation_id is not None:
-            await self.handle(
-                reservation_id,
-                machine.MeterReading(energy_register_wh, power_w, at),
-                actor="charger",
-            )
-
-    async def transaction_stopped(
-        self, charger_id: str, transaction_id: int, meter_stop_wh: int, stopped_at: datetime
-    ) -> None:
-        reservation_id = await self._by_transaction(charger_id, transaction_id)
-        if reservation_id is not None:
-            await self.handle(
-                reservation_id,
-                machine.TransactionStopped(meter_stop_wh, stopped_at),
-                actor="charger",
-            )
-
-    async def charger_changed(
-        self, charger_id: str, connector_id: int | None, status_at: datetime | None
-    ) -> None:
-        """Connected, disconnected (connector None) or a connector's new status."""
-        affected = [
-            reservation_id
-            for (charger, connector), reservation_id in list(self.index.connectors.items())
-            if charger == charger_id and connector_id in (None, 0, connector)
-        ]
-        for reservation_id in affected:
-            await self.handle(reservation_id, machine.ChargerChanged(status_at), actor="charger")
-
-    async def _by_transaction(self, charger_id: str, transaction_id: int) -> str | None:
-        reservation_id = self.index.transactions.get(transaction_id)
-        if reservation_id is None:
-            return None
-        r = await self.store.get(reservation_id)
-        return reservation_id if r is not None and r.charger_id == charger_id else None
 
     # -- time
 

@@ -18,6 +18,13 @@ from payments.reservation import Event, Reservation
 from payments.store import PendingEffect
 from payments.stripe_gateway import CheckoutRequest, StripeGateway, StripeRejected
 
+# Stripe's refusals of a capture, by what can still be done about them.
+_CAPTURE_REFUSALS = {
+    "amount_too_small": machine.BELOW_MINIMUM,
+    "charge_expired_for_capture": machine.AUTHORISATION_EXPIRED,
+    "payment_intent_canceled": machine.AUTHORISATION_EXPIRED,
+}
+
 
 class EffectExecutor:
     def __init__(
@@ -43,7 +50,8 @@ class EffectExecutor:
             case machine.CreateCheckout():
                 return await self._create_checkout(r, token, email, key)
             case machine.ExpireCheckout(session_id):
-                await self._gateway.expire_checkout(session_id, key)
+                if await self._gateway.expire_checkout(session_id, key) == "complete":
+                    return machine.PaymentCompleted()  # paid meanwhile: a hold to look at
                 return machine.CheckoutExpired()
             case machine.VerifyPayment(session_id):
                 return await self._verify(session_id)
@@ -54,8 +62,12 @@ class EffectExecutor:
                 if outcome == "Timeout":
                     return machine.RemoteStartUnanswered()
                 return machine.RemoteStartAnswered(outcome == "Accepted")
-            case machine.RemoteStop(transaction_id):
-                outcome = await self._chargers.remote_stop(r.charger_id, transaction_id)
+            case machine.RemoteStop(transaction_id, charger_id):
+                outcome = await self._chargers.remote_stop(
+                    charger_id or r.charger_id, transaction_id
+                )
+                if outcome == "Offline":
+                    return machine.RemoteStopUndelivered()
                 return machine.RemoteStopAnswered(outcome == "Accepted")
             case machine.Capture(payment_intent_id, amount):
                 try:
@@ -63,7 +75,9 @@ class EffectExecutor:
                         await self._gateway.capture(payment_intent_id, amount, key)
                     )
                 except StripeRejected as rejected:
-                    return machine.CaptureRejected(rejected.message)
+                    return machine.CaptureRejected(
+                        rejected.message, _CAPTURE_REFUSALS.get(rejected.code, machine.REFUSED)
+                    )
             case machine.ReleaseHold(payment_intent_id):
                 try:
                     await self._gateway.release(payment_intent_id, key)

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from payments import energy
+from payments.currency import minimum_charge_amount
 from payments.pricing import (
-    STRIPE_MINIMUM_CHARGE,
     Breakdown,
     Tariff,
     Usage,
@@ -46,6 +47,7 @@ class State(StrEnum):
     START_REJECTED = "StartRejected"
     START_TIMEOUT = "StartTimeout"
     NEEDS_REVIEW = "NeedsReview"
+    RESOLVED = "Resolved"  # a review closed by an operator, with a note
 
 
 TERMINAL = frozenset(
@@ -57,6 +59,7 @@ TERMINAL = frozenset(
         State.START_REJECTED,
         State.START_TIMEOUT,
         State.NEEDS_REVIEW,
+        State.RESOLVED,
     }
 )
 ACTIVE = frozenset(State) - TERMINAL
@@ -98,6 +101,8 @@ class Policy:
     minimum_energy_wh: int = 1000  # below it nothing is charged
     # Below it the hold is released instead of captured; None: Stripe's minimum charge.
     minimum_amount: int | None = None
+    # The most a connector can deliver: a meter gaining faster is bounded (payments.energy).
+    max_power_w: int = 350_000
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,12 @@ class Reservation:
     energy_wh: int = 0  # delivered so far
     power_w: int = 0
     metered_at: datetime | None = None
+    # The register value the next reading is compared with (payments.energy); None in rows
+    # stored before it was kept, where it is meter_start_wh + energy_wh.
+    meter_register_wh: int | None = None
+    meter_restarts: int = 0  # times the register went back (restarted) during the session
+    meter_bounded_wh: int = 0  # claimed by the meter above what the connector could deliver
+    meter_warning: str | None = None  # why the meter was not taken at its word (the latest)
     stop_requested_at: datetime | None = None
     stopped_at: datetime | None = None
     unplugged_at: datetime | None = None
@@ -136,6 +147,17 @@ class Reservation:
     refunded_amount: int = 0
     refunds_pending: int = 0  # asked of Stripe, not yet confirmed
     failure_reason: str | None = None
+    # A payment signal came while a verification was under way: verify again after it.
+    verify_again: bool = False
+    # The last RemoteStop found the charger offline: send it again when the charger is back.
+    stop_undelivered: bool = False
+    capture_attempts: int = 0  # Capture effects emitted (each attempt has its own key)
+    release_attempts: int = 0  # ReleaseHold effects emitted
+    # A transaction the charger started with this reservation's tag after it could no
+    # longer charge (cancelled, timed out, ...): stopped with RemoteStopTransaction.
+    stray_transaction_id: int | None = None
+    disputed_amount: int = 0
+    resolution: str | None = None  # an operator's note closing a review
 
     @property
     def refundable(self) -> int:
@@ -242,6 +264,20 @@ class RemoteStopAnswered:
 
 
 @dataclass(frozen=True)
+class RemoteStopUndelivered:
+    """The charger was offline: the stop is sent again the moment it is back."""
+
+
+@dataclass(frozen=True)
+class StrayTransaction:
+    """The charger started a transaction with this reservation's tag that the reservation
+    cannot own (it ended, or the tag was used elsewhere): it must be stopped."""
+
+    charger_id: str
+    transaction_id: int
+
+
+@dataclass(frozen=True)
 class TransactionStarted:
     transaction_id: int
     meter_start_wh: int
@@ -259,6 +295,8 @@ class MeterReading:
 class TransactionStopped:
     meter_stop_wh: int
     stopped_at: datetime
+    # The energy register in StopTransaction's transactionData: (timestamp, Wh) readings.
+    readings: tuple[tuple[datetime, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -266,9 +304,16 @@ class Captured:
     amount: int
 
 
+# Why Stripe refused a capture, as the effect classifies it.
+BELOW_MINIMUM = "below_minimum"  # the amount is below the currency's minimum charge
+AUTHORISATION_EXPIRED = "authorisation_expired"  # the hold lapsed or was cancelled
+REFUSED = "refused"  # anything else: someone must look
+
+
 @dataclass(frozen=True)
 class CaptureRejected:
     reason: str
+    kind: str = REFUSED
 
 
 @dataclass(frozen=True)
@@ -301,6 +346,58 @@ class RefundFailed:
     reason: str
 
 
+# -- What reconciliation finds at Stripe, the source of truth.
+
+
+@dataclass(frozen=True)
+class CapturedElsewhere:
+    """Stripe says the PaymentIntent was captured for `amount` (e.g. in the dashboard)."""
+
+    amount: int
+
+
+@dataclass(frozen=True)
+class RefundedElsewhere:
+    """A refund at Stripe that was not asked for here."""
+
+    stripe_refund_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class DisputeOpened:
+    dispute_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class ReviewNeeded:
+    """Our books and Stripe's disagree in a way no rule settles."""
+
+    reason: str
+
+
+# -- An operator's way out of NeedsReview.
+
+
+@dataclass(frozen=True)
+class RetryCapture:
+    amount: int | None = None  # None: the session's price
+
+
+@dataclass(frozen=True)
+class ReleaseInReview:
+    pass
+
+
+@dataclass(frozen=True)
+class Resolve:
+    note: str
+
+
+ReviewAction = RetryCapture | ReleaseInReview | Resolve
+
+
 @dataclass(frozen=True)
 class Tick:
     """Time passed: deadlines are checked."""
@@ -322,6 +419,8 @@ Event = (
     | RemoteStartUndelivered
     | RemoteStartUnanswered
     | RemoteStopAnswered
+    | RemoteStopUndelivered
+    | StrayTransaction
     | TransactionStarted
     | MeterReading
     | TransactionStopped
@@ -332,6 +431,13 @@ Event = (
     | RefundRequested
     | RefundSucceeded
     | RefundFailed
+    | CapturedElsewhere
+    | RefundedElsewhere
+    | DisputeOpened
+    | ReviewNeeded
+    | RetryCapture
+    | ReleaseInReview
+    | Resolve
     | Tick
 )
 
@@ -362,17 +468,20 @@ class RemoteStart:
 @dataclass(frozen=True)
 class RemoteStop:
     transaction_id: int
+    charger_id: str | None = None  # None: the reservation's charger
 
 
 @dataclass(frozen=True)
 class Capture:
     payment_intent_id: str
     amount: int
+    attempt: int = 1  # a retry after a refusal needs a new idempotency key
 
 
 @dataclass(frozen=True)
 class ReleaseHold:
     payment_intent_id: str
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -438,13 +547,18 @@ class _Step:
                 if r.state is State.PENDING_PAYMENT and r.checkout_session_id is None:
                     self.end(State.CANCELLED, f"payments unavailable: {reason}")
             case PaymentCompleted():
-                if r.hold is Hold.NONE and not r.verifying and r.checkout_session_id:
-                    self.set(verifying=True)
-                    self.effects.append(VerifyPayment(r.checkout_session_id))
+                if r.hold is Hold.NONE and r.checkout_session_id:
+                    if r.verifying:
+                        # The answer under way may predate this signal: ask again after it.
+                        self.set(verify_again=True)
+                    else:
+                        self.verify()
             case PaymentAuthorised(payment_intent_id, amount_capturable):
                 self.authorised(payment_intent_id, amount_capturable)
             case PaymentNotAuthorised(payment_intent_id, status):
                 self.set(verifying=False)
+                if self.verify_pending():
+                    return
                 if r.state is State.PENDING_PAYMENT and r.hold is Hold.NONE:
                     if payment_intent_id:
                         self.set(payment_intent_id=payment_intent_id)
@@ -454,6 +568,7 @@ class _Step:
                     ending = State.NEEDS_REVIEW if status == "succeeded" else State.PAYMENT_FAILED
                     self.end(ending, f"payment intent is {status}")
             case CheckoutExpired():
+                self.set(verifying=False, verify_again=False)
                 if r.state is State.PENDING_PAYMENT and r.hold is Hold.NONE:
                     self.end(State.EXPIRED, "checkout expired")
             case PaymentFailed(reason):
@@ -487,21 +602,26 @@ class _Step:
             case RemoteStartUnanswered():
                 pass  # it may still start: StartTransaction or the start window decides
             case RemoteStopAnswered(accepted):
-                pass  # the StopTransaction, or the retry timer, decides
+                self.set(stop_undelivered=False)  # the StopTransaction, or the retry timer, decides
+            case RemoteStopUndelivered():
+                if r.state is State.STOPPING:
+                    self.set(stop_undelivered=True)
+            case StrayTransaction(charger_id, transaction_id):
+                self.stray(charger_id, transaction_id)
             case TransactionStarted(transaction_id, meter_start_wh, started_at):
                 self.transaction_started(transaction_id, meter_start_wh, started_at)
             case MeterReading(energy_register_wh, power_w, at):
                 self.meter_reading(energy_register_wh, power_w, at)
-            case TransactionStopped(meter_stop_wh, stopped_at):
-                self.transaction_stopped(meter_stop_wh, stopped_at)
+            case TransactionStopped(meter_stop_wh, stopped_at, readings):
+                self.transaction_stopped(meter_stop_wh, stopped_at, readings)
             case Captured(amount):
                 if r.hold is Hold.CAPTURING:
                     self.set(hold=Hold.CAPTURED, captured_amount=amount)
                     if r.state is State.SETTLING:
                         self.set(state=State.COMPLETED)
-            case CaptureRejected(reason):
+            case CaptureRejected(reason, kind):
                 if r.hold is Hold.CAPTURING:
-                    self.set(hold=Hold.HELD, state=State.NEEDS_REVIEW, failure_reason=reason)
+                    self.capture_rejected(reason, kind)
             case HoldReleased():
                 if r.hold is Hold.RELEASING:
                     self.set(hold=Hold.RELEASED)
@@ -523,21 +643,47 @@ class _Step:
                 )
             case RefundFailed(_, amount, _):
                 self.set(refunds_pending=max(0, r.refunds_pending - amount))
+            case CapturedElsewhere(amount):
+                self.captured_elsewhere(amount)
+            case RefundedElsewhere(_, amount):
+                self.set(refunded_amount=r.refunded_amount + amount)
+                if self.r.refunded_amount > r.captured_amount:
+                    self.review(f"refunded {self.r.refunded_amount}, captured {r.captured_amount}")
+            case DisputeOpened(_, amount):
+                self.set(disputed_amount=amount)
+            case ReviewNeeded(reason):
+                if r.state in TERMINAL and r.state is not State.NEEDS_REVIEW:
+                    self.review(reason)
+            case RetryCapture() | ReleaseInReview() | Resolve():
+                if review_refusal(r, event, self.policy, self.now) is None:
+                    self.review_action(event)
             case Tick():
                 pass
 
+    def verify(self) -> None:
+        assert self.r.checkout_session_id is not None
+        self.set(verifying=True, verify_again=False)
+        self.effects.append(VerifyPayment(self.r.checkout_session_id))
+
+    def verify_pending(self) -> bool:
+        """After a verification's answer: verify again if a signal came meanwhile."""
+        if self.r.verify_again and self.r.hold is Hold.NONE and self.r.checkout_session_id:
+            self.verify()
+            return True
+        return False
+
     def authorised(self, payment_intent_id: str, amount_capturable: int) -> None:
         r = self.r
-        self.set(verifying=False)
+        self.set(verifying=False, verify_again=False)
         if r.hold is not Hold.NONE:
             return  # seen already (confirm and webhook both verify)
         self.set(hold=Hold.HELD, payment_intent_id=payment_intent_id, authorised_at=self.now)
-        if amount_capturable < r.hold_amount:
-            self.end(State.PAYMENT_FAILED, f"authorised {amount_capturable} of {r.hold_amount}")
-            return
         if r.state is not State.PENDING_PAYMENT:
             # Paid after the reservation ended (cancelled, expired): give the money back.
             self.release()
+            return
+        if amount_capturable < r.hold_amount:
+            self.end(State.PAYMENT_FAILED, f"authorised {amount_capturable} of {r.hold_amount}")
             return
         self.set(state=State.AUTHORISED, start_deadline=self.now + self.policy.start_window)
         self.try_start()
@@ -571,6 +717,8 @@ class _Step:
                 self.set(available_since=status_at or self.now)
             elif not unplugged and r.available_since is not None:
                 self.set(available_since=None)
+            if r.state is State.STOPPING and r.stop_undelivered and self.facts.online:
+                self.request_stop()  # back online: the stop the driver asked for, at once
         elif r.state is State.WAITING_FOR_DISCONNECT and self.facts.connector_status not in (
             _STILL_PLUGGED | {None}
         ):
@@ -579,12 +727,18 @@ class _Step:
 
     def transaction_started(self, transaction_id: int, meter_start_wh: int, at: datetime) -> None:
         r = self.r
+        if r.transaction_id == transaction_id:
+            return  # the same StartTransaction again
         if r.state not in _BEFORE_START or r.hold not in _MAY_CHARGE:
+            # Started after the reservation let go (cancel, refusal, timeout...), or a second
+            # transaction: the tag was answered Invalid, but the charger may charge anyway.
+            self.stray(r.charger_id, transaction_id)
             return
         self.set(
             state=State.CHARGING,
             transaction_id=transaction_id,
             meter_start_wh=meter_start_wh,
+            meter_register_wh=meter_start_wh,
             started_at=at,
             charging_since=self.now,
             metered_at=at,
@@ -595,27 +749,59 @@ class _Step:
         if r.state not in _CHARGING or r.meter_start_wh is None:
             return
         if r.metered_at is not None and at < r.metered_at:
-            return  # an older sample, delivered late
-        energy = r.energy_wh if register_wh is None else max(0, register_wh - r.meter_start_wh)
+            return  # an older sample, delivered late: applying it would count twice
         # The charger's own sampling interval, as observed; the policy's until there is one.
         interval = self.policy.meter_interval
         if r.metered_at is not None and at > r.metered_at:
             interval = at - r.metered_at
-        self.set(energy_wh=energy, power_w=r.power_w if power_w is None else power_w, metered_at=at)
+        if register_wh is not None:
+            self.count_energy(register_wh, at)
+        self.set(power_w=r.power_w if power_w is None else power_w, metered_at=at)
         if r.state is State.CHARGING and would_pass_cap(
-            r.tariff, energy, self.r.power_w, interval.total_seconds()
+            r.tariff, self.r.energy_wh, self.r.power_w, interval.total_seconds()
         ):
             self.request_stop()
 
-    def transaction_stopped(self, meter_stop_wh: int, stopped_at: datetime) -> None:
+    def count_energy(self, register_wh: int, at: datetime) -> None:
+        """Count one reading of the register (rules in payments.energy); a restart or a
+        reading above what the connector could deliver is flagged on the reservation."""
+        r = self.r
+        assert r.meter_start_wh is not None
+        baseline = r.meter_register_wh
+        if baseline is None:
+            baseline = r.meter_start_wh + r.energy_wh
+        elapsed = at - (r.metered_at or r.started_at or at)
+        count = energy.advance(r.energy_wh, baseline, register_wh, elapsed, self.policy.max_power_w)
+        self.set(energy_wh=count.energy_wh, meter_register_wh=count.register_wh)
+        when = at.isoformat(timespec="seconds")
+        if count.restarted:
+            self.set(
+                meter_restarts=r.meter_restarts + 1,
+                meter_warning=f"meter went back from {baseline} to {register_wh} Wh at {when}:"
+                f" a restart; the {r.energy_wh} Wh before are kept",
+            )
+        if count.bounded_wh:
+            self.set(
+                meter_bounded_wh=r.meter_bounded_wh + count.bounded_wh,
+                meter_warning=f"meter gained {register_wh - baseline} Wh in"
+                f" {max(0, int(elapsed.total_seconds()))} s at {when}, more than"
+                f" {self.policy.max_power_w // 1000} kW can deliver: {count.counted_wh} Wh counted",
+            )
+
+    def transaction_stopped(
+        self, meter_stop_wh: int, stopped_at: datetime, readings: tuple[tuple[datetime, int], ...]
+    ) -> None:
         r = self.r
         if r.state not in _CHARGING or r.meter_start_wh is None:
             return
-        self.set(
-            energy_wh=max(0, meter_stop_wh - r.meter_start_wh),
-            stopped_at=stopped_at,
-            metered_at=stopped_at,
-        )
+        # transactionData in time order, except what is older than the last reading applied;
+        # then meterStop, the last reading whatever its timestamp: it adds, never erases.
+        for at, register_wh in sorted(readings):
+            if self.r.metered_at is None or at >= self.r.metered_at:
+                self.count_energy(register_wh, at)
+                self.set(metered_at=at)
+        self.count_energy(meter_stop_wh, stopped_at)
+        self.set(stopped_at=stopped_at, metered_at=stopped_at)
         if r.tariff.idle_fee_per_minute and self.facts.connector_status in _STILL_PLUGGED:
             self.set(state=State.WAITING_FOR_DISCONNECT)
         else:
@@ -624,23 +810,20 @@ class _Step:
 
     def request_stop(self) -> None:
         assert self.r.transaction_id is not None
-        self.set(state=State.STOPPING, stop_requested_at=self.now)
+        self.set(state=State.STOPPING, stop_requested_at=self.now, stop_undelivered=False)
         self.effects.append(RemoteStop(self.r.transaction_id))
+
+    def stray(self, charger_id: str, transaction_id: int) -> None:
+        """Stop a transaction this reservation's tag must not be charging on (once per id)."""
+        if self.r.stray_transaction_id == transaction_id:
+            return
+        self.set(stray_transaction_id=transaction_id)
+        self.effects.append(RemoteStop(transaction_id, charger_id))
 
     def settle(self) -> None:
         """Price the session from the tariff snapshot; capture it, or release a tiny amount."""
         r = self.r
-        started = r.started_at or r.charging_since or self.now
-        stopped = r.stopped_at or r.metered_at or self.now
-        unplugged = r.unplugged_at or stopped
-        breakdown = price(
-            r.tariff,
-            Usage(
-                energy_wh=r.energy_wh,
-                charging_seconds=int((stopped - started).total_seconds()),
-                idle_seconds=int((unplugged - stopped).total_seconds()),
-            ),
-        )
+        breakdown = session_price(r, self.now)
         amount = min(breakdown.total, r.hold_amount)
         if r.hold is Hold.FREE:
             self.set(state=State.COMPLETED, breakdown=breakdown, capture_amount=0)
@@ -650,22 +833,70 @@ class _Step:
             self.set(state=State.NEEDS_REVIEW, breakdown=breakdown)
             return
         self.set(state=State.SETTLING, breakdown=breakdown)
-        minimum = self.policy.minimum_amount
-        if minimum is None:
-            minimum = STRIPE_MINIMUM_CHARGE.get(r.tariff.currency, 50)
-        if r.energy_wh < self.policy.minimum_energy_wh or amount < minimum:
+        if r.energy_wh < self.policy.minimum_energy_wh or amount < minimum_charge(r, self.policy):
             self.set(capture_amount=0)
             self.release()
         else:
-            assert r.payment_intent_id is not None
-            self.set(capture_amount=amount, hold=Hold.CAPTURING)
-            self.effects.append(Capture(r.payment_intent_id, amount))
+            self.capture(amount)
+
+    def capture(self, amount: int) -> None:
+        assert self.r.payment_intent_id is not None
+        attempt = self.r.capture_attempts + 1
+        self.set(capture_amount=amount, hold=Hold.CAPTURING, capture_attempts=attempt)
+        self.effects.append(Capture(self.r.payment_intent_id, amount, attempt))
 
     def release(self) -> None:
         if self.r.hold is Hold.HELD:
             assert self.r.payment_intent_id is not None
-            self.set(hold=Hold.RELEASING)
-            self.effects.append(ReleaseHold(self.r.payment_intent_id))
+            attempt = self.r.release_attempts + 1
+            self.set(hold=Hold.RELEASING, release_attempts=attempt)
+            self.effects.append(ReleaseHold(self.r.payment_intent_id, attempt))
+
+    def capture_rejected(self, reason: str, kind: str) -> None:
+        """Stripe refused the capture: below the minimum, release; the authorisation gone,
+        the hold is lost; anything else, someone must look (the hold stays)."""
+        if kind == BELOW_MINIMUM:
+            self.set(hold=Hold.HELD, capture_amount=0, failure_reason=reason)
+            if self.r.state is not State.SETTLING:
+                self.set(state=State.SETTLING)
+            self.release()
+        elif kind == AUTHORISATION_EXPIRED:
+            self.set(hold=Hold.LOST, state=State.NEEDS_REVIEW, failure_reason=reason)
+        else:
+            self.set(hold=Hold.HELD, state=State.NEEDS_REVIEW, failure_reason=reason)
+
+    def captured_elsewhere(self, amount: int) -> None:
+        """Stripe (the source of truth) says captured: take its amount, and have a person
+        look unless it is the capture this reservation was making anyway."""
+        r = self.r
+        if r.hold is Hold.CAPTURED and r.captured_amount == amount:
+            return
+        expected = r.hold is Hold.CAPTURING and r.capture_amount == amount
+        self.set(hold=Hold.CAPTURED, captured_amount=amount)
+        if expected and r.state is State.SETTLING:
+            self.set(state=State.COMPLETED)
+        elif r.state is State.CHARGING:
+            self.request_stop()  # nothing is left to capture: the charge must end
+        elif not expected:
+            self.review(f"captured {amount} at Stripe outside csms")
+
+    def review(self, reason: str) -> None:
+        """Park for a person: active charges are stopped first, then settled into review."""
+        if self.r.state in _CHARGING or self.r.state is State.WAITING_FOR_DISCONNECT:
+            self.set(failure_reason=reason)
+            return
+        self.set(state=State.NEEDS_REVIEW, failure_reason=reason)
+
+    def review_action(self, action: ReviewAction) -> None:
+        match action:
+            case RetryCapture():
+                self.set(state=State.SETTLING, failure_reason=None)
+                self.capture(retry_amount(self.r, action, self.now))
+            case ReleaseInReview():
+                self.set(state=State.RESOLVED, resolution="hold released by an operator")
+                self.release()
+            case Resolve(note):
+                self.set(state=State.RESOLVED, resolution=note)
 
     def end(self, state: State, reason: str) -> None:
         """A failure end: the reservation stops locking the connector; a held card is released."""
@@ -738,6 +969,64 @@ class _Step:
             self.r.authorised_at is not None
             and self.now >= self.r.authorised_at + self.policy.capture_deadline
         )
+
+
+def session_price(r: Reservation, now: datetime) -> Breakdown:
+    """What the session costs under its tariff snapshot, from what is known of it now."""
+    started = r.started_at or r.charging_since or now
+    stopped = r.stopped_at or r.metered_at or now
+    unplugged = r.unplugged_at or stopped
+    return price(
+        r.tariff,
+        Usage(
+            energy_wh=r.energy_wh,
+            charging_seconds=int((stopped - started).total_seconds()),
+            idle_seconds=int((unplugged - stopped).total_seconds()),
+        ),
+    )
+
+
+def minimum_charge(r: Reservation, policy: Policy) -> int:
+    """Below this amount the hold is released instead of captured."""
+    minimum = policy.minimum_amount
+    if minimum is None:
+        minimum = minimum_charge_amount(r.tariff.currency)
+    return minimum
+
+
+def retry_amount(r: Reservation, action: RetryCapture, now: datetime) -> int:
+    """What a retried capture takes: the operator's amount, else the price; never more than
+    the price or the hold."""
+    price_now = (r.breakdown or session_price(r, now)).total
+    ceiling = min(price_now, r.hold_amount)
+    return ceiling if action.amount is None else action.amount
+
+
+def review_refusal(
+    r: Reservation, action: ReviewAction, policy: Policy, now: datetime
+) -> str | None:
+    """Why an operator's action on a review cannot be taken (None: it can)."""
+    if r.state is not State.NEEDS_REVIEW:
+        return f"the payment is {r.state.value}, not in review"
+    match action:
+        case RetryCapture(amount):
+            if r.hold is not Hold.HELD or r.payment_intent_id is None:
+                return f"no hold to capture (the hold is {r.hold.value})"
+            ceiling = retry_amount(r, RetryCapture(), now)
+            wanted = ceiling if amount is None else amount
+            if wanted > ceiling:
+                return f"at most {ceiling} can be captured (the price, within the hold)"
+            if wanted < max(1, minimum_charge(r, policy)):
+                return f"{wanted} is below the minimum charge: release the hold instead"
+        case ReleaseInReview():
+            if r.hold is not Hold.HELD or r.payment_intent_id is None:
+                return f"no hold to release (the hold is {r.hold.value})"
+        case Resolve(note):
+            if not note.strip():
+                return "a note is required"
+            if r.hold in (Hold.HELD, Hold.CAPTURING, Hold.RELEASING):
+                return "the hold is still on the card: capture or release it first"
+    return None
 
 
 def free_session(r: Reservation, facts: ChargerFacts, now: datetime, policy: Policy) -> Decision:

@@ -23,24 +23,31 @@ from payments.codec import (
     encode_reservation,
 )
 from payments.pricing import Tariff
-from payments.reservation import ACTIVE, Effect, Reservation
+from payments.reservation import ACTIVE, Capture, Effect, ReleaseHold, Reservation
 from storage.clock import to_text
 from storage.db import Database
 
 # Stripe writes carry a key that is the same however often the effect is retried.
+# A new attempt (an operator's retry after Stripe refused) needs a new key, since Stripe
+# answers a key it has seen with its first answer; the first attempt keeps the plain key.
 _STRIPE_KEYS = {
     "CreateCheckout": "checkout:{id}",
     "ExpireCheckout": "expire-checkout:{id}",
-    "ReleaseHold": "release:{id}",
 }
+
+
+def _attempt(key: str, attempt: int) -> str:
+    return key if attempt <= 1 else f"{key}:{attempt}"
 
 
 def idempotency_key(reservation_id: str, effect: Effect, sequence: int) -> str:
     kind = effect_kind(effect)
     if kind in _STRIPE_KEYS:
         return _STRIPE_KEYS[kind].format(id=reservation_id)
-    if kind == "Capture":
-        return f"capture:{reservation_id}:{effect.amount}"  # type: ignore[union-attr]
+    if isinstance(effect, Capture):
+        return _attempt(f"capture:{reservation_id}:{effect.amount}", effect.attempt)
+    if isinstance(effect, ReleaseHold):
+        return _attempt(f"release:{reservation_id}", effect.attempt)
     if kind == "Refund":
         return f"refund:{effect.refund_id}"  # type: ignore[union-attr]
     # Charger commands and payment checks may legitimately repeat: number them.
@@ -140,6 +147,13 @@ class PaymentStore:
         )
         return decode_reservation(row["data"]) if row else None
 
+    async def place(self, reservation_id: str) -> tuple[str, int] | None:
+        """The charger and connector of a reservation (None: no such reservation)."""
+        row = await self.db.fetchone(
+            "SELECT charger_id, connector_id FROM reservations WHERE id = ?", (reservation_id,)
+        )
+        return (row["charger_id"], row["connector_id"]) if row else None
+
     async def load_for_driver(self, reservation_id: str) -> tuple[Reservation, str, str | None]:
         """The reservation with the driver's token and e-mail."""
         row = await self.db.fetchone(
@@ -161,16 +175,12 @@ class PaymentStore:
         )
         return row["id"] if row else None
 
-    async def find_for_stripe(self, claimed_id: object, stripe_ids: Sequence[object]) -> str | None:
-        """The reservation a Stripe object is about: the id its metadata claims if there is
-        such a reservation, else the newest one with one of `stripe_ids` as its Checkout
-        Session or PaymentIntent. One trip to the database for all the lookups."""
+    async def find_for_stripe(self, stripe_ids: Sequence[object]) -> str | None:
+        """The reservation a Stripe object is about: the newest one with one of `stripe_ids`
+        as its stored Checkout Session or PaymentIntent (never by metadata). One trip to the
+        database for all the lookups."""
 
         def find(conn: sqlite3.Connection) -> str | None:
-            if isinstance(claimed_id, str):
-                row = conn.execute("SELECT id FROM reservations WHERE id = ?", (claimed_id,))
-                if found := row.fetchone():
-                    return found["id"]
             for value in stripe_ids:
                 if not isinstance(value, str):
                     continue

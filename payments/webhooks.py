@@ -37,6 +37,8 @@ def to_reservation_event(event_type: str, obj: dict[str, Any]) -> Event | None:
             return machine.PaymentFailed("the payment failed")
         case "payment_intent.canceled":
             return machine.HoldCancelledElsewhere(obj.get("cancellation_reason") or "canceled")
+        case "charge.dispute.created" if isinstance(obj.get("amount"), int):
+            return machine.DisputeOpened(str(obj.get("id")), obj["amount"])
     return None
 
 
@@ -48,7 +50,6 @@ _RECORDED = {
     "charge.refunded": "refund confirmed by stripe",
     "refund.created": None,
     "refund.updated": None,
-    "charge.dispute.created": "dispute opened",
 }
 
 
@@ -94,8 +95,16 @@ def _type_label(event_type: str) -> str:
 
 
 async def _reservation_of(coordinator: Coordinator, obj: dict[str, Any]) -> str | None:
-    """Our reservation id from the object's metadata, else from the Stripe ids we stored."""
-    metadata = obj.get("metadata") or {}
-    return await coordinator.store.find_for_stripe(
-        metadata.get("reservation_id"), (obj.get("id"), obj.get("payment_intent"))
-    )
+    """The reservation whose stored Checkout Session or PaymentIntent id is the object's (or
+    its PaymentIntent's). Metadata alone never picks one: anyone can copy a reservation id
+    into another object's metadata, and that object's money is not this reservation's."""
+    found = await coordinator.store.find_for_stripe((obj.get("id"), obj.get("payment_intent")))
+    claimed = (obj.get("metadata") or {}).get("reservation_id")
+    if claimed is not None and claimed != found:
+        log.warning(
+            "payments.webhook_unmatched",
+            claimed_reservation_id=str(claimed)[:64],
+            stripe_id=str(obj.get("id"))[:64],
+            matched=found,
+        )
+    return found

@@ -47,23 +47,28 @@ async def _deliver(system: CentralSystem, event: dict, signature: str) -> tuple[
 
 
 async def _reservation(system: CentralSystem) -> Reservation:
+    """A reservation with its Checkout Session created at the sandbox."""
     r, _ = await system.coordinator.create("CP-1", 1, Tariff("eur", session_fee=100), None)
-    return r
+    await system.runner.run_now(r.id)
+    created = await system.payments.get(r.id)
+    assert created is not None and created.checkout_session_id is not None
+    return created
 
 
-def _expired(reservation_id: str, event_id: str = "evt_1") -> dict:
+def _expired(r: Reservation | None, event_id: str = "evt_1", session_id: str = "") -> dict:
+    session = session_id or (r.checkout_session_id if r else "cs_x")
     return {
         "id": event_id,
         "object": "event",
         "type": "checkout.session.expired",
-        "data": {"object": {"id": "cs_1", "metadata": {"reservation_id": reservation_id}}},
+        "data": {"object": {"id": session, "metadata": {"reservation_id": r.id if r else "x"}}},
     }
 
 
 async def test_each_configured_secret_is_accepted(system: CentralSystem) -> None:
     r = await _reservation(system)
     for event_id, secret in (("evt_a", ROTATED), ("evt_b", SANDBOX_WEBHOOK_SECRET)):
-        event = _expired(r.id, event_id)
+        event = _expired(r, event_id)
         status, answer = await _deliver(system, event, _signed(orjson.dumps(event), secret))
         assert status == 200, answer
     # The same news under two event ids: the second changes nothing.
@@ -78,14 +83,14 @@ async def test_each_configured_secret_is_accepted(system: CentralSystem) -> None
         "",
         "t=1,v1=00",
         _signed(b"{}", ROTATED),  # signed, but for another body
-        _signed(orjson.dumps(_expired("x")), "whsec_someone_else"),
+        _signed(orjson.dumps(_expired(None)), "whsec_someone_else"),
     ],
 )
 async def test_unsigned_forged_or_mismatched_events_are_rejected(
     system: CentralSystem, signature: str
 ) -> None:
     r = await _reservation(system)
-    status, _ = await _deliver(system, _expired(r.id), signature)
+    status, _ = await _deliver(system, _expired(r), signature)
     assert status == 400
     reservation = await system.payments.get(r.id)
     assert reservation is not None and reservation.state.value == "PendingPayment"
@@ -93,7 +98,7 @@ async def test_unsigned_forged_or_mismatched_events_are_rejected(
 
 async def test_old_events_are_rejected(system: CentralSystem) -> None:
     r = await _reservation(system)
-    event = _expired(r.id)
+    event = _expired(r)
     old = int(time.time()) - 3600
     status, _ = await _deliver(system, event, _signed(orjson.dumps(event), ROTATED, at=old))
     assert status == 400
@@ -101,7 +106,7 @@ async def test_old_events_are_rejected(system: CentralSystem) -> None:
 
 async def test_a_redelivered_event_is_applied_once(system: CentralSystem) -> None:
     r = await _reservation(system)
-    event = _expired(r.id)
+    event = _expired(r)
     for _ in range(3):
         status, answer = await _deliver(system, event, _signed(orjson.dumps(event), ROTATED))
         assert status == 200
@@ -116,15 +121,37 @@ async def test_unknown_events_are_acknowledged_and_ignored(system: CentralSystem
     assert (status, answer["applied"]) == (200, "ignored")
 
 
+async def test_an_event_is_matched_by_the_stored_ids_never_by_metadata(
+    system: CentralSystem,
+) -> None:
+    r = await _reservation(system)
+    # Signed, but about another Checkout Session that copies our reservation id.
+    other = _expired(r, "evt_other", session_id="cs_test_someone_elses")
+    status, answer = await _deliver(system, other, _signed(orjson.dumps(other), ROTATED))
+    assert (status, answer["applied"]) == (200, "ignored")
+    canceled = {
+        "id": "evt_pi",
+        "type": "payment_intent.canceled",
+        "data": {"object": {"id": "pi_other", "metadata": {"reservation_id": r.id}}},
+    }
+    status, answer = await _deliver(system, canceled, _signed(orjson.dumps(canceled), ROTATED))
+    assert (status, answer["applied"]) == (200, "ignored")
+    reservation = await system.payments.get(r.id)
+    assert reservation is not None and reservation.state.value == "PendingPayment"
+
+
 async def test_dispute_is_recorded_in_the_audit_log(system: CentralSystem) -> None:
     r = await _reservation(system)
+    await system.db.execute(
+        "UPDATE reservations SET payment_intent_id = 'pi_1' WHERE id = ?", (r.id,)
+    )
     event = {
         "id": "evt_d",
         "type": "charge.dispute.created",
-        "data": {"object": {"id": "dp_1", "amount": 100, "metadata": {"reservation_id": r.id}}},
+        "data": {"object": {"id": "dp_1", "amount": 100, "payment_intent": "pi_1"}},
     }
     status, answer = await _deliver(system, event, _signed(orjson.dumps(event), ROTATED))
-    assert (status, answer["applied"]) == (200, "recorded")
+    assert (status, answer["applied"]) == (200, "DisputeOpened")
     audit = await system.payments.audit_log(r.id)
     assert ("dispute opened", 100, "dp_1") in [
         (a["action"], a["amount"], a["stripe_id"]) for a in audit
