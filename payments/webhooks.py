@@ -101,7 +101,9 @@ async def _reservation_of(coordinator: Coordinator, obj: dict[str, Any]) -> str 
     found = await coordinator.store.find_for_stripe((obj.get("id"), obj.get("payment_intent")))
     claimed = (obj.get("metadata") or {}).get("reservation_id")
     if claimed is not None and claimed != found:
-        log.warning(
+        # None: an object whose id is not stored (yet): e.g. a PaymentIntent before the
+        # payment is verified. Another reservation: someone copied metadata.
+        (log.warning if found else log.info)(
             "payments.webhook_unmatched",
             claimed_reservation_id=str(claimed)[:64],
             stripe_id=str(obj.get("id"))[:64],
