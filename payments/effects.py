@@ -1,8 +1,8 @@
 """Carrying out one effect: the Stripe call or charger command it stands for, and the event
 that reports its outcome back to the reservation.
 
-`StripeUnavailable` propagates: the runner retries the effect later with the same
-idempotency key. Every other outcome, failures included, is an event.
+`StripeUnavailable` and `ChargerUnreachable` propagate: the runner retries the effect later
+(with the same idempotency key). Every other outcome, failures included, is an event.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ from payments.refunds import RefundStore
 from payments.reservation import Event, Reservation
 from payments.store import PendingEffect
 from payments.stripe_gateway import CheckoutRequest, StripeGateway, StripeRejected
+
+
+class ChargerUnreachable(Exception):
+    """A command that must reach the charger found it offline: try again later."""
+
 
 # Stripe's refusals of a capture, by what can still be done about them.
 _CAPTURE_REFUSALS = {
@@ -67,6 +72,10 @@ class EffectExecutor:
                     charger_id or r.charger_id, transaction_id
                 )
                 if outcome == "Offline":
+                    if charger_id is not None:
+                        # A stray transaction: no state waits for the charger's return, so
+                        # the effect itself waits, retried until the charger is back.
+                        raise ChargerUnreachable(f"{charger_id} is offline")
                     return machine.RemoteStopUndelivered()
                 return machine.RemoteStopAnswered(outcome == "Accepted")
             case machine.Capture(payment_intent_id, amount):

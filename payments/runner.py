@@ -20,7 +20,7 @@ import structlog
 
 from payments.codec import event_name
 from payments.coordinator import Coordinator
-from payments.effects import EffectExecutor
+from payments.effects import ChargerUnreachable, EffectExecutor
 from payments.reservation import CheckoutUnavailable
 from payments.store import PaymentStore, PendingEffect
 from payments.stripe_gateway import StripeUnavailable
@@ -168,6 +168,10 @@ class EffectRunner:
         r, token, email = await self._store.load_for_driver(pending.reservation_id)
         try:
             event = await self._executor.execute(pending, r, token, email)
+        except ChargerUnreachable as error:
+            bound.info("payments.effect_retry", error=str(error))
+            await self._retry(pending, str(error))
+            return
         except StripeUnavailable as error:
             if not give_up_when_unavailable:
                 bound.warning("payments.effect_retry", error=str(error))

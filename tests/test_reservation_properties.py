@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from payments.energy import deliverable_wh
 from payments.pricing import Tariff, hold_amount
 from payments.reservation import (
     TERMINAL,
@@ -50,6 +51,7 @@ from payments.reservation import (
     RemoteStartUndelivered,
     RemoteStop,
     RemoteStopAnswered,
+    RemoteStopUndelivered,
     Reservation,
     State,
     StopRequested,
@@ -91,12 +93,15 @@ class World:
     transaction_running: bool = False
     start_sent_while_unauthorised: bool = False
     meter_wh: int = 1000
+    stray_running: int | None = None  # a transaction started with the tag after it ended
 
     def facts(self) -> ChargerFacts:
         return ChargerFacts(self.online, self.status if self.online else None)
 
     def feed(self, event: Event) -> None:
         decision = transition(self.reservation, event, self.facts(), self.now, POLICY)
+        # Energy never goes down, whatever the meter says (resets, a low meterStop).
+        assert decision.reservation.energy_wh >= self.reservation.energy_wh >= 0
         for effect in decision.effects:
             if isinstance(effect, RemoteStart) and self.pi_status != "requires_capture":
                 self.start_sent_while_unauthorised = True
@@ -118,6 +123,8 @@ class World:
                 if self.pi_status == "none":
                     self.pi_status = "expired"
                     self.feed(CheckoutExpired())
+                elif self.pi_status == "requires_capture":
+                    self.feed(PaymentCompleted())  # paid first: the session is complete
             case VerifyPayment():
                 if self.pi_status == "requires_capture":
                     self.feed(PaymentAuthorised(f"pi_{r.id}", r.hold_amount))
@@ -135,9 +142,19 @@ class World:
                     self.transaction_running = True
                     self.status = "Charging"
                     self.feed(TransactionStarted(7, self.meter_wh, self.now))
+            case RemoteStop(transaction_id, charger_id) if charger_id is not None:
+                # A stray transaction: the effect waits for the charger (retried).
+                if not self.online:
+                    self.outstanding.append(effect)
+                elif transaction_id == self.stray_running:
+                    self.stray_running = None
+                    self.feed(RemoteStopAnswered(True))
             case RemoteStop():
-                self.feed(RemoteStopAnswered(self.online))
-                if self.online and self.transaction_running:
+                if not self.online:
+                    self.feed(RemoteStopUndelivered())
+                    return
+                self.feed(RemoteStopAnswered(True))
+                if self.transaction_running:
                     self.stop_transaction()
             case Capture(_, amount):
                 # Stripe: a second capture with the same idempotency key replays the first.
@@ -172,6 +189,9 @@ actions = st.lists(
                 "carry_out",
                 "duplicate",
                 "pay",
+                "pay_silently",
+                "stale_verify",
+                "start_anyway",
                 "decline",
                 "completed",
                 "expire",
@@ -182,6 +202,7 @@ actions = st.lists(
                 "offline",
                 "online",
                 "meter",
+                "meter_reset",
                 "local_stop",
                 "cancelled_elsewhere",
                 "refund",
@@ -204,6 +225,15 @@ def _act(world: World, action: str, n: int) -> None:
         case "pay" if world.pi_status == "none" and r.checkout_session_id:
             world.pi_status = "requires_capture"
             world.feed(PaymentCompleted())
+        case "pay_silently" if world.pi_status == "none" and r.checkout_session_id:
+            world.pi_status = "requires_capture"  # no webhook, no return to the success page
+        case "stale_verify" if VerifyPayment(r.checkout_session_id or "") in world.outstanding:
+            # The look-up happened before the payment: its answer is "not paid yet".
+            world.outstanding.remove(VerifyPayment(r.checkout_session_id or ""))
+            world.feed(PaymentNotAuthorised(None, "requires_payment_method"))
+        case "start_anyway" if r.state in TERMINAL and world.online and world.stray_running is None:
+            world.stray_running = 90 + n % 5
+            world.feed(TransactionStarted(world.stray_running, world.meter_wh, world.now))
         case "decline" if world.pi_status == "none" and r.checkout_session_id:
             world.pi_status = "requires_payment_method"
             world.feed(PaymentCompleted())
@@ -232,6 +262,9 @@ def _act(world: World, action: str, n: int) -> None:
         case "meter" if world.transaction_running:
             world.meter_wh += n * 10
             world.feed(MeterReading(world.meter_wh, 11_000, world.now))
+        case "meter_reset" if world.transaction_running:
+            world.meter_wh = n  # the charger rebooted: its register began again near 0
+            world.feed(MeterReading(world.meter_wh, 11_000, world.now))
         case "local_stop" if world.transaction_running and world.online:
             world.stop_transaction()
         case "cancelled_elsewhere" if world.pi_status == "requires_capture" and n % 3 == 0:
@@ -248,7 +281,11 @@ def _drain(world: World) -> None:
     """Let everything outstanding happen and time run out: the reservation must end."""
     for _ in range(200):
         if world.outstanding:
-            world.carry_out(world.outstanding.pop(0), 2)
+            effect = world.outstanding.pop(0)
+            world.carry_out(effect, 2)
+            if effect in world.outstanding and not world.online:  # it waits for the charger
+                world.online = True
+                world.feed(ChargerChanged(world.now))
             continue
         if world.transaction_running:
             world.stop_transaction()
@@ -298,6 +335,7 @@ def test_money_invariants(steps: list[tuple[str, int]], refunds: list[int]) -> N
     captures = [e for e in world.emitted if isinstance(e, Capture)]
     releases = [e for e in world.emitted if isinstance(e, ReleaseHold)]
     assert not world.start_sent_while_unauthorised, "RemoteStart before requires_capture"
+    assert world.stray_running is None, f"charging for free after {r.state}: {world.emitted}"
     assert len(captures) + len(releases) <= 1, f"capture and release: {world.emitted}"
     assert all(c.amount <= r.hold_amount for c in captures)
     assert r.captured_amount <= r.hold_amount
@@ -348,10 +386,11 @@ def test_happy_path_captures_the_price() -> None:
 
 def test_stops_before_the_energy_cap() -> None:
     world = _charging_world()
-    world.now += timedelta(seconds=60)
-    world.meter_wh += 18_000
-    world.feed(MeterReading(world.meter_wh, 11_000, world.now))
-    assert world.reservation.state is State.CHARGING
+    for _ in range(3):  # 18 kWh in three minutes (more in one would be a bogus meter)
+        world.now += timedelta(seconds=60)
+        world.meter_wh += 6_000
+        world.feed(MeterReading(world.meter_wh, 11_000, world.now))
+        assert world.reservation.state is State.CHARGING
     # 19.9 kWh in, 11 kW: the next sample a minute later would pass the 20 kWh cap.
     world.now += timedelta(seconds=60)
     world.meter_wh += 1_900
@@ -433,3 +472,62 @@ def test_the_capture_deadline_settles_before_the_authorisation_lapses() -> None:
     assert world.reservation.state is State.SETTLING
     assert RemoteStop(7) in world.outstanding
     assert Capture("pi_r1", 160 + 100) in world.outstanding
+
+
+meter_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["gain", "gain", "gain", "reset", "jump", "wait", "duplicate"]),
+        st.integers(min_value=0, max_value=1000),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(meter_steps)
+def test_the_capture_is_the_price_of_the_meters_bounded_increases(
+    steps: list[tuple[str, int]],
+) -> None:
+    """Registers that restart near 0 and jump by gigawatt-hours, with duplicated readings:
+    the energy billed is the sum of the register's increases (each at most what the
+    connector could deliver since the previous reading), never negative, never decreasing
+    (World.feed checks that at every event), and the capture its price within the hold."""
+    world = _charging_world()
+    expected, last_at = 0, world.now
+    for action, n in steps:
+        before = world.meter_wh
+        match action:
+            case "gain":  # at most 10 kWh a minute: within the bound
+                world.now += timedelta(seconds=60)
+                world.meter_wh += n * 10
+            case "reset" if world.meter_wh > n + 100:
+                world.meter_wh = n  # the charger rebooted: the register began again near 0
+            case "jump":
+                world.meter_wh += 10**9
+            case "wait":
+                world.now += timedelta(seconds=n)
+                continue
+            case "duplicate":
+                world.feed(MeterReading(world.meter_wh, 11_000, last_at))
+                continue
+            case _:
+                continue
+        gain = world.meter_wh - before
+        if gain > 0:
+            expected += min(gain, deliverable_wh(POLICY.max_power_w, world.now - last_at))
+        last_at = world.now
+        world.feed(MeterReading(world.meter_wh, 11_000, world.now))
+        assert world.reservation.energy_wh == expected
+    world.stop_transaction()  # meterStop: the same register once more, changes nothing
+    world.status = "Available"
+    world.feed(ChargerChanged(world.now))
+    while world.outstanding:
+        world.carry_out(world.outstanding.pop(0), 2)
+    r = world.reservation
+    assert r.energy_wh == expected and r.breakdown is not None
+    assert r.breakdown.energy_wh == min(expected, TARIFF.max_energy_wh or 0)
+    assert r.state is State.COMPLETED
+    if r.hold is Hold.CAPTURED:
+        assert r.captured_amount == min(r.breakdown.total, r.hold_amount) == world.captured
+    else:
+        assert r.hold is Hold.RELEASED and expected < POLICY.minimum_energy_wh
