@@ -8,10 +8,26 @@ transition here must accept duplicated, late and reordered events and change not
 when an event no longer applies.
 
 Money rules the machine guarantees, whatever the order of events:
-- the hold is captured at most once or released at most once, never both;
-- the capture never exceeds the hold;
+- the hold is captured at most once or released at most once, never both (an operator's
+  retry after Stripe refused is a new attempt with its own idempotency key);
+- the capture never exceeds the hold, nor the session's price;
 - the charge is only started after the PaymentIntent was seen in `requires_capture`;
-- every reservation whose card was authorised ends with a capture or a release.
+- every reservation whose card was authorised ends with a capture or a release: a
+  payment that arrives after the reservation ended (closing the Checkout Session found it
+  paid, a late webhook, reconciliation) is released, and the ended state is kept;
+- a payment signal that arrives while a verification is under way makes it verify again
+  afterwards: the answer under way may predate the payment;
+- a transaction started with the reservation's tag that it cannot own (after a cancel, a
+  refused start, a start timeout; or on another connector) is stopped remotely, once;
+- a stop that found the charger offline is sent again the moment the charger is back;
+- Stripe's refusal of a capture is classified: below the minimum charge, the hold is
+  released; the authorisation gone, the hold is lost and a person reviews; anything
+  else, a person reviews with the hold kept;
+- a review always has a way out: retry the capture (at most the price, within the
+  hold), release the hold, or resolve with a note once no hold is live;
+- what Stripe (the source of truth) reports through reconciliation is taken as it is:
+  a capture or refund made elsewhere, a dispute; a disagreement no rule settles ends in
+  review with the reason.
 """
 
 from __future__ import annotations
