@@ -47,12 +47,21 @@ def api_errors(prefix: str = "/api/") -> Middleware:
     return middleware
 
 
+# Where the key check leaves who is acting: "key:{name}" of the verified API key.
+ACTOR = web.RequestKey("actor", str)
+
+
 def api_key_required(
-    verify: Callable[[str], Awaitable[bool]],
+    verify: Callable[[str], Awaitable[str | None]],
     prefix: str = "/api/",
     open_paths: Collection[str] = (),
 ) -> Middleware:
-    """Every route under `prefix` but `open_paths` needs a valid `X-API-Key` header."""
+    """Every route under `prefix` but `open_paths` needs a valid `X-API-Key` header.
+
+    `verify` returns the key's name, or None for a key that is not valid; the request then
+    carries `request[ACTOR] = "key:{name}"`, which the routes that move money or change
+    a payment write into the audit log (see `actor_of`).
+    """
 
     @web.middleware
     async def middleware(
@@ -60,14 +69,21 @@ def api_key_required(
     ) -> web.StreamResponse:
         if request.path.startswith(prefix) and request.path not in open_paths:
             key = request.headers.get("X-API-Key", "")
-            if not key or not await verify(key):
+            name = await verify(key) if key else None
+            if name is None:
                 log.warning("api.unauthorised", path=request.path, remote=request.remote)
                 return error_response(
                     401, "unauthorised", "a valid X-API-Key header is required", "X-API-Key"
                 )
+            request[ACTOR] = f"key:{name}"
         return await handler(request)
 
     return middleware
+
+
+def actor_of(request: web.Request, default: str = "operator") -> str:
+    """Who is acting in `request`: the API key's "key:{name}", else `default`."""
+    return request.get(ACTOR, default)
 
 
 def security_headers(form_targets: Iterable[str] = ()) -> ResponseHook:

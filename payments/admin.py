@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, Field
 
 from httpapi.errors import ApiError, not_found
+from httpapi.middleware import actor_of
 from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
 from httpapi.routing import Api
 from payments.api_models import PaymentView
@@ -154,7 +155,7 @@ class PaymentAdminRoutes:
         )
         try:
             record = await self._coordinator.request_refund(
-                reservation_id, refund_id, body.amount, body.reason, actor="operator"
+                reservation_id, refund_id, body.amount, body.reason, actor=actor_of(request)
             )
         except RefundRefused as refused:
             raise ApiError(409, "not_refundable", str(refused), "amount") from None

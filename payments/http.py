@@ -19,6 +19,7 @@ import structlog
 from aiohttp import web
 
 from httpapi.errors import error_response
+from httpapi.middleware import actor_of
 from httpapi.routing import Api, json_response
 from payments import reservation as machine
 from payments.api_models import (
@@ -226,11 +227,12 @@ class PaymentRoutes:
         session_id = body.get("checkoutSessionId")
         if not isinstance(session_id, str) or session_id != r.checkout_session_id:
             return _invalid("checkoutSessionId", "not this reservation's Checkout Session")
-        return _json(200, reservation_json(await self.confirm_now(r.id), self._coordinator.clock()))
+        after = await self.confirm_now(r.id, actor=actor_of(request))
+        return _json(200, reservation_json(after, self._coordinator.clock()))
 
-    async def confirm_now(self, reservation_id: str) -> Reservation:
+    async def confirm_now(self, reservation_id: str, actor: str = "driver") -> Reservation:
         """The driver is back from Checkout: verify the payment now, for an immediate answer."""
-        await self._coordinator.handle(reservation_id, machine.PaymentCompleted(), actor="driver")
+        await self._coordinator.handle(reservation_id, machine.PaymentCompleted(), actor=actor)
         await self._runner.run_now(reservation_id)
         r = await self._store.get(reservation_id)
         assert r is not None
@@ -238,7 +240,9 @@ class PaymentRoutes:
 
     async def cancel_payment(self, request: web.Request) -> web.Response:
         r = await self._find(request)
-        after = await self._coordinator.handle(r.id, machine.Cancel("driver"), actor="driver")
+        after = await self._coordinator.handle(
+            r.id, machine.Cancel("driver"), actor=actor_of(request)
+        )
         assert after is not None
         if after.state is not State.CANCELLED:
             return _json(
@@ -251,7 +255,7 @@ class PaymentRoutes:
     async def stop_payment(self, request: web.Request) -> web.Response:
         r = await self._find(request)
         after = await self._coordinator.handle(
-            r.id, machine.StopRequested("driver"), actor="driver"
+            r.id, machine.StopRequested("driver"), actor=actor_of(request)
         )
         assert after is not None
         # Stopping a charge, or cancelling one that has not started, is what "stop" means.

@@ -15,6 +15,8 @@ from storage.clock import now_text
 from storage.db import Database
 
 PREFIX = "csms_"
+# The name of every key listed in the config's `api.keys` (they have no name of their own).
+CONFIGURED = "config"
 
 
 def digest(key: str) -> str:
@@ -41,12 +43,13 @@ class ApiKeys:
         row = await self._db.fetchone("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1")
         return row is not None
 
-    async def verify(self, key: str) -> bool:
+    async def verify(self, key: str) -> str | None:
+        """The key's name when it is valid (`CONFIGURED` for a key from the config), else None."""
         candidate = digest(key)
         # Compare configured keys in constant time; stored ones are found by digest.
         if any(hmac.compare_digest(candidate, known) for known in self._configured):
-            return True
+            return CONFIGURED
         row = await self._db.fetchone(
-            "SELECT id FROM api_keys WHERE digest = ? AND revoked_at IS NULL", (candidate,)
+            "SELECT name FROM api_keys WHERE digest = ? AND revoked_at IS NULL", (candidate,)
         )
-        return row is not None
+        return row["name"] if row is not None else None

@@ -1,0 +1,102 @@
+"""Every audit line names who acted: the driver, the system, Stripe, or the API key's name."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from csms.app import CentralSystem
+from csms.store.api_keys import CONFIGURED
+from simulators.chargepoint import SimulatedCharger
+from tests.conftest import API_KEY, MakeConfig
+from tests.payflow import Driver, charger
+from tests.test_payments_e2e import TARIFF
+
+
+@pytest.fixture
+async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
+    config = make_config(tariff=TARIFF, payments={"minimum_energy_wh": 100})
+    async with CentralSystem(config) as running:
+        yield running
+
+
+@pytest.fixture
+async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
+    async with aiohttp.ClientSession() as http:
+        yield Driver(system, http)
+
+
+@pytest.fixture
+async def sim(system: CentralSystem) -> AsyncIterator[SimulatedCharger]:
+    simulated = charger(system, unplug_after_stop=0.1)
+    await simulated.start()
+    yield simulated
+    await simulated.stop()
+
+
+async def _post(driver: Driver, path: str, key: str, body: dict | None = None) -> tuple[int, dict]:
+    async with driver.http.post(
+        f"{driver.base}{path}", json=body or {}, headers={"X-API-Key": key}
+    ) as response:
+        return response.status, await response.json()
+
+
+async def _actors(system: CentralSystem, reservation_id: str) -> dict[str, str]:
+    return {
+        line["action"]: line["actor"] for line in await system.payments.audit_log(reservation_id)
+    }
+
+
+async def test_verify_names_the_key(system: CentralSystem) -> None:
+    key = await system.api_keys.create("desk")
+    assert await system.api_keys.verify(key) == "desk"
+    assert await system.api_keys.verify(API_KEY) == CONFIGURED
+    assert await system.api_keys.verify(key + "x") is None
+    assert await system.api_keys.verify("") is None
+
+
+async def test_a_cancel_through_the_api_names_the_key(
+    system: CentralSystem, driver: Driver, sim: SimulatedCharger
+) -> None:
+    desk = await system.api_keys.create("desk")
+    status, created = await driver.create()
+    assert status == 200, created
+    rid = created["reservationId"]
+    status, view = await _post(driver, f"/api/payments/{rid}/cancel", desk)
+    assert (status, view["state"]) == (200, "Cancelled")
+    actors = await _actors(system, rid)
+    assert actors["reservation created"] == "driver"
+    assert actors["cancelled by driver"] == "key:desk"
+
+
+async def test_the_driver_pages_keep_the_driver(
+    system: CentralSystem, driver: Driver, sim: SimulatedCharger
+) -> None:
+    _, created = await driver.create()
+    async with driver.http.get(f"{driver.base}/pay/{created['token']}/cancel") as page:
+        assert page.status == 200
+    assert (await _actors(system, created["reservationId"]))["cancelled by driver"] == "driver"
+
+
+async def test_a_stop_and_a_refund_through_the_api_name_the_key(
+    system: CentralSystem, driver: Driver, sim: SimulatedCharger
+) -> None:
+    desk = await system.api_keys.create("desk")
+    finance = await system.api_keys.create("finance")
+    rid = await driver.start_charging(sim)
+    status, stopped = await _post(driver, f"/api/payments/{rid}/stop", desk)
+    assert (status, stopped["state"]) == (200, "Stopping")
+    done = await driver.wait_for_state(rid, "Completed")
+    assert done["capturedAmount"] > 0
+
+    status, refund = await _post(
+        driver, f"/api/payments/{rid}/refunds", finance, {"amount": 10, "reason": "goodwill"}
+    )
+    assert status == 201, refund
+    assert refund["requestedBy"] == "key:finance"
+    actors = await _actors(system, rid)
+    assert actors["refund requested"] == "key:finance"
+    history = await system.payments.history(rid)
+    assert any(row["event"] == "StopRequested" for row in history)
