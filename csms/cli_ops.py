@@ -1,7 +1,7 @@
-"""Operator commands of the `csms` CLI: API keys, payments, refunds and OCPP commands.
+"""Operator commands of the `csms` CLI: API keys, payments, refunds, reviews and OCPP commands.
 
-Refunds and charger commands are carried out by the running server (the charger is
-connected to it; refunds go through its outbox), so those call its HTTP API; API keys
+Refunds, reviews and charger commands are carried out by the running server (the charger
+is connected to it; money moves through its outbox), so those call its HTTP API; API keys
 and the payment list are read from and written to the database directly.
 """
 
@@ -29,13 +29,35 @@ def add_operator_commands(commands: Any) -> None:
     create.add_argument("name", help="who or what uses the key")
     create.set_defaults(run=_create_key)
 
-    payments = commands.add_parser("payments", help="list paid sessions")
+    payments = commands.add_parser("payments", help="list paid sessions, act on reviews")
     payments_commands = payments.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = payments_commands.add_parser("list", help="newest first")
     listing.add_argument("--state", help="e.g. Charging, Completed, NeedsReview")
     listing.add_argument("--charger", metavar="ID")
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(run=_list_payments)
+    review = payments_commands.add_parser(
+        "review",
+        help="a way out of NeedsReview: retry the capture, release the hold, or resolve",
+        description="Act on a payment in NeedsReview through the running server; the audit "
+        "log names the API key used.",
+    )
+    review.add_argument("reservation_id")
+    action = review.add_mutually_exclusive_group(required=True)
+    action.add_argument(
+        "--retry-capture", action="store_true", help="capture from the hold still on the card"
+    )
+    action.add_argument("--release", action="store_true", help="give the hold back to the card")
+    action.add_argument(
+        "--resolve", metavar="NOTE", help="close the review (no hold left) with a note"
+    )
+    review.add_argument(
+        "--amount",
+        type=int,
+        help="with --retry-capture: minor units (default: the session's price, within the hold)",
+    )
+    _api_options(review)
+    review.set_defaults(run=_review)
 
     refund = commands.add_parser("refund", help="refund all or part of a captured payment")
     refund.add_argument("reservation_id")
@@ -103,6 +125,19 @@ async def _refund(config: Config, args: argparse.Namespace) -> int:
     return await _call(
         config, args, "POST", f"/api/payments/{args.reservation_id}/refunds", body, headers
     )
+
+
+async def _review(config: Config, args: argparse.Namespace) -> int:
+    path = f"/api/payments/{args.reservation_id}/review/"
+    if args.amount is not None and not args.retry_capture:
+        print("csms: --amount goes with --retry-capture", file=sys.stderr)
+        return 2
+    if args.retry_capture:
+        body = {} if args.amount is None else {"amount": args.amount}
+        return await _call(config, args, "POST", path + "retry-capture", body, {})
+    if args.release:
+        return await _call(config, args, "POST", path + "release", {}, {})
+    return await _call(config, args, "POST", path + "resolve", {"note": args.resolve}, {})
 
 
 async def _command(config: Config, args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from csms.api.tariffs import TariffRoutes
 from csms.api.transactions import TransactionRoutes
 from httpapi.routing import Api
 from payments.admin import PaymentAdminRoutes
+from payments.reviews_http import ReviewRoutes
 
 if TYPE_CHECKING:
     from csms.app import CentralSystem
@@ -35,5 +36,6 @@ def build_api(system: CentralSystem) -> Api:
     CommandRoutes(system.commands).register(api)
     system.routes.register_api(api)
     PaymentAdminRoutes(system.payments, system.refunds, system.coordinator).register(api)
+    ReviewRoutes(system.payments, system.coordinator, system.runner).register(api)
     AuditRoutes(system.payments).register(api)
     return api
