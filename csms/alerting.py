@@ -1,0 +1,73 @@
+"""The operator alerts' job built from the config, and their metrics on the central
+system's registry (`csms/metrics.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from csms.config import Config
+from payments.alert_sender import WebhookSender
+from payments.alerts import KINDS, AlertJob, AlertSettings
+from storage.db import Database
+
+
+def alert_job(
+    config: Config, db: Database, registry: CollectorRegistry, clock: Callable[[], datetime]
+) -> AlertJob:
+    """The [alerts] section as a job (started and stopped next to the effect runner)."""
+    settings = config.alerts
+    sender = (
+        WebhookSender(settings.webhook_url, settings.webhook_secret, settings.webhook_timeout)
+        if settings.webhook_url
+        else None
+    )
+    return AlertJob(
+        db,
+        AlertSettings(
+            check_interval=settings.check_interval,
+            review_hold_age=settings.review_hold_age,
+            outbox_stuck_after=settings.outbox_stuck_after,
+            retry_base=settings.retry_base,
+            retry_ceiling=settings.retry_ceiling,
+        ),
+        sender,
+        AlertMetrics(registry),
+        clock,
+    )
+
+
+class AlertMetrics:
+    """Implements `payments.alerts.AlertsObserver`: in memory only."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._reviews = Gauge(
+            "csms_payment_reviews_with_live_hold",
+            "Payments in NeedsReview whose hold is still on the card (as of the last check)",
+            registry=registry,
+        )
+        self._raised = Counter(
+            "csms_alerts",
+            "Operator alerts raised (logged, and sent to alerts.webhook_url when set), by kind",
+            ["kind"],
+            registry=registry,
+        )
+        self._deliveries = Counter(
+            "csms_alert_deliveries",
+            "Alert webhook delivery attempts, by kind and outcome (delivered, failed, given_up)",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        for kind in KINDS:  # shown at 0 from the start, so that a rate has a baseline
+            self._raised.labels(kind)
+
+    def reviews_with_live_hold(self, count: int) -> None:
+        self._reviews.set(count)
+
+    def alert_raised(self, kind: str) -> None:
+        self._raised.labels(kind).inc()
+
+    def alert_delivery(self, kind: str, outcome: str) -> None:
+        self._deliveries.labels(kind, outcome).inc()
