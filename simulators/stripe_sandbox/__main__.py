@@ -26,16 +26,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--public-url", help="base URL browsers use for the hosted page (default: base URL)"
     )
     parser.add_argument(
+        "--state",
+        metavar="FILE",
+        help="keep the account in FILE: loaded at start, written before every answer",
+    )
+    parser.add_argument(
+        "--enabled-events",
+        metavar="TYPES",
+        help="comma-separated event types the webhook endpoint gets (default: '*', all)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
+    enabled_events = None
+    if args.enabled_events is not None:
+        enabled_events = [t.strip() for t in args.enabled_events.split(",") if t.strip()]
     sandbox = StripeSandbox(
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
         public_url=args.public_url,
+        state_path=args.state,
+        enabled_events=enabled_events,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from . import money
 from .errors import invalid_request, invalid_value, resource_missing, unsupported_param
+from .listing import Listings
 from .params import Reader
 from .resources import JSON
 from .specs import LineItemSpec, PaymentIntentSpec, SessionSpec
@@ -143,8 +144,8 @@ class Api:
             ("POST", "/v1/refunds", self.create_refund),
             ("GET", "/v1/refunds/{id}", self.retrieve_refund),
             ("POST", "/v1/refunds/{id}", self.update_refund),
-            ("GET", "/v1/events", self.list_events),
             ("GET", "/v1/events/{id}", self.retrieve_event),
+            *Listings(self.account).routes(),
         ]
 
     # -- Checkout Sessions --------------------------------------------------------------
@@ -317,25 +318,6 @@ class Api:
         call.params.allow(["expand"])
         return self.account.retrieve("event", call.path["id"], "id")
 
-    def list_events(self, call: ApiCall) -> JSON:
-        p = call.params
-        p.allow(
-            ["created", "ending_before", "expand", "limit", "starting_after", "type", "types"],
-            ["delivery_success"],
-        )
-        event_type, types = p.string("type"), p.strings("types")
-        if event_type is not None and types is not None:
-            raise invalid_request(
-                "You may only specify one of these parameters: type, types.", param="types"
-            )
-        return self.account.list_events(
-            types=[event_type] if event_type is not None else types,
-            created=_created(p),
-            limit=p.integer("limit", minimum=1, maximum=100) or 10,
-            starting_after=p.string("starting_after"),
-            ending_before=p.string("ending_before"),
-        )
-
 
 def _payment_method_types(p: Reader) -> None:
     # The sandbox takes cards only; a session that cannot accept cards is not modelled.
@@ -360,8 +342,12 @@ def _line_item(p: Reader) -> LineItemSpec:
         ["product", "recurring"],
     )
     unit_amount = data.integer("unit_amount", minimum=0, maximum=money.MAXIMUM_AMOUNT)
+    amount_param = data.name("unit_amount")
     if unit_amount is None:
         unit_amount = _decimal_amount(data)
+        amount_param = data.name("unit_amount_decimal")
+    currency = _currency(data, "currency")
+    money.check_step(unit_amount, currency, amount_param)
     product = data.hash("product_data", required=True)
     assert product is not None
     product.allow(
@@ -373,7 +359,7 @@ def _line_item(p: Reader) -> LineItemSpec:
         product_metadata=_clean(product.metadata()),
         unit_amount=unit_amount,
         quantity=p.integer("quantity", required=True, minimum=1, maximum=999_999) or 0,
-        currency=_currency(data, "currency"),
+        currency=currency,
         tax_behavior=data.string("tax_behavior", choices=("exclusive", "inclusive", "unspecified"))
         or "unspecified",
     )
@@ -442,15 +428,3 @@ def _email(p: Reader, key: str) -> str | None:
 def _clean(metadata: dict[str, str] | None) -> dict[str, str]:
     """On create, an empty metadata value means the key is not set."""
     return {k: v for k, v in (metadata or {}).items() if v != ""}
-
-
-def _created(p: Reader) -> dict[str, int]:
-    if not p.has("created"):
-        return {}
-    if isinstance(p.data["created"], str):
-        exact = p.integer("created")
-        return {} if exact is None else {"eq": exact}
-    bounds = p.hash("created")
-    assert bounds is not None
-    bounds.allow(["gt", "gte", "lt", "lte"])
-    return {op: value for op in bounds.data if (value := bounds.integer(op)) is not None}

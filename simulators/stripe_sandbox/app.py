@@ -1,6 +1,7 @@
 """The aiohttp application: routes, and the path every /v1 request takes.
 
     Request-Id -> API key -> fault injection -> Idempotency-Key -> endpoint -> expand
+        -> commit (POST: the state file holds the change) -> answer
 
 Every response carries a `Request-Id`; /v1 responses also carry `Stripe-Version` and,
 for POST, the `Idempotency-Key` they ran under.
@@ -99,6 +100,8 @@ class Pipeline:
     api_version: str
     stopping: asyncio.Event
     hang_seconds: float
+    # Makes the account's state durable (write-through); called before a POST is answered.
+    commit: Callable[[], None] = lambda: None
 
     def wrap(self, handler: Handler) -> AiohttpHandler:
         async def endpoint(request: web.Request) -> web.StreamResponse:
@@ -148,6 +151,8 @@ class Pipeline:
                 self.idempotency.save(scope, key, status, encoded_body)
             else:
                 self.idempotency.release(scope, key)
+        if request.method == "POST":
+            self.commit()
         if fault is not None and fault.status == "timeout":
             log.info("fault: %s %s processed, answer withheld", request.method, request.path)
             await self._hang()

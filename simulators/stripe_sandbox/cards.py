@@ -1,8 +1,8 @@
 """Stripe's test card numbers and the checks the hosted page makes on what was typed.
 
 Only the numbers listed here are accepted, each with the outcome Stripe documents for it
-(https://docs.stripe.com/testing). Card numbers never leave this module whole: objects
-and logs carry the brand and the last four digits only.
+(https://docs.stripe.com/testing). Card numbers never leave this module whole: the
+account keeps a `Card` (brand, last four digits, fingerprint), never the number or CVC.
 """
 
 from __future__ import annotations
@@ -89,6 +89,31 @@ class CardDetails:
 
     def __repr__(self) -> str:
         return f"CardDetails({self.profile.brand} ****{self.last4})"
+
+    def kept(self) -> Card:
+        """What the account keeps of the card: no number, no security code."""
+        return Card(
+            last4=self.last4,
+            fingerprint=self.fingerprint,
+            exp_month=self.exp_month,
+            exp_year=self.exp_year,
+            name=self.name,
+            email=self.email,
+            profile=self.profile,
+        )
+
+
+@dataclass(frozen=True)
+class Card:
+    """A card as the account holds it once typed: safe to keep in objects and on disk."""
+
+    last4: str
+    fingerprint: str
+    exp_month: int
+    exp_year: int
+    name: str
+    email: str
+    profile: CardProfile
 
 
 class CardInputError(ValueError):

@@ -3,6 +3,11 @@
 They mirror the Python control methods of `StripeSandbox` one for one, so a test that
 runs the sandbox with `python -m simulators.stripe_sandbox` can do what an in-process
 test does. No API key: they are not part of Stripe's API.
+
+The payment_intents routes are what an operator does in Stripe's Dashboard, outside the
+API calls under test: capture (`{"amount": n}` for part of it), refund (`{"amount": n,
+"reason": ...}`), cancel, dispute. They answer the object as the API would, and Stripe's
+error body when Stripe would refuse.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class Control:
             web.post("/_sandbox/webhooks", self.configure_webhooks),
             web.get("/_sandbox/ledger", self.ledger),
             web.get("/_sandbox/events", self.events),
+            web.post("/_sandbox/payment_intents/{id}/capture", self.capture),
+            web.post("/_sandbox/payment_intents/{id}/refund", self.refund),
             web.post("/_sandbox/payment_intents/{id}/cancel", self.cancel_elsewhere),
             web.post("/_sandbox/payment_intents/{id}/dispute", self.dispute),
         ]
@@ -94,6 +101,7 @@ class Control:
             "duplicates": dispatcher.duplicates,
             "shuffle": dispatcher.shuffle,
             "paused": dispatcher.paused,
+            "enabled_events": self._sandbox.enabled_events,
         }
 
     async def webhooks(self, request: web.Request) -> web.Response:
@@ -106,6 +114,11 @@ class Control:
         sandbox = self._sandbox
         if "url" in body:
             sandbox.webhook_url = body["url"]
+        if "enabled_events" in body:
+            try:
+                sandbox.enabled_events = body["enabled_events"]
+            except ValueError as exc:
+                raise invalid_request(str(exc), param="enabled_events") from None
         if "duplicates" in body:
             try:
                 sandbox.webhook_duplicates(body["duplicates"])
@@ -125,6 +138,32 @@ class Control:
 
     async def events(self, request: web.Request) -> web.Response:
         return json_response(200, {"events": self._sandbox.events(request.query.get("type"))})
+
+    async def capture(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            intent = self._sandbox.capture_payment_intent(
+                request.match_info["id"], body.get("amount")
+            )
+        except ValueError as exc:
+            raise invalid_request(str(exc), param="amount") from None
+        return json_response(200, intent)
+
+    async def refund(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        reason = body.get("reason")
+        if reason not in (None, "duplicate", "fraudulent", "requested_by_customer"):
+            raise invalid_request(
+                "Invalid reason: must be one of duplicate, fraudulent, requested_by_customer",
+                param="reason",
+            )
+        try:
+            refund = self._sandbox.refund_payment_intent(
+                request.match_info["id"], body.get("amount"), reason
+            )
+        except ValueError as exc:
+            raise invalid_request(str(exc), param="amount") from None
+        return json_response(200, refund)
 
     async def cancel_elsewhere(self, request: web.Request) -> web.Response:
         body = await self._body(request)

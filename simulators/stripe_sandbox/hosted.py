@@ -7,6 +7,8 @@ a 303 redirect to the merchant's `success_url`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from . import pages
@@ -18,8 +20,10 @@ _HTML = "text/html"
 
 
 class HostedPage:
-    def __init__(self, account: Account) -> None:
+    def __init__(self, account: Account, commit: Callable[[], None] = lambda: None) -> None:
         self._account = account
+        # Makes a payment attempt durable before the page answers.
+        self._commit = commit
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -73,6 +77,7 @@ class HostedPage:
         except CardInputError as exc:
             return self._form(session, status=400, error=exc.message, values=values)
         outcome = self._account.attempt_payment(session["id"], card)
+        self._commit()
         return self._answer(session, outcome, values)
 
     async def show_authentication(self, request: web.Request) -> web.Response:
@@ -90,6 +95,7 @@ class HostedPage:
         if action not in ("complete", "fail"):
             raise web.HTTPBadRequest(text="action must be complete or fail")
         outcome = self._account.authenticate(session["id"], success=action == "complete")
+        self._commit()
         return self._answer(session, outcome, {})
 
     def _answer(

@@ -9,6 +9,9 @@
   retries 409s).
 - Nothing is saved when the endpoint did not start executing: parameter validation
   errors and injected 5xx faults can be retried with the same key.
+- `completed()` / `restore()`: the saved responses, for the state file, so that a retry
+  after a restart still gets the saved response instead of running again. A request
+  still running holds no saved response: it is not kept.
 """
 
 from __future__ import annotations
@@ -95,6 +98,18 @@ class IdempotencyStore:
         saved = self._saved.get((scope, key))
         if saved is not None and saved.in_flight:
             saved.status, saved.body = status, body
+
+    def completed(self) -> list[tuple[str, str, Saved]]:
+        """The saved responses still valid: (scope, key, saved), oldest first."""
+        now = self._clock.now()
+        return [
+            (scope, key, saved)
+            for (scope, key), saved in self._saved.items()
+            if not saved.in_flight and saved.created + TTL > now
+        ]
+
+    def restore(self, entries: list[tuple[str, str, Saved]]) -> None:
+        self._saved = {(scope, key): saved for scope, key, saved in entries}
 
     def release(self, scope: str, key: str) -> None:
         """Free a reserved key whose request must not be saved: it may be retried."""

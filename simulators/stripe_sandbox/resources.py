@@ -13,7 +13,7 @@ import secrets
 import string
 from typing import Any
 
-from .cards import CardDetails
+from .cards import Card
 from .specs import LineItemSpec, SessionSpec
 
 JSON = dict[str, Any]
@@ -227,7 +227,7 @@ def payment_intent(spec: SessionSpec, *, intent_id: str, created: int) -> JSON:
     }
 
 
-def _billing_details(card: CardDetails) -> JSON:
+def _billing_details(card: Card) -> JSON:
     return {
         "address": _address(),
         "email": card.email,
@@ -237,7 +237,7 @@ def _billing_details(card: CardDetails) -> JSON:
     }
 
 
-def payment_method(card: CardDetails, *, method_id: str, created: int) -> JSON:
+def payment_method(card: Card, *, method_id: str, created: int) -> JSON:
     return {
         "id": method_id,
         "object": "payment_method",
@@ -274,7 +274,7 @@ def payment_method(card: CardDetails, *, method_id: str, created: int) -> JSON:
 
 def charge(
     intent: JSON,
-    card: CardDetails,
+    card: Card,
     *,
     charge_id: str,
     created: int,

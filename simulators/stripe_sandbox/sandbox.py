@@ -1,4 +1,11 @@
-"""`StripeSandbox`: the server, its lifecycle, and the control methods tests use."""
+"""`StripeSandbox`: the server, its lifecycle, and the control methods tests use.
+
+With `state_path`, the account lives in that file (see `persistence`): loaded at start,
+written through on every change before it is answered, so a restart, even after
+SIGKILL, finds every object, event, saved idempotent response and undelivered webhook.
+The control methods that act like Stripe's Dashboard (capture, refund, cancel, dispute)
+emit the events their API twins emit, with a request id and no idempotency key.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import os
 from types import TracebackType
 from typing import Any, Self
 
@@ -17,9 +25,10 @@ from .control import Control
 from .faults import FaultPlan, Status
 from .hosted import HostedPage
 from .idempotency import IdempotencyStore
-from .resources import JSON
-from .state import Account, Clock
-from .webhooks import WebhookDispatcher
+from .persistence import Snapshots, StateFile
+from .resources import JSON, new_request_id
+from .state import Account, Clock, Origin
+from .webhooks import WebhookDispatcher, check_enabled_events
 
 log = logging.getLogger("simulators.stripe_sandbox")
 
@@ -46,7 +55,11 @@ class StripeSandbox:
         webhook_max_attempts: int | None = None,
         hang_seconds: float = 300.0,
         sweep_interval: float = 1.0,
+        state_path: str | os.PathLike[str] | None = None,
+        enabled_events: list[str] | None = None,
     ) -> None:
+        """`enabled_events`: the event types the webhook endpoint gets (`["*"]`, all, by
+        default; with a state file, the stored ones unless given here)."""
         self.public_url = public_url.rstrip("/") if public_url else None
         self.clock = Clock()
         self.webhooks = WebhookDispatcher(
@@ -55,13 +68,20 @@ class StripeSandbox:
             retry_initial=webhook_retry_initial,
             retry_max=webhook_retry_max,
             max_attempts=webhook_max_attempts,
+            enabled_events=enabled_events,
         )
+        self.webhooks.on_change = self._mark_dirty
         self.account = Account(
             clock=self.clock,
             api_version=api_version,
             page_url=self._page_url,
             publish=self.webhooks.enqueue,
         )
+        self.idempotency = IdempotencyStore(self.clock)
+        self.state_file = StateFile(state_path) if state_path is not None else None
+        self._snapshots = Snapshots(self.account, self.idempotency, self.clock, self.webhooks)
+        self._enabled_events_given = enabled_events is not None
+        self._dirty = False
         self.faults = FaultPlan()
         self._api_version = api_version
         self._hang_seconds = hang_seconds
@@ -92,27 +112,36 @@ class StripeSandbox:
         return f"{self.public_url or self.base_url}/pay/{session_id}"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._load()
         pipeline = Pipeline(
             account=self.account,
-            idempotency=IdempotencyStore(self.clock),
+            idempotency=self.idempotency,
             faults=self.faults,
             api_version=self._api_version,
             stopping=self._stopping,
             hang_seconds=self._hang_seconds,
+            commit=self.commit,
         )
         app = build_application(
             pipeline,
             Api(self.account),
-            HostedPage(self.account).routes(),
+            HostedPage(self.account, self.commit).routes(),
             Control(self).routes(),
         )
         self._stopping.clear()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = None
+            self._unlock()
+            raise
         bound_host, bound_port = self._runner.addresses[0][:2]
         self._base_url = f"http://{bound_host}:{bound_port}"
+        self._refresh_page_urls()
         await self.webhooks.start()
         self._sweeper = asyncio.create_task(self._sweep_forever())
         log.info("Stripe sandbox listening on %s", self._base_url)
@@ -129,6 +158,9 @@ class StripeSandbox:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._dirty:
+            self.commit()
+        self._unlock()
         log.info("Stripe sandbox stopped")
 
     async def __aenter__(self) -> Self:
@@ -147,7 +179,52 @@ class StripeSandbox:
         # Sessions and authorisations also expire in real time, not only via advance_clock.
         while True:
             await asyncio.sleep(self._sweep_interval)
-            self.account.sweep()
+            if self.account.sweep() or self._dirty:
+                self.commit()
+
+    # -- the state file -------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Make the current state durable (with a state file; otherwise nothing to do)."""
+        self._dirty = False
+        if self.state_file is not None:
+            self.state_file.write(self._snapshots.encode())
+
+    def _mark_dirty(self) -> None:
+        # A change worth keeping that need not be durable at once (a webhook delivered:
+        # losing it means sending the event again): written with the next commit.
+        self._dirty = True
+
+    def _load(self) -> None:
+        if self.state_file is None:
+            return
+        self.state_file.acquire()
+        try:
+            data = self.state_file.read()
+            if data is not None:
+                self._snapshots.restore(data, keep_enabled_events=self._enabled_events_given)
+                log.info(
+                    "Stripe sandbox state loaded from %s: %d objects, %d events",
+                    self.state_file.path,
+                    len(self.account.objects),
+                    len(self.account.events),
+                )
+            # Written at once: settings given at start are kept, and an unwritable file
+            # fails the start rather than the first payment.
+            self.commit()
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        if self.state_file is not None:
+            self.state_file.release()
+
+    def _refresh_page_urls(self) -> None:
+        # Open sessions from a previous run: their page is now at this run's address.
+        for obj in self.account.objects.values():
+            if obj["object"] == "checkout.session" and obj["status"] == "open":
+                obj["url"] = self._page_url(obj["id"])
 
     # -- control methods ------------------------------------------------------------------
 
@@ -161,6 +238,7 @@ class StripeSandbox:
             raise ValueError("the clock only moves forward")
         self.clock.offset += seconds
         self.account.sweep()
+        self.commit()
         return self.clock.now()
 
     def fail_next(
@@ -191,6 +269,16 @@ class StripeSandbox:
     def clear_faults(self) -> None:
         self.faults.clear()
 
+    @property
+    def enabled_events(self) -> list[str]:
+        """The event types the webhook endpoint subscribes to (`["*"]`: all)."""
+        return list(self.webhooks.enabled_events)
+
+    @enabled_events.setter
+    def enabled_events(self, enabled_events: list[str]) -> None:
+        self.webhooks.enabled_events = check_enabled_events(enabled_events)
+        self.commit()
+
     def webhook_duplicates(self, copies: int) -> None:
         """Deliver every event `copies` times (1 = normal)."""
         if not isinstance(copies, int) or copies < 1:
@@ -213,18 +301,50 @@ class StripeSandbox:
 
     def ledger(self) -> dict[str, dict[str, Any]]:
         """Per PaymentIntent: amounts authorised, captured, released, refunded, disputed,
-        still held, and the capture/cancel requests that changed state."""
+        still held; the API capture/cancel requests (refused ones included) and how many
+        took effect; status, `created` and `metadata`. See `ledger.Ledger`."""
         return self.account.ledger()
+
+    # -- what an operator does in the Dashboard -------------------------------------------
+
+    def capture_payment_intent(self, intent_id: str, amount: int | None = None) -> JSON:
+        """Capture an authorised PaymentIntent from the Dashboard, in full or `amount`."""
+        _check_amount(amount, minimum=0)
+        intent = self.account.capture(
+            intent_id, amount, None, Origin(new_request_id()), by="dashboard"
+        )
+        self.commit()
+        return copy.deepcopy(intent)
+
+    def refund_payment_intent(
+        self, intent_id: str, amount: int | None = None, reason: str | None = None
+    ) -> JSON:
+        """Refund a captured PaymentIntent from the Dashboard, in full or `amount`."""
+        _check_amount(amount, minimum=1)
+        refund = self.account.create_refund(
+            intent_id=intent_id,
+            charge_id=None,
+            amount=amount,
+            reason=reason,
+            metadata={},
+            origin=Origin(new_request_id()),
+        )
+        self.commit()
+        return copy.deepcopy(refund)
 
     def cancel_payment_intent_elsewhere(
         self, intent_id: str, reason: str | None = "requested_by_customer"
     ) -> JSON:
         """Release an authorised PaymentIntent as the Dashboard or the issuer would."""
-        return copy.deepcopy(self.account.cancel_elsewhere(intent_id, reason))
+        intent = self.account.cancel_elsewhere(intent_id, reason)
+        self.commit()
+        return copy.deepcopy(intent)
 
     def create_dispute(self, intent_id: str, reason: str = "fraudulent") -> JSON:
         """The cardholder disputes a captured payment: `charge.dispute.created`."""
-        return copy.deepcopy(self.account.create_dispute(intent_id, reason))
+        dispute = self.account.create_dispute(intent_id, reason)
+        self.commit()
+        return copy.deepcopy(dispute)
 
     def events(self, event_type: str | None = None) -> list[JSON]:
         """Every event so far, oldest first, optionally of one type."""
@@ -237,3 +357,10 @@ class StripeSandbox:
     def get(self, object_id: str) -> JSON:
         """Any object by id (session, PaymentIntent, charge, refund, event...)."""
         return copy.deepcopy(self.account.objects[object_id])
+
+
+def _check_amount(amount: int | None, *, minimum: int) -> None:
+    if amount is not None and (
+        not isinstance(amount, int) or isinstance(amount, bool) or amount < minimum
+    ):
+        raise ValueError(f"amount must be an integer >= {minimum} (minor units), not {amount!r}")

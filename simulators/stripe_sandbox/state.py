@@ -21,16 +21,16 @@ Life of a payment (manual capture, as the project uses it):
 from __future__ import annotations
 
 import copy
-import fnmatch
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import money, resources
-from .cards import CardDetails
+from .cards import Card, CardDetails
 from .errors import StripeError, invalid_request, resource_missing, unexpected_state
+from .ledger import CanceledBy, Ledger, entry
 from .params import merge_metadata
 from .resources import JSON, new_id, new_request_id
 from .specs import SessionSpec
@@ -76,38 +76,21 @@ AUTOMATIC = Origin()
 
 
 @dataclass
-class Ledger:
-    """Money movements of one PaymentIntent, for tests to check "no double capture, no hold
-    left behind". Request counters count only requests that changed state."""
+class Checkout:
+    """What a Checkout Session was created from, beyond the session object."""
 
-    payment_intent: str
-    currency: str
-    amount_authorized: int = 0
-    amount_captured: int = 0
-    amount_released: int = 0
-    amount_refunded: int = 0
-    amount_disputed: int = 0
-    capture_requests: int = 0
-    cancel_requests: int = 0
-    canceled_by: Literal["api", "automatic", "elsewhere", "session_expired"] | None = None
-
-    @property
-    def amount_held(self) -> int:
-        return self.amount_authorized - self.amount_captured - self.amount_released
-
-
-@dataclass
-class _Checkout:
     spec: SessionSpec
     line_items: list[JSON]
 
 
 @dataclass
-class _Intent:
+class IntentBook:
+    """The bookkeeping of one PaymentIntent beyond the object itself."""
+
     ledger: Ledger
     authorized_at: int | None = None
-    # The card waiting for the customer to pass (or fail) 3D Secure.
-    pending: tuple[CardDetails, str] | None = None
+    # The card waiting for the customer to pass (or fail) 3D Secure, and its method id.
+    pending: tuple[Card, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,8 +120,8 @@ class Account:
         # Every object by id (ids are unique across types), events included.
         self.objects: dict[str, JSON] = {}
         self.events: list[JSON] = []
-        self._checkouts: dict[str, _Checkout] = {}
-        self._intents: dict[str, _Intent] = {}
+        self.checkouts: dict[str, Checkout] = {}
+        self.books: dict[str, IntentBook] = {}
 
     # -- reading ----------------------------------------------------------------------
 
@@ -166,7 +149,7 @@ class Account:
                     self._expand(item, rest, path)
             return
         if name == "line_items" and node.get("object") == "checkout.session":
-            items = copy.deepcopy(self._checkouts[node["id"]].line_items)
+            items = copy.deepcopy(self.checkouts[node["id"]].line_items)
             node[name] = resources.list_object(
                 items, f"/v1/checkout/sessions/{node['id']}/line_items"
             )
@@ -184,45 +167,10 @@ class Account:
             self._expand(value, rest, path)
 
     def ledger(self) -> dict[str, dict[str, Any]]:
-        report = {}
-        for intent_id, book in self._intents.items():
-            entry = asdict(book.ledger)
-            entry["amount_held"] = book.ledger.amount_held
-            entry["status"] = self.objects[intent_id]["status"]
-            report[intent_id] = entry
-        return report
-
-    def list_events(
-        self,
-        *,
-        types: list[str] | None,
-        created: dict[str, int],
-        limit: int,
-        starting_after: str | None,
-        ending_before: str | None,
-    ) -> JSON:
-        """Newest first, like every Stripe list; `type` may use `*` as a wildcard."""
-        selected = [
-            event
-            for event in reversed(self.events)
-            if (types is None or any(fnmatch.fnmatchcase(event["type"], t) for t in types))
-            and _in_range(event["created"], created)
-        ]
-        ids = [event["id"] for event in selected]
-        if starting_after is not None:
-            self.retrieve("event", starting_after, "starting_after")
-            start = ids.index(starting_after) + 1 if starting_after in ids else len(ids)
-            page = selected[start : start + limit]
-            has_more = start + limit < len(selected)
-        elif ending_before is not None:
-            self.retrieve("event", ending_before, "ending_before")
-            end = ids.index(ending_before) if ending_before in ids else 0
-            page = selected[max(0, end - limit) : end]
-            has_more = end - limit > 0
-        else:
-            page = selected[:limit]
-            has_more = len(selected) > limit
-        return resources.list_object(page, "/v1/events", has_more=has_more)
+        return {
+            intent_id: entry(book.ledger, self.objects[intent_id])
+            for intent_id, book in self.books.items()
+        }
 
     # -- Checkout Sessions --------------------------------------------------------------
 
@@ -234,7 +182,7 @@ class Account:
         )
         items = [resources.line_item(item, created=now) for item in spec.line_items]
         self.objects[session_id] = session
-        self._checkouts[session_id] = _Checkout(spec, items)
+        self.checkouts[session_id] = Checkout(spec, items)
         log.info(
             "checkout session %s created: %s, expires at %d",
             session_id,
@@ -244,7 +192,7 @@ class Account:
         return session
 
     def line_items(self, session_id: str) -> list[JSON]:
-        return self._checkouts[session_id].line_items
+        return self.checkouts[session_id].line_items
 
     def expire_session(self, session_id: str, origin: Origin) -> JSON:
         session = self.retrieve("checkout.session", session_id, "session")
@@ -270,13 +218,14 @@ class Account:
 
     # -- the hosted page: the customer pays ---------------------------------------------
 
-    def attempt_payment(self, session_id: str, card: CardDetails) -> PaymentOutcome:
+    def attempt_payment(self, session_id: str, typed: CardDetails) -> PaymentOutcome:
+        card = typed.kept()
         session = self.objects[session_id]
         if session["status"] != "open":
             return PaymentOutcome("closed")
         intent = self._intent_for(session)
         # A new card replaces any card still waiting for 3D Secure.
-        self._intents[intent["id"]].pending = None
+        self.books[intent["id"]].pending = None
         method = self._payment_method(card)
         log.info(
             "payment attempt on %s with %s ****%s", intent["id"], card.profile.brand, card.last4
@@ -291,7 +240,7 @@ class Account:
                     "use_stripe_sdk": {"type": "three_d_secure_redirect", "source": method["id"]},
                 },
             )
-            self._intents[intent["id"]].pending = (card, method["id"])
+            self.books[intent["id"]].pending = (card, method["id"])
             self._emit("payment_intent.requires_action", intent, AUTOMATIC)
             return PaymentOutcome("requires_action")
         if profile.result == "decline":
@@ -304,7 +253,7 @@ class Account:
         """The customer's answer on the 3D Secure page."""
         session = self.objects[session_id]
         intent_id = session["payment_intent"]
-        book = self._intents.get(intent_id) if intent_id else None
+        book = self.books.get(intent_id) if intent_id else None
         if session["status"] != "open" or book is None or book.pending is None:
             return PaymentOutcome("closed")
         intent = self.objects[intent_id]
@@ -332,22 +281,22 @@ class Account:
     def _intent_for(self, session: JSON) -> JSON:
         if session["payment_intent"] is not None:
             return self.objects[session["payment_intent"]]
-        spec = self._checkouts[session["id"]].spec
+        spec = self.checkouts[session["id"]].spec
         intent_id = new_id("pi_3")
         intent = resources.payment_intent(spec, intent_id=intent_id, created=self.clock.now())
         self.objects[intent_id] = intent
-        self._intents[intent_id] = _Intent(Ledger(intent_id, spec.currency))
+        self.books[intent_id] = IntentBook(Ledger(intent_id, spec.currency))
         session["payment_intent"] = intent_id
         self._emit("payment_intent.created", intent, AUTOMATIC)
         return intent
 
-    def _payment_method(self, card: CardDetails) -> JSON:
+    def _payment_method(self, card: Card) -> JSON:
         method_id = new_id("pm_1")
         method = resources.payment_method(card, method_id=method_id, created=self.clock.now())
         self.objects[method_id] = method
         return method
 
-    def _decline(self, intent: JSON, card: CardDetails, method: JSON) -> None:
+    def _decline(self, intent: JSON, card: Card, method: JSON) -> None:
         profile = card.profile
         assert profile.code is not None and profile.decline_code is not None
         charge = resources.charge(
@@ -384,7 +333,7 @@ class Account:
         self._emit("payment_intent.payment_failed", intent, AUTOMATIC)
 
     def _authorize(
-        self, session: JSON, intent: JSON, card: CardDetails, method_id: str, authenticated: bool
+        self, session: JSON, intent: JSON, card: Card, method_id: str, authenticated: bool
     ) -> None:
         now = self.clock.now()
         amount = intent["amount"]
@@ -398,7 +347,7 @@ class Account:
             authenticated=authenticated,
         )
         self.objects[charge["id"]] = charge
-        book = self._intents[intent["id"]]
+        book = self.books[intent["id"]]
         book.authorized_at = now
         book.ledger.amount_authorized = amount
         intent.update(
@@ -433,6 +382,7 @@ class Account:
             )
             intent.update(status="succeeded", amount_received=amount)
             book.ledger.amount_captured = amount
+            book.ledger.captured_by = "automatic"
             session["payment_status"] = "paid"
             log.info("%s paid: %s", intent["id"], money.display(amount, intent["currency"]))
             self._emit("charge.succeeded", charge, AUTOMATIC)
@@ -447,8 +397,13 @@ class Account:
         amount_to_capture: int | None,
         metadata: dict[str, str] | None,
         origin: Origin,
+        *,
+        by: Literal["api", "dashboard"] = "api",
     ) -> JSON:
         intent = self.retrieve("payment_intent", intent_id, "intent")
+        ledger = self.books[intent_id].ledger
+        if by == "api":
+            ledger.capture_requests += 1
         if intent["status"] != "requires_capture":
             raise unexpected_state(
                 "This PaymentIntent could not be captured because it has a status of "
@@ -474,6 +429,10 @@ class Account:
                 code="amount_too_small",
                 saved=True,
             )
+        if amount % money.step(currency):
+            error = money.step_error(currency, "amount_to_capture")
+            error.saved = True
+            raise error
         released = capturable - amount
         charge = self.objects[intent["latest_charge"]]
         charge.update(
@@ -490,10 +449,11 @@ class Account:
             amount_capturable=0,
             metadata=merge_metadata(intent["metadata"], metadata),
         )
-        ledger = self._intents[intent_id].ledger
         ledger.amount_captured += amount
         ledger.amount_released += released
-        ledger.capture_requests += 1
+        ledger.captured_by = by
+        if by == "api":
+            ledger.captures += 1
         log.info(
             "%s captured %s, released %s",
             intent_id,
@@ -506,6 +466,7 @@ class Account:
 
     def cancel(self, intent_id: str, reason: str | None, origin: Origin) -> JSON:
         intent = self.retrieve("payment_intent", intent_id, "intent")
+        self.books[intent_id].ledger.cancel_requests += 1
         status = intent["status"]
         if status in ("succeeded", "canceled"):
             raise unexpected_state(
@@ -541,9 +502,9 @@ class Account:
         reason: str | None,
         origin: Origin,
         *,
-        by: Literal["api", "automatic", "elsewhere", "session_expired"],
+        by: CanceledBy,
     ) -> None:
-        ledger = self._intents[intent["id"]].ledger
+        ledger = self.books[intent["id"]].ledger
         was_held = intent["status"] == "requires_capture"
         released = intent["amount_capturable"]
         intent.update(
@@ -555,7 +516,7 @@ class Account:
         )
         ledger.canceled_by = by
         if by == "api":
-            ledger.cancel_requests += 1
+            ledger.cancels += 1
         if was_held:
             # Stripe marks a released authorisation as refunded on the charge.
             charge = self.objects[intent["latest_charge"]]
@@ -610,6 +571,10 @@ class Account:
             raise _refund_error(
                 f"Charge {charge['id']} has already been refunded.", "charge_already_refunded"
             )
+        if amount is not None and amount % money.step(currency):
+            error = money.step_error(currency, "amount")
+            error.saved = True
+            raise error
         amount = refundable if amount is None else amount
         if amount > refundable:
             raise _refund_error(
@@ -632,7 +597,7 @@ class Account:
         charge["refunds"]["total_count"] += 1
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
-        self._intents[charge["payment_intent"]].ledger.amount_refunded += amount
+        self.books[charge["payment_intent"]].ledger.amount_refunded += amount
         log.info("%s refunded %s", charge["payment_intent"], money.display(amount, currency))
         self._emit("refund.created", refund, origin)
         self._emit("charge.refunded", charge, origin, previous_attributes=previous)
@@ -671,15 +636,17 @@ class Account:
         )
         self.objects[dispute["id"]] = dispute
         charge["disputed"] = True
-        self._intents[intent_id].ledger.amount_disputed += dispute["amount"]
+        self.books[intent_id].ledger.amount_disputed += dispute["amount"]
         log.info("%s disputed (%s)", intent_id, reason)
         self._emit("charge.dispute.created", dispute, Origin(new_request_id()))
         return dispute
 
     # -- time -----------------------------------------------------------------------------
 
-    def sweep(self) -> None:
-        """What Stripe does on its own as time passes: expire sessions and authorisations."""
+    def sweep(self) -> bool:
+        """What Stripe does on its own as time passes: expire sessions and authorisations.
+        Whether anything changed."""
+        before = len(self.events)
         now = self.clock.now()
         for obj in list(self.objects.values()):
             if (
@@ -688,7 +655,7 @@ class Account:
                 and obj["expires_at"] <= now
             ):
                 self._expire(obj, AUTOMATIC)
-        for intent_id, book in self._intents.items():
+        for intent_id, book in self.books.items():
             intent = self.objects[intent_id]
             if (
                 intent["status"] == "requires_capture"
@@ -696,6 +663,7 @@ class Account:
                 and book.authorized_at + AUTHORIZATION_VALIDITY <= now
             ):
                 self._cancel(intent, "automatic", AUTOMATIC, by="automatic")
+        return len(self.events) != before
 
     # -- events ---------------------------------------------------------------------------
 
@@ -722,17 +690,6 @@ class Account:
         self.objects[event["id"]] = event
         log.debug("event %s %s", event["id"], event_type)
         self.publish(event)
-
-
-def _in_range(value: int, bounds: dict[str, int]) -> bool:
-    checks = {
-        "gt": value.__gt__,
-        "gte": value.__ge__,
-        "lt": value.__lt__,
-        "lte": value.__le__,
-        "eq": value.__eq__,
-    }
-    return all(checks[op](limit) for op, limit in bounds.items())
 
 
 def _not_expandable(path: str) -> StripeError:

@@ -10,6 +10,15 @@ others, and may arrive after them, as on Stripe.
 Switches: `duplicates` (every event delivered n times), `shuffle` (pending events sent
 in a different order), `pause()`/`resume()` (hold deliveries).
 
+The endpoint subscribes to `enabled_events`, as a Stripe webhook endpoint does: event
+types by name, or `["*"]` (the default) for all of them; `*` is the only wildcard Stripe
+accepts there. Events of other types are not sent (their `pending_webhooks` stays 0).
+
+`undelivered` holds every event not yet delivered, first attempts and retries alike:
+the state file keeps it, and `restore()` sends those events again after a restart, as
+Stripe keeps retrying while the receiver is down. A delivery made just before a crash
+may be sent again: receivers must tolerate duplicates anyway.
+
 The signature timestamp is wall-clock time even when the sandbox clock has been
 advanced: receivers check it against their own clock (the SDK allows 300 s).
 """
@@ -23,8 +32,9 @@ import hmac
 import json
 import logging
 import random
+import re
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,6 +46,23 @@ log = logging.getLogger("simulators.stripe_sandbox.webhooks")
 
 # In shuffle mode, wait this long for more events so there is something to reorder.
 SHUFFLE_WINDOW = 0.3
+ALL_EVENTS = "*"
+_EVENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+
+
+def check_enabled_events(enabled_events: object) -> list[str]:
+    """`enabled_events` as Stripe accepts it: a non-empty list of event types, or `["*"]`."""
+    if not isinstance(enabled_events, list) or not enabled_events:
+        raise ValueError("enabled_events must be a non-empty list of event types, or ['*']")
+    for event_type in enabled_events:
+        if event_type == ALL_EVENTS:
+            continue
+        if not isinstance(event_type, str) or not _EVENT_TYPE.match(event_type):
+            raise ValueError(
+                f"Invalid enabled_events value {event_type!r}: an event type such as "
+                "'checkout.session.completed', or '*' for all events (the only wildcard)"
+            )
+    return list(dict.fromkeys(enabled_events))
 
 
 def signature_header(payload: str, secret: str, timestamp: int) -> str:
@@ -69,8 +96,10 @@ class WebhookDispatcher:
         retry_max: float = 30.0,
         max_attempts: int | None = None,
         timeout: float = 10.0,
+        enabled_events: list[str] | None = None,
     ) -> None:
         self.url = url
+        self.enabled_events = check_enabled_events(enabled_events or [ALL_EVENTS])
         self.secret = secret
         self.retry_initial = retry_initial
         self.retry_max = retry_max
@@ -79,6 +108,10 @@ class WebhookDispatcher:
         self.duplicates = 1
         self.shuffle = False
         self.attempts: list[Attempt] = []
+        # Event id -> event, for every event not delivered yet (in creation order).
+        self.undelivered: dict[str, JSON] = {}
+        # Called when an event leaves `undelivered` (delivered, or given up).
+        self.on_change: Callable[[], None] = lambda: None
         self._pending: list[JSON] = []
         self._wake = asyncio.Event()
         self._running = asyncio.Event()
@@ -90,13 +123,34 @@ class WebhookDispatcher:
     def paused(self) -> bool:
         return not self._running.is_set()
 
+    def subscribed(self, event_type: str) -> bool:
+        return ALL_EVENTS in self.enabled_events or event_type in self.enabled_events
+
     def enqueue(self, event: JSON) -> None:
-        """Called for every new event; events made while no endpoint is set are not sent."""
-        if self.url is None:
+        """Called for every new event; events made while no endpoint is set, or of a type
+        the endpoint does not subscribe to, are not sent."""
+        if self.url is None or not self.subscribed(event["type"]):
             return
+        self._queue(event)
+
+    def restore(self, events: list[JSON]) -> None:
+        """Events a previous run had not delivered, instead of any waiting: sent again."""
+        self._pending, self.undelivered = [], {}
+        for event in events:
+            self._queue(event)
+
+    def _queue(self, event: JSON) -> None:
         event["pending_webhooks"] = 1
+        self.undelivered[event["id"]] = event
         self._pending.append(event)
         self._wake.set()
+
+    def _settled(self, event: JSON, *, delivered: bool) -> None:
+        if delivered:
+            event["pending_webhooks"] = 0
+        # An event given up stays pending on Stripe, but nothing will send it again.
+        if self.undelivered.pop(event["id"], None) is not None:
+            self.on_change()
 
     def pause(self) -> None:
         self._running.clear()
@@ -152,6 +206,7 @@ class WebhookDispatcher:
             if await self._send(event, copy, attempt):
                 return
         log.warning("webhook %s %s given up after %d attempts", event["id"], event["type"], attempt)
+        self._settled(event, delivered=False)
 
     async def _send(self, event: JSON, copy: int, attempt: int) -> bool:
         url, session = self.url, self._session
@@ -175,7 +230,7 @@ class WebhookDispatcher:
         record = Attempt(event["id"], event["type"], copy, attempt, url, status, error, time.time())
         self.attempts.append(record)
         if record.delivered:
-            event["pending_webhooks"] = 0
+            self._settled(event, delivered=True)
             log.debug("webhook %s %s delivered", event["id"], event["type"])
         else:
             log.info(
