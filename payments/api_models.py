@@ -66,6 +66,11 @@ class PaymentView(ApiModel):
     max_energy_wh: int | None
     energy_wh: int
     power_w: int
+    meter_warning: str | None = Field(
+        default=None,
+        description="Set when the meter was not taken at its word (its register restarted, "
+        "or a reading gained more than the connector can deliver and was bounded)",
+    )
     cost_so_far: int
     captured_amount: int
     released_amount: int

@@ -79,6 +79,7 @@ def reservation_json(r: Reservation, now: datetime) -> dict[str, Any]:
         "maxEnergyWh": r.tariff.max_energy_wh,
         "energyWh": r.energy_wh,
         "powerW": r.power_w,
+        "meterWarning": r.meter_warning,
         "costSoFar": cost_so_far(r, now),
         "capturedAmount": r.captured_amount,
         "releasedAmount": released_amount(r),

@@ -6,6 +6,7 @@ importing the other; the composition root connects them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -31,11 +32,21 @@ class ChargerEvents(Protocol):
         energy_register_wh: int | None,
         power_w: int | None,
         at: datetime,
-    ) -> None: ...
+    ) -> None:
+        """One reading (see metering.readings); a MeterValues with several timestamps is
+        told as several readings, oldest first."""
+        ...
 
     async def transaction_stopped(
-        self, charger_id: str, transaction_id: int, meter_stop_wh: int, stopped_at: datetime
-    ) -> None: ...
+        self,
+        charger_id: str,
+        transaction_id: int,
+        meter_stop_wh: int,
+        stopped_at: datetime,
+        readings: Sequence[tuple[datetime, int]] = (),
+    ) -> None:
+        """`readings`: the energy register in transactionData, (timestamp, Wh) oldest first."""
+        ...
 
     async def charger_changed(
         self, charger_id: str, connector_id: int | None, status_at: datetime | None

@@ -16,7 +16,7 @@ from csms.config import OcppSettings
 from csms.ocpp16.dispatch import Handler
 from csms.ocpp16.events import ChargerEvents
 from csms.ocpp16.live import LiveStatus
-from csms.ocpp16.metering import latest_reading, parse_meter_values
+from csms.ocpp16.metering import latest_reading, parse_meter_values, readings
 from csms.store.chargers import ChargerStore
 from csms.store.transactions import StartRequest, StopOutcome, TransactionStore
 from storage.clock import now_text, to_text, utc_now
@@ -149,14 +149,18 @@ class ChargerMessages:
         )
         if claimed is not None and linked is None:
             log.warning("ocpp.meter_values_unknown_transaction", transaction_id=claimed)
-        if self._events and linked is not None and reading.at is not None:
-            await self._events.meter_values(
-                charger_id, linked, reading.energy_wh, reading.power_w, parse_ocpp_time(reading.at)
-            )
+        if self._events and linked is not None:
+            # Every timestamp in order: payments follow the register reading by reading.
+            for each in readings(samples):
+                assert each.at is not None
+                await self._events.meter_values(
+                    charger_id, linked, each.energy_wh, each.power_w, parse_ocpp_time(each.at)
+                )
         return EMPTY
 
     async def stop_transaction(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
         transaction_id = request["transactionId"]
+        samples = parse_meter_values(request.get("transactionData", []))
         outcome = await self._transactions.stop(
             charger_id,
             transaction_id,
@@ -164,7 +168,7 @@ class ChargerMessages:
             stopped_at=normalise_ocpp_time(request["timestamp"]),
             reason=request.get("reason", "Local"),
             id_tag=request.get("idTag"),
-            samples=parse_meter_values(request.get("transactionData", [])),
+            samples=samples,
         )
         if outcome is StopOutcome.UNKNOWN:
             # Answered all the same: a charger whose StopTransaction is refused resends it forever.
@@ -176,6 +180,11 @@ class ChargerMessages:
                     transaction_id,
                     request["meterStop"],
                     parse_ocpp_time(request["timestamp"]),
+                    readings=[
+                        (parse_ocpp_time(each.at), each.energy_wh)
+                        for each in readings(samples)
+                        if each.at is not None and each.energy_wh is not None
+                    ],
                 )
             log.info(
                 "ocpp.transaction_stopped",

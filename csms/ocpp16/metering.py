@@ -3,10 +3,16 @@
 Pure. The energy register becomes integer Wh whether the charger reports Wh or kWh,
 power becomes integer W; values that are not numbers (signed data) keep their text
 and have no normalised value.
+
+A MeterValue may carry the register several times (Outlet and Inlet, a total and its
+phases, two contexts): `readings` picks one value per timestamp by a stated rule (see
+`_value`) in which the order of the sampled values never decides, and returns every
+timestamp, so that the payments side can follow the register reading by reading.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
@@ -88,35 +94,64 @@ def _normalise(text: str, unit: str) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """The latest energy register and active power that a batch of samples tells."""
+    """The energy register and active power that samples tell, at one time or the latest."""
 
     energy_wh: int | None
     power_w: int | None
     at: str | None
 
 
-def latest_reading(samples: list[Sample]) -> Reading:
+# Where a register may be read for billing, best first: the Outlet (what the EV got) before
+# the Inlet (what the charger drew, its own losses included). EV, Body and Cable values are
+# not the charger's meter.
+_LOCATIONS = ("Outlet", "Inlet")
+
+
+def readings(samples: Sequence[Sample]) -> list[Reading]:
+    """One reading per timestamp that has an energy register or active power, oldest first."""
+    by_time: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_time.setdefault(s.timestamp, []).append(s)
+    found = []
+    for timestamp in sorted(by_time):
+        at_time = by_time[timestamp]
+        energy, power = _value(at_time, ENERGY_REGISTER), _value(at_time, ACTIVE_POWER)
+        if energy is not None or power is not None:
+            found.append(Reading(energy, power, timestamp))
+    return found
+
+
+def latest_reading(samples: Sequence[Sample]) -> Reading:
+    """The newest energy register and the newest power, each from its own newest sample."""
+    found = readings(samples)
     return Reading(
-        energy_wh=_latest_total(samples, ENERGY_REGISTER),
-        power_w=_latest_total(samples, ACTIVE_POWER),
+        energy_wh=next((r.energy_wh for r in reversed(found) if r.energy_wh is not None), None),
+        power_w=next((r.power_w for r in reversed(found) if r.power_w is not None), None),
         at=max((s.timestamp for s in samples), default=None),
     )
 
 
-def _latest_total(samples: list[Sample], measurand: str) -> int | None:
-    """The newest value of a measurand: the total (no phase) or, failing that, the phases' sum."""
-    relevant = [
-        s
-        for s in samples
-        if s.measurand == measurand and s.normalised is not None and s.location != "EV"
-    ]
-    if not relevant:
-        return None
-    newest = max(s.timestamp for s in relevant)
-    at_newest = [s for s in relevant if s.timestamp == newest]
-    totals = [s.normalised for s in at_newest if s.phase is None]
-    if totals:
-        return totals[-1]
-    # Line-to-neutral phase values add up to the total; take one value per phase.
-    per_phase = {s.phase[:2]: s.normalised for s in at_newest if s.phase in _LINE_TO_NEUTRAL}
-    return sum(per_phase.values()) if per_phase else None
+def _value(samples: Sequence[Sample], measurand: str) -> int | None:
+    """A measurand's value among samples of one timestamp, by a rule in which the order of
+    the sampled values never decides:
+
+    1. location: Outlet (also when absent) before Inlet; other locations are not used;
+    2. in that location, the total (no phase) before the phases: line-to-neutral values
+       (L1, L2, L3 or L1-N, L2-N, L3-N) add up to the total, one value per phase;
+    3. several candidates for the same place (another context, unit or a repeat): the
+       highest, since a register only grows and a finer unit is not rounded down.
+    """
+    relevant = [s for s in samples if s.measurand == measurand and s.normalised is not None]
+    for location in _LOCATIONS:
+        here = [s for s in relevant if s.location == location]
+        totals = [s.normalised for s in here if s.phase is None and s.normalised is not None]
+        if totals:
+            return max(totals)
+        per_phase: dict[str, int] = {}
+        for s in here:
+            if s.phase in _LINE_TO_NEUTRAL and s.normalised is not None:
+                phase = s.phase[:2]
+                per_phase[phase] = max(per_phase.get(phase, s.normalised), s.normalised)
+        if per_phase:
+            return sum(per_phase.values())
+    return None
