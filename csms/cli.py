@@ -12,6 +12,7 @@ from pathlib import Path
 from csms.api.transactions import transactions_csv
 from csms.app import default_tariff, open_database, serve
 from csms.cli_ops import add_operator_commands
+from csms.cli_reconcile import add_reconcile_command
 from csms.clock import normalise_ocpp_time
 from csms.config import Config, ConfigError, load_config
 from csms.demo import demo_config, print_summary, run_demo
@@ -172,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--output", metavar="FILE", help="where to write (default: stdout)")
     export.set_defaults(run=_export_transactions)
     add_operator_commands(commands)
+    add_reconcile_command(commands)
     return parser
 
 

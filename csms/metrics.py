@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import choose_encoder
 
+from payments.reconcile import ACTING, Kind
 from payments.reservation import State
 from storage.clock import utc_now
 from storage.db import Database
@@ -75,6 +76,26 @@ class Metrics:
             ["type", "applied"],
             registry=registry,
         )
+        self._reconcile_findings = Counter(
+            "csms_reconcile_findings",
+            "Reconciliation findings (our books against Stripe), by kind and outcome"
+            " (applied, reported, failed)",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        for kind in Kind:  # every kind shown from the start, so that an alert sees it rise
+            self._reconcile_findings.labels(kind.value, "applied" if kind in ACTING else "reported")
+        self._reconcile_runs = Counter(
+            "csms_reconcile_runs",
+            "Reconciliation runs, by outcome (ok, unavailable: Stripe could not be listed, failed)",
+            ["outcome"],
+            registry=registry,
+        )
+        self._reconcile_last_ok = Gauge(
+            "csms_reconcile_last_success_timestamp_seconds",
+            "When the last reconciliation run completed (Unix time; 0: none yet)",
+            registry=registry,
+        )
         self._reservations = Gauge(
             "csms_reservations", "Reservations by state", ["state"], registry=registry
         )
@@ -101,6 +122,14 @@ class Metrics:
 
     def webhook(self, event_type: str, applied: str) -> None:
         self._webhooks.labels(event_type, applied).inc()
+
+    def reconcile_finding(self, kind: str, outcome: str) -> None:
+        self._reconcile_findings.labels(kind, outcome).inc()
+
+    def reconcile_run(self, outcome: str, seconds: float) -> None:
+        self._reconcile_runs.labels(outcome).inc()
+        if outcome == "ok":
+            self._reconcile_last_ok.set(self._clock().timestamp())
 
     # -- scraping
 
