@@ -75,29 +75,37 @@ async def _reconcile(config: Config, args: argparse.Namespace) -> int:
 
 
 _RESOURCES = {
-    "checkout_sessions": "Checkout Sessions",
-    "payment_intents": "PaymentIntents",
-    "charges": "charges",
-    "refunds": "refunds",
-    "disputes": "disputes",
+    "checkout_sessions": ("Checkout Sessions", "Checkout Session"),
+    "payment_intents": ("PaymentIntents", "PaymentIntent"),
+    "charges": ("charges", "charge"),
+    "refunds": ("refunds", "refund"),
+    "disputes": ("disputes", "dispute"),
 }
 _COLUMNS = ("KIND", "PAYMENT", "STRIPE ID", "AMOUNT", "OUTCOME", "DETAIL")
+_AMOUNT = _COLUMNS.index("AMOUNT")  # right-aligned
 
 
 def render(summary: dict[str, Any]) -> str:
     """The summary of `POST /api/reconcile` as a table for a terminal."""
     listed = ", ".join(
-        f"{name} not listed" if count is None else f"{count} {name}"
-        for name, count in ((name, summary["listed"].get(key)) for key, name in _RESOURCES.items())
+        f"{name} not listed" if count is None else f"{count} {name if count != 1 else one}"
+        for key, (name, one) in _RESOURCES.items()
+        if (count := summary["listed"].get(key)) is not None or key in summary["listed"]
     )
     lines = [
         f"Reconciled with Stripe: objects created since {summary['since']}",
         f"Listed {listed}; {summary['reservations']} payments compared.",
         "",
     ]
-    findings = summary["findings"]
+    # Findings an earlier run applied are in the JSON; the table shows what is new.
+    findings = [f for f in summary["findings"] if f["outcome"] != "already_applied"]
+    earlier = summary.get("alreadyApplied") or 0
     if not findings:
         lines.append("Our books agree with Stripe: nothing to do.")
+        if earlier:
+            lines.append(
+                f"({earlier} finding{'s' if earlier != 1 else ''} applied by an earlier run.)"
+            )
         return "\n".join(lines)
     rows = [
         (
@@ -114,13 +122,16 @@ def render(summary: dict[str, Any]) -> str:
     ]
     widths = [max(len(row[n]) for row in [_COLUMNS, *rows]) for n in range(len(_COLUMNS) - 1)]
     for row in [_COLUMNS, *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        cells = [
+            cell.rjust(width) if n == _AMOUNT else cell.ljust(width)
+            for n, (cell, width) in enumerate(zip(row, widths, strict=False))
+        ]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     counts = ", ".join(f"{kind} {n}" for kind, n in summary["counts"].items())
     totals = (
         f"{summary['applied']} applied, {summary['reported']} reported, {summary['failed']} failed"
     )
-    if summary.get("alreadyApplied"):
-        totals += f", {summary['alreadyApplied']} applied by an earlier run"
-    lines += ["", f"{counts or 'no new findings'}: {totals}."]
+    if earlier:
+        totals += f", {earlier} applied by an earlier run"
+    lines += ["", f"{counts}: {totals}."]
     return "\n".join(lines)

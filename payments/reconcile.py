@@ -564,7 +564,7 @@ class _Comparison:
             Kind.REFUNDED_ELSEWHERE,
             r,
             refund.id,
-            f"refunded {refund.amount} at Stripe, not asked for here",
+            "refunded at Stripe, not asked for here",
             refund.amount,
             machine.RefundedElsewhere(refund.id, refund.amount),
         )

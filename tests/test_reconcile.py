@@ -512,3 +512,74 @@ def test_since_as_a_time() -> None:
 def test_since_refuses_anything_else(text: str) -> None:
     with pytest.raises(ValueError, match="ISO 8601"):
         parse_since(text, datetime(2030, 1, 10, tzinfo=UTC))
+
+
+# --- the command's table
+
+
+def _summary(findings: list[dict], **fields: object) -> dict:
+    base = {
+        "since": "2030-01-02T00:00:00.000Z",
+        "listed": {
+            "checkout_sessions": 1,
+            "payment_intents": 2,
+            "charges": 2,
+            "refunds": 1,
+            "disputes": None,
+        },
+        "reservations": 2,
+        "counts": {},
+        "applied": 0,
+        "reported": 0,
+        "failed": 0,
+        "alreadyApplied": 0,
+        "findings": findings,
+    }
+    return {**base, **fields}
+
+
+def _finding(kind: str, outcome: str, amount: int | None = 250) -> dict:
+    return {
+        "kind": kind,
+        "reservationId": "res_1" if kind != "orphan_hold" else None,
+        "stripeId": "pi_1",
+        "amount": amount,
+        "currency": "eur",
+        "detail": "some detail",
+        "action": None,
+        "outcome": outcome,
+    }
+
+
+def test_the_table_shows_new_findings_with_money_and_totals() -> None:
+    from csms.cli_reconcile import render
+
+    text = render(
+        _summary(
+            [
+                _finding("late_payment", "applied"),
+                _finding("orphan_hold", "reported", 1000),
+                _finding("refunded_elsewhere", "already_applied"),
+            ],
+            counts={"late_payment": 1, "orphan_hold": 1},
+            applied=1,
+            reported=1,
+            alreadyApplied=1,
+        )
+    )
+    assert "Listed 1 Checkout Session, 2 PaymentIntents, 2 charges, 1 refund, disputes not" in text
+    assert "late_payment  res_1" in text and " 2.50 EUR  applied" in text
+    assert "orphan_hold   -" in text and "10.00 EUR  reported" in text
+    assert "refunded_elsewhere" not in text.split("\n\n")[1]
+    assert text.endswith(
+        "late_payment 1, orphan_hold 1: 1 applied, 1 reported, 0 failed,"
+        " 1 applied by an earlier run."
+    )
+
+
+def test_the_table_says_when_the_books_agree() -> None:
+    from csms.cli_reconcile import render
+
+    text = render(_summary([_finding("refunded_elsewhere", "already_applied")], alreadyApplied=1))
+    assert "Our books agree with Stripe: nothing to do." in text
+    assert "(1 finding applied by an earlier run.)" in text
