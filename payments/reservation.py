@@ -586,7 +586,7 @@ class _Step:
             case CheckoutExpired():
                 self.set(verifying=False, verify_again=False)
                 if r.state is State.PENDING_PAYMENT and r.hold is Hold.NONE:
-                    self.end(State.EXPIRED, "checkout expired")
+                    self.end(State.EXPIRED, "checkout expired", checkout_open=False)
             case PaymentFailed(reason):
                 if r.state is State.PENDING_PAYMENT and r.hold is Hold.NONE:
                     self.end(State.PAYMENT_FAILED, reason)
@@ -594,8 +594,6 @@ class _Step:
                 self.hold_lost(reason)
             case Cancel(by):
                 if r.state in _CANCELLABLE:
-                    if r.state is State.PENDING_PAYMENT and r.checkout_session_id:
-                        self.effects.append(ExpireCheckout(r.checkout_session_id))
                     self.end(State.CANCELLED, f"cancelled by the {by}")
             case StopRequested(by):
                 if r.state is State.CHARGING:
@@ -914,8 +912,15 @@ class _Step:
             case Resolve(note):
                 self.set(state=State.RESOLVED, resolution=note)
 
-    def end(self, state: State, reason: str) -> None:
-        """A failure end: the reservation stops locking the connector; a held card is released."""
+    def end(self, state: State, reason: str, *, checkout_open: bool = True) -> None:
+        """A failure end: the reservation stops locking the connector; a held card is released.
+
+        Ending before a payment closes the Checkout Session, so that it can no longer be
+        paid; closing it finds out when the driver paid first (a late payment)."""
+        r = self.r
+        unpaid = r.state is State.PENDING_PAYMENT and r.hold is Hold.NONE
+        if checkout_open and unpaid and r.checkout_session_id:
+            self.effects.append(ExpireCheckout(r.checkout_session_id))
         self.set(state=state, failure_reason=reason, verifying=False)
         self.release()
 
@@ -941,8 +946,6 @@ class _Step:
     def check_deadlines(self) -> None:
         r, now, _policy = self.r, self.now, self.policy
         if r.state is State.PENDING_PAYMENT and now >= r.payment_deadline and r.hold is Hold.NONE:
-            if r.checkout_session_id:
-                self.effects.append(ExpireCheckout(r.checkout_session_id))
             self.end(State.EXPIRED, "not paid in time")
         elif r.state in _BEFORE_START and r.start_deadline and now >= r.start_deadline:
             self.end(State.START_TIMEOUT, "the charge did not start in time")
