@@ -72,6 +72,9 @@ Rules, per reservation
   PaymentIntent: MISSING, reported only (a listing cannot prove an absence well enough
   to move money).
 
+A REVIEW is only found for a reservation that has ended: a live one is still moving, and
+the same comparison finds the disagreement again once it has ended, if it still holds.
+
 Each finding that tells the machine something carries a dedupe key,
 "reconcile:<kind>:<Stripe id>[:<detail>]", stable for the same fact: recorded in the same
 commit as the transition, it makes two reconcilers (or two runs) apply a fact once.
@@ -328,7 +331,7 @@ class StripeSnapshot:
         """The Checkout Session and PaymentIntent ids listed or pointed to."""
         ids = {s.id for s in self.sessions} | {i.id for i in self.intents}
         ids |= {s.payment_intent for s in self.sessions if s.payment_intent}
-        ids |= {x.payment_intent for x in (*self.charges, *self.refunds, *self.disputes) if x}
+        ids |= {x.payment_intent for x in (*self.charges, *self.refunds, *self.disputes)}
         return {x for x in ids if x}
 
 
@@ -417,6 +420,8 @@ class _Comparison:
         )
 
     def review(self, r: Books, stripe_id: str, code: str, detail: str) -> None:
+        if r.live:
+            return  # found again once the reservation has ended, if it still holds
         self.add(Kind.REVIEW, r, stripe_id, detail, None, machine.ReviewNeeded(detail), code)
 
     # -- Checkout Sessions

@@ -185,6 +185,13 @@ def test_a_canceled_payment_intent_with_nothing_held_here_is_fine(hold: Hold) ->
     assert compare([r], snapshot(sessions=[session()], intents=[intent("canceled")])) == []
 
 
+def test_a_live_reservation_is_not_sent_to_review_until_it_has_ended() -> None:
+    live = books(State.SETTLING, Hold.CAPTURED, captured_amount=180)
+    assert compare([live], snapshot(intents=[intent("canceled")])) == []
+    ended = replace(live, state=State.COMPLETED)
+    assert only(compare([ended], snapshot(intents=[intent("canceled")]))).kind is Kind.REVIEW
+
+
 def test_captured_here_but_canceled_at_stripe_goes_to_review() -> None:
     r = books(State.COMPLETED, Hold.CAPTURED, captured_amount=180)
     found = only(compare([r], snapshot(intents=[intent("canceled")])))

@@ -175,6 +175,25 @@ async def test_the_route_releases_a_late_payment_and_counts_it(
     assert 'csms_reconcile_runs_total{outcome="ok"} 1.0' in metrics
 
 
+async def test_the_scheduled_job_releases_a_late_payment_on_its_own(
+    make_config: MakeConfig,
+) -> None:
+    config = make_config(tariff=TARIFF, payments={**PAYMENTS, "reconcile_interval": 0.3})
+    async with CentralSystem(config) as system, aiohttp.ClientSession() as http:
+        driver = Driver(system, http)
+        sim = charger(system)
+        await sim.start()
+        try:
+            rid, pi = await _late_payment(system, driver)
+            await eventually(lambda: _hold_is(driver, rid, "Released"), timeout=10)
+        finally:
+            await sim.stop()
+        assert _sandbox(system).ledger()[pi]["amount_released"] == 250
+        assert ("reconciler", "paid after the reservation ended", 250, pi) in await _audit(
+            system, rid
+        )
+
+
 async def test_a_capture_and_a_refund_made_in_the_dashboard_are_recorded_and_audited(
     system: CentralSystem, driver: Driver
 ) -> None:
