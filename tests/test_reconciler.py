@@ -237,6 +237,29 @@ async def test_a_capture_and_a_refund_made_in_the_dashboard_are_recorded_and_aud
     assert (ledger["amount_captured"], ledger["amount_refunded"]) == (180, 50)
 
 
+async def test_a_dispute_opened_while_webhooks_were_lost_is_found(
+    system: CentralSystem, driver: Driver
+) -> None:
+    _, pi = await _completed(system, driver)
+    rid = (await system.payments.find_for_stripe([pi])) or ""
+    sandbox = _sandbox(system)
+    sandbox.pause_webhooks()
+    dispute = sandbox.create_dispute(pi)
+    status, summary = await driver.post("/api/reconcile")
+    assert status == 200, summary
+    after = await system.payments.get(rid)
+    assert after is not None
+    if summary["listed"]["disputes"] is None:
+        # A Stripe that lists no disputes: the disputed charge goes to review.
+        assert summary["counts"] == {"review": 1}
+        assert after.state.value == "NeedsReview" and "disputed" in (after.failure_reason or "")
+    else:
+        assert summary["counts"] == {"dispute_opened": 1}
+        assert after.disputed_amount == dispute["amount"]
+        audit = await _audit(system, rid)
+        assert ("reconciler", "dispute opened", dispute["amount"], dispute["id"]) in audit
+
+
 async def test_two_reconcilers_at_once_apply_each_finding_once(
     system: CentralSystem, driver: Driver
 ) -> None:
