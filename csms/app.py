@@ -263,7 +263,10 @@ class CentralSystem:
                 **options,
             )
             return gateway, secrets
-        self.sandbox = StripeSandbox(webhook_secret=SANDBOX_WEBHOOK_SECRET)
+        # The sandbox keeps its account beside the database, so a restart loses no payment.
+        database = self.config.database.path
+        state = f"{database}.stripe-sandbox.json" if database not in ("", ":memory:") else None
+        self.sandbox = StripeSandbox(webhook_secret=SANDBOX_WEBHOOK_SECRET, state_path=state)
         await self.sandbox.start(host=stripe.sandbox_host, port=stripe.sandbox_port)
         log.warning(
             "csms.stripe_sandbox",

@@ -12,7 +12,7 @@ show in `captured_by` / `canceled_by` and in the amounts.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 CapturedBy = Literal["api", "automatic", "dashboard"]
@@ -42,7 +42,8 @@ class Ledger:
         return self.amount_authorized - self.amount_captured - self.amount_released
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a plain value: a copy of the fields (asdict would deep-copy).
+        return dict(vars(self))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Ledger:

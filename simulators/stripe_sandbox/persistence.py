@@ -40,7 +40,8 @@ _FROZEN_OBJECTS = frozenset({"event", "payment_method"})
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # Compact, and without the check for cycles: the state is a tree.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 class StateFile:
@@ -119,11 +120,11 @@ class Snapshots:
         frozen: list[str] = []
         for object_id, obj in account.objects.items():
             if obj["object"] in _FROZEN_OBJECTS:
-                frozen.append(f"{_dumps(object_id)}:{self._frozen_json(object_id, obj)}")
+                frozen.append(self._frozen_json(object_id, object_id, obj))
             else:
                 mutable[object_id] = obj
         checkouts = ",".join(
-            f"{_dumps(session_id)}:{self._frozen_json(session_id + '#checkout', checkout)}"
+            self._frozen_json(f"{session_id}#checkout", session_id, checkout)
             for session_id, checkout in account.checkouts.items()
         )
         head = {
@@ -143,12 +144,13 @@ class Snapshots:
             f',"idempotency":[{",".join(self._saved_json())}]}}'
         )
 
-    def _frozen_json(self, key: str, value: JSON | Checkout) -> str:
-        text = self._frozen.get(key)
+    def _frozen_json(self, cache_key: str, name: str, value: JSON | Checkout) -> str:
+        """`"name":value` of something that never changes, encoded once."""
+        text = self._frozen.get(cache_key)
         if text is None:
             if isinstance(value, Checkout):
                 value = {"spec": asdict(value.spec), "line_items": value.line_items}
-            text = self._frozen[key] = _dumps(value)
+            text = self._frozen[cache_key] = f"{_dumps(name)}:{_dumps(value)}"
         return text
 
     def _saved_json(self) -> list[str]:
