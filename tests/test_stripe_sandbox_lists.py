@@ -158,3 +158,26 @@ async def test_list_errors_and_expand(
 
     expanded = await client.v1.payment_intents.list_async(params={"expand": ["data.latest_charge"]})
     assert expanded.data[0].latest_charge.object == "charge"
+
+
+async def test_disputes_can_be_listed_and_retrieved(
+    sandbox: StripeSandbox, client: stripe.StripeClient, browser: aiohttp.ClientSession
+) -> None:
+    _, first = await authorised_session(client, browser)
+    _, second = await authorised_session(client, browser)
+    for intent in (first, second):
+        await client.v1.payment_intents.capture_async(intent.id)
+    older = sandbox.create_dispute(first.id)
+    newer = sandbox.create_dispute(second.id, "duplicate")
+
+    listed = await client.v1.disputes.list_async(params={"created": {"gte": older["created"]}})
+    assert [d.id for d in listed.data] == [newer["id"], older["id"]]
+    mine = await client.v1.disputes.list_async(params={"payment_intent": first.id})
+    assert [d.id for d in mine.data] == [older["id"]]
+    by_charge = await client.v1.disputes.list_async(params={"charge": second.latest_charge})
+    assert [d.reason for d in by_charge.data] == ["duplicate"]
+    fetched = await client.v1.disputes.retrieve_async(older["id"])
+    assert (fetched.object, fetched.amount, fetched.status) == ("dispute", 2000, "needs_response")
+    with pytest.raises(stripe.InvalidRequestError) as error:
+        await client.v1.disputes.retrieve_async("dp_missing")
+    assert (error.value.http_status, error.value.param) == (404, "dispute")

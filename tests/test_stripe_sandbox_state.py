@@ -329,3 +329,88 @@ async def test_the_state_file_is_written_before_the_answer(tmp_path: Path) -> No
     assert data["format"] == 1
     assert list(data["objects"]) == [session.id]
     assert not (tmp_path / "stripe.json.tmp").exists()
+
+
+def _picture(sandbox: StripeSandbox) -> dict[str, Any]:
+    """Everything the state file must keep, comparable across processes."""
+    account = sandbox.account
+    objects = json.loads(json.dumps(account.objects))
+    for obj in objects.values():
+        if obj["object"] == "checkout.session" and obj["status"] == "open":
+            obj["url"] = "(this run's address)"
+    return {
+        "objects": objects,
+        "order": {
+            kind: [o["id"] for o in account.objects.values() if o["object"] == kind]
+            for kind in ("checkout.session", "payment_intent", "charge", "refund", "dispute")
+        },
+        "events": [e["id"] for e in account.events],
+        "checkouts": account.checkouts,
+        "books": account.books,
+        "ledger": sandbox.ledger(),
+        "idempotency": sandbox.idempotency.completed(),
+        "clock": sandbox.clock.offset,
+        "undelivered": list(sandbox.webhooks.undelivered),
+        "enabled_events": sandbox.enabled_events,
+    }
+
+
+async def test_a_restart_restores_exactly_what_was_there(
+    tmp_path: Path, browser: aiohttp.ClientSession
+) -> None:
+    """Every kind of object and bookkeeping, in every state the sandbox has."""
+    state = tmp_path / "stripe.json"
+    async with running(state, enabled_events=["charge.refunded", "charge.captured"]) as (
+        sandbox,
+        client,
+    ):
+        sandbox.webhook_url = "http://127.0.0.1:9/nowhere"  # down: deliveries wait
+        await create_session(client)  # stays open
+        expired = await create_session(client, metadata={"k": "v"})
+        await client.v1.checkout.sessions.expire_async(expired.id)
+        declined = await create_session(client)
+        await pay(browser, declined.url, base.CARD_DECLINED)
+        waiting = await create_session(client)
+        await pay(browser, waiting.url, CARD_3DS)
+        _, held = await authorised_session(client, browser)
+        _, partial = await authorised_session(client, browser)
+        await client.v1.payment_intents.capture_async(
+            partial.id, params={"amount_to_capture": 1200}, options={"idempotency_key": "cap:1"}
+        )
+        with pytest.raises(stripe.InvalidRequestError):
+            await client.v1.payment_intents.capture_async(partial.id)
+        refund = await client.v1.refunds.create_async(
+            params={"payment_intent": partial.id, "amount": 200, "metadata": {"r": "1"}}
+        )
+        await client.v1.refunds.update_async(refund.id, params={"metadata": {"n": "2"}})
+        _, canceled = await authorised_session(client, browser)
+        await client.v1.payment_intents.cancel_async(canceled.id)
+        _, disputed = await authorised_session(client, browser, line_items=_kwd_items())
+        sandbox.capture_payment_intent(disputed.id)
+        sandbox.create_dispute(disputed.id)
+        sandbox.advance_clock(600)
+        before = _picture(sandbox)
+        assert before["undelivered"] and before["books"][held.id].authorized_at
+
+    async with running(state) as (sandbox, client):
+        after = _picture(sandbox)
+        assert after == before
+        # And the restored account goes on working.
+        await client.v1.payment_intents.capture_async(held.id)
+        retried = await client.v1.payment_intents.capture_async(
+            partial.id, params={"amount_to_capture": 1200}, options={"idempotency_key": "cap:1"}
+        )
+        assert retried.last_response.headers["Idempotent-Replayed"] == "true"
+
+
+def _kwd_items() -> list[dict[str, Any]]:
+    return [
+        {
+            "price_data": {
+                "currency": "kwd",
+                "unit_amount": 5120,
+                "product_data": {"name": "Charging session"},
+            },
+            "quantity": 1,
+        }
+    ]

@@ -144,6 +144,7 @@ class Api:
             ("POST", "/v1/refunds", self.create_refund),
             ("GET", "/v1/refunds/{id}", self.retrieve_refund),
             ("POST", "/v1/refunds/{id}", self.update_refund),
+            ("GET", "/v1/disputes/{id}", self.retrieve_dispute),
             ("GET", "/v1/events/{id}", self.retrieve_event),
             *Listings(self.account).routes(),
         ]
@@ -311,6 +312,10 @@ class Api:
     def update_refund(self, call: ApiCall) -> JSON:
         call.params.allow(["metadata", "expand"])
         return self.account.update_refund(call.path["id"], call.params.metadata(), call.origin)
+
+    def retrieve_dispute(self, call: ApiCall) -> JSON:
+        call.params.allow(["expand"])
+        return self.account.retrieve("dispute", call.path["id"], "dispute")
 
     # -- Events ---------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The list endpoints, with Stripe's pagination: `GET /v1/checkout/sessions`,
-`/v1/payment_intents`, `/v1/charges`, `/v1/refunds` and `/v1/events`.
+`/v1/payment_intents`, `/v1/charges`, `/v1/refunds`, `/v1/disputes` and `/v1/events`.
 
 As on Stripe (https://docs.stripe.com/api/pagination): objects come newest first;
 `limit` is 1 to 100 (default 10); `starting_after=<id>` gives the page of older
@@ -111,6 +111,7 @@ class Listings:
             ("GET", "/v1/payment_intents", self.payment_intents),
             ("GET", "/v1/charges", self.charges),
             ("GET", "/v1/refunds", self.refunds),
+            ("GET", "/v1/disputes", self.disputes),
             ("GET", "/v1/events", self.events),
         ]
 
@@ -164,6 +165,17 @@ class Listings:
             p,
             "refund",
             "/v1/refunds",
+            charge=p.string("charge"),
+            payment_intent=p.string("payment_intent"),
+        )
+
+    def disputes(self, call: ApiCall) -> JSON:
+        p = call.params
+        p.allow([*_PAGE_PARAMS, "charge", "payment_intent"])
+        return self._list(
+            p,
+            "dispute",
+            "/v1/disputes",
             charge=p.string("charge"),
             payment_intent=p.string("payment_intent"),
         )

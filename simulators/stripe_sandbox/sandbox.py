@@ -179,8 +179,13 @@ class StripeSandbox:
         # Sessions and authorisations also expire in real time, not only via advance_clock.
         while True:
             await asyncio.sleep(self._sweep_interval)
-            if self.account.sweep() or self._dirty:
-                self.commit()
+            try:
+                if self.account.sweep() or self._dirty:
+                    self.commit()
+            except OSError:
+                # The state file could not be written (disk full...): try again next tick.
+                self._dirty = True
+                log.exception("Stripe sandbox: the state could not be written")
 
     # -- the state file -------------------------------------------------------------------
 
