@@ -96,7 +96,17 @@ class EffectExecutor:
             case machine.Refund(payment_intent_id, refund_id, amount):
                 reason = await self._refund_reason(refund_id)
                 try:
-                    stripe_id = await self._gateway.refund(payment_intent_id, amount, reason, key)
+                    # Always looked up first by our request id: an earlier attempt may have
+                    # reached Stripe (a crash, a lost answer) more than 24 hours ago, when
+                    # Stripe no longer remembers the idempotency key.
+                    stripe_id = await self._gateway.refund(
+                        payment_intent_id,
+                        amount,
+                        reason,
+                        key,
+                        request_id=refund_id,
+                        attempts=max(pending.attempts, 1),
+                    )
                 except StripeRejected as rejected:
                     return machine.RefundFailed(refund_id, amount, rejected.message)
                 return machine.RefundSucceeded(refund_id, amount, stripe_id)

@@ -20,6 +20,9 @@ from payments.observe import PaymentsObserver
 
 log = structlog.get_logger()
 
+# Objects per page of a list request: Stripe's largest.
+LIST_PAGE_SIZE = 100
+
 
 class StripeUnavailable(Exception):
     pass
@@ -159,6 +162,11 @@ class StripeGateway:
                 "payment_intent.retrieve",
                 self._client.v1.payment_intents.retrieve_async(payment_intent_id),
             )
+            if intent.status == "canceled":
+                # The authorisation lapsed or was cancelled: nothing can be captured now.
+                raise StripeRejected(
+                    "payment_intent_canceled", f"the payment was canceled: {rejected.message}"
+                ) from rejected
             if intent.status != "succeeded":
                 raise
         return intent.amount_received or amount
@@ -184,37 +192,110 @@ class StripeGateway:
             if intent.status != "canceled":
                 raise
 
-    async def refund(self, payment_intent_id: str, amount: int, reason: str, key: str) -> str:
-        """Give `amount` of a captured payment back; returns Stripe's refund id."""
-        refund = await self._call(
-            "refund.create",
-            self._client.v1.refunds.create_async(
-                {
-                    "payment_intent": payment_intent_id,
-                    "amount": amount,
-                    "metadata": {"reason": reason[:500]},
-                },
-                {"idempotency_key": key},
-            ),
-        )
-        if refund.status == "failed":
-            raise StripeRejected("refund_failed", refund.failure_reason or "the refund failed")
-        return refund.id
+    async def refund(
+        self,
+        payment_intent_id: str,
+        amount: int,
+        reason: str,
+        key: str,
+        *,
+        request_id: str | None = None,
+        attempts: int = 0,
+    ) -> str:
+        """Give `amount` of a captured payment back; returns Stripe's refund id.
 
-    async def expire_checkout(self, session_id: str, key: str) -> None:
-        """Close an open Checkout Session so that it can no longer be paid."""
+        `request_id` (our refund's id) goes into the refund's metadata as
+        `refund_request_id`. Stripe forgets idempotency keys after 24 hours, so when an
+        earlier attempt may have reached Stripe (`attempts` > 0: its answer was lost), the
+        PaymentIntent's refunds are looked through first and the one that attempt made is
+        the answer: one request never refunds twice, however late it is repeated.
+        """
+        refund = None
+        if request_id is not None and attempts > 0:
+            refund = await self.refund_for_request(payment_intent_id, request_id)
+            if refund is not None:
+                log.info(
+                    "stripe.refund_found", refund_request_id=request_id, refund_id=refund["id"]
+                )
+        if refund is None:
+            metadata = {"reason": reason[:500]}
+            if request_id is not None:
+                metadata["refund_request_id"] = request_id
+            created = await self._call(
+                "refund.create",
+                self._client.v1.refunds.create_async(
+                    {"payment_intent": payment_intent_id, "amount": amount, "metadata": metadata},
+                    {"idempotency_key": key},
+                ),
+            )
+            refund = created.to_dict()
+        status = refund.get("status")
+        if status in ("failed", "canceled"):
+            failure = refund.get("failure_reason") or f"the refund {status}"
+            raise StripeRejected("refund_failed", failure)
+        return str(refund["id"])
+
+    async def refund_for_request(
+        self, payment_intent_id: str, request_id: str
+    ) -> dict[str, Any] | None:
+        """The PaymentIntent's refund made for our refund `request_id` (None: none yet)."""
+        refunds = await self._list_all(
+            "refund.list",
+            self._client.v1.refunds.list_async,
+            {"payment_intent": payment_intent_id},
+        )
+        for refund in refunds:
+            if (refund.get("metadata") or {}).get("refund_request_id") == request_id:
+                return refund
+        return None
+
+    async def list_created(self, resource: str, since: int) -> list[dict[str, Any]]:
+        """Every object of `resource` ("checkout_sessions", "payment_intents", "charges",
+        "refunds" or "disputes") created at or after `since` (Unix seconds), newest first,
+        all pages, as plain dicts."""
+        v1 = self._client.v1
+        services: dict[str, Any] = {
+            "checkout_sessions": v1.checkout.sessions,
+            "payment_intents": v1.payment_intents,
+            "charges": v1.charges,
+            "refunds": v1.refunds,
+            "disputes": v1.disputes,
+        }
+        return await self._list_all(
+            f"{resource}.list", services[resource].list_async, {"created": {"gte": since}}
+        )
+
+    async def _list_all(
+        self, operation: str, list_async: Any, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """All pages of a list request (100 a page, `starting_after` the last one seen)."""
+        found: list[dict[str, Any]] = []
+        params = {**params, "limit": LIST_PAGE_SIZE}
+        while True:
+            page = await self._call(operation, list_async(params))
+            items = [item.to_dict() for item in page.data]
+            found.extend(items)
+            if not page.has_more or not items:
+                return found
+            params = {**params, "starting_after": items[-1]["id"]}
+
+    async def expire_checkout(self, session_id: str, key: str) -> str:
+        """Close an open Checkout Session so that it can no longer be paid. Returns the
+        session's status after it: "expired", or "complete" when the driver paid first
+        (then the payment must be looked at: it is a hold to release)."""
         try:
-            await self._call(
+            session = await self._call(
                 "checkout.expire",
                 self._client.v1.checkout.sessions.expire_async(
                     session_id, None, {"idempotency_key": key}
                 ),
             )
+            return session.status or "expired"
         except StripeRejected:
             state = await self.payment_state(session_id)
             if state.session_status == "open":
                 raise
-            # Expired already, or paid meanwhile: the reservation machine handles a payment.
+            return state.session_status
 
     async def _call(self, operation: str, request: Any) -> Any:
         started = time.perf_counter()

@@ -153,6 +153,13 @@ def settle_refund(
             store.audit(
                 conn, now, "stripe", "refunded", r.id, amount, r.tariff.currency, stripe_refund_id
             )
+        case machine.RefundedElsewhere(stripe_refund_id, amount):
+            # Kept as a refund like ours, so the next reconciliation knows it.
+            refund_id = f"rf_{stripe_refund_id}"
+            refunds.add(conn, refund_id, r.id, amount, "refunded at Stripe", "stripe", now)
+            refunds.settle(
+                conn, refund_id, stripe_refund_id=stripe_refund_id, failure=None, now=now
+            )
         case machine.RefundFailed(refund_id, amount, reason):
             refunds.settle(conn, refund_id, stripe_refund_id=None, failure=reason, now=now)
             store.audit(
