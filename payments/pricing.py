@@ -4,27 +4,34 @@ A tariff must bound what a session can cost, because the driver's card is author
 for exactly that bound (the hold) before the charge starts. Durations are billed in
 whole minutes (started minutes are not billed), energy to the nearest minor unit
 (half up), and every component is capped so that a price never exceeds the hold.
+
+Amounts are ones Stripe takes (`payments.currency`): in a currency with a coarser step
+than its minor unit (three-decimal currencies: 10; ISK, UGX: 100) each component of a
+price is rounded down to the step, and the hold up. `checked_hold_amount` also refuses
+what Stripe would refuse: a currency it does not support, a session fee it cannot
+charge, a hold below its minimum charge or above its maximum.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-# Currencies without minor units, and with three decimals, as Stripe lists them.
-_ZERO_DECIMAL = frozenset(
-    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"}
-    | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+from payments.currency import (
+    exponent,
+    format_money,
+    is_chargeable,
+    is_supported,
+    maximum_charge_amount,
+    minimum_charge,
+    round_capture,
+    round_hold,
+    step,
+    to_minor,
 )
-_THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 
-# The smallest amount Stripe will charge, in minor units (charges below it fail).
-STRIPE_MINIMUM_CHARGE = {
-    "usd": 50, "aud": 50, "brl": 50, "cad": 50, "chf": 50, "dkk": 250, "eur": 50,
-    "gbp": 30, "hkd": 400, "inr": 50, "jpy": 50, "mxn": 1000, "myr": 200, "nok": 300,
-    "nzd": 50, "pln": 200, "ron": 200, "sek": 300, "sgd": 50, "thb": 1000,
-}  # fmt: skip
+currency_exponent = exponent  # the name callers know
 
 
 class TariffError(ValueError):
@@ -34,34 +41,6 @@ class TariffError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-def currency_exponent(currency: str) -> int:
-    currency = currency.lower()
-    if currency in _ZERO_DECIMAL:
-        return 0
-    return 3 if currency in _THREE_DECIMAL else 2
-
-
-def to_minor(amount: str | Decimal | int, currency: str) -> int:
-    """A price in major units ("0.35" EUR, "50" JPY) as integer minor units; exact or refused."""
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        raise ValueError(f"not a number: {amount!r}") from None
-    if not value.is_finite():
-        raise ValueError(f"not a number: {amount!r}")
-    minor = value.scaleb(currency_exponent(currency))
-    if minor != minor.to_integral_value():
-        raise ValueError(f"{amount} {currency.upper()} has more decimals than the currency")
-    return int(minor)
-
-
-def format_money(minor: int, currency: str) -> str:
-    """`1234, "eur"` -> "12.34 EUR"; `500, "jpy"` -> "500 JPY"."""
-    exponent = currency_exponent(currency)
-    major = Decimal(minor).scaleb(-exponent)
-    return f"{major:,.{exponent}f} {currency.upper()}"
 
 
 @dataclass(frozen=True)
@@ -110,7 +89,10 @@ MONEY_FIELDS = ("price_per_kwh", "session_fee", "time_fee_per_minute", "idle_fee
 
 
 def tariff_from_major_units(currency: str, settings: dict[str, Any]) -> Tariff:
-    """A tariff written the way people write prices ("0.35" EUR), checked to be bounded."""
+    """A tariff written the way people write prices ("0.35" EUR), checked to be bounded and
+    chargeable through Stripe (`checked_hold_amount`)."""
+    if len(currency) == 3 and currency.isalpha() and not is_supported(currency):
+        raise TariffError("currency", _unsupported(currency))
     values = dict(settings)
     for name in MONEY_FIELDS:
         if name in values:
@@ -119,8 +101,12 @@ def tariff_from_major_units(currency: str, settings: dict[str, Any]) -> Tariff:
             except ValueError as error:
                 raise TariffError(name, str(error)) from None
     tariff = Tariff.from_dict({"currency": currency, **values})
-    hold_amount(tariff)
+    checked_hold_amount(tariff)
     return tariff
+
+
+def _unsupported(currency: str) -> str:
+    return f"Stripe does not charge in {currency.upper()}"
 
 
 @dataclass(frozen=True)
@@ -154,24 +140,70 @@ def _time_fee_minutes_cap(tariff: Tariff) -> int | None:
 
 
 def hold_amount(tariff: Tariff) -> int:
-    """The most a session can cost under `tariff`: the amount to authorise. Refuses unbounded."""
-    total = tariff.session_fee
+    """The most a session can cost under `tariff`: the amount to authorise. Refuses unbounded.
+
+    Rounded up to an amount Stripe takes, so that it still covers the highest price."""
+    return round_hold(sum(amount for amount, _ in _hold_parts(tariff)), tariff.currency)
+
+
+def _hold_parts(tariff: Tariff) -> list[tuple[int, str]]:
+    """The hold's components, each with the setting that bounds it."""
+    parts = [(tariff.session_fee, "session_fee")]
     if tariff.price_per_kwh:
         if tariff.max_energy_wh is None:
             raise TariffError("max_energy_wh", "a price per kWh needs a maximum energy per session")
-        total += _energy_cost(tariff, tariff.max_energy_wh)
+        parts.append((_energy_cost(tariff, tariff.max_energy_wh), "max_energy_wh"))
     if tariff.time_fee_per_minute:
         cap = _time_fee_minutes_cap(tariff)
         if cap is None:
             raise TariffError(
                 "time_fee_max_minutes", "a time fee needs a cap or a maximum session duration"
             )
-        total += tariff.time_fee_per_minute * cap
+        binding = (
+            "time_fee_max_minutes" if cap == tariff.time_fee_max_minutes else "max_duration_minutes"
+        )
+        parts.append((tariff.time_fee_per_minute * cap, binding))
     if tariff.idle_fee_per_minute:
         if tariff.idle_fee_max_minutes is None:
             raise TariffError("idle_fee_max_minutes", "an idle fee needs a cap")
-        total += tariff.idle_fee_per_minute * tariff.idle_fee_max_minutes
-    return total
+        idle = tariff.idle_fee_per_minute * tariff.idle_fee_max_minutes
+        parts.append((idle, "idle_fee_max_minutes"))
+    return parts
+
+
+def checked_hold_amount(tariff: Tariff) -> int:
+    """The hold, refused unless Stripe would take it: the TariffError names the setting to
+    change (for a hold out of Stripe's range, the one that bounds its largest part)."""
+    currency = tariff.currency
+    if not is_supported(currency):
+        raise TariffError("currency", _unsupported(currency))
+    if not is_chargeable(tariff.session_fee, currency):
+        raise TariffError(
+            "session_fee",
+            f"{format_money(tariff.session_fee, currency)} cannot be charged: Stripe takes "
+            f"{currency.upper()} in steps of {format_money(step(currency), currency)}",
+        )
+    parts = _hold_parts(tariff)
+    hold = hold_amount(tariff)
+    if hold == 0:
+        return 0  # free: nothing goes to Stripe
+    largest = max(parts)[1]
+    minimum = minimum_charge(currency)
+    if minimum is not None and hold < minimum:
+        raise TariffError(
+            largest,
+            f"the hold {format_money(hold, currency)} is below Stripe's minimum charge "
+            f"{format_money(minimum, currency)}: raise this setting so that a session can "
+            "cost at least that much",
+        )
+    maximum = maximum_charge_amount(currency)
+    if hold > maximum:
+        raise TariffError(
+            largest,
+            f"the hold {format_money(hold, currency)} is above Stripe's maximum charge "
+            f"{format_money(maximum, currency)}: lower this setting",
+        )
+    return hold
 
 
 def _energy_cost(tariff: Tariff, energy_wh: int) -> int:
@@ -180,7 +212,9 @@ def _energy_cost(tariff: Tariff, energy_wh: int) -> int:
 
 
 def price(tariff: Tariff, usage: Usage) -> Breakdown:
-    """What a session with this usage costs, component by component, never above the hold."""
+    """What a session with this usage costs, component by component, never above the hold.
+
+    Each component is rounded down to an amount Stripe takes, so their sum is one too."""
     energy_wh = max(0, usage.energy_wh)
     if tariff.max_energy_wh is not None:
         energy_wh = min(energy_wh, tariff.max_energy_wh)
@@ -196,14 +230,15 @@ def price(tariff: Tariff, usage: Usage) -> Breakdown:
         time_minutes = 0
     if not tariff.idle_fee_per_minute:
         idle_minutes = 0
+    currency = tariff.currency
     return Breakdown(
         energy_wh=energy_wh,
-        energy=_energy_cost(tariff, energy_wh),
-        session_fee=tariff.session_fee,
+        energy=round_capture(_energy_cost(tariff, energy_wh), currency),
+        session_fee=round_capture(tariff.session_fee, currency),
         time_minutes=time_minutes,
-        time_fee=time_minutes * tariff.time_fee_per_minute,
+        time_fee=round_capture(time_minutes * tariff.time_fee_per_minute, currency),
         idle_minutes=idle_minutes,
-        idle_fee=idle_minutes * tariff.idle_fee_per_minute,
+        idle_fee=round_capture(idle_minutes * tariff.idle_fee_per_minute, currency),
     )
 
 

@@ -11,7 +11,7 @@ from csms.store.chargers import ChargerStore
 from httpapi.errors import ApiError, not_found
 from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
 from httpapi.routing import Api
-from payments.pricing import Tariff, TariffError, hold_amount
+from payments.pricing import Tariff, TariffError, checked_hold_amount, hold_amount
 from payments.store import PaymentStore
 from storage.clock import utc_now
 
@@ -37,10 +37,11 @@ class TariffSettings(ApiModel):
     max_duration_minutes: int | None = Limit
 
     def tariff(self) -> Tariff:
-        """The settings as a Tariff, refused (400 naming the field) unless it bounds the cost."""
+        """The settings as a Tariff, refused (400 naming the field) unless it bounds the cost
+        and Stripe would take its hold (currency, minimum and maximum charge)."""
         try:
             tariff = Tariff(**self.model_dump(include=set(TariffSettings.model_fields)))
-            hold_amount(tariff)
+            checked_hold_amount(tariff)
         except TariffError as error:
             raise ApiError(400, "invalid", error.message, to_camel(error.field)) from None
         return tariff
