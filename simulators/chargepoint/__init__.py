@@ -2,7 +2,7 @@
 
 from .behaviour import Behaviour
 from .charger import SimulatedCharger
-from .connector import Connector
+from .connector import Connector, Transaction
 from .errors import AuthorizationRejected, ChargerOffline, SimulatorError
 from .fleet import Scenario, run_fleet
 from .session import SentCall
@@ -16,5 +16,6 @@ __all__ = [
     "SentCall",
     "SimulatedCharger",
     "SimulatorError",
+    "Transaction",
     "run_fleet",
 ]

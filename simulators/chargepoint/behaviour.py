@@ -20,3 +20,7 @@ class Behaviour:
     max_energy_wh: int | None = None
     # Accept a remote start before the cable is in and wait ConnectionTimeOut for it.
     accept_remote_start_without_plug: bool = True
+    # The meter misreads once per transaction, after meter_anomaly_at_wh went in: its
+    # register goes "down", "reset"s to 0 or "jump"s by gigawatt-hours (Connector.meter_anomaly).
+    meter_anomaly: str | None = None
+    meter_anomaly_at_wh: float = 1000.0

@@ -17,6 +17,7 @@ from ocpp.v16.enums import (
     ChargePointStatus,
     DiagnosticsStatus,
     FirmwareStatus,
+    Measurand,
     ReadingContext,
     Reason,
     RegistrationStatus,
@@ -70,6 +71,7 @@ class SimulatedCharger(OcppSession):
         firmware: str = "1.0.0",
         password: str | None = None,
         clock: Callable[[], datetime] | None = None,
+        register_wh: float = 0.0,
     ) -> None:
         if connectors < 1 or power_kw <= 0 or speed <= 0 or meter_interval < 0:
             raise ValueError("connectors >= 1, power_kw > 0, speed > 0 and meter_interval >= 0")
@@ -86,6 +88,11 @@ class SimulatedCharger(OcppSession):
         )
         # Index 0 is the charge point as a whole, as in OCPP.
         self.connectors = [Connector(n, power_kw * 1000) for n in range(connectors + 1)]
+        # The meters' lifetime registers at power-on (register_wh).
+        for connector in self.connectors[1:]:
+            connector.register_wh = register_wh
+        # Every transaction begun, in order, kept after it ends (see Transaction).
+        self.transactions: list[Transaction] = []
 
         self.local_list: dict[str, str] = {}
         self.local_list_version = 0
@@ -130,11 +137,14 @@ class SimulatedCharger(OcppSession):
         else:
             await self.refresh_status(connector)
 
-    async def start_transaction(self, connector_id: int, id_tag: str) -> int:
+    async def start_transaction(
+        self, connector_id: int, id_tag: str, *, authorize: bool = True
+    ) -> int:
         """A driver presents `id_tag` (plugging in first if needed): Authorize, StartTransaction.
 
         Returns the transaction id: the CSMS's, or a negative provisional one while offline.
-        Raises AuthorizationRejected when the idTag is not Accepted.
+        Raises AuthorizationRejected when the idTag is not Accepted. `authorize=False` starts
+        without asking, like a charger that trusts a tag it has seen before.
         """
         connector = self._driver_connector(connector_id)
         if connector.busy:
@@ -146,7 +156,8 @@ class SimulatedCharger(OcppSession):
         connector.starting = True
         try:
             await self.plug_in(connector_id)
-            await self._authorize(id_tag)
+            if authorize:
+                await self._authorize(id_tag)
             return await self._begin_transaction(connector, id_tag)
         finally:
             connector.starting = False
@@ -157,6 +168,24 @@ class SimulatedCharger(OcppSession):
         if connector.transaction is None:
             raise SimulatorError(f"no transaction on connector {connector_id}")
         await self.end_transaction(connector, Reason(reason))
+
+    async def meter_anomaly(self, connector_id: int, kind: str) -> None:
+        """The meter misreads mid-transaction ("down", "reset" or "jump", see
+        Connector.meter_anomaly): a sample goes out just before and just after, so the CSMS
+        sees both sides of the step."""
+        connector = self._driver_connector(connector_id)
+        if connector.transaction is None:
+            raise SimulatorError(f"no transaction on connector {connector_id}")
+        await self._sample(connector, ReadingContext.sample_periodic)
+        connector.meter_anomaly(kind)
+        log.info(
+            "%s: connector %d meter anomaly %s: register now %d Wh",
+            self.charge_point_id,
+            connector_id,
+            kind,
+            connector.energy_wh,
+        )
+        await self._sample(connector, ReadingContext.sample_periodic)
 
     async def send_meter_values(self, connector_id: int) -> None:
         """One periodic sample now, instead of waiting for MeterValueSampleInterval."""
@@ -180,6 +209,10 @@ class SimulatedCharger(OcppSession):
 
     # Observation, for tests
 
+    def transaction(self, transaction_id: int) -> Transaction | None:
+        """A transaction of this charger, running or ended, by its (CSMS) id."""
+        return next((t for t in self.transactions if t.transaction_id == transaction_id), None)
+
     async def wait_for_status(
         self,
         connector_id: int,
@@ -202,6 +235,27 @@ class SimulatedCharger(OcppSession):
 
     def connector_with_transaction(self, transaction_id: int) -> Connector | None:
         return next((c for c in self.connectors if c.transaction_id == transaction_id), None)
+
+    def starting(self) -> bool:
+        """A transaction runs whose StartTransaction the CSMS has not answered yet."""
+        return any(c.transaction_id is not None and c.transaction_id < 0 for c in self.connectors)
+
+    async def connector_for_transaction(
+        self,
+        transaction_id: int,
+        timeout: float = 1.0,  # noqa: ASYNC109
+    ) -> Connector | None:
+        """The connector running `transaction_id`, waiting up to `timeout` for a
+        StartTransaction answer already received to be applied."""
+        try:
+            await self._wait(
+                lambda: self.connector_with_transaction(transaction_id) is not None,
+                timeout,
+                f"transaction {transaction_id}",
+            )
+        except TimeoutError:
+            return None
+        return self.connector_with_transaction(transaction_id)
 
     def apply_configuration(self, key: str) -> None:
         """Make an accepted ChangeConfiguration take effect."""
@@ -251,6 +305,10 @@ class SimulatedCharger(OcppSession):
         self._accrue(connector)
         timestamp = self.timestamp()
         end = self._reading(connector, timestamp, ReadingContext.transaction_end)
+        transaction.meter_stop_wh = connector.energy_wh
+        transaction.report(connector.energy_wh)
+        transaction.stop_reason = reason
+        transaction.stopped_at = time.monotonic()
         connector.end()
         connector.finished = connector.plugged
         if connector.scheduled_operative is not None:
@@ -385,7 +443,15 @@ class SimulatedCharger(OcppSession):
         meter_start = connector.energy_wh
         provisional_id = self._outbox.provisional_id()
         connector.finished = False
-        transaction = Transaction(provisional_id, id_tag, meter_start, begin)
+        transaction = Transaction(
+            provisional_id,
+            id_tag,
+            meter_start,
+            begin,
+            connector_id=connector.connector_id,
+            started_at=time.monotonic(),
+        )
+        self.transactions.append(transaction)
         connector.begin(transaction, time.monotonic())
         self._accrue(connector)
         payload = call.StartTransaction(
@@ -398,11 +464,13 @@ class SimulatedCharger(OcppSession):
         try:
             reply = await self._tx_call(payload, provisional_id)
         except (OCPPError, TimeoutError):
+            transaction.stop_reason, transaction.stopped_at = "NotStarted", time.monotonic()
             connector.end()
             await self.refresh_status(connector)
             raise
         if reply is not None:
             self._assign(provisional_id, reply.transaction_id)
+            transaction.id_tag_status = reply.id_tag_info["status"]
         transaction_id = transaction.transaction_id
         log.info(
             "%s: connector %d transaction %s started for %s",
@@ -421,9 +489,11 @@ class SimulatedCharger(OcppSession):
 
     def _assign(self, provisional_id: int, transaction_id: int) -> None:
         self._outbox.assign(provisional_id, transaction_id)
-        connector = self.connector_with_transaction(provisional_id)
-        if connector is not None and connector.transaction is not None:
-            connector.transaction.transaction_id = transaction_id
+        # The running transaction is in the history too, so this covers it.
+        for transaction in self.transactions:
+            if transaction.transaction_id == provisional_id:
+                transaction.transaction_id = transaction_id
+        self._notify()
 
     async def _driver_plugs_in(
         self, connector: Connector, request: RemoteStart, delay: float
@@ -486,6 +556,9 @@ class SimulatedCharger(OcppSession):
             transaction_id=connector.transaction_id,
         )
         if connector.transaction is not None:
+            measurands = self.config.measurands("MeterValuesSampledData")
+            if Measurand.energy_active_import_register in measurands:
+                connector.transaction.report(connector.energy_wh)
             await self._tx_call(payload)
         else:
             await self._try_call(payload)
@@ -511,9 +584,21 @@ class SimulatedCharger(OcppSession):
             ):
                 return
             try:
-                await self._sample(connector, ReadingContext.sample_periodic)
+                anomaly = self._anomaly_due(connector, transaction)
+                if anomaly is not None:
+                    await self.meter_anomaly(connector.connector_id, anomaly)
+                else:
+                    await self._sample(connector, ReadingContext.sample_periodic)
             except (OCPPError, TimeoutError) as exc:
                 log.warning("%s: MeterValues failed: %r", self.charge_point_id, exc)
+
+    def _anomaly_due(self, connector: Connector, transaction: Transaction) -> str | None:
+        """Behaviour.meter_anomaly: once per transaction, after meter_anomaly_at_wh went in."""
+        kind = self.behaviour.meter_anomaly
+        if kind is None or transaction.anomalies:
+            return None
+        self._accrue(connector)
+        return kind if transaction.delivered_wh >= self.behaviour.meter_anomaly_at_wh else None
 
     # Statuses and heartbeats
 
@@ -599,6 +684,9 @@ class SimulatedCharger(OcppSession):
 
     def _transaction_confirmed(self, provisional_id: int, reply: Any) -> None:
         self._assign(provisional_id, reply.transaction_id)
+        transaction = self.transaction(reply.transaction_id)
+        if transaction is not None:
+            transaction.id_tag_status = reply.id_tag_info["status"]
         connector = self.connector_with_transaction(reply.transaction_id)
         if connector is not None and reply.id_tag_info["status"] != AuthorizationStatus.accepted:
             # Started offline for a tag the CSMS now refuses (StopTransactionOnInvalidId).

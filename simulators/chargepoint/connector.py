@@ -27,6 +27,11 @@ NOMINAL_NEED_WH = 48_000.0
 TAPER_FROM = 0.8
 # ...that stops shrinking at 5 % of full power, so the battery does get full in finite time.
 TAPER_FLOOR = 0.05
+# Meter anomalies (Connector.meter_anomaly): how far the register falls back ("down") and
+# how far it leaps ("jump": gigawatt-hours, past what a 32-bit integer holds).
+METER_DOWN_WH = 2_000
+METER_JUMP_WH = 5_000_000_000
+METER_ANOMALIES = ("down", "reset", "jump")
 
 
 def power_at(delivered_wh: float, max_power_w: float, capacity_wh: float | None) -> float:
@@ -72,12 +77,42 @@ def charge(
 
 @dataclass
 class Transaction:
+    """One transaction, kept after it ends (SimulatedCharger.transactions) so that a test can
+    hold the energy the EV really took against what the CSMS billed."""
+
     # Negative (provisional) while started offline and not yet known to the CSMS.
     transaction_id: int
     id_tag: str
     meter_start_wh: int
     begin: MeterValue
+    # Energy the EV really took, whatever the meter says.
     delivered_wh: float = 0.0
+    connector_id: int = 0
+    # The rises between the register readings sent to the CSMS (meterStart, MeterValues,
+    # meterStop), added up: what a CSMS that reads every sample could bill.
+    reported_wh: int = 0
+    last_reading_wh: int | None = None
+    # None while the transaction runs; set when its StopTransaction is sent or queued.
+    meter_stop_wh: int | None = None
+    stop_reason: str | None = None
+    # The CSMS's idTagInfo.status for the StartTransaction; None until it answered.
+    id_tag_status: str | None = None
+    # Meter anomalies that happened during the transaction, in order.
+    anomalies: list[str] = field(default_factory=list)
+    # time.monotonic() at the start and at the stop.
+    started_at: float = 0.0
+    stopped_at: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.meter_stop_wh is None
+
+    def report(self, register_wh: int) -> None:
+        """A register reading went out: count its rise over the previous one."""
+        previous = self.meter_start_wh if self.last_reading_wh is None else self.last_reading_wh
+        if register_wh > previous:
+            self.reported_wh += register_wh - previous
+        self.last_reading_wh = register_wh
 
 
 @dataclass
@@ -172,6 +207,21 @@ class Connector:
         self.transaction.delivered_wh = after
         self.register_wh += after - before
         self.power_w = power_at(after, self.max_power_w, capacity_wh)
+
+    def meter_anomaly(self, kind: str) -> None:
+        """The meter misreads from now on: its register falls back by METER_DOWN_WH ("down"),
+        starts again from 0 ("reset") or leaps by METER_JUMP_WH ("jump"). The energy the EV
+        takes is not affected."""
+        if kind == "down":
+            self.register_wh = max(0.0, self.register_wh - METER_DOWN_WH)
+        elif kind == "reset":
+            self.register_wh = 0.0
+        elif kind == "jump":
+            self.register_wh += METER_JUMP_WH
+        else:
+            raise ValueError(f"meter anomaly must be one of {METER_ANOMALIES}, not {kind!r}")
+        if self.transaction is not None:
+            self.transaction.anomalies.append(kind)
 
     def soc(self, capacity_wh: float | None) -> float:
         delivered = self.transaction.delivered_wh if self.transaction else 0.0

@@ -226,10 +226,14 @@ class OcppLink(ChargePoint):
         )
 
     @on(Action.remote_stop_transaction)
-    def on_remote_stop_transaction(
+    async def on_remote_stop_transaction(
         self, transaction_id: int, **_: Any
     ) -> call_result.RemoteStopTransaction:
         connector = self._charger.connector_with_transaction(transaction_id)
+        if connector is None and self._charger.starting():
+            # The StartTransaction answer that names this transaction may have been read just
+            # before this CALL and not be applied yet: a charger applies its frames in order.
+            connector = await self._charger.connector_for_transaction(transaction_id)
         if connector is None:
             return call_result.RemoteStopTransaction(RemoteStartStopStatus.rejected)
         self._then(lambda: self._charger.end_transaction(connector, Reason.remote))
