@@ -7,6 +7,7 @@ error names the key it is about.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -17,15 +18,31 @@ from typing import Any
 
 ENV_PREFIX = "CSMS_"
 
+# Stripe keys: secret (sk_) or restricted (rk_), for test mode or live mode.
+TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+# Stripe lets a Checkout Session expire 30 minutes to 24 hours after it is created. csms
+# sets expires_at 2 minutes beyond checkout_expiry_minutes (so that a request reaching
+# Stripe late still gets its 30 minutes), which leaves 24 hours - 2 minutes at most.
+CHECKOUT_EXPIRY_MINUTES = (30, 24 * 60 - 2)
+
+log = logging.getLogger(__name__)
+
 
 class ConfigError(ValueError):
     """A setting is missing, unknown or out of range; the message names the key."""
 
 
 def _setting(
-    default: Any, *, choices: tuple[str, ...] = (), min: float | None = None, pattern: str = ""
+    default: Any,
+    *,
+    choices: tuple[str, ...] = (),
+    min: float | None = None,
+    max: float | None = None,
+    pattern: str = "",
 ) -> Any:
-    return field(default=default, metadata={"choices": choices, "min": min, "pattern": pattern})
+    metadata = {"choices": choices, "min": min, "max": max, "pattern": pattern}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -89,10 +106,21 @@ class StripeSettings:
     api_base: str = _setting("")
     sandbox_host: str = _setting("127.0.0.1")
     sandbox_port: int = _setting(12111, min=0)
-    checkout_expiry_minutes: int = _setting(30, min=30)
+    checkout_expiry_minutes: int = _setting(
+        30, min=CHECKOUT_EXPIRY_MINUTES[0], max=CHECKOUT_EXPIRY_MINUTES[1]
+    )
     max_network_retries: int = _setting(2, min=0)
     timeout: float = _setting(20.0, min=1)
     insecure_webhooks: bool = _setting(False)
+    allow_incomplete_test_setup: bool = _setting(False)
+
+    @property
+    def live(self) -> bool:
+        return self.api_key.startswith(LIVE_KEY_PREFIXES)
+
+    @property
+    def signing_secrets(self) -> list[str]:
+        return [s.strip() for s in self.webhook_secrets.split(",") if s.strip()]
 
 
 @dataclass(frozen=True)
@@ -146,6 +174,49 @@ class Config:
     tariff: TariffSettings = field(default_factory=TariffSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
+    def __post_init__(self) -> None:
+        overridden = self.stripe.allow_incomplete_test_setup and self.stripe.api_key.startswith(
+            TEST_KEY_PREFIXES
+        )
+        for problem in self.incomplete_stripe_setup():
+            if not overridden:
+                raise ConfigError(problem)
+
+    def incomplete_stripe_setup(self) -> list[str]:
+        """What keeps a real Stripe key from taking real money safely, one line per setting.
+
+        With a test key, `stripe.allow_incomplete_test_setup` lets these through (load_config
+        warns); with a live key nothing does. Without a key (the sandbox) there is nothing.
+        """
+        stripe = self.stripe
+        if not stripe.api_key:
+            return []
+        if not stripe.api_key.startswith(TEST_KEY_PREFIXES + LIVE_KEY_PREFIXES):
+            # A publishable key (pk_) or a typo: every call would fail.
+            return [
+                "stripe.api_key: not a Stripe secret or restricted key "
+                f"({', '.join(TEST_KEY_PREFIXES + LIVE_KEY_PREFIXES)}...)"
+            ]
+        problems = []
+        if not stripe.signing_secrets:
+            problems.append(
+                "stripe.webhook_secrets: must be set with stripe.api_key (the endpoint's "
+                "signing secret, whsec_...); without it every webhook is refused"
+            )
+        elif not all(secret.startswith("whsec_") for secret in stripe.signing_secrets):
+            problems.append(
+                "stripe.webhook_secrets: a Stripe signing secret starts with whsec_; "
+                "copy it from the webhook endpoint in the dashboard"
+            )
+        if stripe.live and not self.payments.public_base_url.startswith("https://"):
+            problems.append(
+                "payments.public_base_url: must be an https:// URL with a live Stripe key "
+                f"(drivers come back there from Checkout); got {self.payments.public_base_url!r}"
+            )
+        if stripe.live and stripe.insecure_webhooks:
+            problems.append("stripe.insecure_webhooks: must be false with a live Stripe key")
+        return problems
+
 
 _SECTIONS: dict[str, type] = {f.name: f.default_factory for f in fields(Config)}  # type: ignore[misc]
 
@@ -162,7 +233,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             raise ConfigError(f"config file {file} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
-    return _build(raw, env)
+    config = _build(raw, env)
+    for problem in config.incomplete_stripe_setup():  # only a test key gets here with one
+        log.warning("config warning: %s (stripe.allow_incomplete_test_setup is on)", problem)
+    return config
 
 
 def _build(raw: dict[str, Any], env: Mapping[str, str]) -> Config:
@@ -220,13 +294,16 @@ def _from_env(name: str, env_key: str, text: str, type_name: str) -> Any:
 
 
 def _check(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
-    choices, minimum, pattern = metadata["choices"], metadata["min"], metadata["pattern"]
+    choices, pattern = metadata["choices"], metadata["pattern"]
+    minimum, maximum = metadata["min"], metadata["max"]
     if pattern and not re.fullmatch(pattern, value):
         raise ConfigError(f"{name}: must match {pattern}; got {value!r}")
     if choices and value not in choices:
         raise ConfigError(f"{name}: must be one of {', '.join(choices)}; got {value!r}")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name}: must be at least {minimum}; got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}: must be at most {maximum}; got {value!r}")
 
 
 def with_overrides(config: Config, **sections: dict[str, Any]) -> Config:

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from csms.cli import main
 from csms.config import Config, ConfigError, load_config, with_overrides
 
 
@@ -75,3 +76,143 @@ def test_overrides_are_validated() -> None:
     with pytest.raises(ConfigError, match=r"ocpp\.nonsense"):
         with_overrides(config, ocpp={"nonsense": 1})
     assert with_overrides(config, ocpp={"call_timeout": 5}).ocpp.call_timeout == 5.0
+
+
+@pytest.mark.parametrize(("minutes", "ok"), [(29, False), (30, True), (1438, True), (1439, False)])
+def test_checkout_expiry_within_what_stripe_allows(tmp_path: Path, minutes: int, ok: bool) -> None:
+    # Stripe: 30 minutes to 24 hours; csms gives the session 2 minutes more than the setting.
+    file = tmp_path / "c.toml"
+    file.write_text(f"[stripe]\ncheckout_expiry_minutes = {minutes}\n")
+    if ok:
+        assert load_config(file, env={}).stripe.checkout_expiry_minutes == minutes
+    else:
+        with pytest.raises(ConfigError, match=r"stripe\.checkout_expiry_minutes"):
+            load_config(file, env={})
+
+
+# -- start-up checks for real money
+
+TEST_KEY = "sk_test_51Abc"
+LIVE_KEY = "sk_live_51Abc"
+SECRET = "whsec_abc"
+HTTPS = "https://charge.example.com"
+
+
+def _env(**values: str) -> dict[str, str]:
+    return {f"CSMS_{key.upper()}": value for key, value in values.items()}
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (_env(stripe_api_key=TEST_KEY), "stripe.webhook_secrets"),
+        (_env(stripe_api_key="rk_test_51Abc"), "stripe.webhook_secrets"),
+        (_env(stripe_api_key=TEST_KEY, stripe_webhook_secrets=" , "), "stripe.webhook_secrets"),
+        (_env(stripe_api_key=TEST_KEY, stripe_webhook_secrets="sk_test_x"), "whsec_"),
+        (_env(stripe_api_key="pk_live_51Abc", stripe_webhook_secrets=SECRET), "stripe.api_key"),
+        (
+            _env(stripe_api_key=LIVE_KEY, stripe_webhook_secrets=SECRET),
+            "payments.public_base_url",
+        ),
+        (
+            _env(
+                stripe_api_key="rk_live_51Abc",
+                stripe_webhook_secrets=SECRET,
+                payments_public_base_url="http://charge.example.com",
+            ),
+            "payments.public_base_url",
+        ),
+        (
+            _env(
+                stripe_api_key=LIVE_KEY,
+                stripe_webhook_secrets=SECRET,
+                payments_public_base_url=HTTPS,
+                stripe_insecure_webhooks="true",
+            ),
+            "stripe.insecure_webhooks",
+        ),
+        # The override is for test keys only.
+        (
+            _env(
+                stripe_api_key=LIVE_KEY,
+                payments_public_base_url=HTTPS,
+                stripe_allow_incomplete_test_setup="true",
+            ),
+            "stripe.webhook_secrets",
+        ),
+        (
+            _env(
+                stripe_api_key="pk_test_51Abc",
+                stripe_webhook_secrets=SECRET,
+                stripe_allow_incomplete_test_setup="true",
+            ),
+            "stripe.api_key",
+        ),
+    ],
+)
+def test_a_stripe_key_without_what_real_money_needs_stops_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(named)) as refused:
+        load_config(env=env)
+    assert "51Abc" not in str(refused.value)  # the key itself is never repeated
+
+
+def test_complete_stripe_setups_start() -> None:
+    config = load_config(
+        env=_env(
+            stripe_api_key=LIVE_KEY,
+            stripe_webhook_secrets=f"{SECRET}, whsec_old",
+            payments_public_base_url=HTTPS,
+        )
+    )
+    assert config.stripe.live and config.stripe.signing_secrets == [SECRET, "whsec_old"]
+    config = load_config(env=_env(stripe_api_key=TEST_KEY, stripe_webhook_secrets=SECRET))
+    assert not config.stripe.live  # a test key may come back to http://127.0.0.1
+    insecure = _env(stripe_api_key=TEST_KEY, stripe_webhook_secrets=SECRET)
+    assert load_config(env={**insecure, "CSMS_STRIPE_INSECURE_WEBHOOKS": "true"})
+
+
+def test_without_a_key_the_sandbox_needs_none_of_it() -> None:
+    config = load_config(env=_env(stripe_insecure_webhooks="true"))
+    assert config.stripe.api_key == "" and config.incomplete_stripe_setup() == []
+
+
+def test_a_test_key_may_start_incomplete_when_told_so(caplog: pytest.LogCaptureFixture) -> None:
+    env = _env(stripe_api_key=TEST_KEY, stripe_allow_incomplete_test_setup="true")
+    with caplog.at_level("WARNING", logger="csms.config"):
+        config = load_config(env=env)
+    assert config.stripe.api_key == TEST_KEY
+    assert [r.getMessage() for r in caplog.records] == [
+        "config warning: stripe.webhook_secrets: must be set with stripe.api_key (the "
+        "endpoint's signing secret, whsec_...); without it every webhook is refused "
+        "(stripe.allow_incomplete_test_setup is on)"
+    ]
+
+
+def test_overrides_are_checked_for_real_money_too() -> None:
+    config = load_config(env={})
+    with pytest.raises(ConfigError, match=r"stripe\.webhook_secrets"):
+        with_overrides(config, stripe={"api_key": TEST_KEY})
+    live = with_overrides(
+        config,
+        stripe={"api_key": LIVE_KEY, "webhook_secrets": SECRET},
+        payments={"public_base_url": HTTPS},
+    )
+    with pytest.raises(ConfigError, match=r"stripe\.insecure_webhooks"):
+        with_overrides(live, stripe={"insecure_webhooks": True})
+
+
+def test_start_up_stops_with_one_line_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every command, `csms serve` included, loads the config first and reports a ConfigError
+    # the same way; one that ends by itself keeps this test from serving if the check broke.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSMS_STRIPE_API_KEY", LIVE_KEY)
+    monkeypatch.setenv("CSMS_STRIPE_WEBHOOK_SECRETS", SECRET)
+    assert main(["chargers", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("csms: config error: payments.public_base_url: must be an https://")
+    assert err.count("\n") == 1 and "Traceback" not in err
