@@ -10,6 +10,7 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
+from bench.faults import adversarial
 from bench.faults.ledger import Report
 from bench.faults.scenarios import (
     charger_fault,
@@ -31,6 +32,7 @@ SCENARIOS = (
     "charger-faults",
     "database-locked",
     "disk-full",
+    "adversarial",
 )
 
 
@@ -58,6 +60,8 @@ async def run(names: list[str], chargers: int, sessions: int, folder: Path) -> l
                 )
             case "database-locked":
                 report = await run_fleet(name, where, chargers, sessions, chaos=locked_database)
+            case "adversarial":
+                report = await adversarial.run(name, where, chargers, sessions)
             case _:
                 report = await _disk_full(where, chargers, sessions)
         print(report.line(), flush=True)
@@ -93,7 +97,10 @@ def main() -> int:
     folder = Path(args.keep or tempfile.mkdtemp(prefix="csms-faults-"))
     reports = asyncio.run(run(args.scenario or list(SCENARIOS), chargers, sessions, folder))
     for report in reports:
-        for note in report.notes[:10]:
+        for case, (passed, failed, idle) in sorted(report.cases.items()):
+            untried = f" ({idle} without its order of events)" if idle else ""
+            print(f"  {report.scenario}: case {case:<20} passed {passed}  failed {failed}{untried}")
+        for note in report.notes[:30]:
             print(f"  {report.scenario}: {note}")
     clean = all(report.clean for report in reports)
     total = sum(r.sessions for r in reports)

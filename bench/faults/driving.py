@@ -88,7 +88,7 @@ async def paid_session(
     while_charging: WhileCharging | None = None,
 ) -> str | None:
     """One driver's whole session on connector 1; returns its reservation id."""
-    created = await _create(api, sim.charge_point_id, log)
+    created = await create_payment(api, sim.charge_point_id, log)
     if created is None:
         return None
     reservation_id = created["reservationId"]
@@ -125,7 +125,8 @@ async def paid_session(
     return reservation_id
 
 
-async def _create(api: Api, charger_id: str, log: SessionLog) -> dict[str, Any] | None:
+async def create_payment(api: Api, charger_id: str, log: SessionLog) -> dict[str, Any] | None:
+    """POST /api/payments until the server takes it; the answer (None: it never did)."""
     for _ in range(60):
         status, body = await api.call(
             "POST", "/api/payments", {"chargePointId": charger_id, "connectorId": 1}

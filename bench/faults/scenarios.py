@@ -12,12 +12,22 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.faults.driving import TERMINAL, Api, SessionLog, WhileCharging, paid_session
+from bench.faults.driving import (
+    TERMINAL,
+    Api,
+    SessionLog,
+    Unreachable,
+    WhileCharging,
+    paid_session,
+)
 from bench.faults.ledger import Report, audit_run
 from bench.faults.processes import Processes
+from bench.faults.stripe_proxy import StripeProxy
 from simulators.chargepoint import Behaviour, SimulatedCharger
 
 Chaos = Callable[[Processes, Api, Report, asyncio.Event], Awaitable[None]]
+# One session of a scenario's own: (api, charger, log, report, the session's number in the run).
+Drive = Callable[[Api, SimulatedCharger, SessionLog, Report, int], Awaitable[None]]
 
 # Short windows, so that sessions broken by a fault end within the run.
 FAST_WINDOWS = {
@@ -38,18 +48,33 @@ async def run_fleet(
     while_charging: Callable[[int], WhileCharging | None] = lambda _: None,
     clocks: dict[int, list[timedelta]] | None = None,
     database_dir: Path | None = None,
+    drive: Drive | None = None,
+    env: dict[str, str] | None = None,
+    register_wh: float = 0.0,
+    stripe_proxy: StripeProxy | None = None,
 ) -> Report:
+    """`chargers` simulated chargers doing `sessions_each` sessions each: paid_session(), or
+    `drive` for session number k * chargers + n on charger n; then the audit. With
+    `stripe_proxy`, the server reaches Stripe through it."""
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-    processes = Processes(folder, FAST_WINDOWS)
+    processes = Processes(folder, FAST_WINDOWS | (env or {}))
     if database_dir is not None:
         processes.database = database_dir / "csms.db"
     report = Report(name)
     processes.start_sandbox()
+    if stripe_proxy is not None:
+        await stripe_proxy.start(processes.stripe)
+        processes.extra_env["CSMS_STRIPE_API_BASE"] = stripe_proxy.url
     processes.start_server()
     try:
         async with aiohttp.ClientSession() as http:
             api = Api(processes, http)
-            await api.call("GET", "/api/chargers")  # waits for the server to be up
+            try:
+                await api.call("GET", "/api/chargers")  # waits for the server to be up
+            except Unreachable:
+                report.server_crashes += 1
+                report.notes.append("the server never came up:\n" + processes.tail("server.log"))
+                return report
             sims = [
                 SimulatedCharger(
                     processes.ocpp_url,
@@ -59,6 +84,7 @@ async def run_fleet(
                     speed=120,
                     behaviour=behaviour(n),
                     clock=_offset_clock(clocks[n]) if clocks and n in clocks else None,
+                    register_wh=register_wh,
                 )
                 for n in range(chargers)
             ]
@@ -69,11 +95,14 @@ async def run_fleet(
                 chaos(processes, api, report, stop_chaos) if chaos else stop_chaos.wait()
             )
 
-            async def drive(n: int, sim: SimulatedCharger) -> None:
-                for _ in range(sessions_each):
-                    await paid_session(api, sim, log, while_charging=while_charging(n))
+            async def sessions(n: int, sim: SimulatedCharger) -> None:
+                for k in range(sessions_each):
+                    if drive is None:
+                        await paid_session(api, sim, log, while_charging=while_charging(n))
+                    else:
+                        await drive(api, sim, log, report, k * chargers + n)
 
-            await asyncio.gather(*(drive(n, sim) for n, sim in enumerate(sims)))
+            await asyncio.gather(*(sessions(n, sim) for n, sim in enumerate(sims)))
             stop_chaos.set()
             await chaos_task
             if processes.server is not None and processes.server.poll() is not None:
@@ -90,9 +119,11 @@ async def run_fleet(
                 )
             await asyncio.gather(*(sim.stop() for sim in sims))
             report.kills = processes.kills
-            return await audit_run(api, report, log.reservation_ids)
+            return await audit_run(api, report, log.reservation_ids, sims)
     finally:
         processes.stop()
+        if stripe_proxy is not None:
+            await stripe_proxy.stop()
 
 
 def _offset_clock(offset: list[timedelta]) -> Callable[[], datetime]:
