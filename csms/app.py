@@ -265,7 +265,7 @@ class CentralSystem:
             return gateway, secrets
         # The sandbox keeps its account beside the database, so a restart loses no payment.
         database = self.config.database.path
-        state = f"{database}.stripe-sandbox.json" if database not in ("", ":memory:") else None
+        state = f"{database}.stripe-sandbox.db" if database not in ("", ":memory:") else None
         self.sandbox = StripeSandbox(webhook_secret=SANDBOX_WEBHOOK_SECRET, state_path=state)
         await self.sandbox.start(host=stripe.sandbox_host, port=stripe.sandbox_port)
         log.warning(

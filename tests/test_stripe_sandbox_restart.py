@@ -39,7 +39,7 @@ async def test_a_restart_during_a_paid_charge_loses_no_payment(make_config: Make
         server={"ocpp_port": _free_port(), "http_port": _free_port()},
         stripe={"sandbox_port": _free_port()},
     )
-    state = Path(f"{config.database.path}.stripe-sandbox.json")
+    state = Path(f"{config.database.path}.stripe-sandbox.db")
     async with aiohttp.ClientSession() as http:
         first = CentralSystem(config)
         await first.start()

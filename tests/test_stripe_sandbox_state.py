@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ async def running(
 async def test_a_payment_intent_survives_a_restart_and_can_be_captured(
     tmp_path: Path, browser: aiohttp.ClientSession
 ) -> None:
-    state = tmp_path / "stripe.json"
+    state = tmp_path / "stripe.db"
     async with running(state) as (_, client):
         session, intent = await authorised_session(client, browser)
         events_before = [e.id for e in (await client.v1.events.list_async()).data]
@@ -94,7 +95,7 @@ async def test_a_payment_intent_survives_a_restart_and_can_be_captured(
 
 
 async def test_a_retry_after_a_restart_gets_the_saved_response(tmp_path: Path) -> None:
-    state = tmp_path / "stripe.json"
+    state = tmp_path / "stripe.db"
     async with running(state) as (_, client):
         first = await client.v1.checkout.sessions.create_async(
             params=session_params(), options={"idempotency_key": "create:r-1"}
@@ -129,7 +130,7 @@ async def test_a_retry_after_a_restart_gets_the_saved_response(tmp_path: Path) -
 async def test_undelivered_webhooks_are_sent_after_a_restart(
     tmp_path: Path, browser: aiohttp.ClientSession, receiver: WebhookReceiver
 ) -> None:
-    state = tmp_path / "stripe.json"
+    state = tmp_path / "stripe.db"
     async with running(state, receiver) as (sandbox, client):
         sandbox.pause_webhooks()
         _, intent = await authorised_session(client, browser)
@@ -162,7 +163,7 @@ async def test_undelivered_webhooks_are_sent_after_a_restart(
 async def test_enabled_events_are_kept_unless_given(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
-    state = tmp_path / "stripe.json"
+    state = tmp_path / "stripe.db"
     async with running(state, enabled_events=["checkout.session.expired"]) as (sandbox, _):
         assert sandbox.enabled_events == ["checkout.session.expired"]
     async with running(state) as (sandbox, _):
@@ -177,15 +178,18 @@ async def test_enabled_events_are_kept_unless_given(
 async def test_a_card_waiting_for_3d_secure_survives_and_its_number_never_reaches_disk(
     tmp_path: Path, browser: aiohttp.ClientSession
 ) -> None:
-    state = tmp_path / "stripe.json"
+    state = tmp_path / "stripe.db"
     async with running(state) as (_, client):
         session = await create_session(client)
         status, _, location = await pay(browser, session.url, CARD_3DS)
         assert (status, location) == (303, f"/pay/{session.id}/authenticate")
+        live = _bytes_on_disk(tmp_path)  # the database and its write-ahead log
 
-    text = state.read_text()
-    assert "4000002500003155" not in text and CARD_3DS not in text
-    assert '"last4":"3155"' in text
+    for on_disk in (live, _bytes_on_disk(tmp_path)):
+        assert b"4000002500003155" not in on_disk and CARD_3DS.encode() not in on_disk
+    with closing(sqlite3.connect(state)) as db:
+        (book,) = db.execute("SELECT body FROM books").fetchone()
+    assert '"last4":"3155"' in book
 
     async with running(state) as (sandbox, client):
         page = f"{sandbox.base_url}/pay/{session.id}"
@@ -201,10 +205,14 @@ async def test_a_card_waiting_for_3d_secure_survives_and_its_number_never_reache
         assert charge.payment_method_details.card.three_d_secure.result == "authenticated"
 
 
+def _bytes_on_disk(directory: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in directory.iterdir() if path.is_file())
+
+
 async def test_an_open_session_is_paid_at_its_new_address_after_a_restart(
     tmp_path: Path, browser: aiohttp.ClientSession
 ) -> None:
-    state = tmp_path / "stripe.json"
+    state = tmp_path / "stripe.db"
     async with running(state) as (_, client):
         session = await create_session(client)
     async with running(state) as (sandbox, client):
@@ -215,7 +223,7 @@ async def test_an_open_session_is_paid_at_its_new_address_after_a_restart(
 
 
 async def test_a_second_sandbox_on_the_same_state_is_refused(tmp_path: Path) -> None:
-    state = tmp_path / "stripe.json"
+    state = tmp_path / "stripe.db"
     async with running(state):
         with pytest.raises(RuntimeError, match="in use"):
             await StripeSandbox(state_path=state).start()
@@ -262,7 +270,7 @@ def _client(base_url: str) -> tuple[stripe.StripeClient, stripe.AIOHTTPClient]:
 async def test_every_answered_request_survives_a_sigkill(
     tmp_path: Path, browser: aiohttp.ClientSession
 ) -> None:
-    state = tmp_path / "stripe.json"
+    state = tmp_path / "stripe.db"
     process, base_url = await _start_cli(state, "--enabled-events", "charge.captured")
     sdk, http = _client(base_url)
     answered: list[str] = []
@@ -321,14 +329,17 @@ async def _at_least(items: list[str], count: int) -> bool:
 
 
 async def test_the_state_file_is_written_before_the_answer(tmp_path: Path) -> None:
-    state = tmp_path / "stripe.json"
+    state = tmp_path / "stripe.db"
     async with running(state) as (_, client):
         session = await create_session(client)
-        # Already on disk when the answer arrives: one JSON document with a format number.
-        data = json.loads(state.read_text())
-    assert data["format"] == 1
-    assert list(data["objects"]) == [session.id]
-    assert not (tmp_path / "stripe.json.tmp").exists()
+        # Already committed when the answer arrives: another connection reads it.
+        with closing(sqlite3.connect(state)) as db:
+            assert db.execute("PRAGMA user_version").fetchone() == (2,)
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            rows = db.execute("SELECT id, body FROM objects ORDER BY seq").fetchall()
+    assert [(row[0], json.loads(row[1])["object"]) for row in rows] == [
+        (session.id, "checkout.session")
+    ]
 
 
 def _picture(sandbox: StripeSandbox) -> dict[str, Any]:
@@ -359,7 +370,7 @@ async def test_a_restart_restores_exactly_what_was_there(
     tmp_path: Path, browser: aiohttp.ClientSession
 ) -> None:
     """Every kind of object and bookkeeping, in every state the sandbox has."""
-    state = tmp_path / "stripe.json"
+    state = tmp_path / "stripe.db"
     async with running(state, enabled_events=["charge.refunded", "charge.captured"]) as (
         sandbox,
         client,

@@ -28,7 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--state",
         metavar="FILE",
-        help="keep the account in FILE: loaded at start, written before every answer",
+        help="keep the account in FILE (SQLite; a JSON state file of earlier versions is "
+        "imported): loaded at start, each change written before it is answered",
     )
     parser.add_argument(
         "--enabled-events",

@@ -3,6 +3,9 @@
     Request-Id -> API key -> fault injection -> Idempotency-Key -> endpoint -> expand
         -> commit (POST: the state file holds the change) -> answer
 
+A saved response replayed for an Idempotency-Key also waits for a commit: if the commit
+of the first request failed, its retry is not told of a change that is not on disk.
+
 Every response carries a `Request-Id`; /v1 responses also carry `Stripe-Version` and,
 for POST, the `Idempotency-Key` they ran under.
 """
@@ -131,6 +134,8 @@ class Pipeline:
             )
             if saved is not None:
                 assert saved.status is not None
+                # Replayed only once what it answered is on disk (a commit may have failed).
+                self.commit()
                 headers |= {"Idempotent-Replayed": "true", "Original-Request": saved.request_id}
                 return web.Response(
                     body=saved.body,

@@ -9,9 +9,10 @@
   retries 409s).
 - Nothing is saved when the endpoint did not start executing: parameter validation
   errors and injected 5xx faults can be retried with the same key.
-- `completed()` / `restore()`: the saved responses, for the state file, so that a retry
-  after a restart still gets the saved response instead of running again. A request
-  still running holds no saved response: it is not kept.
+- For the state file, so that a retry after a restart still gets the saved response
+  instead of running again: `changed` notes each key whose response was saved since the
+  state file last wrote; `saved()` gives it, `restore()` puts back what was kept. A
+  request still running holds no saved response: it is not kept.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class IdempotencyStore:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._saved: dict[tuple[str, str], Saved] = {}
+        # (scope, key) of the responses saved since the state file took them (ordered).
+        self.changed: dict[tuple[str, str], None] = {}
 
     def begin(
         self, scope: str, key: str, endpoint: str, params: dict[str, Any], request_id: str
@@ -62,6 +65,8 @@ class IdempotencyStore:
         now = self._clock.now()
         saved = self._saved.get((scope, key))
         if saved is not None and saved.created + TTL <= now:
+            # Expired: a new request, placed after the others (as the state file keeps it).
+            del self._saved[(scope, key)]
             saved = None
         if saved is None:
             self._saved[(scope, key)] = Saved(endpoint, fingerprint(params), now, request_id)
@@ -98,6 +103,10 @@ class IdempotencyStore:
         saved = self._saved.get((scope, key))
         if saved is not None and saved.in_flight:
             saved.status, saved.body = status, body
+            self.changed[(scope, key)] = None
+
+    def saved(self, scope: str, key: str) -> Saved | None:
+        return self._saved.get((scope, key))
 
     def completed(self) -> list[tuple[str, str, Saved]]:
         """The saved responses still valid: (scope, key, saved), oldest first."""
@@ -110,6 +119,7 @@ class IdempotencyStore:
 
     def restore(self, entries: list[tuple[str, str, Saved]]) -> None:
         self._saved = {(scope, key): saved for scope, key, saved in entries}
+        self.changed.clear()
 
     def release(self, scope: str, key: str) -> None:
         """Free a reserved key whose request must not be saved: it may be retried."""

@@ -1,8 +1,9 @@
 """`StripeSandbox`: the server, its lifecycle, and the control methods tests use.
 
-With `state_path`, the account lives in that file (see `persistence`): loaded at start,
-written through on every change before it is answered, so a restart, even after
-SIGKILL, finds every object, event, saved idempotent response and undelivered webhook.
+With `state_path`, the account lives in that SQLite file (see `persistence`): loaded at
+start, each change written through before it is answered and before its webhooks go
+out, so a restart, even after SIGKILL, finds every object, event, saved idempotent
+response and undelivered webhook. A JSON state file of earlier versions is imported.
 The control methods that act like Stripe's Dashboard (capture, refund, cancel, dispute)
 emit the events their API twins emit, with a request id and no idempotency key.
 """
@@ -25,7 +26,7 @@ from .control import Control
 from .faults import FaultPlan, Status
 from .hosted import HostedPage
 from .idempotency import IdempotencyStore
-from .persistence import Snapshots, StateFile
+from .persistence import Parts, StateFile
 from .resources import JSON, new_request_id
 from .state import Account, Clock, Origin
 from .webhooks import WebhookDispatcher, check_enabled_events
@@ -79,7 +80,7 @@ class StripeSandbox:
         )
         self.idempotency = IdempotencyStore(self.clock)
         self.state_file = StateFile(state_path) if state_path is not None else None
-        self._snapshots = Snapshots(self.account, self.idempotency, self.clock, self.webhooks)
+        self._parts = Parts(self.account, self.idempotency, self.clock, self.webhooks)
         self._enabled_events_given = enabled_events is not None
         self._dirty = False
         self.faults = FaultPlan()
@@ -184,16 +185,21 @@ class StripeSandbox:
                     self.commit()
             except OSError:
                 # The state file could not be written (disk full...): try again next tick.
-                self._dirty = True
                 log.exception("Stripe sandbox: the state could not be written")
 
     # -- the state file -------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Make the current state durable (with a state file; otherwise nothing to do)."""
-        self._dirty = False
+        """Make the changes durable (with a state file), then send their webhooks.
+
+        On OSError nothing is sent and the changes wait for the next commit."""
+        self._dirty = True  # until written: the sweeper tries again if this fails
         if self.state_file is not None:
-            self.state_file.write(self._snapshots.encode())
+            self.state_file.write(self._parts)
+        else:
+            self._parts.forget_changes()
+        self._dirty = False
+        self.webhooks.release()
 
     def _mark_dirty(self) -> None:
         # A change worth keeping that need not be durable at once (a webhook delivered:
@@ -205,9 +211,9 @@ class StripeSandbox:
             return
         self.state_file.acquire()
         try:
-            data = self.state_file.read()
-            if data is not None:
-                self._snapshots.restore(data, keep_enabled_events=self._enabled_events_given)
+            snapshot = self.state_file.open()
+            if snapshot is not None:
+                self._parts.restore(snapshot, keep_enabled_events=self._enabled_events_given)
                 log.info(
                     "Stripe sandbox state loaded from %s: %d objects, %d events",
                     self.state_file.path,
@@ -227,9 +233,11 @@ class StripeSandbox:
 
     def _refresh_page_urls(self) -> None:
         # Open sessions from a previous run: their page is now at this run's address.
-        for obj in self.account.objects.values():
+        objects = self.account.objects
+        for obj in objects.values():
             if obj["object"] == "checkout.session" and obj["status"] == "open":
                 obj["url"] = self._page_url(obj["id"])
+                objects.touch(obj["id"])
 
     # -- control methods ------------------------------------------------------------------
 

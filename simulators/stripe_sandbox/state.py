@@ -32,6 +32,7 @@ from .cards import Card, CardDetails
 from .errors import StripeError, invalid_request, resource_missing, unexpected_state
 from .ledger import CanceledBy, Ledger, entry
 from .params import merge_metadata
+from .records import Records
 from .resources import JSON, new_id, new_request_id
 from .specs import SessionSpec
 
@@ -117,11 +118,13 @@ class Account:
         self.api_version = api_version
         self.page_url = page_url
         self.publish = publish
-        # Every object by id (ids are unique across types), events included.
-        self.objects: dict[str, JSON] = {}
+        # Every object by id (ids are unique across types), events included. `Records`
+        # note what is stored or looked up by id, for the state file: change a record
+        # reached by iterating only after looking it up by id (see `records`).
+        self.objects: Records[JSON] = Records()
         self.events: list[JSON] = []
-        self.checkouts: dict[str, Checkout] = {}
-        self.books: dict[str, IntentBook] = {}
+        self.checkouts: Records[Checkout] = Records()
+        self.books: Records[IntentBook] = Records()
 
     # -- reading ----------------------------------------------------------------------
 
@@ -168,7 +171,7 @@ class Account:
 
     def ledger(self) -> dict[str, dict[str, Any]]:
         return {
-            intent_id: entry(book.ledger, self.objects[intent_id])
+            intent_id: entry(book.ledger, self.objects.peek(intent_id))
             for intent_id, book in self.books.items()
         }
 
@@ -648,21 +651,25 @@ class Account:
         Whether anything changed."""
         before = len(self.events)
         now = self.clock.now()
-        for obj in list(self.objects.values()):
-            if (
-                obj["object"] == "checkout.session"
-                and obj["status"] == "open"
-                and obj["expires_at"] <= now
-            ):
-                self._expire(obj, AUTOMATIC)
-        for intent_id, book in self.books.items():
-            intent = self.objects[intent_id]
-            if (
-                intent["status"] == "requires_capture"
-                and book.authorized_at is not None
-                and book.authorized_at + AUTHORIZATION_VALIDITY <= now
-            ):
-                self._cancel(intent, "automatic", AUTOMATIC, by="automatic")
+        # The scans only read; what they find to change is looked up by id.
+        expired = [
+            obj["id"]
+            for obj in self.objects.values()
+            if obj["object"] == "checkout.session"
+            and obj["status"] == "open"
+            and obj["expires_at"] <= now
+        ]
+        for session_id in expired:
+            self._expire(self.objects[session_id], AUTOMATIC)
+        lapsed = [
+            intent_id
+            for intent_id, book in self.books.items()
+            if book.authorized_at is not None
+            and book.authorized_at + AUTHORIZATION_VALIDITY <= now
+            and self.objects.peek(intent_id)["status"] == "requires_capture"
+        ]
+        for intent_id in lapsed:
+            self._cancel(self.objects[intent_id], "automatic", AUTOMATIC, by="automatic")
         return len(self.events) != before
 
     # -- events ---------------------------------------------------------------------------

@@ -19,6 +19,11 @@ the state file keeps it, and `restore()` sends those events again after a restar
 Stripe keeps retrying while the receiver is down. A delivery made just before a crash
 may be sent again: receivers must tolerate duplicates anyway.
 
+No event goes out before the change it reports is on disk: a new event waits in
+`enqueue()` until the sandbox has written its state and calls `release()`. `changed`
+notes the events whose delivery changed (queued, delivered, given up) for the state
+file, and `on_change` is told when one changes outside a request (delivered, given up).
+
 The signature timestamp is wall-clock time even when the sandbox clock has been
 advanced: receivers check it against their own clock (the SDK allows 300 s).
 """
@@ -110,8 +115,12 @@ class WebhookDispatcher:
         self.attempts: list[Attempt] = []
         # Event id -> event, for every event not delivered yet (in creation order).
         self.undelivered: dict[str, JSON] = {}
-        # Called when an event leaves `undelivered` (delivered, or given up).
+        # Ids of the events queued, delivered or given up since the state file took them.
+        self.changed: dict[str, None] = {}
+        # Called when an event is delivered or given up.
         self.on_change: Callable[[], None] = lambda: None
+        # New events, until the change they report is on disk; then sent from `_pending`.
+        self._staged: list[JSON] = []
         self._pending: list[JSON] = []
         self._wake = asyncio.Event()
         self._running = asyncio.Event()
@@ -131,25 +140,39 @@ class WebhookDispatcher:
         the endpoint does not subscribe to, are not sent."""
         if self.url is None or not self.subscribed(event["type"]):
             return
-        self._queue(event)
+        event["pending_webhooks"] = 1
+        self.undelivered[event["id"]] = event
+        self.changed[event["id"]] = None
+        self._staged.append(event)
+
+    def release(self) -> None:
+        """The events enqueued so far are on disk: send them."""
+        if self._staged:
+            self._pending.extend(self._staged)
+            self._staged = []
+            self._wake.set()
 
     def restore(self, events: list[JSON]) -> None:
         """Events a previous run had not delivered, instead of any waiting: sent again."""
-        self._pending, self.undelivered = [], {}
+        self._staged, self._pending, self.undelivered = [], [], {}
+        self.changed.clear()
         for event in events:
-            self._queue(event)
-
-    def _queue(self, event: JSON) -> None:
-        event["pending_webhooks"] = 1
-        self.undelivered[event["id"]] = event
-        self._pending.append(event)
-        self._wake.set()
+            event["pending_webhooks"] = 1
+            self.undelivered[event["id"]] = event
+            self._pending.append(event)
+        if events:
+            self._wake.set()
 
     def _settled(self, event: JSON, *, delivered: bool) -> None:
-        if delivered:
+        changed = False
+        if delivered and event["pending_webhooks"]:
             event["pending_webhooks"] = 0
+            changed = True
         # An event given up stays pending on Stripe, but nothing will send it again.
         if self.undelivered.pop(event["id"], None) is not None:
+            changed = True
+        if changed:
+            self.changed[event["id"]] = None
             self.on_change()
 
     def pause(self) -> None:
