@@ -14,10 +14,10 @@ from httpapi.middleware import actor_of
 from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
 from httpapi.routing import Api
 from payments.api_models import PaymentView
-from payments.coordinator import Coordinator, RefundRefused
-from payments.refunds import RefundRecord, RefundStore
+from payments.coordinator import RefundRefused
+from payments.refunds import RefundRecord
 from payments.reservation import ACTIVE, State
-from payments.store import PaymentStore
+from payments.service import Payments
 from payments.views import reservation_json
 from storage.clock import to_text
 
@@ -77,10 +77,8 @@ class PaymentDetails(ApiModel):
 
 
 class PaymentAdminRoutes:
-    def __init__(self, store: PaymentStore, refunds: RefundStore, coordinator: Coordinator) -> None:
-        self._store = store
-        self._refunds = refunds
-        self._coordinator = coordinator
+    def __init__(self, payments: Payments) -> None:
+        self._payments = payments
 
     def register(self, api: Api) -> None:
         tag = "payments"
@@ -103,7 +101,7 @@ class PaymentAdminRoutes:
         if query.cursor:
             created, reservation_id = decode_cursor(query.cursor, 2)
             before = (str(created), str(reservation_id))
-        found = await self._store.page(
+        found = await self._payments.page(
             state=query.state.value if query.state else None,
             charger_id=query.charger_id,
             since=to_text(query.from_) if query.from_ else None,
@@ -111,7 +109,7 @@ class PaymentAdminRoutes:
             before=before,
             limit=query.limit + 1,
         )
-        now = self._coordinator.clock()
+        now = self._payments.clock()
         shown = found[: query.limit]
         last = shown[-1] if shown else None
         return PaymentPage(
@@ -125,24 +123,25 @@ class PaymentAdminRoutes:
 
     async def payment_details(self, request: web.Request) -> PaymentDetails:
         reservation_id = request.match_info["id"]
-        r = await self._store.get(reservation_id)
-        if r is None:
+        record = await self._payments.record(reservation_id)
+        if record is None:
             raise not_found("payment")
+        r = record.reservation
         return PaymentDetails(
-            payment=PaymentView.model_validate(reservation_json(r, self._coordinator.clock())),
+            payment=PaymentView.model_validate(reservation_json(r, self._payments.clock())),
             checkout_session_id=r.checkout_session_id,
             payment_intent_id=r.payment_intent_id,
             id_tag=r.id_tag,
             refunded_amount=r.refunded_amount,
-            history=await self._store.history(reservation_id),
-            effects=await self._store.effects_of(reservation_id),
-            audit=await self._store.audit_log(reservation_id),
-            refunds=[RefundOut.of(x) for x in await self._refunds.of_reservation(reservation_id)],
+            history=record.history,
+            effects=record.effects,
+            audit=record.audit,
+            refunds=[RefundOut.of(x) for x in record.refunds],
         )
 
     async def refund_payment(self, request: web.Request, body: RefundRequest) -> RefundOut:
         reservation_id = request.match_info["id"]
-        r = await self._store.get(reservation_id)
+        r = await self._payments.get(reservation_id)
         if r is None:
             raise not_found("payment")
         if r.state in ACTIVE:
@@ -154,7 +153,7 @@ class PaymentAdminRoutes:
             else secrets.token_hex(12)
         )
         try:
-            record = await self._coordinator.request_refund(
+            record = await self._payments.refund(
                 reservation_id, refund_id, body.amount, body.reason, actor=actor_of(request)
             )
         except RefundRefused as refused:
@@ -163,6 +162,6 @@ class PaymentAdminRoutes:
 
     async def list_refunds(self, request: web.Request) -> list[RefundOut]:
         reservation_id = request.match_info["id"]
-        if await self._store.get(reservation_id) is None:
+        if await self._payments.get(reservation_id) is None:
             raise not_found("payment")
-        return [RefundOut.of(x) for x in await self._refunds.of_reservation(reservation_id)]
+        return [RefundOut.of(x) for x in await self._payments.refunds_of(reservation_id)]

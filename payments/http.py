@@ -8,7 +8,6 @@ expect; nothing is created or changed when a request is refused.
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +20,6 @@ from aiohttp import web
 from httpapi.errors import error_response
 from httpapi.middleware import actor_of
 from httpapi.routing import Api, json_response
-from payments import reservation as machine
 from payments.api_models import (
     ConfirmPayment,
     NewPayment,
@@ -30,21 +28,14 @@ from payments.api_models import (
     PaymentView,
     WebhookReceipt,
 )
-from payments.coordinator import Coordinator
-from payments.ports import ChargerControl
-from payments.pricing import Tariff, TariffError, hold_amount
 from payments.reservation import Reservation, State
-from payments.runner import EffectRunner
-from payments.store import PaymentStore
+from payments.service import Payments, SessionRefused
 from payments.stripe_gateway import verify_webhook
 from payments.views import reservation_json
-from payments.webhooks import apply_webhook
 
 log = structlog.get_logger()
 
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
-# Connector statuses in which a new session may begin.
-_FREE_STATUSES = frozenset({"Available", "Preparing"})
 
 
 def valid_email(text: str) -> bool:
@@ -64,18 +55,9 @@ class RequestError(Exception):
         self.response = response
 
 
-class SessionRefused(Exception):
-    """Why a charging session cannot begin: `status` as the API names it, and details."""
-
-    def __init__(self, http_status: int, status: str, detail: str) -> None:
-        super().__init__(detail)
-        self.http_status = http_status
-        self.status = status
-        self.detail = detail
-
-    def response(self) -> web.Response:
-        key = "reason" if self.status == "ConnectorBusy" else "message"
-        return _json(self.http_status, {"status": self.status, key: self.detail})
+def _refusal(refused: SessionRefused) -> web.Response:
+    key = "reason" if refused.status == "ConnectorBusy" else "message"
+    return _json(refused.http_status, {"status": refused.status, key: refused.detail})
 
 
 @dataclass(frozen=True)
@@ -86,20 +68,8 @@ class WebhookSettings:
 
 
 class PaymentRoutes:
-    def __init__(
-        self,
-        store: PaymentStore,
-        coordinator: Coordinator,
-        runner: EffectRunner,
-        chargers: ChargerControl,
-        default_tariff: Tariff,
-        webhook: WebhookSettings,
-    ) -> None:
-        self._store = store
-        self._coordinator = coordinator
-        self._runner = runner
-        self._chargers = chargers
-        self._default_tariff = default_tariff
+    def __init__(self, payments: Payments, webhook: WebhookSettings) -> None:
+        self._payments = payments
         self._webhook = webhook
 
     def register_api(self, api: Api) -> None:
@@ -125,57 +95,6 @@ class PaymentRoutes:
                 summary="Stripe webhook endpoint (signed events only)", auth=False,
                 response=WebhookReceipt)  # fmt: skip
 
-    # -- the flow
-
-    async def start_session(
-        self, charger_id: str, connector_id: int, email: str | None
-    ) -> tuple[Reservation, str]:
-        """Check the connector, then create the reservation and its checkout.
-
-        Raises SessionRefused when the session cannot begin; nothing is left behind then.
-        """
-        if not self._chargers.is_online(charger_id):
-            raise SessionRefused(404, "ChargerOffline", f"{charger_id} is not connected")
-        busy = await self.busy_reason(charger_id, connector_id)
-        if busy:
-            raise SessionRefused(409, "ConnectorBusy", busy)
-        tariff = await self.tariff_for(charger_id, connector_id)
-        try:
-            hold_amount(tariff)
-        except TariffError as error:
-            log.error("payments.bad_tariff", charge_point_id=charger_id, error=str(error))
-            raise SessionRefused(503, "PaymentsUnavailable", "no usable tariff") from None
-        try:
-            r, token = await self._coordinator.create(charger_id, connector_id, tariff, email)
-        except sqlite3.IntegrityError:
-            # Another driver won the race for this connector.
-            raise SessionRefused(409, "ConnectorBusy", "reserved by another driver") from None
-        if r.state is not State.PENDING_PAYMENT:
-            return r, token  # free: no payment needed
-        await self._runner.run_now(r.id, give_up_when_unavailable=True)
-        r = await self._store.get(r.id)
-        assert r is not None
-        if r.checkout_url is None:
-            # Stripe could not be reached: close the reservation so nothing stays half made.
-            await self._coordinator.handle(r.id, machine.Cancel("system"))
-            raise SessionRefused(503, "PaymentsUnavailable", "try again in a minute")
-        return r, token
-
-    async def tariff_for(self, charger_id: str, connector_id: int) -> Tariff:
-        return await self._store.tariff_for(charger_id, connector_id) or self._default_tariff
-
-    async def busy_reason(self, charger_id: str, connector_id: int) -> str | None:
-        status = self._chargers.connector_status(charger_id, connector_id)
-        if status is None:
-            return "the connector has not reported its status"
-        if status not in _FREE_STATUSES:
-            return f"the connector is {status}"
-        if await self._chargers.open_transaction(charger_id, connector_id) is not None:
-            return "a charging session is in progress"
-        if await self._store.active_on(charger_id, connector_id) is not None:
-            return "reserved by another driver"
-        return None
-
     # -- routes
 
     async def create_payment(self, request: web.Request) -> web.Response:
@@ -194,11 +113,11 @@ class PaymentRoutes:
             email = body.get("email")
             if email is not None and (not isinstance(email, str) or not valid_email(email)):
                 return _invalid("email", "an e-mail address")
-            r, token = await self.start_session(charger_id, connector_id, email)
+            r, token = await self._payments.start_session(charger_id, connector_id, email)
         except RequestError as error:
             return error.response
         except SessionRefused as refused:
-            return refused.response()
+            return _refusal(refused)
         if r.hold_amount == 0:
             return _json(200, {"status": "Accepted", "reservationId": r.id, "token": token})
         return _json(
@@ -216,7 +135,7 @@ class PaymentRoutes:
 
     async def get_payment(self, request: web.Request) -> web.Response:
         r = await self._find(request)
-        return _view(r, self._coordinator.clock())
+        return _view(r, self._payments.clock())
 
     async def confirm_payment(self, request: web.Request) -> web.Response:
         r = await self._find(request)
@@ -227,41 +146,27 @@ class PaymentRoutes:
         session_id = body.get("checkoutSessionId")
         if not isinstance(session_id, str) or session_id != r.checkout_session_id:
             return _invalid("checkoutSessionId", "not this reservation's Checkout Session")
-        after = await self.confirm_now(r.id, actor=actor_of(request))
-        return _json(200, reservation_json(after, self._coordinator.clock()))
-
-    async def confirm_now(self, reservation_id: str, actor: str = "driver") -> Reservation:
-        """The driver is back from Checkout: verify the payment now, for an immediate answer."""
-        await self._coordinator.handle(reservation_id, machine.PaymentCompleted(), actor=actor)
-        await self._runner.run_now(reservation_id)
-        r = await self._store.get(reservation_id)
-        assert r is not None
-        return r
+        after = await self._payments.confirm(r.id, actor=actor_of(request))
+        return _json(200, reservation_json(after, self._payments.clock()))
 
     async def cancel_payment(self, request: web.Request) -> web.Response:
         r = await self._find(request)
-        after = await self._coordinator.handle(
-            r.id, machine.Cancel("driver"), actor=actor_of(request)
-        )
-        assert after is not None
+        after = await self._payments.cancel(r.id, actor=actor_of(request))
         if after.state is not State.CANCELLED:
             return _json(
                 409,
                 {"status": "NotCancellable", "state": after.state.value,
                  "message": "a session that has started is stopped, not cancelled"},
             )  # fmt: skip
-        return _view(after, self._coordinator.clock())
+        return _view(after, self._payments.clock())
 
     async def stop_payment(self, request: web.Request) -> web.Response:
         r = await self._find(request)
-        after = await self._coordinator.handle(
-            r.id, machine.StopRequested("driver"), actor=actor_of(request)
-        )
-        assert after is not None
+        after = await self._payments.stop(r.id, actor=actor_of(request))
         # Stopping a charge, or cancelling one that has not started, is what "stop" means.
         if after.state not in (State.STOPPING, State.CANCELLED):
             return _json(409, {"status": "NotStoppable", "state": after.state.value})
-        return _view(after, self._coordinator.clock())
+        return _view(after, self._payments.clock())
 
     async def stripe_webhook(self, request: web.Request) -> web.Response:
         payload = await request.read()
@@ -282,11 +187,11 @@ class PaymentRoutes:
                 raise ValueError("not an event")
         except (orjson.JSONDecodeError, ValueError, AttributeError):
             return error_response(400, "invalid", "not a Stripe event", "body")
-        outcome = await apply_webhook(self._coordinator, event)
+        outcome = await self._payments.webhook(event)
         return _json(200, {"received": True, "applied": outcome.applied})
 
     async def _find(self, request: web.Request) -> Reservation:
-        r = await self._store.get(request.match_info["id"])
+        r = await self._payments.get(request.match_info["id"])
         if r is None:
             raise web.HTTPNotFound(
                 text=orjson.dumps({"status": "NotFound", "message": "no such payment"}).decode(),

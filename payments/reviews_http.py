@@ -21,10 +21,9 @@ from httpapi.middleware import actor_of
 from httpapi.models import ApiModel
 from httpapi.routing import Api
 from payments.api_models import PaymentView
-from payments.coordinator import Coordinator, ReviewRefused
+from payments.coordinator import ReviewRefused
 from payments.reservation import ReleaseInReview, Resolve, RetryCapture, ReviewAction
-from payments.runner import EffectRunner
-from payments.store import PaymentStore
+from payments.service import Payments
 from payments.views import reservation_json
 
 M = TypeVar("M", bound=ApiModel)
@@ -52,12 +51,8 @@ class ResolveRequest(ApiModel):
 
 
 class ReviewRoutes:
-    def __init__(
-        self, store: PaymentStore, coordinator: Coordinator, runner: EffectRunner | None = None
-    ) -> None:
-        self._store = store
-        self._coordinator = coordinator
-        self._runner = runner
+    def __init__(self, payments: Payments) -> None:
+        self._payments = payments
 
     def register(self, api: Api) -> None:
         shared = {"tag": "payments", "response": PaymentView, "errors": (404, 409)}
@@ -88,17 +83,13 @@ class ReviewRoutes:
 
     async def _act(self, request: web.Request, action: ReviewAction) -> PaymentView:
         reservation_id = request.match_info["id"]
-        if await self._store.get(reservation_id) is None:
+        if await self._payments.get(reservation_id) is None:
             raise not_found("payment")
         try:
-            await self._coordinator.review(reservation_id, action, actor=actor_of(request))
+            r = await self._payments.review(reservation_id, action, actor=actor_of(request))
         except ReviewRefused as refused:
             raise ApiError(409, "review_refused", str(refused)) from None
-        if self._runner is not None:
-            await self._runner.run_now(reservation_id)
-        r = await self._store.get(reservation_id)
-        assert r is not None
-        return PaymentView.model_validate(reservation_json(r, self._coordinator.clock()))
+        return PaymentView.model_validate(reservation_json(r, self._payments.clock()))
 
 
 async def _optional_body(request: web.Request, model: type[M]) -> M:

@@ -344,10 +344,10 @@ async def test_tariff_refused_naming_the_field(
 async def test_tariff_list_pages(api: Client) -> None:
     names = ["a", "b", "c", "d", "e"]
     for name in reversed(names):
-        await api.ok("POST", "/api/tariffs", {"id": name, "currency": "eur", "sessionFee": 1})
+        await api.ok("POST", "/api/tariffs", {"id": name, "currency": "eur", "sessionFee": 50})
     listed = await api.every_item("/api/tariffs", limit=2)
     assert [t["id"] for t in listed] == names
-    assert {t["holdAmount"] for t in listed} == {1}
+    assert {t["holdAmount"] for t in listed} == {50}
 
 
 async def test_tariff_assignments(api: Client, csms: CentralSystem) -> None:
@@ -374,8 +374,8 @@ async def test_tariff_assignments(api: Client, csms: CentralSystem) -> None:
         {"chargerId": "CP-B", "connectorId": 2},
     ]
     # What a driver would pay: a connector's own tariff first, then the charger's.
-    assert (await csms.routes.tariff_for("CP-A", 1)).session_fee == 50
-    assert (await csms.routes.tariff_for("CP-A", 2)).session_fee == 100
+    assert (await csms.payment_service.tariff_for("CP-A", 1)).session_fee == 50
+    assert (await csms.payment_service.tariff_for("CP-A", 2)).session_fee == 100
     charger = await api.ok("GET", "/api/chargers/CP-A")
     assert charger["tariffAssignments"] == [
         {"connectorId": 0, "tariffId": "fast"},
@@ -385,7 +385,7 @@ async def test_tariff_assignments(api: Client, csms: CentralSystem) -> None:
     # The charger's own tariff through PATCH: replaced, then back to the default.
     changed = await api.ok("PATCH", "/api/chargers/CP-A", {"tariffId": "slow"})
     assert changed["tariffAssignments"][0] == {"connectorId": 0, "tariffId": "slow"}
-    assert (await csms.routes.tariff_for("CP-A", 1)).session_fee == 100
+    assert (await csms.payment_service.tariff_for("CP-A", 1)).session_fee == 100
     changed = await api.ok("PATCH", "/api/chargers/CP-A", {"tariffId": None})
     assert changed["tariffAssignments"] == [{"connectorId": 2, "tariffId": "slow"}]
     assert await csms.payments.tariff_for("CP-A", 1) is None  # the default applies

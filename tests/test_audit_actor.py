@@ -68,7 +68,7 @@ async def test_a_cancel_through_the_api_names_the_key(
     assert (status, view["state"]) == (200, "Cancelled")
     actors = await _actors(system, rid)
     assert actors["reservation created"] == "driver"
-    assert actors["cancelled by driver"] == "key:desk"
+    assert actors["cancelled by operator"] == "key:desk"
 
 
 async def test_the_driver_pages_keep_the_driver(

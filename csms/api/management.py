@@ -12,6 +12,7 @@ from csms.api.tariffs import TariffRoutes
 from csms.api.transactions import TransactionRoutes
 from httpapi.routing import Api
 from payments.admin import PaymentAdminRoutes
+from payments.reconcile_http import ReconcileRoutes
 from payments.reviews_http import ReviewRoutes
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ def build_api(system: CentralSystem) -> Api:
     TransactionRoutes(system.transactions).register(api)
     CommandRoutes(system.commands).register(api)
     system.routes.register_api(api)
-    PaymentAdminRoutes(system.payments, system.refunds, system.coordinator).register(api)
-    ReviewRoutes(system.payments, system.coordinator, system.runner).register(api)
+    PaymentAdminRoutes(system.payment_service).register(api)
+    ReviewRoutes(system.payment_service).register(api)
+    ReconcileRoutes(system.reconciler).register(api)
     AuditRoutes(system.payments).register(api)
     return api

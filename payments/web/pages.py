@@ -19,13 +19,10 @@ import structlog
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from payments import reservation as machine
-from payments.coordinator import Coordinator
-from payments.http import PaymentRoutes, SessionRefused, valid_email
-from payments.ports import ChargerControl
+from payments.http import valid_email
 from payments.pricing import format_money, hold_amount
 from payments.reservation import TERMINAL, Hold, Reservation
-from payments.store import PaymentStore
+from payments.service import Payments, SessionRefused
 from payments.views import cost_so_far, released_amount, stage
 from payments.web.describe import tariff_in_words
 from payments.web.guards import RateLimit, csrf_ok, csrf_token, remember_csrf
@@ -42,20 +39,14 @@ _STREAM_SECONDS = 600
 class DriverPages:
     def __init__(
         self,
-        store: PaymentStore,
-        coordinator: Coordinator,
-        routes: PaymentRoutes,
-        chargers: ChargerControl,
+        payments: Payments,
         *,
         rate_limit: RateLimit,
         enabled: bool = True,
         texts: Texts | None = None,
         update_interval: float = 1.0,
     ) -> None:
-        self._store = store
-        self._coordinator = coordinator
-        self._routes = routes
-        self._chargers = chargers
+        self._payments = payments
         self._rate_limit = rate_limit
         self._enabled = enabled
         self.t = texts or Texts()
@@ -122,22 +113,22 @@ class DriverPages:
 
     async def _start_page(self, request: web.Request, charger_id: str, conn: str) -> web.Response:
         connector = _connector_number(conn)
-        info = await self._chargers.charger_info(charger_id) if charger_id else None
+        info = await self._payments.charger_info(charger_id) if charger_id else None
         if info is None or connector is None:
             return self._problem(request, 404, "unknown", charger=charger_id or "?")
         name = info["name"] or charger_id
         if not self._enabled:
             return self._problem(request, 503, "disabled")
-        if not self._chargers.is_online(charger_id):
+        if not self._payments.is_online(charger_id):
             return self._problem(request, 503, "offline", charger=name)
         ongoing = await self._ongoing(request)
-        busy = await self._routes.busy_reason(charger_id, connector)
+        busy = await self._payments.busy_reason(charger_id, connector)
         if busy and not ongoing:
             return self._problem(
                 request, 409, "busy", charger=name, connector=connector, reason=busy
             )
-        tariff = await self._routes.tariff_for(charger_id, connector)
-        status = self._chargers.connector_status(charger_id, connector)
+        tariff = await self._payments.tariff_for(charger_id, connector)
+        status = self._payments.connector_status(charger_id, connector)
         status_key = f"status.{status}"
         return self._render(
             request,
@@ -161,8 +152,7 @@ class DriverPages:
         token = request.cookies.get(SESSION_COOKIE)
         if not token:
             return None
-        found = await self._store.find_id("token", token)
-        r = await self._store.get(found) if found else None
+        r = await self._payments.by_token(token)
         return f"/session/{quote(token)}" if r is not None and r.active else None
 
     async def start(self, request: web.Request) -> web.Response:
@@ -183,7 +173,7 @@ class DriverPages:
             log.warning("payments.rate_limited", remote=request.remote)
             return self._problem(request, 429, "too_many", back=back)
         try:
-            r, token = await self._routes.start_session(charger_id, connector, email)
+            r, token = await self._payments.start_session(charger_id, connector, email)
         except SessionRefused as refused:
             return self._refused(request, refused, charger_id, connector, back)
         target = r.checkout_url if r.checkout_url and r.hold is Hold.NONE else f"/session/{token}"
@@ -211,8 +201,7 @@ class DriverPages:
     # -- back from Checkout
 
     async def _reservation(self, request: web.Request) -> Reservation | None:
-        found = await self._store.find_id("token", request.match_info["token"])
-        return await self._store.get(found) if found else None
+        return await self._payments.by_token(request.match_info["token"])
 
     def _not_found(self, request: web.Request) -> web.Response:
         return self._problem(request, 404, "not_found")
@@ -221,14 +210,14 @@ class DriverPages:
         r = await self._reservation(request)
         if r is None:
             return self._not_found(request)
-        await self._routes.confirm_now(r.id)
+        await self._payments.confirm(r.id, actor="driver")
         raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
 
     async def cancelled(self, request: web.Request) -> web.Response:
         r = await self._reservation(request)
         if r is None:
             return self._not_found(request)
-        await self._coordinator.handle(r.id, machine.Cancel("driver"), actor="driver")
+        await self._payments.cancel(r.id, actor="driver")
         return self._render(
             request,
             "message.html",
@@ -245,8 +234,8 @@ class DriverPages:
         if r is None:
             return self._not_found(request)
         token = request.match_info["token"]
-        info = await self._chargers.charger_info(r.charger_id)
-        view = self.driver_view(r, self._coordinator.clock())
+        info = await self._payments.charger_info(r.charger_id)
+        view = self.driver_view(r, self._payments.clock())
         response = self._render(
             request,
             "session.html",
@@ -272,9 +261,9 @@ class DriverPages:
         last = None
         async with asyncio.timeout(_STREAM_SECONDS):
             while True:
-                current = await self._store.get(r.id)
+                current = await self._payments.get(r.id)
                 assert current is not None
-                view = self.driver_view(current, self._coordinator.clock())
+                view = self.driver_view(current, self._payments.clock())
                 if view != last:
                     await response.write(b"data: " + orjson.dumps(view) + b"\n\n")
                     last = view
@@ -296,7 +285,7 @@ class DriverPages:
             return self._problem(
                 request, 403, "expired_form", back=f"/session/{request.match_info['token']}"
             )
-        await self._coordinator.handle(r.id, machine.StopRequested("driver"), actor="driver")
+        await self._payments.stop(r.id, actor="driver")
         raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
 
     def driver_view(self, r: Reservation, now: datetime) -> dict[str, Any]:
@@ -330,7 +319,7 @@ class DriverPages:
             return self._not_found(request)
         if stage(r) != "done":
             raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
-        info = await self._chargers.charger_info(r.charger_id)
+        info = await self._payments.charger_info(r.charger_id)
         money = r.tariff.currency
         lines = []
         if r.breakdown is not None:
@@ -343,7 +332,7 @@ class DriverPages:
                 lines.append((self.t("receipt.line.time_fee", minutes=b.time_minutes), b.time_fee))
             if b.idle_fee:
                 lines.append((self.t("receipt.line.idle_fee", minutes=b.idle_minutes), b.idle_fee))
-        row = await self._store.row(r.id)
+        row = await self._payments.row(r.id)
         return self._render(
             request,
             "receipt.html",

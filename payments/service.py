@@ -1,0 +1,241 @@
+"""Payments: the one entry point for money that every front end calls.
+
+The JSON API, the driver's pages, the operator routes, the CLI (through the API) and the
+reconciler all go through this service instead of reaching into each other: starting a
+session, confirming, cancelling and stopping it, refunds, reviews, Stripe's webhooks, and
+reading payments. Each method says who acted (`actor`), which the audit log records: the
+driver, the system, or the API key's name.
+
+Contract: a refused request raises (`SessionRefused`, `RefundRefused`, `ReviewRefused`)
+and changes nothing; everything else goes through the coordinator, so through the state
+machine, the outbox and the audit log, in one commit per change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from payments import reservation as machine
+from payments.coordinator import Coordinator
+from payments.ports import ChargerControl, ChargerInfo
+from payments.pricing import Tariff, TariffError, hold_amount
+from payments.refunds import RefundRecord, RefundStore
+from payments.reservation import Reservation, State
+from payments.runner import EffectRunner
+from payments.store import PaymentStore
+from payments.webhooks import WebhookOutcome, apply_webhook
+
+log = structlog.get_logger()
+
+# Connector statuses in which a new session may begin.
+_FREE_STATUSES = frozenset({"Available", "Preparing"})
+
+
+class SessionRefused(Exception):
+    """Why a charging session cannot begin: `status` as the API names it, and details."""
+
+    def __init__(self, http_status: int, status: str, detail: str) -> None:
+        super().__init__(detail)
+        self.http_status = http_status
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    """A payment with everything an operator looks at."""
+
+    reservation: Reservation
+    history: list[dict[str, Any]]
+    effects: list[dict[str, Any]]
+    audit: list[dict[str, Any]]
+    refunds: list[RefundRecord]
+
+
+class Payments:
+    def __init__(
+        self,
+        store: PaymentStore,
+        refunds: RefundStore,
+        coordinator: Coordinator,
+        runner: EffectRunner,
+        chargers: ChargerControl,
+        default_tariff: Tariff,
+    ) -> None:
+        self._store = store
+        self._refunds = refunds
+        self._coordinator = coordinator
+        self._runner = runner
+        self._chargers = chargers
+        self._default_tariff = default_tariff
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self._coordinator.clock
+
+    # -- the charger a driver stands at
+
+    def is_online(self, charger_id: str) -> bool:
+        return self._chargers.is_online(charger_id)
+
+    def connector_status(self, charger_id: str, connector_id: int) -> str | None:
+        return self._chargers.connector_status(charger_id, connector_id)
+
+    async def charger_info(self, charger_id: str) -> ChargerInfo | None:
+        return await self._chargers.charger_info(charger_id)
+
+    async def tariff_for(self, charger_id: str, connector_id: int) -> Tariff:
+        return await self._store.tariff_for(charger_id, connector_id) or self._default_tariff
+
+    async def busy_reason(self, charger_id: str, connector_id: int) -> str | None:
+        status = self._chargers.connector_status(charger_id, connector_id)
+        if status is None:
+            return "the connector has not reported its status"
+        if status not in _FREE_STATUSES:
+            return f"the connector is {status}"
+        if await self._chargers.open_transaction(charger_id, connector_id) is not None:
+            return "a charging session is in progress"
+        if await self._store.active_on(charger_id, connector_id) is not None:
+            return "reserved by another driver"
+        return None
+
+    # -- a session, from the driver's side
+
+    async def start_session(
+        self, charger_id: str, connector_id: int, email: str | None
+    ) -> tuple[Reservation, str]:
+        """Check the connector, then create the reservation and its checkout.
+
+        Raises SessionRefused when the session cannot begin; nothing is left behind then.
+        """
+        if not self._chargers.is_online(charger_id):
+            raise SessionRefused(404, "ChargerOffline", f"{charger_id} is not connected")
+        busy = await self.busy_reason(charger_id, connector_id)
+        if busy:
+            raise SessionRefused(409, "ConnectorBusy", busy)
+        tariff = await self.tariff_for(charger_id, connector_id)
+        try:
+            hold_amount(tariff)
+        except TariffError as error:
+            log.error("payments.bad_tariff", charge_point_id=charger_id, error=str(error))
+            raise SessionRefused(503, "PaymentsUnavailable", "no usable tariff") from None
+        try:
+            r, token = await self._coordinator.create(charger_id, connector_id, tariff, email)
+        except sqlite3.IntegrityError:
+            # Another driver won the race for this connector.
+            raise SessionRefused(409, "ConnectorBusy", "reserved by another driver") from None
+        if r.state is not State.PENDING_PAYMENT:
+            return r, token  # free: no payment needed
+        await self._runner.run_now(r.id, give_up_when_unavailable=True)
+        created = await self._store.get(r.id)
+        assert created is not None
+        if created.checkout_url is None:
+            # Stripe could not be reached: close the reservation so nothing stays half made.
+            await self._coordinator.handle(r.id, machine.Cancel("system"))
+            raise SessionRefused(503, "PaymentsUnavailable", "try again in a minute")
+        return created, token
+
+    async def confirm(self, reservation_id: str, actor: str) -> Reservation:
+        """The driver is back from Checkout: verify the payment now, for an immediate answer."""
+        await self._coordinator.handle(reservation_id, machine.PaymentCompleted(), actor=actor)
+        await self._runner.run_now(reservation_id)
+        return await self._existing(reservation_id)
+
+    async def cancel(self, reservation_id: str, actor: str) -> Reservation:
+        """Cancel before the charge started (the hold is released); the reservation as it is
+        after: a session that has started stays as it was."""
+        by = "driver" if actor == "driver" else "operator"
+        after = await self._coordinator.handle(reservation_id, machine.Cancel(by), actor=actor)
+        assert after is not None
+        return after
+
+    async def stop(self, reservation_id: str, actor: str) -> Reservation:
+        """Stop the charge, or cancel a session that has not started."""
+        by = "driver" if actor == "driver" else "operator"
+        after = await self._coordinator.handle(
+            reservation_id, machine.StopRequested(by), actor=actor
+        )
+        assert after is not None
+        return after
+
+    # -- operators
+
+    async def refund(
+        self, reservation_id: str, refund_id: str, amount: int | None, reason: str, actor: str
+    ) -> RefundRecord:
+        """Raises RefundRefused (coordinator) when it cannot be; once per refund id."""
+        return await self._coordinator.request_refund(
+            reservation_id, refund_id, amount, reason, actor=actor
+        )
+
+    async def review(
+        self, reservation_id: str, action: machine.ReviewAction, actor: str
+    ) -> Reservation:
+        """An operator's way out of a review; the Stripe call it asks for gets its first try
+        before the answer. Raises ReviewRefused (coordinator), changing nothing."""
+        await self._coordinator.review(reservation_id, action, actor)
+        await self._runner.run_now(reservation_id)
+        return await self._existing(reservation_id)
+
+    # -- Stripe
+
+    async def webhook(self, event: dict[str, Any]) -> WebhookOutcome:
+        return await apply_webhook(self._coordinator, event)
+
+    # -- reading
+
+    async def get(self, reservation_id: str) -> Reservation | None:
+        return await self._store.get(reservation_id)
+
+    async def by_token(self, token: str) -> Reservation | None:
+        """The driver's reservation, from the token in their link or cookie."""
+        found = await self._store.find_id("token", token)
+        return await self._store.get(found) if found else None
+
+    async def row(self, reservation_id: str) -> dict[str, Any] | None:
+        return await self._store.row(reservation_id)
+
+    async def page(
+        self,
+        *,
+        state: str | None,
+        charger_id: str | None,
+        since: str | None,
+        until: str | None,
+        before: tuple[str, str] | None,
+        limit: int,
+    ) -> list[Reservation]:
+        return await self._store.page(
+            state=state,
+            charger_id=charger_id,
+            since=since,
+            until=until,
+            before=before,
+            limit=limit,
+        )
+
+    async def record(self, reservation_id: str) -> PaymentRecord | None:
+        r = await self._store.get(reservation_id)
+        if r is None:
+            return None
+        return PaymentRecord(
+            reservation=r,
+            history=await self._store.history(reservation_id),
+            effects=await self._store.effects_of(reservation_id),
+            audit=await self._store.audit_log(reservation_id),
+            refunds=await self._refunds.of_reservation(reservation_id),
+        )
+
+    async def refunds_of(self, reservation_id: str) -> list[RefundRecord]:
+        return await self._refunds.of_reservation(reservation_id)
+
+    async def _existing(self, reservation_id: str) -> Reservation:
+        r = await self._store.get(reservation_id)
+        assert r is not None, reservation_id
+        return r
