@@ -48,8 +48,16 @@ class EffectExecutor:
         self._checkout_expires_at = checkout_expires_at
 
     async def execute(
-        self, pending: PendingEffect, r: Reservation, token: str, email: str | None
+        self,
+        pending: PendingEffect,
+        r: Reservation,
+        token: str,
+        email: str | None,
+        *,
+        repeated: bool = False,
     ) -> Event:
+        """`repeated`: the effect may have been carried out before (a retry, or an effect
+        left by a process that died while carrying it out)."""
         key = pending.idempotency_key
         match pending.effect:
             case machine.CreateCheckout():
@@ -66,7 +74,7 @@ class EffectExecutor:
                     return machine.RemoteStartUndelivered()
                 if outcome == "Timeout":
                     return machine.RemoteStartUnanswered()
-                return machine.RemoteStartAnswered(outcome == "Accepted")
+                return machine.RemoteStartAnswered(outcome == "Accepted", repeated)
             case machine.RemoteStop(transaction_id, charger_id):
                 outcome = await self._chargers.remote_stop(
                     charger_id or r.charger_id, transaction_id

@@ -262,6 +262,9 @@ class ChargerChanged:
 @dataclass(frozen=True)
 class RemoteStartAnswered:
     accepted: bool
+    # The same request may have reached the charger before (a retry, or sent by a process
+    # that died): a refusal may then mean the first one got through.
+    repeated: bool = False
 
 
 @dataclass(frozen=True)
@@ -602,11 +605,12 @@ class _Step:
                     self.apply(Cancel(by))
             case ChargerChanged(status_at):
                 self.charger_changed(status_at)
-            case RemoteStartAnswered(accepted):
+            case RemoteStartAnswered(accepted, repeated):
                 # A repeated request (after a crash or a lost connection) may be refused
                 # because the first one got through: then StartTransaction, or the start
                 # window, decides. Only a refusal of the one and only request is final.
-                if r.state is State.START_REQUESTED and not accepted and r.start_attempts <= 1:
+                first = r.start_attempts <= 1 and not repeated
+                if r.state is State.START_REQUESTED and not accepted and first:
                     self.end(State.START_REJECTED, "the charger rejected the remote start")
             case RemoteStartUndelivered():
                 if r.state is State.START_REQUESTED:

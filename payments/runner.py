@@ -24,6 +24,7 @@ from payments.effects import ChargerUnreachable, EffectExecutor
 from payments.reservation import CheckoutUnavailable
 from payments.store import PaymentStore, PendingEffect
 from payments.stripe_gateway import StripeUnavailable
+from storage.clock import to_text
 
 log = structlog.get_logger()
 
@@ -63,9 +64,11 @@ class EffectRunner:
         self._finished: dict[int, int] = {}
         self._completions = 0
         self._task: asyncio.Task[None] | None = None
+        self._started_at = ""  # effects queued before it were perhaps carried out already
         coordinator.on_effects(self._committed)
 
     def start(self) -> None:
+        self._started_at = to_text(self._coordinator.clock())
         self._task = asyncio.create_task(self._loop(), name="effect-runner")
 
     async def stop(self, grace: float = 0.0) -> None:
@@ -167,7 +170,9 @@ class EffectRunner:
         bound = log.bind(attempt=pending.attempts + 1)
         r, token, email = await self._store.load_for_driver(pending.reservation_id)
         try:
-            event = await self._executor.execute(pending, r, token, email)
+            event = await self._executor.execute(
+                pending, r, token, email, repeated=self._repeated(pending)
+            )
         except ChargerUnreachable as error:
             bound.info("payments.effect_retry", error=str(error))
             await self._retry(pending, str(error))
@@ -185,6 +190,13 @@ class EffectRunner:
             return
         bound.info("payments.effect_done", outcome=event_name(event))
         await self._coordinator.handle(pending.reservation_id, event, effect_id=pending.id)
+
+    def _repeated(self, pending: PendingEffect) -> bool:
+        """Whether the effect may have been carried out already: retried here, or queued
+        before this runner started (a process that died may have been carrying it out)."""
+        return pending.attempts > 0 or bool(
+            pending.created_at and pending.created_at < self._started_at
+        )
 
     async def _retry(self, pending: PendingEffect, error: str) -> None:
         delay = backoff(pending.attempts, self._retry_base, self._retry_ceiling, self._rng)

@@ -61,6 +61,7 @@ class PendingEffect:
     effect: Effect
     idempotency_key: str
     attempts: int
+    created_at: str = ""  # as stored; empty for an effect just queued
 
 
 class PaymentStore:
@@ -303,6 +304,7 @@ class PaymentStore:
                 decode_effect(row["kind"], row["payload"]),
                 row["idempotency_key"],
                 row["attempts"],
+                row["created_at"],
             )
             for row in rows
         ]

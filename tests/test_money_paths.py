@@ -287,3 +287,20 @@ def test_stored_rows_without_the_new_fields_still_decode() -> None:
     for name in ("verify_again", "stop_undelivered", "capture_attempts", "stray_transaction_id"):
         del data[name]
     assert decode_reservation(orjson.dumps(data).decode()) == replace(r)
+
+
+# -- a RemoteStart carried out again after a crash
+
+
+def test_a_refusal_of_a_start_that_may_have_been_sent_before_is_not_final() -> None:
+    r = step(pending(), machine.PaymentAuthorised("pi_1", hold_amount(TARIFF))).reservation
+    assert r.state is State.START_REQUESTED and r.start_attempts == 1
+    # The process died while sending it; sent again, the charger (already starting with
+    # the first one) refuses: StartTransaction, or the start window, decides.
+    again = step(r, machine.RemoteStartAnswered(accepted=False, repeated=True))
+    assert again.reservation.state is State.START_REQUESTED and again.effects == ()
+    started = step(again.reservation, machine.TransactionStarted(7, 0, T0))
+    assert started.reservation.state is State.CHARGING
+    # The one and only request, refused: final.
+    refused = step(r, machine.RemoteStartAnswered(accepted=False))
+    assert refused.reservation.state is State.START_REJECTED

@@ -105,7 +105,13 @@ class OcppLink(ChargePoint):
             ):
                 log.warning("%s: leaving RemoteStartTransaction unanswered", self.id)
                 return
-        await super().route_message(raw_msg)
+        try:
+            await super().route_message(raw_msg)
+        finally:
+            # The answer could not be sent (the connection dropped): what the charger
+            # accepted, it still does, as a real one would (its messages wait in the queue).
+            if self._follow_ups:
+                self._start_follow_ups()
 
     def _then(self, follow_up: FollowUp) -> None:
         self._follow_ups.append(follow_up)
