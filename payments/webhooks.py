@@ -103,7 +103,7 @@ async def _reservation_of(coordinator: Coordinator, obj: dict[str, Any]) -> str 
     if claimed is not None and claimed != found:
         # None: an object whose id is not stored (yet): e.g. a PaymentIntent before the
         # payment is verified. Another reservation: someone copied metadata.
-        (log.warning if found else log.info)(
+        (log.warning if found else log.debug)(
             "payments.webhook_unmatched",
             claimed_reservation_id=str(claimed)[:64],
             stripe_id=str(obj.get("id"))[:64],
