@@ -17,6 +17,7 @@ from types import TracebackType
 
 import structlog
 
+from csms.alerting import alert_job
 from csms.api.docs import register_docs
 from csms.api.management import build_api
 from csms.api.server import HttpServer, create_app
@@ -38,13 +39,16 @@ from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionStore
 from httpapi.middleware import api_errors, api_key_required, security_headers
+from payments.charger_events import ChargerEventsListener
 from payments.coordinator import Coordinator
 from payments.effects import EffectExecutor
 from payments.http import PaymentRoutes, WebhookSettings
 from payments.pricing import Tariff, TariffError, tariff_from_major_units
+from payments.reconciler import Reconciler
 from payments.refunds import RefundStore
 from payments.reservation import Policy, Reservation
 from payments.runner import EffectRunner
+from payments.service import Payments
 from payments.store import PaymentStore
 from payments.stripe_gateway import StripeGateway
 from payments.web.guards import RateLimit
@@ -102,6 +106,7 @@ def payment_policy(config: Config) -> Policy:
         meter_interval=timedelta(seconds=settings.meter_interval),
         minimum_energy_wh=settings.minimum_energy_wh,
         minimum_amount=None if settings.minimum_amount < 0 else settings.minimum_amount,
+        max_power_w=round(settings.max_power_kw * 1000),
     )
 
 
@@ -164,13 +169,22 @@ class CentralSystem:
             retry_ceiling=config.payments.retry_ceiling,
             idle_poll=config.payments.tick_interval,
         )
+        self.alerts = alert_job(config, self.db, self.metrics.registry, self._clock)
+        self.reconciler = Reconciler(
+            self.gateway,
+            self.coordinator,
+            interval=config.payments.reconcile_interval,
+            window=timedelta(hours=config.payments.reconcile_window_hours),
+            observer=self.metrics,
+        )
+        charger_events = ChargerEventsListener(self.coordinator)
         messages = ChargerMessages(
             config.ocpp,
             self.chargers,
             self.transactions,
-            Authorizer(self.id_tags, [self.coordinator]),
+            Authorizer(self.id_tags, [charger_events]),
             self.live,
-            events=self.coordinator,
+            events=charger_events,
             vendor_handlers=self._vendor_handlers,
         )
         self.ocpp = OcppServer(
@@ -178,7 +192,7 @@ class CentralSystem:
             self.chargers,
             Dispatcher(messages.handlers(), self.metrics),
             self.sessions,
-            events=self.coordinator,
+            events=charger_events,
         )
         self.api_keys = ApiKeys(self.db, config.api.keys.split(","))
         await self._first_api_key()
@@ -194,22 +208,19 @@ class CentralSystem:
         # The sandbox's Checkout page is plain http on another port: forms must reach it.
         checkout = [self.sandbox.base_url] if self.sandbox is not None else []
         app.on_response_prepare.append(security_headers(checkout))
+        # The one entry point for money: the API, the driver's pages and the operator routes.
+        self.payment_service = Payments(
+            self.payments, self.refunds, self.coordinator, self.runner, control, tariff
+        )
         self.routes = PaymentRoutes(
-            self.payments,
-            self.coordinator,
-            self.runner,
-            control,
-            tariff,
+            self.payment_service,
             WebhookSettings(webhook_secrets, insecure=config.stripe.insecure_webhooks),
         )
         api = build_api(self)
         api.register(app)
         register_docs(app, api)
         self.driver_pages = DriverPages(
-            self.payments,
-            self.coordinator,
-            self.routes,
-            control,
+            self.payment_service,
             rate_limit=RateLimit(
                 config.payments.start_limit_count, config.payments.start_limit_window
             ),
@@ -230,6 +241,8 @@ class CentralSystem:
         if self.sandbox is not None:
             self.sandbox.webhook_url = f"http://127.0.0.1:{self.http.port}/api/stripe/webhook"
         self.runner.start()
+        self.alerts.start()
+        self.reconciler.start()
         log.info(
             "csms.started",
             ocpp=f"ws://{config.server.ocpp_host}:{self.ocpp.port}{config.server.ocpp_path}/{{id}}",
@@ -293,7 +306,9 @@ class CentralSystem:
         self.driver_pages.close()
         await self.http.close()
         await self.ocpp.close()
+        await self.reconciler.stop()
         await self.runner.stop(max(0.0, deadline - loop.time()))
+        await self.alerts.stop()
         await self.gateway.close()
         if self.sandbox is not None:
             await self.sandbox.stop()

@@ -135,11 +135,14 @@ class PaymentsSettings:
     minimum_energy_wh: int = _setting(1000, min=0)
     minimum_amount: int = _setting(-1, min=-1)
     meter_interval: int = _setting(60, min=1)
+    max_power_kw: float = _setting(350.0, min=0.1)
     retry_base: float = _setting(1.0, min=0.01)
     retry_ceiling: float = _setting(30.0, min=0.1)
     tick_interval: float = _setting(5.0, min=0.05)
     start_limit_count: int = _setting(10, min=1)
     start_limit_window: int = _setting(600, min=1)
+    reconcile_interval: float = _setting(300.0, min=0)
+    reconcile_window_hours: int = _setting(192, min=1)
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,22 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class AlertsSettings:
+    check_interval: float = _setting(60.0, min=0.05)
+    review_hold_age: float = _setting(3600.0, min=0)
+    outbox_stuck_after: float = _setting(600.0, min=0)
+    webhook_url: str = _setting("", pattern=r"(https?://[^\s]+)?")
+    webhook_secret: str = _setting("")
+    webhook_timeout: float = _setting(10.0, min=0.1)
+    retry_base: float = _setting(5.0, min=0.01)
+    retry_ceiling: float = _setting(900.0, min=0.1)
+
+    def __post_init__(self) -> None:
+        if self.webhook_url and not self.webhook_secret:
+            raise ConfigError("alerts.webhook_secret: required when alerts.webhook_url is set")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
@@ -173,6 +192,7 @@ class Config:
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
     tariff: TariffSettings = field(default_factory=TariffSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    alerts: AlertsSettings = field(default_factory=AlertsSettings)
 
     def __post_init__(self) -> None:
         overridden = self.stripe.allow_incomplete_test_setup and self.stripe.api_key.startswith(
