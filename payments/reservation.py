@@ -34,492 +34,146 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from payments import energy
-from payments.currency import minimum_charge_amount
-from payments.pricing import (
-    Breakdown,
-    Tariff,
-    Usage,
-    price,
-    would_pass_cap,
+from payments.pricing import would_pass_cap
+from payments.reservation_messages import (
+    AUTHORISATION_EXPIRED,
+    BELOW_MINIMUM,
+    REFUSED,
+    Cancel,
+    Capture,
+    Captured,
+    CapturedElsewhere,
+    CaptureRejected,
+    ChargerChanged,
+    ChargerFacts,
+    CheckoutCreated,
+    CheckoutExpired,
+    CheckoutUnavailable,
+    CreateCheckout,
+    DisputeOpened,
+    Effect,
+    Event,
+    ExpireCheckout,
+    HoldCancelledElsewhere,
+    HoldReleased,
+    MeterReading,
+    PaymentAuthorised,
+    PaymentCompleted,
+    PaymentFailed,
+    PaymentNotAuthorised,
+    Refund,
+    RefundedElsewhere,
+    RefundFailed,
+    RefundRequested,
+    RefundSucceeded,
+    ReleaseHold,
+    ReleaseInReview,
+    ReleaseRejected,
+    RemoteStart,
+    RemoteStartAnswered,
+    RemoteStartUnanswered,
+    RemoteStartUndelivered,
+    RemoteStop,
+    RemoteStopAnswered,
+    RemoteStopUndelivered,
+    Resolve,
+    RetryCapture,
+    ReviewAction,
+    ReviewNeeded,
+    StopRequested,
+    StrayTransaction,
+    Tick,
+    TransactionStarted,
+    TransactionStopped,
+    VerifyPayment,
+)
+from payments.reservation_model import (
+    ACTIVE,
+    BEFORE_START,
+    CANCELLABLE,
+    CHARGING_STATES,
+    MAY_CHARGE,
+    STILL_PLUGGED,
+    TERMINAL,
+    Hold,
+    Policy,
+    Reservation,
+    State,
+    minimum_charge,
+    retry_amount,
+    review_refusal,
+    session_price,
 )
 
-
-class State(StrEnum):
-    PENDING_PAYMENT = "PendingPayment"
-    AUTHORISED = "Authorised"  # card authorised; waiting for the charger to be reachable
-    AWAITING_PLUG = "AwaitingPlug"
-    START_REQUESTED = "StartRequested"
-    CHARGING = "Charging"
-    STOPPING = "Stopping"
-    WAITING_FOR_DISCONNECT = "WaitingForDisconnect"
-    SETTLING = "Settling"
-    COMPLETED = "Completed"
-    EXPIRED = "Expired"
-    PAYMENT_FAILED = "PaymentFailed"
-    CANCELLED = "Cancelled"
-    START_REJECTED = "StartRejected"
-    START_TIMEOUT = "StartTimeout"
-    NEEDS_REVIEW = "NeedsReview"
-    RESOLVED = "Resolved"  # a review closed by an operator, with a note
-
-
-TERMINAL = frozenset(
-    {
-        State.COMPLETED,
-        State.EXPIRED,
-        State.PAYMENT_FAILED,
-        State.CANCELLED,
-        State.START_REJECTED,
-        State.START_TIMEOUT,
-        State.NEEDS_REVIEW,
-        State.RESOLVED,
-    }
-)
-ACTIVE = frozenset(State) - TERMINAL
-
-# Where a cancel by the driver or the operator is still allowed: before the charge starts.
-_CANCELLABLE = frozenset(
-    {State.PENDING_PAYMENT, State.AUTHORISED, State.AWAITING_PLUG, State.START_REQUESTED}
-)
-_BEFORE_START = frozenset({State.AUTHORISED, State.AWAITING_PLUG, State.START_REQUESTED})
-_CHARGING = frozenset({State.CHARGING, State.STOPPING})
-# Connector statuses that mean the cable is still in after the transaction ended.
-_STILL_PLUGGED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
-
-
-class Hold(StrEnum):
-    """The money side: where the card authorisation stands."""
-
-    NONE = "None"
-    HELD = "Held"
-    CAPTURING = "Capturing"
-    CAPTURED = "Captured"
-    RELEASING = "Releasing"
-    RELEASED = "Released"
-    LOST = "Lost"  # cancelled by Stripe or the bank before we captured
-    FREE = "Free"  # a free tariff: nothing to hold
-
-
-_MAY_CHARGE = frozenset({Hold.HELD, Hold.FREE})
-
-
-@dataclass(frozen=True)
-class Policy:
-    start_window: timedelta = timedelta(minutes=5)  # from payment to StartTransaction
-    start_reply_window: timedelta = timedelta(minutes=2)  # after RemoteStart was sent
-    stop_retry_interval: timedelta = timedelta(minutes=1)
-    settle_after_available: timedelta = timedelta(minutes=10)  # no StopTransaction came
-    capture_deadline: timedelta = timedelta(days=6)  # card holds lapse after 7 days
-    meter_interval: timedelta = timedelta(seconds=60)  # assumed when the charger does not say
-    minimum_energy_wh: int = 1000  # below it nothing is charged
-    # Below it the hold is released instead of captured; None: Stripe's minimum charge.
-    minimum_amount: int | None = None
-    # The most a connector can deliver: a meter gaining faster is bounded (payments.energy).
-    max_power_w: int = 350_000
-
-
-@dataclass(frozen=True)
-class Reservation:
-    id: str
-    charger_id: str
-    connector_id: int
-    id_tag: str  # the OCPP idTag generated for this reservation (CiString20)
-    tariff: Tariff
-    hold_amount: int
-    created_at: datetime
-    payment_deadline: datetime
-    state: State = State.PENDING_PAYMENT
-    hold: Hold = Hold.NONE
-    checkout_session_id: str | None = None
-    checkout_url: str | None = None
-    verifying: bool = False  # a VerifyPayment effect is outstanding
-    payment_intent_id: str | None = None
-    authorised_at: datetime | None = None
-    start_deadline: datetime | None = None
-    start_attempts: int = 0  # RemoteStartTransaction requests emitted
-    transaction_id: int | None = None
-    meter_start_wh: int | None = None
-    started_at: datetime | None = None  # the charger's StartTransaction timestamp
-    charging_since: datetime | None = None  # our clock, for the maximum duration
-    energy_wh: int = 0  # delivered so far
-    power_w: int = 0
-    metered_at: datetime | None = None
-    # The register value the next reading is compared with (payments.energy); None in rows
-    # stored before it was kept, where it is meter_start_wh + energy_wh.
-    meter_register_wh: int | None = None
-    meter_restarts: int = 0  # times the register went back (restarted) during the session
-    meter_bounded_wh: int = 0  # claimed by the meter above what the connector could deliver
-    meter_warning: str | None = None  # why the meter was not taken at its word (the latest)
-    stop_requested_at: datetime | None = None
-    stopped_at: datetime | None = None
-    unplugged_at: datetime | None = None
-    available_since: datetime | None = None  # connector Available while still charging
-    breakdown: Breakdown | None = None
-    capture_amount: int | None = None
-    captured_amount: int = 0
-    refunded_amount: int = 0
-    refunds_pending: int = 0  # asked of Stripe, not yet confirmed
-    failure_reason: str | None = None
-    # A payment signal came while a verification was under way: verify again after it.
-    verify_again: bool = False
-    # The last RemoteStop found the charger offline: send it again when the charger is back.
-    stop_undelivered: bool = False
-    capture_attempts: int = 0  # Capture effects emitted (each attempt has its own key)
-    release_attempts: int = 0  # ReleaseHold effects emitted
-    # A transaction the charger started with this reservation's tag after it could no
-    # longer charge (cancelled, timed out, ...): stopped with RemoteStopTransaction.
-    stray_transaction_id: int | None = None
-    disputed_amount: int = 0
-    resolution: str | None = None  # an operator's note closing a review
-
-    @property
-    def refundable(self) -> int:
-        """What may still be refunded: captured, less refunds done and under way."""
-        if self.hold is not Hold.CAPTURED:
-            return 0
-        return self.captured_amount - self.refunded_amount - self.refunds_pending
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE
-
-
-# --- Facts about the charger, supplied fresh with every event by the coordinator.
-
-
-@dataclass(frozen=True)
-class ChargerFacts:
-    online: bool
-    connector_status: str | None
-
-
-# --- Events.
-
-
-@dataclass(frozen=True)
-class CheckoutCreated:
-    session_id: str
-    url: str
-
-
-@dataclass(frozen=True)
-class CheckoutUnavailable:
-    reason: str
-
-
-@dataclass(frozen=True)
-class PaymentCompleted:
-    """The driver completed Checkout (success redirect or webhook): verify the PaymentIntent."""
-
-
-@dataclass(frozen=True)
-class PaymentAuthorised:
-    payment_intent_id: str
-    amount_capturable: int
-
-
-@dataclass(frozen=True)
-class PaymentNotAuthorised:
-    payment_intent_id: str | None
-    status: str
-
-
-@dataclass(frozen=True)
-class CheckoutExpired:
-    pass
-
-
-@dataclass(frozen=True)
-class PaymentFailed:
-    reason: str
-
-
-@dataclass(frozen=True)
-class HoldCancelledElsewhere:
-    reason: str
-
-
-@dataclass(frozen=True)
-class Cancel:
-    by: str  # "driver" or "operator"
-
-
-@dataclass(frozen=True)
-class StopRequested:
-    by: str
-
-
-@dataclass(frozen=True)
-class ChargerChanged:
-    """Connected, disconnected or a new connector status: the facts carry the news."""
-
-    status_at: datetime | None = None  # the charger's timestamp of a status change
-
-
-@dataclass(frozen=True)
-class RemoteStartAnswered:
-    accepted: bool
-    # The same request may have reached the charger before (a retry, or sent by a process
-    # that died): a refusal may then mean the first one got through.
-    repeated: bool = False
-
-
-@dataclass(frozen=True)
-class RemoteStartUndelivered:
-    pass
-
-
-@dataclass(frozen=True)
-class RemoteStartUnanswered:
-    pass
-
-
-@dataclass(frozen=True)
-class RemoteStopAnswered:
-    accepted: bool
-
-
-@dataclass(frozen=True)
-class RemoteStopUndelivered:
-    """The charger was offline: the stop is sent again the moment it is back."""
-
-
-@dataclass(frozen=True)
-class StrayTransaction:
-    """The charger started a transaction with this reservation's tag that the reservation
-    cannot own (it ended, or the tag was used elsewhere): it must be stopped."""
-
-    charger_id: str
-    transaction_id: int
-
-
-@dataclass(frozen=True)
-class TransactionStarted:
-    transaction_id: int
-    meter_start_wh: int
-    started_at: datetime
-
-
-@dataclass(frozen=True)
-class MeterReading:
-    energy_register_wh: int | None
-    power_w: int | None
-    at: datetime
-
-
-@dataclass(frozen=True)
-class TransactionStopped:
-    meter_stop_wh: int
-    stopped_at: datetime
-    # The energy register in StopTransaction's transactionData: (timestamp, Wh) readings.
-    readings: tuple[tuple[datetime, int], ...] = ()
-
-
-@dataclass(frozen=True)
-class Captured:
-    amount: int
-
-
-# Why Stripe refused a capture, as the effect classifies it.
-BELOW_MINIMUM = "below_minimum"  # the amount is below the currency's minimum charge
-AUTHORISATION_EXPIRED = "authorisation_expired"  # the hold lapsed or was cancelled
-REFUSED = "refused"  # anything else: someone must look
-
-
-@dataclass(frozen=True)
-class CaptureRejected:
-    reason: str
-    kind: str = REFUSED
-
-
-@dataclass(frozen=True)
-class HoldReleased:
-    pass
-
-
-@dataclass(frozen=True)
-class ReleaseRejected:
-    reason: str
-
-
-@dataclass(frozen=True)
-class RefundRequested:
-    refund_id: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class RefundSucceeded:
-    refund_id: str
-    amount: int
-    stripe_refund_id: str
-
-
-@dataclass(frozen=True)
-class RefundFailed:
-    refund_id: str
-    amount: int
-    reason: str
-
-
-# -- What reconciliation finds at Stripe, the source of truth.
-
-
-@dataclass(frozen=True)
-class CapturedElsewhere:
-    """Stripe says the PaymentIntent was captured for `amount` (e.g. in the dashboard)."""
-
-    amount: int
-
-
-@dataclass(frozen=True)
-class RefundedElsewhere:
-    """A refund at Stripe that was not asked for here."""
-
-    stripe_refund_id: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class DisputeOpened:
-    dispute_id: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class ReviewNeeded:
-    """Our books and Stripe's disagree in a way no rule settles."""
-
-    reason: str
-
-
-# -- An operator's way out of NeedsReview.
-
-
-@dataclass(frozen=True)
-class RetryCapture:
-    amount: int | None = None  # None: the session's price
-
-
-@dataclass(frozen=True)
-class ReleaseInReview:
-    pass
-
-
-@dataclass(frozen=True)
-class Resolve:
-    note: str
-
-
-ReviewAction = RetryCapture | ReleaseInReview | Resolve
-
-
-@dataclass(frozen=True)
-class Tick:
-    """Time passed: deadlines are checked."""
-
-
-Event = (
-    CheckoutCreated
-    | CheckoutUnavailable
-    | PaymentCompleted
-    | PaymentAuthorised
-    | PaymentNotAuthorised
-    | CheckoutExpired
-    | PaymentFailed
-    | HoldCancelledElsewhere
-    | Cancel
-    | StopRequested
-    | ChargerChanged
-    | RemoteStartAnswered
-    | RemoteStartUndelivered
-    | RemoteStartUnanswered
-    | RemoteStopAnswered
-    | RemoteStopUndelivered
-    | StrayTransaction
-    | TransactionStarted
-    | MeterReading
-    | TransactionStopped
-    | Captured
-    | CaptureRejected
-    | HoldReleased
-    | ReleaseRejected
-    | RefundRequested
-    | RefundSucceeded
-    | RefundFailed
-    | CapturedElsewhere
-    | RefundedElsewhere
-    | DisputeOpened
-    | ReviewNeeded
-    | RetryCapture
-    | ReleaseInReview
-    | Resolve
-    | Tick
-)
-
-
-# --- Effects.
-
-
-@dataclass(frozen=True)
-class CreateCheckout:
-    pass
-
-
-@dataclass(frozen=True)
-class ExpireCheckout:
-    session_id: str
-
-
-@dataclass(frozen=True)
-class VerifyPayment:
-    session_id: str
-
-
-@dataclass(frozen=True)
-class RemoteStart:
-    id_tag: str
-
-
-@dataclass(frozen=True)
-class RemoteStop:
-    transaction_id: int
-    charger_id: str | None = None  # None: the reservation's charger
-
-
-@dataclass(frozen=True)
-class Capture:
-    payment_intent_id: str
-    amount: int
-    attempt: int = 1  # a retry after a refusal needs a new idempotency key
-
-
-@dataclass(frozen=True)
-class ReleaseHold:
-    payment_intent_id: str
-    attempt: int = 1
-
-
-@dataclass(frozen=True)
-class Refund:
-    payment_intent_id: str
-    refund_id: str
-    amount: int
-
-
-Effect = (
-    CreateCheckout
-    | ExpireCheckout
-    | VerifyPayment
-    | RemoteStart
-    | RemoteStop
-    | Capture
-    | ReleaseHold
-    | Refund
-)
+# The machine's public surface: its model, its vocabulary and the transition.
+__all__ = [  # noqa: RUF022 - grouped
+    "AUTHORISATION_EXPIRED",
+    "BELOW_MINIMUM",
+    "REFUSED",
+    "Cancel",
+    "Capture",
+    "CaptureRejected",
+    "Captured",
+    "CapturedElsewhere",
+    "ChargerChanged",
+    "ChargerFacts",
+    "CheckoutCreated",
+    "CheckoutExpired",
+    "CheckoutUnavailable",
+    "CreateCheckout",
+    "DisputeOpened",
+    "Effect",
+    "Event",
+    "ExpireCheckout",
+    "HoldCancelledElsewhere",
+    "HoldReleased",
+    "MeterReading",
+    "PaymentAuthorised",
+    "PaymentCompleted",
+    "PaymentFailed",
+    "PaymentNotAuthorised",
+    "Refund",
+    "RefundFailed",
+    "RefundRequested",
+    "RefundSucceeded",
+    "RefundedElsewhere",
+    "ReleaseHold",
+    "ReleaseInReview",
+    "ReleaseRejected",
+    "RemoteStart",
+    "RemoteStartAnswered",
+    "RemoteStartUnanswered",
+    "RemoteStartUndelivered",
+    "RemoteStop",
+    "RemoteStopAnswered",
+    "RemoteStopUndelivered",
+    "Resolve",
+    "RetryCapture",
+    "ReviewAction",
+    "ReviewNeeded",
+    "StopRequested",
+    "StrayTransaction",
+    "Tick",
+    "TransactionStarted",
+    "TransactionStopped",
+    "VerifyPayment",
+    "ACTIVE",
+    "TERMINAL",
+    "Hold",
+    "Policy",
+    "Reservation",
+    "State",
+    "minimum_charge",
+    "retry_amount",
+    "review_refusal",
+    "session_price",
+    "Decision",
+    "transition",
+    "free_session",
+    "next_deadline",
+]
 
 
 @dataclass(frozen=True)
@@ -596,12 +250,12 @@ class _Step:
             case HoldCancelledElsewhere(reason):
                 self.hold_lost(reason)
             case Cancel(by):
-                if r.state in _CANCELLABLE:
+                if r.state in CANCELLABLE:
                     self.end(State.CANCELLED, f"cancelled by the {by}")
             case StopRequested(by):
                 if r.state is State.CHARGING:
                     self.request_stop()
-                elif r.state in _CANCELLABLE:
+                elif r.state in CANCELLABLE:
                     self.apply(Cancel(by))
             case ChargerChanged(status_at):
                 self.charger_changed(status_at)
@@ -729,7 +383,7 @@ class _Step:
         r = self.r
         if r.state in (State.AUTHORISED, State.AWAITING_PLUG):
             self.try_start()
-        elif r.state in _CHARGING:
+        elif r.state in CHARGING_STATES:
             unplugged = self.facts.connector_status == "Available"
             if unplugged and r.available_since is None:
                 self.set(available_since=status_at or self.now)
@@ -738,7 +392,7 @@ class _Step:
             if r.state is State.STOPPING and r.stop_undelivered and self.facts.online:
                 self.request_stop()  # back online: the stop the driver asked for, at once
         elif r.state is State.WAITING_FOR_DISCONNECT and self.facts.connector_status not in (
-            _STILL_PLUGGED | {None}
+            STILL_PLUGGED | {None}
         ):
             self.set(unplugged_at=status_at or self.now)
             self.settle()
@@ -747,7 +401,7 @@ class _Step:
         r = self.r
         if r.transaction_id == transaction_id:
             return  # the same StartTransaction again
-        if r.state not in _BEFORE_START or r.hold not in _MAY_CHARGE:
+        if r.state not in BEFORE_START or r.hold not in MAY_CHARGE:
             # Started after the reservation let go (cancel, refusal, timeout...), or a second
             # transaction: the tag was answered Invalid, but the charger may charge anyway.
             self.stray(r.charger_id, transaction_id)
@@ -764,7 +418,7 @@ class _Step:
 
     def meter_reading(self, register_wh: int | None, power_w: int | None, at: datetime) -> None:
         r = self.r
-        if r.state not in _CHARGING or r.meter_start_wh is None:
+        if r.state not in CHARGING_STATES or r.meter_start_wh is None:
             return
         if r.metered_at is not None and at < r.metered_at:
             return  # an older sample, delivered late: applying it would count twice
@@ -810,7 +464,7 @@ class _Step:
         self, meter_stop_wh: int, stopped_at: datetime, readings: tuple[tuple[datetime, int], ...]
     ) -> None:
         r = self.r
-        if r.state not in _CHARGING or r.meter_start_wh is None:
+        if r.state not in CHARGING_STATES or r.meter_start_wh is None:
             return
         # transactionData in time order, except what is older than the last reading applied;
         # then meterStop, the last reading whatever its timestamp: it adds, never erases.
@@ -820,7 +474,7 @@ class _Step:
                 self.set(metered_at=at)
         self.count_energy(meter_stop_wh, stopped_at)
         self.set(stopped_at=stopped_at, metered_at=stopped_at)
-        if r.tariff.idle_fee_per_minute and self.facts.connector_status in _STILL_PLUGGED:
+        if r.tariff.idle_fee_per_minute and self.facts.connector_status in STILL_PLUGGED:
             self.set(state=State.WAITING_FOR_DISCONNECT)
         else:
             self.set(unplugged_at=stopped_at)
@@ -900,7 +554,7 @@ class _Step:
 
     def review(self, reason: str) -> None:
         """Park for a person: active charges are stopped first, then settled into review."""
-        if self.r.state in _CHARGING or self.r.state is State.WAITING_FOR_DISCONNECT:
+        if self.r.state in CHARGING_STATES or self.r.state is State.WAITING_FOR_DISCONNECT:
             self.set(failure_reason=reason)
             return
         self.set(state=State.NEEDS_REVIEW, failure_reason=reason)
@@ -940,9 +594,9 @@ class _Step:
         self.set(hold=Hold.LOST, failure_reason=f"hold cancelled: {reason}")
         if r.state is State.CHARGING:
             self.request_stop()
-        if r.state in _BEFORE_START or r.state is State.PENDING_PAYMENT:
+        if r.state in BEFORE_START or r.state is State.PENDING_PAYMENT:
             self.set(state=State.CANCELLED)
-        elif r.state not in TERMINAL and r.state not in _CHARGING:
+        elif r.state not in TERMINAL and r.state not in CHARGING_STATES:
             self.set(state=State.NEEDS_REVIEW)
 
     # -- deadlines
@@ -951,9 +605,9 @@ class _Step:
         r, now, _policy = self.r, self.now, self.policy
         if r.state is State.PENDING_PAYMENT and now >= r.payment_deadline and r.hold is Hold.NONE:
             self.end(State.EXPIRED, "not paid in time")
-        elif r.state in _BEFORE_START and r.start_deadline and now >= r.start_deadline:
+        elif r.state in BEFORE_START and r.start_deadline and now >= r.start_deadline:
             self.end(State.START_TIMEOUT, "the charge did not start in time")
-        elif r.state in _CHARGING:
+        elif r.state in CHARGING_STATES:
             self.charging_deadlines()
         elif r.state is State.WAITING_FOR_DISCONNECT and r.stopped_at is not None:
             idle_cap = timedelta(
@@ -994,64 +648,6 @@ class _Step:
         )
 
 
-def session_price(r: Reservation, now: datetime) -> Breakdown:
-    """What the session costs under its tariff snapshot, from what is known of it now."""
-    started = r.started_at or r.charging_since or now
-    stopped = r.stopped_at or r.metered_at or now
-    unplugged = r.unplugged_at or stopped
-    return price(
-        r.tariff,
-        Usage(
-            energy_wh=r.energy_wh,
-            charging_seconds=int((stopped - started).total_seconds()),
-            idle_seconds=int((unplugged - stopped).total_seconds()),
-        ),
-    )
-
-
-def minimum_charge(r: Reservation, policy: Policy) -> int:
-    """Below this amount the hold is released instead of captured."""
-    minimum = policy.minimum_amount
-    if minimum is None:
-        minimum = minimum_charge_amount(r.tariff.currency)
-    return minimum
-
-
-def retry_amount(r: Reservation, action: RetryCapture, now: datetime) -> int:
-    """What a retried capture takes: the operator's amount, else the price; never more than
-    the price or the hold."""
-    price_now = (r.breakdown or session_price(r, now)).total
-    ceiling = min(price_now, r.hold_amount)
-    return ceiling if action.amount is None else action.amount
-
-
-def review_refusal(
-    r: Reservation, action: ReviewAction, policy: Policy, now: datetime
-) -> str | None:
-    """Why an operator's action on a review cannot be taken (None: it can)."""
-    if r.state is not State.NEEDS_REVIEW:
-        return f"the payment is {r.state.value}, not in review"
-    match action:
-        case RetryCapture(amount):
-            if r.hold is not Hold.HELD or r.payment_intent_id is None:
-                return f"no hold to capture (the hold is {r.hold.value})"
-            ceiling = retry_amount(r, RetryCapture(), now)
-            wanted = ceiling if amount is None else amount
-            if wanted > ceiling:
-                return f"at most {ceiling} can be captured (the price, within the hold)"
-            if wanted < max(1, minimum_charge(r, policy)):
-                return f"{wanted} is below the minimum charge: release the hold instead"
-        case ReleaseInReview():
-            if r.hold is not Hold.HELD or r.payment_intent_id is None:
-                return f"no hold to release (the hold is {r.hold.value})"
-        case Resolve(note):
-            if not note.strip():
-                return "a note is required"
-            if r.hold in (Hold.HELD, Hold.CAPTURING, Hold.RELEASING):
-                return "the hold is still on the card: capture or release it first"
-    return None
-
-
 def free_session(r: Reservation, facts: ChargerFacts, now: datetime, policy: Policy) -> Decision:
     """A reservation under a free tariff: no payment, straight to starting the charge."""
     step = _Step(
@@ -1071,9 +667,9 @@ def next_deadline(r: Reservation, policy: Policy) -> datetime | None:
     candidates: list[datetime | None] = []
     if r.state is State.PENDING_PAYMENT:
         candidates.append(r.payment_deadline)
-    elif r.state in _BEFORE_START:
+    elif r.state in BEFORE_START:
         candidates.append(r.start_deadline)
-    elif r.state in _CHARGING or r.state is State.WAITING_FOR_DISCONNECT:
+    elif r.state in CHARGING_STATES or r.state is State.WAITING_FOR_DISCONNECT:
         if r.authorised_at is not None:
             candidates.append(r.authorised_at + policy.capture_deadline)
         if r.available_since is not None:

@@ -1,0 +1,214 @@
+"""What a paid charging session is: its states, its hold, the policy's numbers, and the
+reservation record the state machine (`payments.reservation`) moves.
+
+Pure values and pure functions of them: what a session costs from what is known of it, the
+smallest amount worth capturing, and whether an operator's action on a review applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from payments.currency import minimum_charge_amount
+from payments.pricing import Breakdown, Tariff, Usage, price
+from payments.reservation_messages import ReleaseInReview, Resolve, RetryCapture, ReviewAction
+
+
+class State(StrEnum):
+    PENDING_PAYMENT = "PendingPayment"
+    AUTHORISED = "Authorised"  # card authorised; waiting for the charger to be reachable
+    AWAITING_PLUG = "AwaitingPlug"
+    START_REQUESTED = "StartRequested"
+    CHARGING = "Charging"
+    STOPPING = "Stopping"
+    WAITING_FOR_DISCONNECT = "WaitingForDisconnect"
+    SETTLING = "Settling"
+    COMPLETED = "Completed"
+    EXPIRED = "Expired"
+    PAYMENT_FAILED = "PaymentFailed"
+    CANCELLED = "Cancelled"
+    START_REJECTED = "StartRejected"
+    START_TIMEOUT = "StartTimeout"
+    NEEDS_REVIEW = "NeedsReview"
+    RESOLVED = "Resolved"  # a review closed by an operator, with a note
+
+
+TERMINAL = frozenset(
+    {
+        State.COMPLETED,
+        State.EXPIRED,
+        State.PAYMENT_FAILED,
+        State.CANCELLED,
+        State.START_REJECTED,
+        State.START_TIMEOUT,
+        State.NEEDS_REVIEW,
+        State.RESOLVED,
+    }
+)
+ACTIVE = frozenset(State) - TERMINAL
+
+# Where a cancel by the driver or the operator is still allowed: before the charge starts.
+CANCELLABLE = frozenset(
+    {State.PENDING_PAYMENT, State.AUTHORISED, State.AWAITING_PLUG, State.START_REQUESTED}
+)
+BEFORE_START = frozenset({State.AUTHORISED, State.AWAITING_PLUG, State.START_REQUESTED})
+CHARGING_STATES = frozenset({State.CHARGING, State.STOPPING})
+# Connector statuses that mean the cable is still in after the transaction ended.
+STILL_PLUGGED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
+
+
+class Hold(StrEnum):
+    """The money side: where the card authorisation stands."""
+
+    NONE = "None"
+    HELD = "Held"
+    CAPTURING = "Capturing"
+    CAPTURED = "Captured"
+    RELEASING = "Releasing"
+    RELEASED = "Released"
+    LOST = "Lost"  # cancelled by Stripe or the bank before we captured
+    FREE = "Free"  # a free tariff: nothing to hold
+
+
+MAY_CHARGE = frozenset({Hold.HELD, Hold.FREE})
+
+
+@dataclass(frozen=True)
+class Policy:
+    start_window: timedelta = timedelta(minutes=5)  # from payment to StartTransaction
+    start_reply_window: timedelta = timedelta(minutes=2)  # after RemoteStart was sent
+    stop_retry_interval: timedelta = timedelta(minutes=1)
+    settle_after_available: timedelta = timedelta(minutes=10)  # no StopTransaction came
+    capture_deadline: timedelta = timedelta(days=6)  # card holds lapse after 7 days
+    meter_interval: timedelta = timedelta(seconds=60)  # assumed when the charger does not say
+    minimum_energy_wh: int = 1000  # below it nothing is charged
+    # Below it the hold is released instead of captured; None: Stripe's minimum charge.
+    minimum_amount: int | None = None
+    # The most a connector can deliver: a meter gaining faster is bounded (payments.energy).
+    max_power_w: int = 350_000
+
+
+@dataclass(frozen=True)
+class Reservation:
+    id: str
+    charger_id: str
+    connector_id: int
+    id_tag: str  # the OCPP idTag generated for this reservation (CiString20)
+    tariff: Tariff
+    hold_amount: int
+    created_at: datetime
+    payment_deadline: datetime
+    state: State = State.PENDING_PAYMENT
+    hold: Hold = Hold.NONE
+    checkout_session_id: str | None = None
+    checkout_url: str | None = None
+    verifying: bool = False  # a VerifyPayment effect is outstanding
+    payment_intent_id: str | None = None
+    authorised_at: datetime | None = None
+    start_deadline: datetime | None = None
+    start_attempts: int = 0  # RemoteStartTransaction requests emitted
+    transaction_id: int | None = None
+    meter_start_wh: int | None = None
+    started_at: datetime | None = None  # the charger's StartTransaction timestamp
+    charging_since: datetime | None = None  # our clock, for the maximum duration
+    energy_wh: int = 0  # delivered so far
+    power_w: int = 0
+    metered_at: datetime | None = None
+    # The register value the next reading is compared with (payments.energy); None in rows
+    # stored before it was kept, where it is meter_start_wh + energy_wh.
+    meter_register_wh: int | None = None
+    meter_restarts: int = 0  # times the register went back (restarted) during the session
+    meter_bounded_wh: int = 0  # claimed by the meter above what the connector could deliver
+    meter_warning: str | None = None  # why the meter was not taken at its word (the latest)
+    stop_requested_at: datetime | None = None
+    stopped_at: datetime | None = None
+    unplugged_at: datetime | None = None
+    available_since: datetime | None = None  # connector Available while still charging
+    breakdown: Breakdown | None = None
+    capture_amount: int | None = None
+    captured_amount: int = 0
+    refunded_amount: int = 0
+    refunds_pending: int = 0  # asked of Stripe, not yet confirmed
+    failure_reason: str | None = None
+    # A payment signal came while a verification was under way: verify again after it.
+    verify_again: bool = False
+    # The last RemoteStop found the charger offline: send it again when the charger is back.
+    stop_undelivered: bool = False
+    capture_attempts: int = 0  # Capture effects emitted (each attempt has its own key)
+    release_attempts: int = 0  # ReleaseHold effects emitted
+    # A transaction the charger started with this reservation's tag after it could no
+    # longer charge (cancelled, timed out, ...): stopped with RemoteStopTransaction.
+    stray_transaction_id: int | None = None
+    disputed_amount: int = 0
+    resolution: str | None = None  # an operator's note closing a review
+
+    @property
+    def refundable(self) -> int:
+        """What may still be refunded: captured, less refunds done and under way."""
+        if self.hold is not Hold.CAPTURED:
+            return 0
+        return self.captured_amount - self.refunded_amount - self.refunds_pending
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+
+def session_price(r: Reservation, now: datetime) -> Breakdown:
+    """What the session costs under its tariff snapshot, from what is known of it now."""
+    started = r.started_at or r.charging_since or now
+    stopped = r.stopped_at or r.metered_at or now
+    unplugged = r.unplugged_at or stopped
+    return price(
+        r.tariff,
+        Usage(
+            energy_wh=r.energy_wh,
+            charging_seconds=int((stopped - started).total_seconds()),
+            idle_seconds=int((unplugged - stopped).total_seconds()),
+        ),
+    )
+
+
+def minimum_charge(r: Reservation, policy: Policy) -> int:
+    """Below this amount the hold is released instead of captured."""
+    minimum = policy.minimum_amount
+    if minimum is None:
+        minimum = minimum_charge_amount(r.tariff.currency)
+    return minimum
+
+
+def retry_amount(r: Reservation, action: RetryCapture, now: datetime) -> int:
+    """What a retried capture takes: the operator's amount, else the price; never more than
+    the price or the hold."""
+    price_now = (r.breakdown or session_price(r, now)).total
+    ceiling = min(price_now, r.hold_amount)
+    return ceiling if action.amount is None else action.amount
+
+
+def review_refusal(
+    r: Reservation, action: ReviewAction, policy: Policy, now: datetime
+) -> str | None:
+    """Why an operator's action on a review cannot be taken (None: it can)."""
+    if r.state is not State.NEEDS_REVIEW:
+        return f"the payment is {r.state.value}, not in review"
+    match action:
+        case RetryCapture(amount):
+            if r.hold is not Hold.HELD or r.payment_intent_id is None:
+                return f"no hold to capture (the hold is {r.hold.value})"
+            ceiling = retry_amount(r, RetryCapture(), now)
+            wanted = ceiling if amount is None else amount
+            if wanted > ceiling:
+                return f"at most {ceiling} can be captured (the price, within the hold)"
+            if wanted < max(1, minimum_charge(r, policy)):
+                return f"{wanted} is below the minimum charge: release the hold instead"
+        case ReleaseInReview():
+            if r.hold is not Hold.HELD or r.payment_intent_id is None:
+                return f"no hold to release (the hold is {r.hold.value})"
+        case Resolve(note):
+            if not note.strip():
+                return "a note is required"
+            if r.hold in (Hold.HELD, Hold.CAPTURING, Hold.RELEASING):
+                return "the hold is still on the card: capture or release it first"
+    return None
