@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from payments.currency import minimum_charge_amount
+from payments.currency import is_chargeable, minimum_charge_amount, round_capture, step
 from payments.pricing import Breakdown, Tariff, Usage, price
 from payments.reservation_messages import ReleaseInReview, Resolve, RetryCapture, ReviewAction
 
@@ -183,7 +183,7 @@ def retry_amount(r: Reservation, action: RetryCapture, now: datetime) -> int:
     """What a retried capture takes: the operator's amount, else the price; never more than
     the price or the hold."""
     price_now = (r.breakdown or session_price(r, now)).total
-    ceiling = min(price_now, r.hold_amount)
+    ceiling = round_capture(min(price_now, r.hold_amount), r.tariff.currency)
     return ceiling if action.amount is None else action.amount
 
 
@@ -203,6 +203,10 @@ def review_refusal(
                 return f"at most {ceiling} can be captured (the price, within the hold)"
             if wanted < max(1, minimum_charge(r, policy)):
                 return f"{wanted} is below the minimum charge: release the hold instead"
+            if not is_chargeable(wanted, r.tariff.currency):
+                unit = step(r.tariff.currency)
+                currency = r.tariff.currency.upper()
+                return f"{wanted} is not an amount Stripe takes in {currency} (steps of {unit})"
         case ReleaseInReview():
             if r.hold is not Hold.HELD or r.payment_intent_id is None:
                 return f"no hold to release (the hold is {r.hold.value})"

@@ -304,3 +304,13 @@ def test_a_refusal_of_a_start_that_may_have_been_sent_before_is_not_final() -> N
     # The one and only request, refused: final.
     refused = step(r, machine.RemoteStartAnswered(accepted=False))
     assert refused.reservation.state is State.START_REJECTED
+
+
+def test_a_review_capture_in_a_three_decimal_currency_is_an_amount_stripe_takes() -> None:
+    kwd = Tariff("kwd", price_per_kwh=123, session_fee=500, max_energy_wh=20_000)
+    r = replace(in_review(), tariff=kwd, hold_amount=hold_amount(kwd), breakdown=None)
+    r = replace(r, energy_wh=5_001)  # 5.001 kWh at 0.123 KWD: 0.615 + 0.500 = 1.115 KWD
+    assert machine.retry_amount(r, machine.RetryCapture(), T0) == 1110  # down to 0.010 steps
+    refusal = machine.review_refusal(r, machine.RetryCapture(1105), POLICY, T0)
+    assert refusal is not None and "steps of 10" in refusal
+    assert machine.review_refusal(r, machine.RetryCapture(1100), POLICY, T0) is None
