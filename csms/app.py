@@ -39,18 +39,21 @@ from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionStore
 from httpapi.middleware import api_errors, api_key_required, security_headers
+from payments.audit_log import AuditLog
 from payments.charger_events import ChargerEventsListener
 from payments.coordinator import Coordinator
 from payments.effects import EffectExecutor
 from payments.http import PaymentRoutes, WebhookSettings
+from payments.outbox import Outbox
 from payments.pricing import Tariff, TariffError, tariff_from_major_units
 from payments.reconciler import Reconciler
 from payments.refunds import RefundStore
 from payments.reservation import Policy, Reservation
+from payments.reservations_store import ReservationStore
 from payments.runner import EffectRunner
 from payments.service import Payments
-from payments.store import PaymentStore
 from payments.stripe_gateway import StripeGateway
+from payments.tariff_store import TariffStore
 from payments.web.guards import RateLimit
 from payments.web.pages import DriverPages
 from simulators.stripe_sandbox import StripeSandbox
@@ -132,7 +135,10 @@ class CentralSystem:
         self.chargers = ChargerStore(self.db)
         self.id_tags = IdTagStore(self.db)
         self.transactions = TransactionStore(self.db)
-        self.payments = PaymentStore(self.db)
+        self.reservations = ReservationStore(self.db)
+        self.outbox = Outbox(self.db)
+        self.tariffs = TariffStore(self.db)
+        self.audit = AuditLog(self.db)
         await self.chargers.mark_all_offline()
         self.live = LiveStatus()
         await self.live.load(self.chargers)
@@ -144,7 +150,9 @@ class CentralSystem:
         control = RemoteControl(self.commands, self.live, self.chargers, self.transactions)
         self.refunds = RefundStore(self.db)
         self.coordinator = Coordinator(
-            self.payments,
+            self.reservations,
+            self.outbox,
+            self.audit,
             self.refunds,
             control,
             payment_policy(config),
@@ -162,7 +170,8 @@ class CentralSystem:
             checkout_expires_at=self._checkout_expiry,
         )
         self.runner = EffectRunner(
-            self.payments,
+            self.outbox,
+            self.reservations,
             self.coordinator,
             self.executor,
             retry_base=config.payments.retry_base,
@@ -173,11 +182,12 @@ class CentralSystem:
         self.reconciler = Reconciler(
             self.gateway,
             self.coordinator,
+            self.db,
             interval=config.payments.reconcile_interval,
             window=timedelta(hours=config.payments.reconcile_window_hours),
             observer=self.metrics,
         )
-        charger_events = ChargerEventsListener(self.coordinator)
+        charger_events = ChargerEventsListener(self.coordinator, self.reservations)
         messages = ChargerMessages(
             config.ocpp,
             self.chargers,
@@ -210,7 +220,15 @@ class CentralSystem:
         app.on_response_prepare.append(security_headers(checkout))
         # The one entry point for money: the API, the driver's pages and the operator routes.
         self.payment_service = Payments(
-            self.payments, self.refunds, self.coordinator, self.runner, control, tariff
+            self.reservations,
+            self.outbox,
+            self.tariffs,
+            self.audit,
+            self.refunds,
+            self.coordinator,
+            self.runner,
+            control,
+            tariff,
         )
         self.routes = PaymentRoutes(
             self.payment_service,

@@ -39,7 +39,7 @@ from payments.pricing import (
     hold_amount,
     tariff_from_major_units,
 )
-from payments.store import PaymentStore
+from payments.tariff_store import TariffStore
 from storage.clock import utc_now
 
 Command = Callable[[Config, argparse.Namespace], Awaitable[int]]
@@ -272,7 +272,7 @@ async def _set_tariff(config: Config, args: argparse.Namespace) -> int:
         return 2
     db = await open_database(config)
     try:
-        await PaymentStore(db).put_tariff(args.tariff_id, tariff, utc_now())
+        await TariffStore(db).put(args.tariff_id, tariff, utc_now())
     finally:
         await db.close()
     hold = format_money(hold_amount(tariff), tariff.currency)
@@ -283,11 +283,11 @@ async def _set_tariff(config: Config, args: argparse.Namespace) -> int:
 async def _assign_tariff(config: Config, args: argparse.Namespace) -> int:
     db = await open_database(config)
     try:
-        store = PaymentStore(db)
-        if args.tariff_id not in await store.tariffs():
+        tariffs = TariffStore(db)
+        if args.tariff_id not in await tariffs.all():
             print(f"csms: no tariff {args.tariff_id!r} (csms tariffs set ...)", file=sys.stderr)
             return 2
-        await store.assign_tariff(args.tariff_id, args.charge_point_id, args.connector)
+        await tariffs.assign(args.tariff_id, args.charge_point_id, args.connector)
     finally:
         await db.close()
     where = f"connector {args.connector}" if args.connector else "every connector"
@@ -298,7 +298,7 @@ async def _assign_tariff(config: Config, args: argparse.Namespace) -> int:
 async def _list_tariffs(config: Config, args: argparse.Namespace) -> int:
     db = await open_database(config)
     try:
-        tariffs = await PaymentStore(db).tariffs()
+        tariffs = await TariffStore(db).all()
     finally:
         await db.close()
     for tariff_id, tariff in tariffs.items():

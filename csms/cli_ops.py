@@ -19,7 +19,7 @@ from csms.app import open_database
 from csms.config import Config
 from csms.store.api_keys import ApiKeys
 from payments.pricing import format_money
-from payments.store import PaymentStore
+from payments.reservations_store import ReservationStore
 
 
 def add_operator_commands(commands: Any) -> None:
@@ -96,7 +96,7 @@ async def _create_key(config: Config, args: argparse.Namespace) -> int:
 async def _list_payments(config: Config, args: argparse.Namespace) -> int:
     db = await open_database(config)
     try:
-        found = await PaymentStore(db).page(
+        found = await ReservationStore(db).page(
             state=args.state,
             charger_id=args.charger,
             since=None,

@@ -18,7 +18,7 @@ import segno
 
 from csms.store.chargers import ChargerStore
 from payments.pricing import Tariff
-from payments.store import PaymentStore
+from payments.tariff_store import TariffStore
 from payments.web.describe import tariff_in_words
 from payments.web.texts import Texts
 from storage.db import Database
@@ -100,7 +100,7 @@ async def labels_from_database(
     the one every charger has.
     """
     chargers = ChargerStore(db)
-    payments = PaymentStore(db)
+    tariffs = TariffStore(db)
     if charger_ids is None:
         rows = await chargers.list()
     else:
@@ -115,7 +115,7 @@ async def labels_from_database(
         reported = [c.connector_id for c in await chargers.connectors(row["id"])]
         # Connector 0 is the charger as a whole: nobody plugs into it.
         for connector_id in [n for n in reported if n >= 1] or [1]:
-            tariff = await payments.tariff_for(row["id"], connector_id) or default_tariff
+            tariff = await tariffs.for_connector(row["id"], connector_id) or default_tariff
             labels.append(
                 Label(
                     charger_id=row["id"],

@@ -14,14 +14,15 @@ from datetime import datetime
 from payments import reservation as machine
 from payments.coordinator import TAG_PREFIX, Coordinator
 from payments.reservation import State
+from payments.reservations_store import ReservationStore
 
 
 class ChargerEventsListener:
     """`ChargerEvents` and `TagAuthority` for the OCPP side, on top of the coordinator."""
 
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(self, coordinator: Coordinator, reservations: ReservationStore) -> None:
         self._coordinator = coordinator
-        self._store = coordinator.store
+        self._reservations = reservations
         self._index = coordinator.index
 
     async def authorize_tag(
@@ -31,10 +32,10 @@ class ChargerEventsListener:
         when the tag is not one of ours. Only on its connector, and only once."""
         if not id_tag.startswith(TAG_PREFIX):
             return None
-        reservation_id = await self._store.find_id("id_tag", id_tag)
+        reservation_id = await self._reservations.find_id("id_tag", id_tag)
         if reservation_id is None:
             return None
-        r = await self._store.get(reservation_id)
+        r = await self._reservations.get(reservation_id)
         assert r is not None
         allowed = (
             r.state in (State.AUTHORISED, State.AWAITING_PLUG, State.START_REQUESTED)
@@ -57,10 +58,10 @@ class ChargerEventsListener:
         for (another connector, or after the reservation ended) is stopped remotely."""
         if not id_tag.startswith(TAG_PREFIX):
             return
-        reservation_id = await self._store.find_id("id_tag", id_tag)
+        reservation_id = await self._reservations.find_id("id_tag", id_tag)
         if reservation_id is None:
             return
-        r = await self._store.get(reservation_id)
+        r = await self._reservations.get(reservation_id)
         if r is None:
             return
         event: machine.Event

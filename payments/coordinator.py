@@ -16,8 +16,10 @@ from datetime import datetime, timedelta
 import structlog
 
 from payments import reservation as machine
+from payments.audit_log import AuditLog
 from payments.codec import event_name
 from payments.observe import PaymentsObserver
+from payments.outbox import Outbox, PendingEffect
 from payments.ports import ChargerControl
 from payments.pricing import Tariff, hold_amount
 from payments.refunds import RefundRecord, RefundStore
@@ -30,7 +32,7 @@ from payments.reservation import (
     Reservation,
     transition,
 )
-from payments.store import PaymentStore, PendingEffect
+from payments.reservations_store import ReservationStore
 from payments.units import audit_transition, persist, settle_refund
 from storage.clock import utc_now
 
@@ -95,7 +97,9 @@ class ReviewRefused(Exception):
 class Coordinator:
     def __init__(
         self,
-        store: PaymentStore,
+        reservations: ReservationStore,
+        outbox: Outbox,
+        audit: AuditLog,
         refunds: RefundStore,
         chargers: ChargerControl,
         policy: Policy,
@@ -104,8 +108,11 @@ class Coordinator:
         clock: Callable[[], datetime] = utc_now,
         observer: PaymentsObserver | None = None,
     ) -> None:
-        self.store = store
+        self.reservations = reservations
+        self.outbox = outbox
+        self.audit = audit
         self.refunds = refunds
+        self._db = reservations.db  # one database: the stores' writes share a commit
         self._chargers = chargers
         self.policy = policy
         self._payment_window = payment_window
@@ -116,7 +123,7 @@ class Coordinator:
 
     async def load(self) -> None:
         """Build the index of active reservations (at start-up)."""
-        for r in await self.store.active_reservations():
+        for r in await self.reservations.active():
             self.index.update(r)
 
     def on_effects(self, committed: Callable[[Sequence[PendingEffect]], None]) -> None:
@@ -156,12 +163,13 @@ class Coordinator:
         else:
             decision = Decision(r, (machine.CreateCheckout(),))
 
-        store, policy = self.store, self.policy
+        reservations, outbox, audit = self.reservations, self.outbox, self.audit
+        policy = self.policy
 
         def insert(conn: sqlite3.Connection) -> None:
-            store.insert(conn, r, token, email)
-            persist(store, policy, conn, r, decision, "Created", now)
-            store.audit(
+            reservations.insert(conn, r, token, email)
+            persist(reservations, outbox, policy, conn, r, decision, "Created", now)
+            audit.write(
                 conn,
                 now,
                 "driver",
@@ -172,7 +180,7 @@ class Coordinator:
                 detail=f"{charger_id}/{connector_id}",
             )
 
-        await self.store.db.write(insert)
+        await self._db.write(insert)
         # Not handed over: the driver's request carries out the first effect (run_now).
         self._after_commit(decision, ())
         log.info(
@@ -222,11 +230,12 @@ class Coordinator:
         webhook: WebhookContext | None,
         actor: str,
     ) -> Reservation | None:
-        store, policy, refunds = self.store, self.policy, self.refunds
+        reservations, outbox, audit = self.reservations, self.outbox, self.audit
+        policy, refunds = self.policy, self.refunds
 
         def apply(conn: sqlite3.Connection) -> tuple[Reservation | None, Committed | None]:
-            r = store.load(conn, reservation_id)
-            if webhook is not None and not self.store.record_webhook(
+            r = reservations.load(conn, reservation_id)
+            if webhook is not None and not audit.record_webhook(
                 conn, webhook.event_id, webhook.event_type, reservation_id, event_name(event), now
             ):
                 log.info(
@@ -237,17 +246,17 @@ class Coordinator:
                 return r, None
             if r is None:
                 return None, None
-            if effect_id is not None and not store.effect_done(
-                conn, effect_id, event_name(event), now
-            ):
+            if effect_id is not None and not outbox.done(conn, effect_id, event_name(event), now):
                 return r, None  # this effect's result was applied already
             decision = transition(r, event, facts, now, policy)
-            queued = persist(store, policy, conn, r, decision, event_name(event), now)
-            audit_transition(store, conn, r, decision.reservation, event, actor, now)
-            settle_refund(store, refunds, conn, r, event, now)
+            queued = persist(
+                reservations, outbox, policy, conn, r, decision, event_name(event), now
+            )
+            audit_transition(audit, conn, r, decision.reservation, event, actor, now)
+            settle_refund(audit, refunds, conn, r, event, now)
             return decision.reservation, (decision, queued)
 
-        reservation, committed = await self.store.db.write(apply)
+        reservation, committed = await self._db.write(apply)
         if committed is not None:
             self._after_commit(*committed)
         return reservation
@@ -261,27 +270,31 @@ class Coordinator:
         if place is None:
             raise ReviewRefused("no such payment")
         facts, now = self.facts(*place), self.clock()
-        store, policy = self.store, self.policy
+        reservations, outbox, audit = self.reservations, self.outbox, self.audit
+        policy = self.policy
 
         def act(conn: sqlite3.Connection) -> tuple[Reservation, Committed]:
-            r = store.load(conn, reservation_id)
+            r = reservations.load(conn, reservation_id)
             assert r is not None
             refusal = machine.review_refusal(r, action, policy, now)
             if refusal is not None:
                 raise ReviewRefused(refusal)
             decision = transition(r, action, facts, now, policy)
-            queued = persist(store, policy, conn, r, decision, event_name(action), now)
-            audit_transition(store, conn, r, decision.reservation, action, actor, now)
+            queued = persist(
+                reservations, outbox, policy, conn, r, decision, event_name(action), now
+            )
+            audit_transition(audit, conn, r, decision.reservation, action, actor, now)
             return decision.reservation, (decision, queued)
 
-        reservation, committed = await self.store.db.write(act)
+        reservation, committed = await self._db.write(act)
         self._after_commit(*committed)
         return reservation
 
     async def _place(self, reservation_id: str) -> tuple[str, int] | None:
         """The reservation's charger and connector (they never change): from memory for
         active reservations, else one read."""
-        return self.index.places.get(reservation_id) or await self.store.place(reservation_id)
+        place = self.index.places.get(reservation_id)
+        return place or await self.reservations.place(reservation_id)
 
     async def request_refund(
         self, reservation_id: str, refund_id: str, amount: int | None, reason: str, actor: str
@@ -295,13 +308,14 @@ class Coordinator:
         if place is None:
             raise RefundRefused("no such payment")
         facts, now = self.facts(*place), self.clock()
-        store, policy, refunds = self.store, self.policy, self.refunds
+        reservations, outbox, audit = self.reservations, self.outbox, self.audit
+        policy, refunds = self.policy, self.refunds
 
         def request(conn: sqlite3.Connection) -> tuple[RefundRecord | None, Committed | None]:
             existing = refunds.find(conn, refund_id)
             if existing is not None:
                 return existing, None
-            r = store.load(conn, reservation_id)
+            r = reservations.load(conn, reservation_id)
             assert r is not None
             wanted = r.refundable if amount is None else amount
             if wanted <= 0 or wanted > r.refundable:
@@ -313,13 +327,15 @@ class Coordinator:
             event = machine.RefundRequested(refund_id, wanted)
             decision = transition(r, event, facts, now, policy)
             refunds.add(conn, refund_id, r.id, wanted, reason, actor, now)
-            queued = persist(store, policy, conn, r, decision, event_name(event), now)
-            store.audit(
+            queued = persist(
+                reservations, outbox, policy, conn, r, decision, event_name(event), now
+            )
+            audit.write(
                 conn, now, actor, "refund requested", r.id, wanted, r.tariff.currency, None, reason
             )
             return refunds.find(conn, refund_id), (decision, queued)
 
-        record, committed = await self.store.db.write(request)
+        record, committed = await self._db.write(request)
         if committed is not None:
             self._after_commit(*committed)
         assert record is not None
@@ -339,23 +355,23 @@ class Coordinator:
         stripe_id: str | None,
     ) -> bool:
         """Keep a Stripe event that changes no state (refunds, disputes); False if seen."""
-        now, store = self.clock(), self.store
+        now, audit_log = self.clock(), self.audit
 
         def record(conn: sqlite3.Connection) -> bool:
-            fresh = store.record_webhook(
+            fresh = audit_log.record_webhook(
                 conn, webhook.event_id, webhook.event_type, reservation_id, "recorded", now
             )
             if fresh and audit:
-                store.audit(conn, now, "stripe", audit, reservation_id, amount, None, stripe_id)
+                audit_log.write(conn, now, "stripe", audit, reservation_id, amount, None, stripe_id)
             return fresh
 
-        return await self.store.db.write(record)
+        return await self._db.write(record)
 
     # -- time
 
     async def tick(self) -> int:
         """Wake the reservations whose next deadline has passed; returns how many."""
-        due = await self.store.waking(self.clock())
+        due = await self.reservations.waking(self.clock())
         for reservation_id in due:
             await self.handle(reservation_id, machine.Tick())
         return len(due)

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from payments import reservation as machine
+from payments.outbox import PendingEffect
 from payments.ports import ChargerControl
 from payments.pricing import format_money
 from payments.refunds import RefundStore
 from payments.reservation import Event, Reservation
-from payments.store import PendingEffect
 from payments.stripe_gateway import CheckoutRequest, StripeGateway, StripeRejected
 
 

@@ -57,6 +57,7 @@ from payments.refunds import RefundRecord
 from payments.reservation import Hold, Reservation
 from payments.stripe_gateway import StripeGateway, StripeRejected, StripeUnavailable
 from storage.clock import to_text
+from storage.db import Database
 
 log = structlog.get_logger()
 
@@ -146,6 +147,7 @@ class Reconciler:
         self,
         gateway: StripeGateway,
         coordinator: Coordinator,
+        db: Database,
         *,
         interval: float,
         window: timedelta,
@@ -154,8 +156,7 @@ class Reconciler:
     ) -> None:
         self._gateway = gateway
         self._coordinator = coordinator
-        self._store = coordinator.store
-        self._db = coordinator.store.db
+        self._db = db  # our books: read-only queries of the payments tables
         self.interval = interval
         self.window = window
         self._observer = observer

@@ -21,8 +21,9 @@ import structlog
 from payments.codec import event_name
 from payments.coordinator import Coordinator
 from payments.effects import ChargerUnreachable, EffectExecutor
+from payments.outbox import Outbox, PendingEffect
 from payments.reservation import CheckoutUnavailable
-from payments.store import PaymentStore, PendingEffect
+from payments.reservations_store import ReservationStore
 from payments.stripe_gateway import StripeUnavailable
 from storage.clock import to_text
 
@@ -42,7 +43,8 @@ def backoff(attempts: int, base: float, ceiling: float, rng: random.Random) -> t
 class EffectRunner:
     def __init__(
         self,
-        store: PaymentStore,
+        outbox: Outbox,
+        reservations: ReservationStore,
         coordinator: Coordinator,
         executor: EffectExecutor,
         *,
@@ -50,7 +52,8 @@ class EffectRunner:
         retry_ceiling: float = 30.0,
         idle_poll: float = 5.0,
     ) -> None:
-        self._store = store
+        self._outbox = outbox
+        self._reservations = reservations
         self._coordinator = coordinator
         self._executor = executor
         self._retry_base = retry_base
@@ -99,7 +102,7 @@ class EffectRunner:
         """
         read_from = self._completions
         now = self._coordinator.clock()
-        due = await self._store.due_effects(now, reservation_id=reservation_id)
+        due = await self._outbox.due(now, reservation_id=reservation_id)
         for pending in due:
             task = self._in_flight.get(pending.id)
             if task is None and not self._finished_since(pending.id, read_from):
@@ -121,7 +124,7 @@ class EffectRunner:
             try:
                 await self._coordinator.tick()
                 read_from = self._completions
-                for pending in await self._store.due_effects(self._coordinator.clock()):
+                for pending in await self._outbox.due(self._coordinator.clock()):
                     if pending.id not in self._in_flight and not self._finished_since(
                         pending.id, read_from
                     ):
@@ -152,7 +155,7 @@ class EffectRunner:
         return self._finished.get(effect_id, -1) > read_from
 
     async def _sleep_for(self) -> float:
-        next_at = await self._store.next_effect_at()
+        next_at = await self._outbox.next_at()
         if next_at is None:
             return self._idle_poll
         due = datetime.fromisoformat(next_at) - self._coordinator.clock()
@@ -168,7 +171,7 @@ class EffectRunner:
 
     async def _carry_out(self, pending: PendingEffect, give_up_when_unavailable: bool) -> None:
         bound = log.bind(attempt=pending.attempts + 1)
-        r, token, email = await self._store.load_for_driver(pending.reservation_id)
+        r, token, email = await self._reservations.load_for_driver(pending.reservation_id)
         try:
             event = await self._executor.execute(
                 pending, r, token, email, repeated=self._repeated(pending)
@@ -200,5 +203,5 @@ class EffectRunner:
 
     async def _retry(self, pending: PendingEffect, error: str) -> None:
         delay = backoff(pending.attempts, self._retry_base, self._retry_ceiling, self._rng)
-        await self._store.effect_retry(pending.id, self._coordinator.clock() + delay, error)
+        await self._outbox.retry(pending.id, self._coordinator.clock() + delay, error)
         self._wake.set()

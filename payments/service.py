@@ -22,13 +22,16 @@ from typing import Any
 import structlog
 
 from payments import reservation as machine
+from payments.audit_log import AuditLog
 from payments.coordinator import Coordinator
+from payments.outbox import Outbox
 from payments.ports import ChargerControl, ChargerInfo
 from payments.pricing import Tariff, TariffError, hold_amount
 from payments.refunds import RefundRecord, RefundStore
 from payments.reservation import Reservation, State
+from payments.reservations_store import ReservationStore
 from payments.runner import EffectRunner
-from payments.store import PaymentStore
+from payments.tariff_store import TariffStore
 from payments.webhooks import WebhookOutcome, apply_webhook
 
 log = structlog.get_logger()
@@ -61,14 +64,20 @@ class PaymentRecord:
 class Payments:
     def __init__(
         self,
-        store: PaymentStore,
+        reservations: ReservationStore,
+        outbox: Outbox,
+        tariffs: TariffStore,
+        audit: AuditLog,
         refunds: RefundStore,
         coordinator: Coordinator,
         runner: EffectRunner,
         chargers: ChargerControl,
         default_tariff: Tariff,
     ) -> None:
-        self._store = store
+        self._reservations = reservations
+        self._outbox = outbox
+        self._tariffs = tariffs
+        self._audit = audit
         self._refunds = refunds
         self._coordinator = coordinator
         self._runner = runner
@@ -91,7 +100,7 @@ class Payments:
         return await self._chargers.charger_info(charger_id)
 
     async def tariff_for(self, charger_id: str, connector_id: int) -> Tariff:
-        return await self._store.tariff_for(charger_id, connector_id) or self._default_tariff
+        return await self._tariffs.for_connector(charger_id, connector_id) or self._default_tariff
 
     async def busy_reason(self, charger_id: str, connector_id: int) -> str | None:
         status = self._chargers.connector_status(charger_id, connector_id)
@@ -101,7 +110,7 @@ class Payments:
             return f"the connector is {status}"
         if await self._chargers.open_transaction(charger_id, connector_id) is not None:
             return "a charging session is in progress"
-        if await self._store.active_on(charger_id, connector_id) is not None:
+        if await self._reservations.active_on(charger_id, connector_id) is not None:
             return "reserved by another driver"
         return None
 
@@ -133,7 +142,7 @@ class Payments:
         if r.state is not State.PENDING_PAYMENT:
             return r, token  # free: no payment needed
         await self._runner.run_now(r.id, give_up_when_unavailable=True)
-        created = await self._store.get(r.id)
+        created = await self._reservations.get(r.id)
         assert created is not None
         if created.checkout_url is None:
             # Stripe could not be reached: close the reservation so nothing stays half made.
@@ -186,20 +195,20 @@ class Payments:
     # -- Stripe
 
     async def webhook(self, event: dict[str, Any]) -> WebhookOutcome:
-        return await apply_webhook(self._coordinator, event)
+        return await apply_webhook(self._coordinator, self._reservations, event)
 
     # -- reading
 
     async def get(self, reservation_id: str) -> Reservation | None:
-        return await self._store.get(reservation_id)
+        return await self._reservations.get(reservation_id)
 
     async def by_token(self, token: str) -> Reservation | None:
         """The driver's reservation, from the token in their link or cookie."""
-        found = await self._store.find_id("token", token)
-        return await self._store.get(found) if found else None
+        found = await self._reservations.find_id("token", token)
+        return await self._reservations.get(found) if found else None
 
     async def row(self, reservation_id: str) -> dict[str, Any] | None:
-        return await self._store.row(reservation_id)
+        return await self._reservations.row(reservation_id)
 
     async def page(
         self,
@@ -211,7 +220,7 @@ class Payments:
         before: tuple[str, str] | None,
         limit: int,
     ) -> list[Reservation]:
-        return await self._store.page(
+        return await self._reservations.page(
             state=state,
             charger_id=charger_id,
             since=since,
@@ -221,14 +230,14 @@ class Payments:
         )
 
     async def record(self, reservation_id: str) -> PaymentRecord | None:
-        r = await self._store.get(reservation_id)
+        r = await self._reservations.get(reservation_id)
         if r is None:
             return None
         return PaymentRecord(
             reservation=r,
-            history=await self._store.history(reservation_id),
-            effects=await self._store.effects_of(reservation_id),
-            audit=await self._store.audit_log(reservation_id),
+            history=await self._reservations.history(reservation_id),
+            effects=await self._outbox.of_reservation(reservation_id),
+            audit=await self._audit.lines(reservation_id),
             refunds=await self._refunds.of_reservation(reservation_id),
         )
 
@@ -236,6 +245,6 @@ class Payments:
         return await self._refunds.of_reservation(reservation_id)
 
     async def _existing(self, reservation_id: str) -> Reservation:
-        r = await self._store.get(reservation_id)
+        r = await self._reservations.get(reservation_id)
         assert r is not None, reservation_id
         return r

@@ -14,15 +14,18 @@ from datetime import datetime
 import structlog
 
 from payments import reservation as machine
+from payments.audit_log import AuditLog
+from payments.outbox import Outbox, PendingEffect
 from payments.refunds import RefundStore
 from payments.reservation import Decision, Event, Hold, Policy, Reservation, State, next_deadline
-from payments.store import PaymentStore, PendingEffect
+from payments.reservations_store import ReservationStore
 
 log = structlog.get_logger()
 
 
 def persist(
-    store: PaymentStore,
+    reservations: ReservationStore,
+    outbox: Outbox,
     policy: Policy,
     conn: sqlite3.Connection,
     before: Reservation,
@@ -32,8 +35,8 @@ def persist(
 ) -> list[PendingEffect]:
     """Save the transition and queue its effects; returns the effects queued."""
     after = decision.reservation
-    store.save(conn, before, after, event, next_deadline(after, policy), now)
-    queued = [store.add_effect(conn, after.id, effect, now) for effect in decision.effects]
+    reservations.save(conn, before, after, event, next_deadline(after, policy), now)
+    queued = [outbox.add(conn, after.id, effect, now) for effect in decision.effects]
     if before.state != after.state:
         log.info(
             "payments.transition",
@@ -114,7 +117,7 @@ def _meter_lines(before: Reservation, after: Reservation) -> list[_Line]:
 
 
 def audit_transition(
-    store: PaymentStore,
+    audit: AuditLog,
     conn: sqlite3.Connection,
     before: Reservation,
     after: Reservation,
@@ -123,7 +126,7 @@ def audit_transition(
     now: datetime,
 ) -> None:
     for action, amount, stripe_id, detail in audit_lines(before, after, event):
-        store.audit(
+        audit.write(
             conn,
             now,
             actor,
@@ -137,7 +140,7 @@ def audit_transition(
 
 
 def settle_refund(
-    store: PaymentStore,
+    audit: AuditLog,
     refunds: RefundStore,
     conn: sqlite3.Connection,
     r: Reservation,
@@ -150,7 +153,7 @@ def settle_refund(
             refunds.settle(
                 conn, refund_id, stripe_refund_id=stripe_refund_id, failure=None, now=now
             )
-            store.audit(
+            audit.write(
                 conn, now, "stripe", "refunded", r.id, amount, r.tariff.currency, stripe_refund_id
             )
         case machine.RefundedElsewhere(stripe_refund_id, amount):
@@ -162,7 +165,7 @@ def settle_refund(
             )
         case machine.RefundFailed(refund_id, amount, reason):
             refunds.settle(conn, refund_id, stripe_refund_id=None, failure=reason, now=now)
-            store.audit(
+            audit.write(
                 conn,
                 now,
                 "stripe",

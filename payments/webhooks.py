@@ -15,6 +15,7 @@ import structlog
 from payments import reservation as machine
 from payments.coordinator import Coordinator, WebhookContext
 from payments.reservation import Event
+from payments.reservations_store import ReservationStore
 
 log = structlog.get_logger()
 
@@ -48,18 +49,22 @@ _RECORDED = {
     "payment_intent.succeeded": None,
     "charge.captured": None,
     "charge.refunded": "refund confirmed by stripe",
+    # Matched to a reservation it is a DisputeOpened there; otherwise kept for the record.
+    "charge.dispute.created": "dispute opened",
     "refund.created": None,
     "refund.updated": None,
 }
 
 
-async def apply_webhook(coordinator: Coordinator, event: dict[str, Any]) -> WebhookOutcome:
+async def apply_webhook(
+    coordinator: Coordinator, reservations: ReservationStore, event: dict[str, Any]
+) -> WebhookOutcome:
     event_id, event_type = event["id"], event["type"]
     applied = "failed"
     try:
         # Bound for the whole event, so that the coordinator's lines name it too.
         with structlog.contextvars.bound_contextvars(event_id=event_id, event_type=event_type):
-            outcome = await _apply(coordinator, event_id, event_type, event)
+            outcome = await _apply(coordinator, reservations, event_id, event_type, event)
         applied = outcome.applied
         return outcome
     finally:
@@ -68,10 +73,14 @@ async def apply_webhook(coordinator: Coordinator, event: dict[str, Any]) -> Webh
 
 
 async def _apply(
-    coordinator: Coordinator, event_id: str, event_type: str, event: dict[str, Any]
+    coordinator: Coordinator,
+    reservations: ReservationStore,
+    event_id: str,
+    event_type: str,
+    event: dict[str, Any],
 ) -> WebhookOutcome:
     obj = event.get("data", {}).get("object", {}) or {}
-    reservation_id = await _reservation_of(coordinator, obj)
+    reservation_id = await _reservation_of(reservations, obj)
     bound = log.bind(reservation_id=reservation_id)
     context = WebhookContext(event_id, event_type)
     reservation_event = to_reservation_event(event_type, obj)
@@ -94,11 +103,11 @@ def _type_label(event_type: str) -> str:
     return event_type if known else "other"
 
 
-async def _reservation_of(coordinator: Coordinator, obj: dict[str, Any]) -> str | None:
+async def _reservation_of(reservations: ReservationStore, obj: dict[str, Any]) -> str | None:
     """The reservation whose stored Checkout Session or PaymentIntent id is the object's (or
     its PaymentIntent's). Metadata alone never picks one: anyone can copy a reservation id
     into another object's metadata, and that object's money is not this reservation's."""
-    found = await coordinator.store.find_for_stripe((obj.get("id"), obj.get("payment_intent")))
+    found = await reservations.find_for_stripe((obj.get("id"), obj.get("payment_intent")))
     claimed = (obj.get("metadata") or {}).get("reservation_id")
     if claimed is not None and claimed != found:
         # None: an object whose id is not stored (yet): e.g. a PaymentIntent before the

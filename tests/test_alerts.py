@@ -130,7 +130,7 @@ async def running(config: Any, clock: Callable[[], datetime] = utc_now) -> Async
 async def capture_refused(run: Running) -> str:
     """A charge whose capture Stripe refuses: NeedsReview, the hold still on the card."""
     rid = await run.driver.start_charging(run.sim)
-    r = await run.system.payments.get(rid)
+    r = await run.system.reservations.get(rid)
     assert r is not None and r.payment_intent_id and run.system.sandbox is not None
     run.system.sandbox.fail_next(
         1, 400, path=f"/v1/payment_intents/{r.payment_intent_id}/capture", method="POST"
@@ -273,7 +273,7 @@ async def test_a_dispute_alerts(make_config: MakeConfig, receiver: tuple[Receive
         rid = await run.driver.start_charging(run.sim)
         await run.driver.post(f"/api/payments/{rid}/stop")
         await run.driver.wait_for_state(rid, "Completed")
-        r = await run.system.payments.get(rid)
+        r = await run.system.reservations.get(rid)
         assert r is not None and r.payment_intent_id and run.system.sandbox is not None
         dispute = run.system.sandbox.create_dispute(r.payment_intent_id)
 
@@ -293,7 +293,7 @@ async def test_a_stuck_outbox_alerts_and_payments_go_on(
     config = alert_config(make_config, url, outbox_stuck_after=0.3)
     async with running(config) as run:
         rid = await run.driver.start_charging(run.sim)
-        r = await run.system.payments.get(rid)
+        r = await run.system.reservations.get(rid)
         assert r is not None and r.payment_intent_id and run.system.sandbox is not None
         # Stripe answers 500 to every capture for a while: the Capture effect stays pending.
         run.system.sandbox.fail_next(

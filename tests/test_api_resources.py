@@ -293,7 +293,7 @@ async def test_tariff_create_read_replace(api: Client, csms: CentralSystem) -> N
     assert created["currency"] == "eur"
     assert created["idleFeePerMinute"] == 0 and created["idleFeeMaxMinutes"] is None
     assert await api.ok("GET", "/api/tariffs/fast") == created
-    assert (await csms.payments.tariffs())["fast"] == Tariff(
+    assert (await csms.tariffs.all())["fast"] == Tariff(
         currency="eur",
         price_per_kwh=35,
         session_fee=50,
@@ -338,7 +338,7 @@ async def test_tariff_refused_naming_the_field(
 ) -> None:
     status, answer = await api.call("POST", "/api/tariffs", {"id": "t", **EUR_TARIFF, **change})
     assert (status, refusal(answer)) == (400, ("invalid", field))
-    assert await csms.payments.tariffs() == {}
+    assert await csms.tariffs.all() == {}
 
 
 async def test_tariff_list_pages(api: Client) -> None:
@@ -388,7 +388,7 @@ async def test_tariff_assignments(api: Client, csms: CentralSystem) -> None:
     assert (await csms.payment_service.tariff_for("CP-A", 1)).session_fee == 100
     changed = await api.ok("PATCH", "/api/chargers/CP-A", {"tariffId": None})
     assert changed["tariffAssignments"] == [{"connectorId": 2, "tariffId": "slow"}]
-    assert await csms.payments.tariff_for("CP-A", 1) is None  # the default applies
+    assert await csms.tariffs.for_connector("CP-A", 1) is None  # the default applies
 
     status, answer = await api.call("PUT", "/api/tariffs/fast/assignments", {"chargerId": "CP-X"})
     assert (status, refusal(answer)) == (400, ("not_found", "chargerId"))

@@ -44,9 +44,7 @@ async def _post(driver: Driver, path: str, key: str, body: dict | None = None) -
 
 
 async def _actors(system: CentralSystem, reservation_id: str) -> dict[str, str]:
-    return {
-        line["action"]: line["actor"] for line in await system.payments.audit_log(reservation_id)
-    }
+    return {line["action"]: line["actor"] for line in await system.audit.lines(reservation_id)}
 
 
 async def test_verify_names_the_key(system: CentralSystem) -> None:
@@ -98,5 +96,5 @@ async def test_a_stop_and_a_refund_through_the_api_name_the_key(
     assert refund["requestedBy"] == "key:finance"
     actors = await _actors(system, rid)
     assert actors["refund requested"] == "key:finance"
-    history = await system.payments.history(rid)
+    history = await system.reservations.history(rid)
     assert any(row["event"] == "StopRequested" for row in history)

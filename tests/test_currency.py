@@ -218,7 +218,7 @@ async def test_api_tariff_that_stripe_would_refuse(
 ) -> None:
     status, answer = await api.call("POST", "/api/tariffs", {"id": "t", **EUR_TARIFF, **change})
     assert (status, refusal(answer)) == (400, ("invalid", field))
-    assert await csms.payments.tariffs() == {}
+    assert await csms.tariffs.all() == {}
 
 
 async def test_api_names_stripes_minimum_in_words(api: Client) -> None:

@@ -427,11 +427,11 @@ async def _finish(
     await wire.call("StopTransaction", {**stop, "reason": "Local"})
     await wire.status("Available")
     done = await driver.wait_for_state(rid, "Completed")
-    reservation = await system.payments.get(rid)
+    reservation = await system.reservations.get(rid)
     assert reservation is not None and reservation.payment_intent_id
     assert system.sandbox is not None
     ledger = system.sandbox.ledger()[reservation.payment_intent_id]
-    actions = [line["action"] for line in await system.payments.audit_log(rid)]
+    actions = [line["action"] for line in await system.audit.lines(rid)]
     return done, ledger, actions
 
 

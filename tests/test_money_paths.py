@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from payments import reservation as machine
+from payments.outbox import idempotency_key
 from payments.pricing import Tariff, hold_amount
 from payments.reservation import (
     ChargerFacts,
@@ -20,7 +21,6 @@ from payments.reservation import (
     State,
     transition,
 )
-from payments.store import idempotency_key
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 TARIFF = Tariff("eur", price_per_kwh=40, session_fee=100, max_energy_wh=20_000)

@@ -99,7 +99,7 @@ async def test_a_payment_made_after_the_reservation_ended_is_released_without_a_
         view = await driver.status(rid)
         assert view["state"] == "Cancelled"
         assert _held(system) == 0
-        audit = [a["action"] for a in await system.payments.audit_log(rid)]
+        audit = [a["action"] for a in await system.audit.lines(rid)]
         assert "paid after the reservation ended" in audit and "hold released" in audit
     finally:
         await client.connection.close()
@@ -135,7 +135,7 @@ async def test_a_charge_started_after_a_cancel_is_stopped(
         code, _ = await driver.post(f"/api/payments/{rid}/cancel")
         assert code == 200
         await eventually(lambda: _hold_is(driver, rid, "Released"))
-        reservation = await system.payments.get(rid)
+        reservation = await system.reservations.get(rid)
         assert reservation is not None
         # The charger starts anyway with the reservation's tag (a late RemoteStart, a
         # cable plugged in after the driver gave up...).
@@ -151,7 +151,7 @@ async def test_a_charge_started_after_a_cancel_is_stopped(
         assert answer["idTagInfo"]["status"] == "Invalid"
         stop = await _next_call(client, "RemoteStopTransaction")
         assert stop[3] == {"transactionId": answer["transactionId"]}
-        audit = await system.payments.audit_log(rid)
+        audit = await system.audit.lines(rid)
         assert "stray transaction stopped" in [a["action"] for a in audit]
         assert (await driver.status(rid))["state"] == "Cancelled"
     finally:
@@ -169,7 +169,7 @@ async def test_a_stop_pressed_while_the_charger_is_offline_is_sent_when_it_is_ba
     await driver.wait_for_state(rid, "AwaitingPlug")
     await _status(client, "Preparing")
     start = await _next_call(client, "RemoteStartTransaction")
-    reservation = await system.payments.get(rid)
+    reservation = await system.reservations.get(rid)
     assert reservation is not None and start[3]["idTag"] == reservation.id_tag
     answer = await client.call(
         "StartTransaction",
@@ -201,5 +201,5 @@ async def _offline(system: CentralSystem) -> bool:
 
 
 async def _stop_undelivered(system: CentralSystem, rid: str) -> bool:
-    reservation = await system.payments.get(rid)
+    reservation = await system.reservations.get(rid)
     return reservation is not None and reservation.stop_undelivered

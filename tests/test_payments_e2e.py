@@ -81,7 +81,7 @@ async def test_happy_path_captures_exactly_the_energy_used(
     assert done["capturedAmount"] == expected
     assert done["releasedAmount"] == 250 - expected
     assert done["breakdown"]["energyWh"] == energy
-    reservation = await system.payments.get(rid)
+    reservation = await system.reservations.get(rid)
     assert reservation is not None and reservation.payment_intent_id
     ledger = _ledger(system, reservation.payment_intent_id)
     assert ledger["amount_captured"] == expected
@@ -167,7 +167,7 @@ async def test_bad_webhook_signature_changes_nothing(system: CentralSystem, driv
             assert response.status == 400
         view = await driver.status(rid)
         assert (view["state"], view["hold"]) == ("PendingPayment", "None")
-        history = await system.payments.history(rid)
+        history = await system.reservations.history(rid)
         assert [h["to_state"] for h in history] == []
     finally:
         await sim.stop()
@@ -202,7 +202,7 @@ async def _paid(driver: Driver) -> str:
 
 
 async def _released(system: CentralSystem, rid: str) -> dict:
-    reservation = await system.payments.get(rid)
+    reservation = await system.reservations.get(rid)
     assert reservation is not None and reservation.payment_intent_id
     return _ledger(system, reservation.payment_intent_id)
 
@@ -265,7 +265,7 @@ async def test_checkout_expired(system: CentralSystem, driver: Driver) -> None:
         view = await driver.wait_for_state(created["reservationId"], "Expired")
         assert view["hold"] == "None"
         # The connector is free again.
-        assert await system.payments.active_on("CP-1", 1) is None
+        assert await system.reservations.active_on("CP-1", 1) is None
     finally:
         await sim.stop()
 
@@ -311,9 +311,9 @@ async def test_duplicated_and_shuffled_webhooks_apply_once(
     ledger = await _released(system, rid)
     assert ledger["capture_requests"] == 1
     assert ledger["amount_captured"] == done["capturedAmount"]
-    history = [h["to_state"] for h in await system.payments.history(rid)]
+    history = [h["to_state"] for h in await system.reservations.history(rid)]
     assert history.count("Completed") == 1 and history.count("Authorised") <= 1
-    audit = [a["action"] for a in await system.payments.audit_log(rid)]
+    audit = [a["action"] for a in await system.audit.lines(rid)]
     assert audit.count("captured") == 1 and audit.count("hold confirmed") == 1
 
 
@@ -370,7 +370,7 @@ async def test_stripe_outage_during_capture_captures_once_after_recovery(
         ledger = await _released(system, rid)
         assert ledger["capture_requests"] == 1
         assert ledger["amount_captured"] == done["capturedAmount"] > 0
-        capture = next(e for e in await system.payments.effects_of(rid) if e["kind"] == "Capture")
+        capture = next(e for e in await system.outbox.of_reservation(rid) if e["kind"] == "Capture")
         assert capture["attempts"] > 1 and capture["status"] == "done"
 
 
@@ -381,7 +381,7 @@ async def test_hold_cancelled_by_stripe_mid_charge_stops_the_charge(
     await sim.start()
     try:
         rid = await driver.start_charging(sim)
-        reservation = await system.payments.get(rid)
+        reservation = await system.reservations.get(rid)
         assert system.sandbox is not None and reservation is not None
         assert reservation.payment_intent_id
         system.sandbox.cancel_payment_intent_elsewhere(reservation.payment_intent_id)
@@ -390,5 +390,5 @@ async def test_hold_cancelled_by_stripe_mid_charge_stops_the_charge(
         await sim.stop()
     assert view["hold"] == "Lost"
     assert any(action == "RemoteStopTransaction" for action, _ in sim.received_calls)
-    audit = [a["action"] for a in await system.payments.audit_log(rid)]
+    audit = [a["action"] for a in await system.audit.lines(rid)]
     assert "hold cancelled by stripe" in audit

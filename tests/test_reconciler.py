@@ -78,7 +78,7 @@ async def _late_payment(system: CentralSystem, driver: Driver) -> tuple[str, str
     status, _ = await driver.post(f"/api/payments/{rid}/cancel")
     assert status == 200
     await _pay_and_leave(driver, created["checkoutUrl"])
-    reservation = await system.payments.get(rid)
+    reservation = await system.reservations.get(rid)
     assert reservation is not None and reservation.checkout_session_id
     session = sandbox.get(reservation.checkout_session_id)
     pi = session["payment_intent"]
@@ -109,7 +109,7 @@ async def _cli(system: CentralSystem, *argv: str) -> tuple[int, str]:
 async def _audit(system: CentralSystem, rid: str) -> list[tuple[str, str, int | None, str | None]]:
     return [
         (line["actor"], line["action"], line["amount"], line["stripe_id"])
-        for line in await system.payments.audit_log(rid)
+        for line in await system.audit.lines(rid)
     ]
 
 
@@ -202,7 +202,7 @@ async def test_a_capture_and_a_refund_made_in_the_dashboard_are_recorded_and_aud
     await sim.start()
     try:
         rid = await driver.start_charging(sim)
-        reservation = await system.payments.get(rid)
+        reservation = await system.reservations.get(rid)
         assert reservation is not None and reservation.payment_intent_id
         pi = reservation.payment_intent_id
         sandbox.pause_webhooks()  # csms hears nothing of what follows
@@ -222,7 +222,7 @@ async def test_a_capture_and_a_refund_made_in_the_dashboard_are_recorded_and_aud
     finally:
         await sim.stop()
     assert (view["hold"], view["capturedAmount"]) == ("Captured", 180)
-    after = await system.payments.get(rid)
+    after = await system.reservations.get(rid)
     assert after is not None and after.refunded_amount == 50
     audit = await _audit(system, rid)
     assert ("reconciler", "captured at stripe", 180, pi) in audit
@@ -231,7 +231,7 @@ async def test_a_capture_and_a_refund_made_in_the_dashboard_are_recorded_and_aud
     # A second run applies nothing again.
     status, again = await driver.post("/api/reconcile")
     assert (status, again["applied"], again["counts"]) == (200, 0, {})
-    after = await system.payments.get(rid)
+    after = await system.reservations.get(rid)
     assert after is not None and after.refunded_amount == 50
     ledger = sandbox.ledger()[pi]
     assert (ledger["amount_captured"], ledger["amount_refunded"]) == (180, 50)
@@ -241,13 +241,13 @@ async def test_a_dispute_opened_while_webhooks_were_lost_is_found(
     system: CentralSystem, driver: Driver
 ) -> None:
     _, pi = await _completed(system, driver)
-    rid = (await system.payments.find_for_stripe([pi])) or ""
+    rid = (await system.reservations.find_for_stripe([pi])) or ""
     sandbox = _sandbox(system)
     sandbox.pause_webhooks()
     dispute = sandbox.create_dispute(pi)
     status, summary = await driver.post("/api/reconcile")
     assert status == 200, summary
-    after = await system.payments.get(rid)
+    after = await system.reservations.get(rid)
     assert after is not None
     if summary["listed"]["disputes"] is None:
         # A Stripe that lists no disputes: the disputed charge goes to review.
@@ -272,14 +272,16 @@ async def test_two_reconcilers_at_once_apply_each_finding_once(
         done = await driver.wait_for_state(rid, "Completed")
     finally:
         await sim.stop()
-    reservation = await system.payments.get(rid)
+    reservation = await system.reservations.get(rid)
     assert reservation is not None and reservation.payment_intent_id
     pi = reservation.payment_intent_id
     sandbox.pause_webhooks()
     refund = sandbox.refund_payment_intent(pi, 40)
     # Another node's reconciler: the same database and Stripe, a job of its own.
     first = system.reconciler
-    second = Reconciler(system.gateway, system.coordinator, interval=0, window=first.window)
+    second = Reconciler(
+        system.gateway, system.coordinator, system.db, interval=0, window=first.window
+    )
     # Both have looked and found the refund unrecorded before either acts.
     both_looked = asyncio.Barrier(2)
     for reconciler in (first, second):
@@ -299,7 +301,7 @@ async def test_two_reconcilers_at_once_apply_each_finding_once(
         assert [(o.finding.stripe_id, o.outcome) for o in report.outcomes] == [
             (refund["id"], "applied")
         ]
-    after = await system.payments.get(rid)
+    after = await system.reservations.get(rid)
     assert after is not None and after.refunded_amount == 40
     audit = await _audit(system, rid)
     assert audit.count(("reconciler", "refunded at stripe", 40, refund["id"])) == 1
@@ -318,7 +320,7 @@ async def _completed(system: CentralSystem, driver: Driver) -> tuple[str, str]:
         await driver.wait_for_state(rid, "Completed")
     finally:
         await sim.stop()
-    reservation = await system.payments.get(rid)
+    reservation = await system.reservations.get(rid)
     assert reservation is not None and reservation.payment_intent_id
     return rid, reservation.payment_intent_id
 
@@ -367,7 +369,7 @@ async def test_a_refund_whose_answer_was_lost_refunds_once_a_day_later(
         assert status == 201, refund
 
         async def tried_once() -> bool:
-            effects = await system.payments.effects_of(rid)
+            effects = await system.outbox.of_reservation(rid)
             return any(e["kind"] == "Refund" and e["attempts"] >= 1 for e in effects)
 
         await eventually(tried_once, timeout=10)

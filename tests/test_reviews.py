@@ -52,7 +52,7 @@ async def desk(system: CentralSystem) -> str:
 async def capture_refused(system: CentralSystem, driver: Driver, sim: SimulatedCharger) -> str:
     """A charge whose capture Stripe refuses: in review with the hold still on the card."""
     rid = await driver.start_charging(sim)
-    r = await system.payments.get(rid)
+    r = await system.reservations.get(rid)
     assert r is not None and r.payment_intent_id and system.sandbox is not None
     system.sandbox.fail_next(
         1, 400, path=f"/v1/payment_intents/{r.payment_intent_id}/capture", method="POST"
@@ -80,14 +80,14 @@ def ledger(system: CentralSystem, payment_intent_id: str) -> dict[str, Any]:
 
 
 async def audit(system: CentralSystem, rid: str) -> list[dict[str, Any]]:
-    return await system.payments.audit_log(rid)
+    return await system.audit.lines(rid)
 
 
 async def test_retry_capture_takes_the_price_and_names_the_key(
     system: CentralSystem, driver: Driver, sim: SimulatedCharger, desk: str
 ) -> None:
     rid = await capture_refused(system, driver, sim)
-    r = await system.payments.get(rid)
+    r = await system.reservations.get(rid)
     assert r is not None and r.payment_intent_id and r.breakdown is not None
     price = min(r.breakdown.total, r.hold_amount)
     assert ledger(system, r.payment_intent_id)["amount_captured"] == 0
@@ -132,7 +132,7 @@ async def test_retry_capture_of_a_smaller_amount(
     assert status == 200, view
     view = await driver.wait_for_state(rid, "Completed")
     assert view["capturedAmount"] == 60
-    r = await system.payments.get(rid)
+    r = await system.reservations.get(rid)
     assert r is not None and r.payment_intent_id
     assert ledger(system, r.payment_intent_id)["amount_captured"] == 60
 
@@ -144,7 +144,7 @@ async def test_release_gives_the_hold_back_and_resolves(
     status, view = await review(driver, rid, "release", desk)
     assert status == 200, view
     assert view["state"] == "Resolved"
-    r = await system.payments.get(rid)
+    r = await system.reservations.get(rid)
     assert r is not None and r.payment_intent_id
 
     async def released() -> bool:
@@ -163,7 +163,7 @@ async def test_resolve_a_lost_hold_with_a_note(
     system: CentralSystem, driver: Driver, sim: SimulatedCharger, desk: str
 ) -> None:
     rid = await driver.start_charging(sim)
-    r = await system.payments.get(rid)
+    r = await system.reservations.get(rid)
     assert r is not None and r.payment_intent_id and system.sandbox is not None
     system.sandbox.cancel_payment_intent_elsewhere(r.payment_intent_id)
     view = await driver.wait_for_state(rid, "NeedsReview")

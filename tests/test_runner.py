@@ -11,8 +11,9 @@ from typing import Any, cast
 from payments import reservation as machine
 from payments.coordinator import Coordinator
 from payments.effects import EffectExecutor
+from payments.outbox import Outbox, PendingEffect
+from payments.reservations_store import ReservationStore
 from payments.runner import EffectRunner
-from payments.store import PaymentStore, PendingEffect
 from tests.waiting import eventually
 
 EFFECT = PendingEffect(7, "res_1", machine.RemoteStart("PAYTAG"), "res_1:remote_start:1", 0)
@@ -36,7 +37,7 @@ class FakeCoordinator:
         self.handled.append(effect_id)
 
 
-class FakeStore:
+class FakeOutbox:
     """An outbox whose reads take a while and show what was pending when they began."""
 
     def __init__(self) -> None:
@@ -44,15 +45,17 @@ class FakeStore:
         self.read_started = asyncio.Event()
         self.release_read = asyncio.Event()
 
-    async def due_effects(self, now: datetime, **_: Any) -> list[PendingEffect]:
+    async def due(self, now: datetime, **_: Any) -> list[PendingEffect]:
         snapshot = list(self.pending)
         self.read_started.set()
         await self.release_read.wait()
         return snapshot
 
-    async def next_effect_at(self) -> str | None:
+    async def next_at(self) -> str | None:
         return None
 
+
+class FakeReservations:
     async def load_for_driver(self, reservation_id: str) -> tuple[Any, str, None]:
         return object(), "token", None
 
@@ -61,33 +64,34 @@ class FakeExecutor:
     def __init__(self) -> None:
         self.runs = 0
 
-    async def execute(self, pending: PendingEffect, *_: Any) -> Any:
+    async def execute(self, pending: PendingEffect, *_: Any, **__: Any) -> Any:
         self.runs += 1
         return machine.RemoteStartAnswered(accepted=True)
 
 
-def _runner() -> tuple[EffectRunner, FakeStore, FakeCoordinator, FakeExecutor]:
-    store, coordinator, executor = FakeStore(), FakeCoordinator(), FakeExecutor()
+def _runner() -> tuple[EffectRunner, FakeOutbox, FakeCoordinator, FakeExecutor]:
+    outbox, coordinator, executor = FakeOutbox(), FakeCoordinator(), FakeExecutor()
     runner = EffectRunner(
-        cast(PaymentStore, store),
+        cast(Outbox, outbox),
+        cast(ReservationStore, FakeReservations()),
         cast(Coordinator, coordinator),
         cast(EffectExecutor, executor),
         idle_poll=60,
     )
-    return runner, store, coordinator, executor
+    return runner, outbox, coordinator, executor
 
 
 async def test_a_committed_effect_starts_without_an_outbox_read() -> None:
-    runner, store, coordinator, executor = _runner()
+    runner, outbox, coordinator, executor = _runner()
     runner.start()
     try:
-        await store.read_started.wait()  # the runner's first look, held open
+        await outbox.read_started.wait()  # the runner's first look, held open
         coordinator.committed([EFFECT])
         await eventually(lambda: _true(coordinator.handled == [EFFECT.id]))
         assert executor.runs == 1
         # The read that began before the effect finished shows it pending: not run again.
-        store.pending = []
-        store.release_read.set()
+        outbox.pending = []
+        outbox.release_read.set()
         await asyncio.sleep(0.05)
         assert executor.runs == 1 and coordinator.handled == [EFFECT.id]
     finally:

@@ -47,7 +47,7 @@ async def test_a_restart_during_a_paid_charge_loses_no_payment(make_config: Make
         await sim.start()
         try:
             rid = await Driver(first, http).start_charging(sim)
-            reservation = await first.payments.get(rid)
+            reservation = await first.reservations.get(rid)
             assert reservation is not None and reservation.payment_intent_id
             intent_id = reservation.payment_intent_id
             await first.stop()

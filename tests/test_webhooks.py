@@ -50,7 +50,7 @@ async def _reservation(system: CentralSystem) -> Reservation:
     """A reservation with its Checkout Session created at the sandbox."""
     r, _ = await system.coordinator.create("CP-1", 1, Tariff("eur", session_fee=100), None)
     await system.runner.run_now(r.id)
-    created = await system.payments.get(r.id)
+    created = await system.reservations.get(r.id)
     assert created is not None and created.checkout_session_id is not None
     return created
 
@@ -72,9 +72,9 @@ async def test_each_configured_secret_is_accepted(system: CentralSystem) -> None
         status, answer = await _deliver(system, event, _signed(orjson.dumps(event), secret))
         assert status == 200, answer
     # The same news under two event ids: the second changes nothing.
-    reservation = await system.payments.get(r.id)
+    reservation = await system.reservations.get(r.id)
     assert reservation is not None and reservation.state.value == "Expired"
-    assert [h["to_state"] for h in await system.payments.history(r.id)] == ["Expired"]
+    assert [h["to_state"] for h in await system.reservations.history(r.id)] == ["Expired"]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ async def test_unsigned_forged_or_mismatched_events_are_rejected(
     r = await _reservation(system)
     status, _ = await _deliver(system, _expired(r), signature)
     assert status == 400
-    reservation = await system.payments.get(r.id)
+    reservation = await system.reservations.get(r.id)
     assert reservation is not None and reservation.state.value == "PendingPayment"
 
 
@@ -136,7 +136,7 @@ async def test_an_event_is_matched_by_the_stored_ids_never_by_metadata(
     }
     status, answer = await _deliver(system, canceled, _signed(orjson.dumps(canceled), ROTATED))
     assert (status, answer["applied"]) == (200, "ignored")
-    reservation = await system.payments.get(r.id)
+    reservation = await system.reservations.get(r.id)
     assert reservation is not None and reservation.state.value == "PendingPayment"
 
 
@@ -152,7 +152,7 @@ async def test_dispute_is_recorded_in_the_audit_log(system: CentralSystem) -> No
     }
     status, answer = await _deliver(system, event, _signed(orjson.dumps(event), ROTATED))
     assert (status, answer["applied"]) == (200, "DisputeOpened")
-    audit = await system.payments.audit_log(r.id)
+    audit = await system.audit.lines(r.id)
     assert ("dispute opened", 100, "dp_1") in [
         (a["action"], a["amount"], a["stripe_id"]) for a in audit
     ]
@@ -173,7 +173,9 @@ async def test_one_active_reservation_per_connector_is_a_database_rule(
         payment_deadline=datetime.now(UTC) + timedelta(minutes=30),
     )
     with pytest.raises(sqlite3.IntegrityError):
-        await system.db.write(lambda conn: system.payments.insert(conn, second, "token-2", None))
+        await system.db.write(
+            lambda conn: system.reservations.insert(conn, second, "token-2", None)
+        )
 
 
 async def test_the_audit_log_is_append_only(system: CentralSystem) -> None:

@@ -13,7 +13,7 @@ from httpapi.csv_export import csv_chunks, stream_csv
 from httpapi.errors import ApiError
 from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
 from httpapi.routing import Api
-from payments.store import PaymentStore
+from payments.audit_log import AuditLog
 from storage.clock import to_text
 
 # Lines read from the database per CSV chunk: the export never holds them all.
@@ -47,11 +47,9 @@ class AuditFilters(ApiModel):
     )
     until: AwareDatetime | None = Field(default=None, alias="to", description="Before (ISO 8601)")
 
-    async def lines(
-        self, store: PaymentStore, before: int | None, limit: int
-    ) -> list[dict[str, Any]]:
+    async def lines(self, audit: AuditLog, before: int | None, limit: int) -> list[dict[str, Any]]:
         """The matching lines below the id `before`, newest first."""
-        return await store.audit_page(
+        return await audit.page(
             reservation_id=self.reservation_id,
             action=self.action,
             since=to_text(self.since) if self.since else None,
@@ -65,18 +63,18 @@ class AuditQuery(AuditFilters, PageQuery):
     pass
 
 
-def audit_csv(store: PaymentStore, where: AuditFilters) -> AsyncIterator[str]:
+def audit_csv(audit: AuditLog, where: AuditFilters) -> AsyncIterator[str]:
     """The export, newest first, with the JSON listing's columns."""
     return csv_chunks(
         AuditEntryOut,
-        lambda before, limit: where.lines(store, before, limit),
+        lambda before, limit: where.lines(audit, before, limit),
         AuditEntryOut.of,
     )
 
 
 class AuditRoutes:
-    def __init__(self, payments: PaymentStore) -> None:
-        self._payments = payments
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
 
     def register(self, api: Api) -> None:
         tag = "audit"
@@ -89,7 +87,7 @@ class AuditRoutes:
 
     async def list_audit(self, request: web.Request, query: AuditQuery) -> AuditPage:
         before = _before(query.cursor) if query.cursor else None
-        rows = await query.lines(self._payments, before, query.limit + 1)
+        rows = await query.lines(self._audit, before, query.limit + 1)
         page = rows[: query.limit]
         more = len(rows) > query.limit
         return AuditPage(
@@ -98,7 +96,7 @@ class AuditRoutes:
         )
 
     async def export_audit(self, request: web.Request, query: AuditFilters) -> web.StreamResponse:
-        return await stream_csv(request, "audit.csv", audit_csv(self._payments, query))
+        return await stream_csv(request, "audit.csv", audit_csv(self._audit, query))
 
 
 def _before(cursor: str) -> int:

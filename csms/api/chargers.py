@@ -19,7 +19,8 @@ from csms.store.transactions import TransactionFilter, TransactionStore
 from httpapi.errors import ApiError, not_found
 from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
 from httpapi.routing import Api
-from payments.store import PaymentStore
+from payments.reservations_store import ReservationStore
+from payments.tariff_store import TariffStore
 from storage.db import Row
 
 RegistrationStatus = Literal["Accepted", "Pending", "Rejected"]
@@ -149,12 +150,14 @@ class ChargerRoutes:
         self,
         chargers: ChargerStore,
         transactions: TransactionStore,
-        payments: PaymentStore,
+        reservations: ReservationStore,
+        tariffs: TariffStore,
         sessions: Sessions,
     ) -> None:
         self._chargers = chargers
         self._transactions = transactions
-        self._payments = payments
+        self._reservations = reservations
+        self._tariffs = tariffs
         self._sessions = sessions
 
     def register(self, api: Api) -> None:
@@ -217,9 +220,9 @@ class ChargerRoutes:
         security = await _security_change(body, current)
         if "tariff_id" in changed:
             if body.tariff_id is None:
-                await self._payments.unassign_tariffs(current["id"], 0)
-            elif body.tariff_id in await self._payments.tariffs():
-                await self._payments.assign_tariff(body.tariff_id, current["id"])
+                await self._tariffs.unassign(current["id"], 0)
+            elif body.tariff_id in await self._tariffs.all():
+                await self._tariffs.assign(body.tariff_id, current["id"])
             else:
                 raise ApiError(400, "not_found", "no such tariff", "tariffId")
         await self._chargers.update(
@@ -237,7 +240,7 @@ class ChargerRoutes:
         open_transactions = TransactionFilter(charger_id=charger_id, open=True)
         if await self._transactions.find(open_transactions, limit=1):
             raise ApiError(409, "charging", f"{charger_id} has a transaction in progress")
-        if await self._payments.active_connectors(charger_id):
+        if await self._reservations.active_connectors(charger_id):
             raise ApiError(409, "paid_session", f"{charger_id} has a paid session in progress")
         try:
             deleted = await self._chargers.delete(charger_id)
@@ -247,7 +250,7 @@ class ChargerRoutes:
             ) from None
         if not deleted:
             raise not_found("charger")
-        await self._payments.unassign_tariffs(charger_id)
+        await self._tariffs.unassign(charger_id)
         # A charger that no longer exists may not stay connected as if it did.
         session = self._sessions.get(charger_id)
         if session is not None:
@@ -257,7 +260,7 @@ class ChargerRoutes:
     async def _detail(self, charger_id: str) -> ChargerDetail:
         row = await self._found(charger_id)
         connectors = await self._chargers.connectors(charger_id)
-        tariffs = await self._payments.charger_tariffs(charger_id)
+        tariffs = await self._tariffs.of_charger(charger_id)
         open_transactions = await self._transactions.find(
             TransactionFilter(charger_id=charger_id, open=True)
         )

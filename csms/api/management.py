@@ -29,15 +29,15 @@ DESCRIPTION = (
 def build_api(system: CentralSystem) -> Api:
     api = Api("csms", "1.0", DESCRIPTION)
     IdTagRoutes(system.id_tags).register(api)
-    ChargerRoutes(system.chargers, system.transactions, system.payments, system.sessions).register(
-        api
-    )
-    TariffRoutes(system.payments, system.chargers).register(api)
+    ChargerRoutes(
+        system.chargers, system.transactions, system.reservations, system.tariffs, system.sessions
+    ).register(api)
+    TariffRoutes(system.tariffs, system.chargers).register(api)
     TransactionRoutes(system.transactions).register(api)
     CommandRoutes(system.commands).register(api)
     system.routes.register_api(api)
     PaymentAdminRoutes(system.payment_service).register(api)
     ReviewRoutes(system.payment_service).register(api)
     ReconcileRoutes(system.reconciler).register(api)
-    AuditRoutes(system.payments).register(api)
+    AuditRoutes(system.audit).register(api)
     return api

@@ -12,7 +12,7 @@ from httpapi.errors import ApiError, not_found
 from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
 from httpapi.routing import Api
 from payments.pricing import Tariff, TariffError, checked_hold_amount, hold_amount
-from payments.store import PaymentStore
+from payments.tariff_store import TariffStore
 from storage.clock import utc_now
 
 # Bounded so that the hold, a sum of products of these, stays a 64-bit integer.
@@ -77,8 +77,8 @@ class TariffAssignmentPage(Page[TariffAssignment]):
 
 
 class TariffRoutes:
-    def __init__(self, payments: PaymentStore, chargers: ChargerStore) -> None:
-        self._payments = payments
+    def __init__(self, tariffs: TariffStore, chargers: ChargerStore) -> None:
+        self._tariffs = tariffs
         self._chargers = chargers
 
     def register(self, api: Api) -> None:
@@ -102,7 +102,7 @@ class TariffRoutes:
     async def list_tariffs(self, request: web.Request, query: PageQuery) -> TariffPage:
         after = str(decode_cursor(query.cursor, 1)[0]) if query.cursor else ""
         # Tariffs are few: one query for all of them, then the page.
-        tariffs = [item for item in (await self._payments.tariffs()).items() if item[0] > after]
+        tariffs = [item for item in (await self._tariffs.all()).items() if item[0] > after]
         page = tariffs[: query.limit]
         more = len(tariffs) > query.limit
         return TariffPage(
@@ -112,9 +112,9 @@ class TariffRoutes:
 
     async def create_tariff(self, request: web.Request, body: NewTariff) -> TariffOut:
         tariff = body.tariff()
-        if body.id in await self._payments.tariffs():
+        if body.id in await self._tariffs.all():
             raise ApiError(409, "exists", f"tariff {body.id} exists", "id")
-        await self._payments.put_tariff(body.id, tariff, utc_now())
+        await self._tariffs.put(body.id, tariff, utc_now())
         return TariffOut.of(body.id, tariff)
 
     async def get_tariff(self, request: web.Request) -> TariffOut:
@@ -125,7 +125,7 @@ class TariffRoutes:
         tariff_id = request.match_info["tariffId"]
         await self._found(tariff_id)
         tariff = body.tariff()
-        await self._payments.put_tariff(tariff_id, tariff, utc_now())
+        await self._tariffs.put(tariff_id, tariff, utc_now())
         return TariffOut.of(tariff_id, tariff)
 
     async def assign_tariff(self, request: web.Request, body: TariffAssignment) -> web.Response:
@@ -133,7 +133,7 @@ class TariffRoutes:
         await self._found(tariff_id)
         if await self._chargers.get(body.charger_id) is None:
             raise ApiError(400, "not_found", "no such charger", "chargerId")
-        await self._payments.assign_tariff(tariff_id, body.charger_id, body.connector_id)
+        await self._tariffs.assign(tariff_id, body.charger_id, body.connector_id)
         return web.Response(status=204)
 
     async def list_assignments(
@@ -142,7 +142,7 @@ class TariffRoutes:
         tariff_id = request.match_info["tariffId"]
         await self._found(tariff_id)
         after = _assignment_key(query.cursor) if query.cursor else ("", -1)
-        rows = await self._payments.tariff_assignments(tariff_id, after, query.limit + 1)
+        rows = await self._tariffs.assignments(tariff_id, after, query.limit + 1)
         page = rows[: query.limit]
         more = len(rows) > query.limit
         return TariffAssignmentPage(
@@ -153,7 +153,7 @@ class TariffRoutes:
         )
 
     async def _found(self, tariff_id: str) -> Tariff:
-        tariff = (await self._payments.tariffs()).get(tariff_id)
+        tariff = (await self._tariffs.all()).get(tariff_id)
         if tariff is None:
             raise not_found("tariff")
         return tariff
