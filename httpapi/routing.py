@@ -63,6 +63,8 @@ class Operation:
     path_parameters: dict[str, Any] = field(default_factory=dict)
     # False: the body model only documents; the handler reads and checks the body itself.
     validate_body: bool = True
+    # True: the body may be left out, and is then validated as an empty object.
+    body_optional: bool = False
     # The shape of this route's error answers (some routes keep an older shape).
     error_model: type[BaseModel] = ErrorResponse
     # Plain JSON Schemas, for bodies defined elsewhere (OCPP's own schemas); the handler
@@ -166,7 +168,7 @@ def _describe(op: Operation) -> dict[str, Any]:
     if op.body is not None or op.body_schema is not None:
         body = op.body_schema if op.body_schema is not None else _ref(op.body)  # type: ignore[arg-type]
         described["requestBody"] = {
-            "required": True,
+            "required": not op.body_optional,
             "content": {"application/json": {"schema": body}},
         }
     success: dict[str, Any] = {"description": _STATUS_TEXT.get(op.status, "OK")}
@@ -200,7 +202,10 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         if op.query is not None:
             kwargs["query"] = _validated(op.query, dict(request.query), "query")
         if op.body is not None and op.validate_body:
-            kwargs["body"] = _validated(op.body, await _json(request), "body")
+            data = await _json(request)
+            if data is None and op.body_optional:
+                data = {}
+            kwargs["body"] = _validated(op.body, data, "body")
         result = await op.handler(request, **kwargs)
         if isinstance(result, web.StreamResponse):
             return result

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from httpapi.errors import ApiError
 from httpapi.models import ApiModel
@@ -77,11 +76,10 @@ class ReconcileRoutes:
                 summary="Reconcile payments with Stripe now: list Stripe's objects of the"
                 " window, compare them with our books, tell each payment what Stripe says"
                 " (actor reconciler), and answer with what was found and done",
-                body=ReconcileRequest, validate_body=False, response=ReconcileSummary,
+                body=ReconcileRequest, body_optional=True, response=ReconcileSummary,
                 errors=(503,))  # fmt: skip
 
-    async def reconcile(self, request: web.Request) -> ReconcileSummary:
-        body = await _body(request)
+    async def reconcile(self, request: web.Request, body: ReconcileRequest) -> ReconcileSummary:
         since = None
         if body.since is not None:
             try:
@@ -95,18 +93,3 @@ class ReconcileRoutes:
                 503, "stripe_unavailable", f"Stripe could not be listed: {error}"[:500]
             ) from None
         return ReconcileSummary.of(report)
-
-
-async def _body(request: web.Request) -> ReconcileRequest:
-    """The body, which may be left out."""
-    raw = await request.read()
-    try:
-        data = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_json", "the body is not valid JSON", "body") from None
-    try:
-        return ReconcileRequest.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise ApiError(400, "invalid", first["msg"], field) from None

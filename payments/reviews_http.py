@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-import orjson
 from aiohttp import web
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from httpapi.errors import ApiError, not_found
 from httpapi.middleware import actor_of
@@ -60,7 +59,7 @@ class ReviewRoutes:
                 summary="Review: capture the held amount again (at most the price and the hold)",
                 description="Capture `amount` (default: the session's price, within the hold) "
                 "from the hold still on the card. The body may be left out." + _ABOUT,
-                body=RetryCaptureRequest, validate_body=False)  # fmt: skip
+                body=RetryCaptureRequest, body_optional=True)  # fmt: skip
         api.add("POST", "/api/payments/{id}/review/release", self.release, **shared,
                 summary="Review: release the hold still on the card and close the review",
                 description="Give the whole hold back to the card; the payment becomes "
@@ -71,8 +70,7 @@ class ReviewRoutes:
                 "Dashboard, or the hold lapsed); the payment becomes Resolved." + _ABOUT,
                 body=ResolveRequest)  # fmt: skip
 
-    async def retry_capture(self, request: web.Request) -> PaymentView:
-        body = await _optional_body(request, RetryCaptureRequest)
+    async def retry_capture(self, request: web.Request, body: RetryCaptureRequest) -> PaymentView:
         return await self._act(request, RetryCapture(body.amount))
 
     async def release(self, request: web.Request) -> PaymentView:
@@ -90,18 +88,3 @@ class ReviewRoutes:
         except ReviewRefused as refused:
             raise ApiError(409, "review_refused", str(refused)) from None
         return PaymentView.model_validate(reservation_json(r, self._payments.clock()))
-
-
-async def _optional_body(request: web.Request, model: type[M]) -> M:
-    """The JSON body as `model`; no body at all is an empty object."""
-    raw = await request.read()
-    try:
-        data = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_json", "the body is not valid JSON", "body") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "body"
-        raise ApiError(400, "invalid", first["msg"], location) from None

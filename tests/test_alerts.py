@@ -27,8 +27,7 @@ from payments.alert_sender import SIGNATURE_HEADER, sign, verify
 from simulators.chargepoint import SimulatedCharger
 from storage.clock import utc_now
 from tests.conftest import MakeConfig
-from tests.payflow import Driver, charger
-from tests.test_payments_e2e import TARIFF
+from tests.payflow import TARIFF, Driver, charger
 from tests.waiting import eventually
 
 SECRET = "alert-secret"

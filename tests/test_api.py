@@ -9,8 +9,7 @@ import pytest
 
 from csms.app import CentralSystem
 from tests.conftest import API_HEADERS, MakeConfig
-from tests.payflow import Driver, charger
-from tests.test_payments_e2e import TARIFF
+from tests.payflow import TARIFF, Driver, charger
 from tests.waiting import eventually
 
 

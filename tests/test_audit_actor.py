@@ -11,8 +11,7 @@ from csms.app import CentralSystem
 from csms.store.api_keys import CONFIGURED
 from simulators.chargepoint import SimulatedCharger
 from tests.conftest import API_KEY, MakeConfig
-from tests.payflow import Driver, charger
-from tests.test_payments_e2e import TARIFF
+from tests.payflow import TARIFF, Driver, charger
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ import pytest
 from csms.app import CentralSystem
 from simulators.chargepoint import SimulatedCharger
 from tests.conftest import API_HEADERS, MakeConfig
-from tests.payflow import Driver, charger
-from tests.test_payments_e2e import TARIFF
+from tests.payflow import TARIFF, Driver, charger
 
 CSV_HEADER = [
     "id",

@@ -19,8 +19,7 @@ from csms.app import SANDBOX_WEBHOOK_SECRET, CentralSystem
 from payments.stripe_gateway import StripeRejected
 from tests.conftest import MakeConfig, ocpp_url
 from tests.ocpp_client import RawCharger
-from tests.payflow import Driver, charger
-from tests.test_payments_e2e import TARIFF
+from tests.payflow import TARIFF, Driver, charger
 from tests.waiting import eventually
 
 BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}

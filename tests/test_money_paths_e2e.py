@@ -15,18 +15,9 @@ import pytest
 from csms.app import CentralSystem
 from tests.conftest import MakeConfig, ocpp_url
 from tests.ocpp_client import RawCharger
-from tests.payflow import VISA, Driver
+from tests.payflow import TARIFF, VISA, Driver
 from tests.waiting import eventually
 
-TARIFF = {
-    "currency": "eur",
-    "price_per_kwh": "0.40",
-    "session_fee": "0.50",
-    "idle_fee_per_minute": "0",
-    "idle_fee_max_minutes": 0,
-    "max_energy_wh": 5000,
-    "max_duration_minutes": 0,
-}
 BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
 
 

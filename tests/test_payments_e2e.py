@@ -11,20 +11,8 @@ import pytest
 from csms.app import CentralSystem
 from payments.pricing import Usage, price
 from tests.conftest import MakeConfig
-from tests.payflow import DECLINED, Driver, charger
+from tests.payflow import DECLINED, TARIFF, Driver, charger
 from tests.waiting import eventually
-
-# 0.40/kWh, 0.50 per session, at most 5 kWh: a hold of 2.50 EUR. No time or idle fees, so
-# the price depends only on the energy the charger reports.
-TARIFF = {
-    "currency": "eur",
-    "price_per_kwh": "0.40",
-    "session_fee": "0.50",
-    "idle_fee_per_minute": "0",
-    "idle_fee_max_minutes": 0,
-    "max_energy_wh": 5000,
-    "max_duration_minutes": 0,
-}
 
 
 @pytest.fixture

@@ -17,19 +17,10 @@ import pytest
 from csms.app import CentralSystem
 from payments.reconciler import Reconciler
 from tests.conftest import API_KEY, MakeConfig
-from tests.payflow import VISA, Driver, charger
+from tests.payflow import TARIFF, VISA, Driver, charger
 from tests.waiting import eventually
 
 # A hold of 2.50 EUR; the price depends only on the energy (see test_payments_e2e).
-TARIFF = {
-    "currency": "eur",
-    "price_per_kwh": "0.40",
-    "session_fee": "0.50",
-    "idle_fee_per_minute": "0",
-    "idle_fee_max_minutes": 0,
-    "max_energy_wh": 5000,
-    "max_duration_minutes": 0,
-}
 # No scheduled runs: each test reconciles when it means to.
 PAYMENTS = {"minimum_energy_wh": 100, "reconcile_interval": 0}
 

@@ -11,18 +11,9 @@ import aiohttp
 
 from csms.app import CentralSystem
 from tests.conftest import MakeConfig
-from tests.payflow import Driver, charger
+from tests.payflow import TARIFF, Driver, charger
 
 # 0.40/kWh and 0.50 per session, at most 5 kWh: a hold of 2.50 EUR.
-TARIFF = {
-    "currency": "eur",
-    "price_per_kwh": "0.40",
-    "session_fee": "0.50",
-    "idle_fee_per_minute": "0",
-    "idle_fee_max_minutes": 0,
-    "max_energy_wh": 5000,
-    "max_duration_minutes": 0,
-}
 
 
 def _free_port() -> int:
