@@ -202,19 +202,35 @@ class Coordinator:
         *,
         effect_id: int | None = None,
         webhook: WebhookContext | None = None,
-        dedupe: str | None = None,
         actor: str = "system",
     ) -> Reservation | None:
         """Apply one event. With `effect_id`, the effect it reports on is marked done in the
         same commit; with `webhook`, the Stripe event is recorded there too and a repeat of
-        it changes nothing; `dedupe` does the same for a finding of reconciliation (a key
-        recorded with the transition, so two reconcilers apply a finding once). Returns the
-        reservation as it is now (None: no such one)."""
-        if dedupe is not None:
-            webhook = WebhookContext(dedupe, "reconcile")
+        it changes nothing. Returns the reservation as it is now (None: no such one)."""
+        reservation, _ = await self._handle(reservation_id, event, effect_id, webhook, actor)
+        return reservation
+
+    async def apply_finding(
+        self, reservation_id: str, event: Event, key: str, actor: str = "reconciler"
+    ) -> bool:
+        """Apply what reconciliation found, once: `key` is recorded with the transition (in
+        the table of Stripe's event ids), so of two reconcilers at the same time, on one
+        node or two, one applies it. True when this call applied it."""
+        webhook = WebhookContext(key, "reconcile")
+        _, applied = await self._handle(reservation_id, event, None, webhook, actor)
+        return applied
+
+    async def _handle(
+        self,
+        reservation_id: str,
+        event: Event,
+        effect_id: int | None,
+        webhook: WebhookContext | None,
+        actor: str,
+    ) -> tuple[Reservation | None, bool]:
         place = await self._place(reservation_id)
         if place is None and webhook is None:
-            return None
+            return None, False
         now = self.clock()
         # Read here, on the event loop: the unit of work below touches only its arguments.
         facts = self.facts(*place) if place else ChargerFacts(online=False, connector_status=None)
@@ -229,7 +245,8 @@ class Coordinator:
         effect_id: int | None,
         webhook: WebhookContext | None,
         actor: str,
-    ) -> Reservation | None:
+    ) -> tuple[Reservation | None, bool]:
+        """One unit of work for the event; whether it made a transition."""
         reservations, outbox, audit = self.reservations, self.outbox, self.audit
         policy, refunds = self.policy, self.refunds
 
@@ -259,7 +276,7 @@ class Coordinator:
         reservation, committed = await self._db.write(apply)
         if committed is not None:
             self._after_commit(*committed)
-        return reservation
+        return reservation, committed is not None
 
     async def review(
         self, reservation_id: str, action: machine.ReviewAction, actor: str

@@ -10,7 +10,7 @@ Every `interval` seconds (and on demand: `csms reconcile`, `POST /api/reconcile`
    not read (so that a name not found really does not exist here);
 4. compares (`payments.reconcile.compare`, pure, every rule in its docstring);
 5. tells each reservation what Stripe says, through the state machine and the outbox
-   only: `coordinator.handle(reservation, event, actor="reconciler", dedupe=key)`. The key
+   only: `coordinator.apply_finding(reservation, event, key)`. The key
    is recorded in the commit of the transition, in the table of Stripe event ids, so a
    second reconciler running at the same time (another node, a command during a
    scheduled run) applies each finding once; a finding whose key was recorded before the
@@ -263,14 +263,15 @@ class Reconciler:
             outcome = ALREADY_APPLIED
         else:
             try:
-                await self._coordinator.handle(
-                    finding.reservation_id, finding.event, actor=ACTOR, dedupe=finding.key
+                applied = await self._coordinator.apply_finding(
+                    finding.reservation_id, finding.event, finding.key, actor=ACTOR
                 )
             except Exception:
                 bound.exception("payments.reconcile_action_failed")
                 outcome = FAILED
             else:
-                outcome = APPLIED
+                # Not applied: another reconciler (another node) recorded the key first.
+                outcome = APPLIED if applied else ALREADY_APPLIED
                 bound.info("payments.reconcile_applied", action=event_name(finding.event))
         if self._observer is not None and outcome != ALREADY_APPLIED:
             self._observer.reconcile_finding(finding.kind.value, outcome)
