@@ -62,8 +62,23 @@ def browser() -> None:
     )
 
 
+def postgresql() -> None:
+    """The PostgreSQL tests start temporary clusters of their own from Debian's `postgresql`;
+    install it when we may (as root). Nothing is started here."""
+    from bench.pg.cluster import bin_dir, ensure_installed  # the standard library only
+
+    if bin_dir():
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("PostgreSQL is not installed: the PostgreSQL tests will be skipped.", flush=True)
+        return
+    print("Installing PostgreSQL for the PostgreSQL tests (first run only)...", flush=True)
+    ensure_installed()
+
+
 def test(args: list[str]) -> int:
     browser()
+    postgresql()
     return lint() or subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT).returncode
 
 

@@ -1,0 +1,1 @@
+"""PostgreSQL for benchmarks and tests: a throwaway cluster, and the driver measurement."""
