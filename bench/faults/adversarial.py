@@ -28,37 +28,24 @@ server's books as for every scenario.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
-import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-import aiohttp
-
-from bench.faults.driving import CARD, TERMINAL, Api, SessionLog, create_payment
+from bench.faults import adversarial_steps as steps
+from bench.faults.adversarial_steps import Ctx, Webhooks
+from bench.faults.driving import TERMINAL, Api, SessionLog
 from bench.faults.ledger import ROUNDING_WH, Report
-from bench.faults.processes import WEBHOOK_SECRET
 from bench.faults.stripe_proxy import StripeProxy
 from simulators.chargepoint import AuthorizationRejected, SimulatedCharger, Transaction
-from simulators.stripe_sandbox import DEFAULT_API_VERSION
 
-# The sandbox takes any test key; this one is the server's too.
-STRIPE_KEY = "sk_test_fault_runs"
 # Production-like: a server that only retries RemoteStop on this timer stops a charger
 # that comes back online this late.
 ENV = {"CSMS_PAYMENTS_STOP_RETRY_INTERVAL": "30"}
 # Chargers start with a lifetime register, as real ones do, so that "down" and "reset" differ.
 LIFETIME_WH = 1_234_567
-ENERGY_WH = 2000  # a session: the driver stops once the car took this much
 ANOMALY_AT_WH = 1000  # the meter misreads once this much went in
 EXPIRE_DELAY = 2.0  # Stripe's slow answer to the server's expiry of a cancelled Checkout
-RELEASE_WITHIN = 20.0  # a late payment's hold must be released by then
 CONFIRM_WITHIN = 10.0  # a paid session must have left PendingPayment by then
 FREE_AFTER = 4.0  # a charger still charging this long after a refused start charges free
 OFFLINE_FOR = 3.0
@@ -66,53 +53,6 @@ STOP_AT_ONCE = 2.0  # seconds from reconnection to the charge stopping
 # How long after the confirm the payment goes in, one race each (then one race held).
 CONFIRM_OFFSETS = (0.0, 0.005, 0.02)
 BEFORE_START = {"Authorised", "AwaitingPlug", "StartRequested"}
-
-
-@dataclass
-class Webhooks:
-    """Pauses the sandbox's webhook deliveries for the cases that need them paused, and keeps
-    them flowing for the cases that need them flowing (never both at once)."""
-
-    api: Api
-    paused_by: int = 0
-    flowing_by: int = 0
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    @asynccontextmanager
-    async def held(self, paused: bool) -> AsyncIterator[None]:
-        async with self.changed:
-            await self.changed.wait_for(
-                lambda: (self.flowing_by if paused else self.paused_by) == 0
-            )
-            if paused:
-                self.paused_by += 1
-                if self.paused_by == 1:
-                    await _sandbox(self.api, "POST", "/webhooks", {"paused": True})
-            else:
-                self.flowing_by += 1
-        try:
-            yield
-        finally:
-            async with self.changed:
-                if paused:
-                    self.paused_by -= 1
-                    if self.paused_by == 0:
-                        await _sandbox(self.api, "POST", "/webhooks", {"paused": False})
-                else:
-                    self.flowing_by -= 1
-                self.changed.notify_all()
-
-
-@dataclass
-class Ctx:
-    api: Api
-    sim: SimulatedCharger
-    log: SessionLog
-    report: Report
-    webhooks: Webhooks
-    round: int  # how many times this case ran before in this run
-    stripe_proxy: StripeProxy | None = None
-    rid: str | None = None  # the session's reservation, once created
 
 
 Case = Callable[[Ctx], Awaitable[None]]
@@ -134,7 +74,7 @@ def adversarial(stripe_proxy: StripeProxy) -> Callable[..., Awaitable[None]]:
             await case(ctx)
         except Exception as exc:  # a broken case must not end the run: it is a failure
             report.case(name, False, f"{sim.charge_point_id}: the case broke: {exc!r}")
-        await _leave_free(ctx)
+        await steps.leave_free(ctx)
 
     return drive
 
@@ -152,13 +92,13 @@ async def late_cancel_paused(ctx: Ctx) -> None:
 
 async def _late_payment(ctx: Ctx, name: str, *, paused: bool) -> None:
     api = ctx.api
-    created = await _create(ctx)
+    created = await steps.create(ctx)
     if created is None:
         return ctx.report.case(name, False, f"{ctx.sim.charge_point_id}: no session created")
     rid, url = created["reservationId"], created["checkoutUrl"]
-    session_id = await _checkout_session(api, rid)
+    session_id = await steps.checkout_session(api, rid)
     # Stripe is slow to expire the Checkout Session, so the driver's payment gets in first.
-    await _sandbox(
+    await steps.sandbox(
         api,
         "POST",
         "/faults",
@@ -172,9 +112,9 @@ async def _late_payment(ctx: Ctx, name: str, *, paused: bool) -> None:
     async with ctx.webhooks.held(paused):
         status, body = await api.call("POST", f"/api/payments/{rid}/cancel")
         # The driver closed the tab after paying: no way back to our success page.
-        paid = await _pay(api, url, follow=False)
-        intent_id = await _intent_of(api, session_id)
-        entry, waited = await _until_released(api, intent_id)
+        paid = await steps.pay(api, url, follow=False)
+        intent_id = await steps.intent_of(api, session_id)
+        entry, waited = await steps.until_released(api, intent_id)
         state = await api.state(rid)
     how = "webhooks paused" if paused else "webhooks flowing"
     if intent_id is None:
@@ -199,18 +139,18 @@ async def _late_payment(ctx: Ctx, name: str, *, paused: bool) -> None:
 
 async def late_window(ctx: Ctx) -> None:
     name, api = "late-window", ctx.api
-    created = await _create(ctx)
+    created = await steps.create(ctx)
     if created is None:
         return ctx.report.case(name, False, f"{ctx.sim.charge_point_id}: no session created")
     rid, url = created["reservationId"], created["checkoutUrl"]
-    session_id = await _checkout_session(api, rid)
+    session_id = await steps.checkout_session(api, rid)
     async with ctx.webhooks.held(paused=False):
         # The Checkout Session's window passes at Stripe (as at its expires_at).
-        await _stripe(api, "POST", f"/v1/checkout/sessions/{session_id}/expire")
-        paid = await _pay(api, url, follow=True)
+        await steps.stripe(api, "POST", f"/v1/checkout/sessions/{session_id}/expire")
+        paid = await steps.pay(api, url, follow=True)
         state = await api.until(rid, lambda s: s["state"] in TERMINAL, within=15)
-    intent_id = await _intent_of(api, session_id)
-    entry = (await _ledger(api)).get(intent_id or "", {})
+    intent_id = await steps.intent_of(api, session_id)
+    entry = (await steps.ledger(api)).get(intent_id or "", {})
     held = entry.get("amount_held", 0) > 0 or entry.get("status") == "requires_capture"
     ok = not held and state["state"] in TERMINAL and state["state"] != "Completed"
     ctx.report.case(
@@ -240,11 +180,11 @@ async def confirm_race(ctx: Ctx) -> None:
             if rid is not None:
                 await api.call("POST", f"/api/payments/{rid}/cancel")
                 await api.until(rid, lambda s: s["state"] in TERMINAL, within=15)
-            created = await _create(ctx)
+            created = await steps.create(ctx)
             if created is None:
                 return ctx.report.case(name, False, f"{ctx.sim.charge_point_id}: no session")
             rid, url = created["reservationId"], created["checkoutUrl"]
-            session_id = await _checkout_session(api, rid)
+            session_id = await steps.checkout_session(api, rid)
             if attempt is None:
                 how, held_order = await _held_race(ctx, rid, url, session_id)
             else:
@@ -260,14 +200,14 @@ async def confirm_race(ctx: Ctx) -> None:
     ctx.report.case(name, True, happened=held_order)
     assert rid is not None
     if state["state"] in BEFORE_START:
-        await _charge(ctx, rid)
+        await steps.charge(ctx, rid)
 
 
 async def _race(api: Api, rid: str, url: str, session_id: str, offset: float) -> str:
     async def paying() -> int:
         await asyncio.sleep(offset)
         # Back from Checkout to our success page, which confirms too.
-        return await _pay(api, url, follow=True)
+        return await steps.pay(api, url, follow=True)
 
     (confirmed, _), paid = await asyncio.gather(
         api.call("POST", f"/api/payments/{rid}/confirm", {"checkoutSessionId": session_id}),
@@ -290,8 +230,8 @@ async def _held_race(ctx: Ctx, rid: str, url: str, session_id: str) -> tuple[str
         proxy.forget(held)
         await confirm
         return "the confirm never read the Checkout Session", False
-    paid, success_url = await _pay_and_back(api, url)
-    back = asyncio.create_task(_get(api, success_url)) if success_url else None
+    paid, success_url = await steps.pay_and_back(api, url)
+    back = asyncio.create_task(steps.get(api, success_url)) if success_url else None
     await asyncio.sleep(0.5)  # our success page's confirm reaches the server meanwhile
     held.release()
     confirmed, _ = await confirm
@@ -305,38 +245,40 @@ async def _held_race(ctx: Ctx, rid: str, url: str, session_id: str) -> tuple[str
 
 async def foreign_webhook(ctx: Ctx) -> None:
     name, api = "foreign-webhook", ctx.api
-    created = await _create(ctx)
+    created = await steps.create(ctx)
     if created is None:
         return ctx.report.case(name, False, f"{ctx.sim.charge_point_id}: no session created")
     rid, url = created["reservationId"], created["checkoutUrl"]
     hold, currency = created["maxAmount"], created["currency"]
     # Another Checkout Session for the same reservation expires, its payment fails...
     answers = [
-        await _send_event(api, "checkout.session.expired", _foreign_session(rid, hold, currency)),
-        await _send_event(
-            api, "checkout.session.async_payment_failed", _foreign_session(rid, hold, currency)
+        await steps.send_event(
+            api, "checkout.session.expired", steps.foreign_session(rid, hold, currency)
+        ),
+        await steps.send_event(
+            api, "checkout.session.async_payment_failed", steps.foreign_session(rid, hold, currency)
         ),
     ]
-    await _pay(api, url, follow=True)
+    await steps.pay(api, url, follow=True)
     state = await api.until(rid, lambda s: s["state"] in BEFORE_START | TERMINAL)
     if state["state"] in BEFORE_START:
 
         async def while_charging() -> None:
             # ... and another PaymentIntent with our reservation id is cancelled, authorised.
             for status in ("canceled", "requires_capture"):
-                intent = _foreign_intent(rid, hold, currency, status)
+                intent = steps.foreign_intent(rid, hold, currency, status)
                 event = (
                     "payment_intent.canceled"
                     if status == "canceled"
                     else ("payment_intent.amount_capturable_updated")
                 )
-                answers.append(await _send_event(api, event, intent))
+                answers.append(await steps.send_event(api, event, intent))
 
-        await _charge(ctx, rid, while_charging=while_charging)
+        await steps.charge(ctx, rid, while_charging=while_charging)
     final = await api.until(rid, lambda s: s["state"] in TERMINAL, within=30)
     _, details = await api.call("GET", f"/api/payments/{rid}/details")
     intent_id = details.get("paymentIntentId")
-    entry = (await _ledger(api)).get(intent_id or "", {})
+    entry = (await steps.ledger(api)).get(intent_id or "", {})
     ok = (
         final["state"] == "Completed"
         and final["capturedAmount"] > 0
@@ -364,14 +306,14 @@ def _meter(kind: str) -> Case:
         sim.behaviour.meter_anomaly = kind
         sim.behaviour.meter_anomaly_at_wh = ANOMALY_AT_WH
         try:
-            created = await _create(ctx)
+            created = await steps.create(ctx)
             if created is None:
                 return ctx.report.case(name, False, f"{sim.charge_point_id}: no session created")
             rid = created["reservationId"]
-            await _pay(api, created["checkoutUrl"], follow=True)
+            await steps.pay(api, created["checkoutUrl"], follow=True)
             state = await api.until(rid, lambda s: s["state"] in BEFORE_START | TERMINAL)
             if state["state"] in BEFORE_START:
-                await _charge(ctx, rid)
+                await steps.charge(ctx, rid)
         finally:
             sim.behaviour.meter_anomaly = None
         final = await api.until(rid, lambda s: s["state"] in TERMINAL, within=30)
@@ -410,11 +352,11 @@ def _meter(kind: str) -> Case:
 
 async def start_after_release(ctx: Ctx) -> None:
     name, api, sim = "start-after-release", ctx.api, ctx.sim
-    created = await _create(ctx)
+    created = await steps.create(ctx)
     if created is None:
         return ctx.report.case(name, False, f"{sim.charge_point_id}: no session created")
     rid = created["reservationId"]
-    await _pay(api, created["checkoutUrl"], follow=True)
+    await steps.pay(api, created["checkoutUrl"], follow=True)
     state = await api.until(rid, lambda s: s["state"] in BEFORE_START | TERMINAL)
     if state["state"] not in BEFORE_START:
         return ctx.report.case(name, False, f"{rid}: inconclusive, not paid ({state['state']})")
@@ -435,7 +377,7 @@ async def start_after_release(ctx: Ctx) -> None:
             return ctx.report.case(name, True)
         running = t
         if running is not None:
-            await _until(lambda: not running.running, FREE_AFTER)
+            await steps.until(lambda: not running.running, FREE_AFTER)
     finally:
         sim.config.set("StopTransactionOnInvalidId", "true")
     assert t is not None
@@ -473,11 +415,11 @@ async def start_after_release(ctx: Ctx) -> None:
 
 async def stop_offline(ctx: Ctx) -> None:
     name, api, sim = "stop-offline", ctx.api, ctx.sim
-    created = await _create(ctx)
+    created = await steps.create(ctx)
     if created is None:
         return ctx.report.case(name, False, f"{sim.charge_point_id}: no session created")
     rid = created["reservationId"]
-    await _pay(api, created["checkoutUrl"], follow=True)
+    await steps.pay(api, created["checkoutUrl"], follow=True)
     state = await api.until(rid, lambda s: s["state"] in BEFORE_START | TERMINAL)
     if state["state"] not in BEFORE_START:
         return ctx.report.case(name, False, f"{rid}: inconclusive, not paid ({state['state']})")
@@ -486,7 +428,7 @@ async def stop_offline(ctx: Ctx) -> None:
     t = sim.connector(1).transaction
     if state["state"] != "Charging" or t is None:
         return ctx.report.case(name, False, f"{rid}: inconclusive, never charged ({state})")
-    await _until(lambda: sim.connector(1).transaction is None or t.delivered_wh >= 500, 30)
+    await steps.until(lambda: sim.connector(1).transaction is None or t.delivered_wh >= 500, 30)
     await sim.go_offline()
     await asyncio.sleep(0.5)  # the server notices the connection is gone
     stopped, body = await api.call("POST", f"/api/payments/{rid}/stop")
@@ -494,7 +436,7 @@ async def stop_offline(ctx: Ctx) -> None:
     sim.connector(1)  # brings the meter up to date
     before, back = t.delivered_wh, time.monotonic()
     await sim.reconnect(timeout=30)
-    await _until(lambda: not t.running, 10)
+    await steps.until(lambda: not t.running, 10)
     sim.connector(1)
     after = t.delivered_wh - before
     took = (t.stopped_at or time.monotonic()) - back
@@ -549,202 +491,3 @@ async def run(name: str, folder: Path, chargers: int, sessions: int) -> Report:
         register_wh=LIFETIME_WH,
         stripe_proxy=proxy,
     )
-
-
-# -- a driver's steps
-
-
-async def _create(ctx: Ctx) -> dict[str, Any] | None:
-    created = await create_payment(ctx.api, ctx.sim.charge_point_id, ctx.log)
-    if created is not None:
-        ctx.rid = created["reservationId"]
-        ctx.log.reservation_ids.append(ctx.rid)
-    return created
-
-
-async def _pay(api: Api, url: str, *, follow: bool) -> int:
-    """Pay with 4242 on the Checkout page; the page's answer (303: authorised, 409: closed).
-    `follow`: back to our success page, as a browser goes."""
-    try:
-        async with api.http.post(url, data=CARD, allow_redirects=follow) as response:
-            return response.history[0].status if response.history else response.status
-    except aiohttp.ClientError:
-        return 0
-
-
-async def _pay_and_back(api: Api, url: str) -> tuple[int, str | None]:
-    """Pay on the Checkout page; its answer and where it sends the driver back to."""
-    try:
-        async with api.http.post(url, data=CARD, allow_redirects=False) as response:
-            return response.status, response.headers.get("Location")
-    except aiohttp.ClientError:
-        return 0, None
-
-
-async def _get(api: Api, url: str) -> int:
-    try:
-        async with api.http.get(url, timeout=aiohttp.ClientTimeout(total=30)) as response:
-            return response.status
-    except (aiohttp.ClientError, TimeoutError):
-        return 0
-
-
-async def _charge(
-    ctx: Ctx, rid: str, while_charging: Callable[[], Awaitable[None]] | None = None
-) -> None:
-    """Plug in, charge until the car took ENERGY_WH (or the server stops it), press Stop."""
-    api, sim = ctx.api, ctx.sim
-    await sim.plug_in(1)
-    state = await api.until(rid, lambda s: s["state"] == "Charging" or s["state"] in TERMINAL)
-    if state["state"] == "Charging" and while_charging is not None:
-        await while_charging()
-
-    def charged() -> bool:
-        t = sim.connector(1).transaction
-        return t is None or t.delivered_wh >= ENERGY_WH
-
-    await _until(charged, 60)
-    state = await api.state(rid)
-    if state["state"] not in TERMINAL:
-        await api.call("POST", f"/api/payments/{rid}/stop")
-    await api.until(rid, lambda s: s["state"] in TERMINAL, within=60)
-
-
-async def _leave_free(ctx: Ctx) -> None:
-    """End what the case left open, so that the connector is free for the next session."""
-    api, sim, rid = ctx.api, ctx.sim, ctx.rid
-    if rid is not None and (await api.state(rid))["state"] not in TERMINAL:
-        # Stop, or cancel what has not started.
-        await api.call("POST", f"/api/payments/{rid}/stop")
-        await api.until(rid, lambda s: s["state"] in TERMINAL, within=30)
-    if sim.connector(1).transaction is not None:
-        await _until(lambda: sim.connector(1).transaction is None, 10)
-        if sim.connector(1).transaction is not None:
-            await sim.stop_transaction(1)
-    if sim.connector(1).plugged:
-        await sim.unplug(1)
-
-
-async def _until(done: Callable[[], bool], within: float) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        if done() or time.monotonic() > deadline:
-            return
-        await asyncio.sleep(0.05)
-
-
-# -- Stripe's side
-
-
-async def _sandbox(api: Api, method: str, path: str, body: Any = None) -> Any:
-    async with api.http.request(
-        method, f"{api.processes.stripe}/_sandbox{path}", json=body
-    ) as response:
-        response.raise_for_status()
-        return await response.json()
-
-
-async def _stripe(api: Api, method: str, path: str) -> dict[str, Any]:
-    async with api.http.request(
-        method,
-        f"{api.processes.stripe}{path}",
-        headers={"Authorization": f"Bearer {STRIPE_KEY}"},
-    ) as response:
-        return await response.json()
-
-
-async def _ledger(api: Api) -> dict[str, dict[str, Any]]:
-    return (await _sandbox(api, "GET", "/ledger"))["payment_intents"]
-
-
-async def _checkout_session(api: Api, rid: str) -> str:
-    _, details = await api.call("GET", f"/api/payments/{rid}/details")
-    return details["checkoutSessionId"]
-
-
-async def _intent_of(api: Api, session_id: str) -> str | None:
-    """The PaymentIntent of a Checkout Session, from Stripe (the server may not know it)."""
-    return (await _stripe(api, "GET", f"/v1/checkout/sessions/{session_id}")).get("payment_intent")
-
-
-async def _until_released(api: Api, intent_id: str | None) -> tuple[dict[str, Any], float]:
-    """The PaymentIntent's ledger entry once its hold is gone (or RELEASE_WITHIN passed)."""
-    started = time.monotonic()
-    while True:
-        entry = (await _ledger(api)).get(intent_id or "", {})
-        held = entry.get("amount_held", 0) > 0 or entry.get("status") == "requires_capture"
-        waited = time.monotonic() - started
-        if intent_id is None or not held or waited > RELEASE_WITHIN:
-            return entry, waited
-        await asyncio.sleep(0.5)
-
-
-def _signature(body: str, secret: str = WEBHOOK_SECRET) -> str:
-    """Stripe-Signature, as Stripe signs: t=<unix time>,v1=<HMAC-SHA256 of "t.body">."""
-    timestamp = int(time.time())
-    mac = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
-
-
-async def _send_event(api: Api, event_type: str, obj: dict[str, Any]) -> int:
-    """POST a correctly signed event to the server's webhook endpoint; its HTTP status."""
-    now = int(time.time())
-    event = {
-        "id": f"evt_3{secrets.token_hex(12)}",
-        "object": "event",
-        "api_version": DEFAULT_API_VERSION,
-        "created": now,
-        "data": {"object": obj},
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": event_type,
-    }
-    body = json.dumps(event)
-    async with api.http.post(
-        f"{api.processes.base}/api/stripe/webhook",
-        data=body,
-        headers={"Stripe-Signature": _signature(body), "Content-Type": "application/json"},
-    ) as response:
-        return response.status
-
-
-def _foreign_session(rid: str, amount: int, currency: str) -> dict[str, Any]:
-    """Another Checkout Session (not the reservation's) with our reservation id."""
-    return {
-        "id": f"cs_test_{secrets.token_hex(16)}",
-        "object": "checkout.session",
-        "amount_total": amount,
-        "client_reference_id": rid,
-        "created": int(time.time()) - 60,
-        "currency": currency,
-        "expires_at": int(time.time()),
-        "livemode": False,
-        "metadata": {"reservation_id": rid},
-        "mode": "payment",
-        "payment_intent": None,
-        "payment_status": "unpaid",
-        "status": "expired",
-        "url": None,
-    }
-
-
-def _foreign_intent(rid: str, amount: int, currency: str, status: str) -> dict[str, Any]:
-    """Another PaymentIntent (not the reservation's) with our reservation id."""
-    now = int(time.time())
-    return {
-        "id": f"pi_3{secrets.token_hex(12)}",
-        "object": "payment_intent",
-        "amount": amount,
-        "amount_capturable": amount if status == "requires_capture" else 0,
-        "amount_received": 0,
-        "canceled_at": now if status == "canceled" else None,
-        "cancellation_reason": "abandoned" if status == "canceled" else None,
-        "capture_method": "manual",
-        "created": now - 60,
-        "currency": currency,
-        "latest_charge": None,
-        "livemode": False,
-        "metadata": {"reservation_id": rid},
-        "status": status,
-    }
