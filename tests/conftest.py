@@ -15,6 +15,9 @@ from tests.ocpp_client import RawCharger
 
 configure_logging("console", "warning")
 
+# The end-to-end payment fixtures (system, driver, sim), for every test module.
+pytest_plugins = ("tests.paid_fixtures",)
+
 MakeConfig = Callable[..., Config]
 API_KEY = "test-api-key"
 API_HEADERS = {"X-API-Key": API_KEY}

@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import aiohttp
-import pytest
-
 from csms.app import CentralSystem
 from csms.store.api_keys import CONFIGURED
 from simulators.chargepoint import SimulatedCharger
-from tests.conftest import API_KEY, MakeConfig
-from tests.payflow import TARIFF, Driver, charger
-
-
-@pytest.fixture
-async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
-    config = make_config(tariff=TARIFF, payments={"minimum_energy_wh": 100})
-    async with CentralSystem(config) as running:
-        yield running
-
-
-@pytest.fixture
-async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
-    async with aiohttp.ClientSession() as http:
-        yield Driver(system, http)
-
-
-@pytest.fixture
-async def sim(system: CentralSystem) -> AsyncIterator[SimulatedCharger]:
-    simulated = charger(system, unplug_after_stop=0.1)
-    await simulated.start()
-    yield simulated
-    await simulated.stop()
+from tests.conftest import API_KEY
+from tests.payflow import Driver
 
 
 async def _post(driver: Driver, path: str, key: str, body: dict | None = None) -> tuple[int, dict]:

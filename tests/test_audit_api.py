@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +13,8 @@ import pytest
 
 from csms.app import CentralSystem
 from simulators.chargepoint import SimulatedCharger
-from tests.conftest import API_HEADERS, MakeConfig
-from tests.payflow import TARIFF, Driver, charger
+from tests.conftest import API_HEADERS
+from tests.payflow import Driver
 
 CSV_HEADER = [
     "id",
@@ -32,27 +31,6 @@ CSP = (
     "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; form-action 'self' https: {sandbox}; frame-ancestors 'none'"
 )
-
-
-@pytest.fixture
-async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
-    config = make_config(tariff=TARIFF, payments={"minimum_energy_wh": 100})
-    async with CentralSystem(config) as running:
-        yield running
-
-
-@pytest.fixture
-async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
-    async with aiohttp.ClientSession() as http:
-        yield Driver(system, http)
-
-
-@pytest.fixture
-async def sim(system: CentralSystem) -> AsyncIterator[SimulatedCharger]:
-    simulated = charger(system, unplug_after_stop=0.1)
-    await simulated.start()
-    yield simulated
-    await simulated.stop()
 
 
 async def paid_session(driver: Driver, sim: SimulatedCharger) -> dict[str, Any]:

@@ -15,19 +15,6 @@ from tests.payflow import DECLINED, TARIFF, Driver, charger
 from tests.waiting import eventually
 
 
-@pytest.fixture
-async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
-    config = make_config(tariff=TARIFF, payments={"minimum_energy_wh": 100})
-    async with CentralSystem(config) as running:
-        yield running
-
-
-@pytest.fixture
-async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
-    async with aiohttp.ClientSession() as http:
-        yield Driver(system, http)
-
-
 def _ledger(system: CentralSystem, payment_intent_id: str) -> dict:
     assert system.sandbox is not None
     return system.sandbox.ledger()[payment_intent_id]

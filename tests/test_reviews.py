@@ -9,38 +9,15 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from csms.app import CentralSystem
 from simulators.chargepoint import SimulatedCharger
-from tests.conftest import API_HEADERS, MakeConfig
-from tests.payflow import TARIFF, Driver, charger
+from tests.conftest import API_HEADERS
+from tests.payflow import Driver
 from tests.waiting import eventually
-
-
-@pytest.fixture
-async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
-    config = make_config(tariff=TARIFF, payments={"minimum_energy_wh": 100})
-    async with CentralSystem(config) as running:
-        yield running
-
-
-@pytest.fixture
-async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
-    async with aiohttp.ClientSession() as http:
-        yield Driver(system, http)
-
-
-@pytest.fixture
-async def sim(system: CentralSystem) -> AsyncIterator[SimulatedCharger]:
-    simulated = charger(system, unplug_after_stop=0.1)
-    await simulated.start()
-    yield simulated
-    await simulated.stop()
 
 
 @pytest.fixture
