@@ -26,7 +26,7 @@ from csms.config import ConfigError, with_overrides
 from payments.alert_sender import SIGNATURE_HEADER, sign, verify
 from simulators.chargepoint import SimulatedCharger
 from storage.clock import utc_now
-from tests.conftest import MakeConfig
+from tests.conftest import API_HEADERS, MakeConfig
 from tests.payflow import TARIFF, Driver, charger
 from tests.waiting import eventually
 
@@ -283,6 +283,19 @@ async def test_a_dispute_alerts(make_config: MakeConfig, receiver: tuple[Receive
         assert alert["details"]["disputedAmount"] == dispute["amount"] == r.captured_amount
         await asyncio.sleep(0.3)
         assert target.kinds() == ["dispute"]
+        # The operator sees it through the API too, with its delivery.
+        async with run.driver.http.get(
+            f"{run.driver.base}/api/alerts", headers=API_HEADERS
+        ) as response:
+            assert response.status == 200
+            (listed,) = await response.json()
+        assert (listed["kind"], listed["subject"], listed["status"]) == (
+            "dispute",
+            f"dispute:{dispute['id']}",
+            "sent",
+        )
+        assert listed["body"]["details"]["disputedAmount"] == dispute["amount"]
+        assert listed["message"]
 
 
 async def test_a_stuck_outbox_alerts_and_payments_go_on(

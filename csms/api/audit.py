@@ -22,7 +22,9 @@ from storage.clock import to_text
 class AuditEntryOut(ApiModel):
     id: int
     at: str
-    actor: str = Field(description="system, driver, operator or stripe")
+    actor: str = Field(
+        description="driver, charger, stripe, system, reconciler, or key:<name> for the API key"
+    )
     action: str = Field(description='What happened, e.g. "captured" or "hold released"')
     reservation_id: str | None
     amount: int | None = Field(description="In the currency's minor units")

@@ -12,6 +12,7 @@ from csms.api.tariffs import TariffRoutes
 from csms.api.transactions import TransactionRoutes
 from httpapi.routing import Api
 from payments.admin import PaymentAdminRoutes
+from payments.alerts_http import AlertRoutes
 from payments.reconcile_http import ReconcileRoutes
 from payments.reviews_http import ReviewRoutes
 
@@ -38,6 +39,7 @@ def build_api(system: CentralSystem) -> Api:
     system.routes.register_api(api)
     PaymentAdminRoutes(system.payment_service).register(api)
     ReviewRoutes(system.payment_service).register(api)
+    AlertRoutes(system.alerts).register(api)
     ReconcileRoutes(system.reconciler).register(api)
     AuditRoutes(system.audit).register(api)
     return api
