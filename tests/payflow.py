@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +12,7 @@ import aiohttp
 
 from csms.app import CentralSystem
 from simulators.chargepoint import Behaviour, SimulatedCharger
-from tests.conftest import API_HEADERS, ocpp_url
+from tests.conftest import API_HEADERS, API_KEY, ocpp_url
 from tests.waiting import eventually
 
 # 0.40/kWh, 0.50 per session, at most 5 kWh: a hold of 2.50 EUR. No time or idle fees, so
@@ -119,3 +122,22 @@ def charger(
         speed=speed,
         behaviour=Behaviour(**behaviour),
     )
+
+
+async def run_cli(system: CentralSystem, *argv: str, key: str = API_KEY) -> tuple[int, str]:
+    """`csms ARGV --api <system>` in a process of its own, as an operator runs it; its exit
+    code and what it printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "csms",
+        *argv,
+        "--api",
+        f"http://127.0.0.1:{system.http.port}",
+        env={**os.environ, "CSMS_API_KEY": key},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +13,7 @@ from csms.app import CentralSystem, migrations
 from csms.cli import main
 from csms.store.api_keys import ApiKeys
 from storage.db import Database
-from tests.conftest import API_KEY
-from tests.payflow import charger
+from tests.payflow import charger, run_cli
 
 
 def test_api_keys_are_shown_once_and_stored_as_digests(
@@ -43,35 +40,18 @@ def test_api_keys_are_shown_once_and_stored_as_digests(
     assert main(["payments", "list"]) == 0
 
 
-async def _cli(system: CentralSystem, *argv: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "csms",
-        *argv,
-        "--api",
-        f"http://127.0.0.1:{system.http.port}",
-        env={**os.environ, "CSMS_API_KEY": API_KEY},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode()
-
-
 async def test_commands_and_refunds_through_the_server(csms: CentralSystem) -> None:
     sim = charger(csms)
     await sim.start()
     try:
-        code, out = await _cli(
+        code, out = await run_cli(
             csms, "command", "CP-1", "GetConfiguration", '{"key": ["HeartbeatInterval"]}'
         )
         assert code == 0, out
         assert json.loads(out)["configurationKey"][0]["key"] == "HeartbeatInterval"
     finally:
         await sim.stop()
-    code, out = await _cli(csms, "command", "CP-1", "ClearCache")
+    code, out = await run_cli(csms, "command", "CP-1", "ClearCache")
     assert code == 1 and json.loads(out)["error"]["code"] == "offline"
-    code, out = await _cli(csms, "refund", "res_nope", "--reason", "test")
+    code, out = await run_cli(csms, "refund", "res_nope", "--reason", "test")
     assert code == 1 and json.loads(out)["error"]["code"] == "not_found"

@@ -5,7 +5,8 @@ a charger that sends exactly the frames chosen here, the Stripe sandbox and the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,16 +38,25 @@ async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
         yield Driver(system, http)
 
 
-_OPEN: list[Any] = []  # the connections' context managers, kept alive while in use
+Connect = Callable[..., Awaitable[RawCharger]]
 
 
-async def _connect(system: CentralSystem, status: str = "Available") -> RawCharger:
-    connection = RawCharger.connect(ocpp_url(system), "CP-1")
-    _OPEN.append(connection)
-    client = await connection.__aenter__()
-    await client.call("BootNotification", BOOT)
-    await _status(client, status)
-    return client
+@pytest.fixture
+async def connect(system: CentralSystem) -> AsyncIterator[Connect]:
+    """Connects CP-1 (booted, with connector 1's status when given); every connection made
+    is closed at the end of the test."""
+    async with AsyncExitStack() as connections:
+
+        async def open_one(status: str | None = "Available") -> RawCharger:
+            client = await connections.enter_async_context(
+                RawCharger.connect(ocpp_url(system), "CP-1")
+            )
+            if status is not None:
+                await client.call("BootNotification", BOOT)
+                await _status(client, status)
+            return client
+
+        yield open_one
 
 
 async def _status(client: RawCharger, status: str) -> None:
@@ -69,31 +79,28 @@ def _held(system: CentralSystem) -> int:
 
 
 async def test_a_payment_made_after_the_reservation_ended_is_released_without_a_webhook(
-    system: CentralSystem, driver: Driver
+    system: CentralSystem, driver: Driver, connect: Connect
 ) -> None:
     assert system.sandbox is not None
     system.sandbox.pause_webhooks()  # the webhook is delayed, or was never configured
-    client = await _connect(system)
-    try:
-        status, created = await driver.create("CP-1", 1)
-        assert status == 200, created
-        rid = created["reservationId"]
-        # The driver pays in one tab while the server has not heard of it, then the
-        # reservation ends (the driver cancels in another tab, or the window runs out).
-        await _pay_and_close_the_tab(driver, created["checkoutUrl"])
-        assert (await driver.status(rid))["state"] == "PendingPayment"
-        assert _held(system) == 250
-        code, _ = await driver.post(f"/api/payments/{rid}/cancel")
-        assert code == 200
-        # Closing the Checkout Session finds it paid: the hold is looked up and released.
-        await eventually(lambda: _hold_is(driver, rid, "Released"))
-        view = await driver.status(rid)
-        assert view["state"] == "Cancelled"
-        assert _held(system) == 0
-        audit = [a["action"] for a in await system.audit.lines(rid)]
-        assert "paid after the reservation ended" in audit and "hold released" in audit
-    finally:
-        await client.connection.close()
+    await connect()  # CP-1 online, connector 1 Available
+    status, created = await driver.create("CP-1", 1)
+    assert status == 200, created
+    rid = created["reservationId"]
+    # The driver pays in one tab while the server has not heard of it, then the
+    # reservation ends (the driver cancels in another tab, or the window runs out).
+    await _pay_and_close_the_tab(driver, created["checkoutUrl"])
+    assert (await driver.status(rid))["state"] == "PendingPayment"
+    assert _held(system) == 250
+    code, _ = await driver.post(f"/api/payments/{rid}/cancel")
+    assert code == 200
+    # Closing the Checkout Session finds it paid: the hold is looked up and released.
+    await eventually(lambda: _hold_is(driver, rid, "Released"))
+    view = await driver.status(rid)
+    assert view["state"] == "Cancelled"
+    assert _held(system) == 0
+    audit = [a["action"] for a in await system.audit.lines(rid)]
+    assert "paid after the reservation ended" in audit and "hold released" in audit
 
 
 async def _pay_and_close_the_tab(driver: Driver, checkout_url: str) -> None:
@@ -114,45 +121,42 @@ async def _hold_is(driver: Driver, rid: str, hold: str) -> bool:
 
 
 async def test_a_charge_started_after_a_cancel_is_stopped(
-    system: CentralSystem, driver: Driver
+    system: CentralSystem, driver: Driver, connect: Connect
 ) -> None:
-    client = await _connect(system)
-    try:
-        status, created = await driver.create("CP-1", 1)
-        assert status == 200, created
-        rid = created["reservationId"]
-        await driver.pay(created["checkoutUrl"])
-        await driver.wait_for_state(rid, "AwaitingPlug")
-        code, _ = await driver.post(f"/api/payments/{rid}/cancel")
-        assert code == 200
-        await eventually(lambda: _hold_is(driver, rid, "Released"))
-        reservation = await system.reservations.get(rid)
-        assert reservation is not None
-        # The charger starts anyway with the reservation's tag (a late RemoteStart, a
-        # cable plugged in after the driver gave up...).
-        answer = await client.call(
-            "StartTransaction",
-            {
-                "connectorId": 1,
-                "idTag": reservation.id_tag,
-                "meterStart": 0,
-                "timestamp": "2026-11-30T12:00:00Z",
-            },
-        )
-        assert answer["idTagInfo"]["status"] == "Invalid"
-        stop = await _next_call(client, "RemoteStopTransaction")
-        assert stop[3] == {"transactionId": answer["transactionId"]}
-        audit = await system.audit.lines(rid)
-        assert "stray transaction stopped" in [a["action"] for a in audit]
-        assert (await driver.status(rid))["state"] == "Cancelled"
-    finally:
-        await client.connection.close()
+    client = await connect()
+    status, created = await driver.create("CP-1", 1)
+    assert status == 200, created
+    rid = created["reservationId"]
+    await driver.pay(created["checkoutUrl"])
+    await driver.wait_for_state(rid, "AwaitingPlug")
+    code, _ = await driver.post(f"/api/payments/{rid}/cancel")
+    assert code == 200
+    await eventually(lambda: _hold_is(driver, rid, "Released"))
+    reservation = await system.reservations.get(rid)
+    assert reservation is not None
+    # The charger starts anyway with the reservation's tag (a late RemoteStart, a
+    # cable plugged in after the driver gave up...).
+    answer = await client.call(
+        "StartTransaction",
+        {
+            "connectorId": 1,
+            "idTag": reservation.id_tag,
+            "meterStart": 0,
+            "timestamp": "2026-11-30T12:00:00Z",
+        },
+    )
+    assert answer["idTagInfo"]["status"] == "Invalid"
+    stop = await _next_call(client, "RemoteStopTransaction")
+    assert stop[3] == {"transactionId": answer["transactionId"]}
+    audit = await system.audit.lines(rid)
+    assert "stray transaction stopped" in [a["action"] for a in audit]
+    assert (await driver.status(rid))["state"] == "Cancelled"
 
 
 async def test_a_stop_pressed_while_the_charger_is_offline_is_sent_when_it_is_back(
-    system: CentralSystem, driver: Driver
+    system: CentralSystem, driver: Driver, connect: Connect
 ) -> None:
-    client = await _connect(system)
+    client = await connect()
     status, created = await driver.create("CP-1", 1)
     assert status == 200, created
     rid = created["reservationId"]
@@ -173,14 +177,9 @@ async def test_a_stop_pressed_while_the_charger_is_offline_is_sent_when_it_is_ba
     assert code == 200 and view["state"] == "Stopping", view
     await eventually(lambda: _stop_undelivered(system, rid))
     # Back online: the stop arrives at once, not at the next retry an hour later.
-    connection = RawCharger.connect(ocpp_url(system), "CP-1")
-    client = await connection.__aenter__()
-    _OPEN.append(connection)
-    try:
-        stop = await _next_call(client, "RemoteStopTransaction")
-        assert stop[3] == {"transactionId": answer["transactionId"]}
-    finally:
-        await client.connection.close()
+    client = await connect(status=None)  # the stop comes before the boot
+    stop = await _next_call(client, "RemoteStopTransaction")
+    assert stop[3] == {"transactionId": answer["transactionId"]}
 
 
 def _now() -> str:

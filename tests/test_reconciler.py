@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -16,8 +14,8 @@ import pytest
 
 from csms.app import CentralSystem
 from payments.reconciler import Reconciler
-from tests.conftest import API_KEY, MakeConfig
-from tests.payflow import TARIFF, VISA, Driver, charger
+from tests.conftest import MakeConfig
+from tests.payflow import TARIFF, VISA, Driver, charger, run_cli
 from tests.waiting import eventually
 
 # A hold of 2.50 EUR; the price depends only on the energy (see test_payments_e2e).
@@ -79,24 +77,6 @@ async def _late_payment(system: CentralSystem, driver: Driver) -> tuple[str, str
     return rid, pi
 
 
-async def _cli(system: CentralSystem, *argv: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "csms",
-        "reconcile",
-        *argv,
-        "--api",
-        f"http://127.0.0.1:{system.http.port}",
-        env={**os.environ, "CSMS_API_KEY": API_KEY},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode()
-
-
 async def _audit(system: CentralSystem, rid: str) -> list[tuple[str, str, int | None, str | None]]:
     return [
         (line["actor"], line["action"], line["amount"], line["stripe_id"])
@@ -111,7 +91,7 @@ async def test_a_late_payment_after_cancel_is_released_by_csms_reconcile(
     await sim.start()
     try:
         rid, pi = await _late_payment(system, driver)
-        code, out = await _cli(system, "--since", "2h")
+        code, out = await run_cli(system, "reconcile", "--since", "2h")
         assert code == 0, out
         assert "late_payment" in out and rid in out and pi in out and "2.50 EUR" in out
         assert "late_payment 1: 1 applied, 0 reported, 0 failed." in out
@@ -125,7 +105,7 @@ async def test_a_late_payment_after_cancel_is_released_by_csms_reconcile(
     assert ("reconciler", "paid after the reservation ended", 250, pi) in audit
     assert [a for a in audit if a[1] == "hold released"] == [("system", "hold released", 250, pi)]
     # Once released, Stripe and our books agree.
-    code, out = await _cli(system, "--json")
+    code, out = await run_cli(system, "reconcile", "--json")
     assert code == 0, out
     summary = json.loads(out)
     assert (summary["counts"], summary["applied"], summary["findings"]) == ({}, 0, [])

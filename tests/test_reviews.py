@@ -5,10 +5,7 @@ Stripe sandbox and SDK over 127.0.0.1; the money is checked in the sandbox's led
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from typing import Any
 
 import pytest
@@ -16,7 +13,7 @@ import pytest
 from csms.app import CentralSystem
 from simulators.chargepoint import SimulatedCharger
 from tests.conftest import API_HEADERS
-from tests.payflow import Driver
+from tests.payflow import Driver, run_cli
 from tests.waiting import eventually
 
 
@@ -196,32 +193,15 @@ async def test_the_review_routes_are_documented(driver: Driver) -> None:
     assert "amount" in schemas["RetryCaptureRequest"]["properties"]
 
 
-async def _cli(system: CentralSystem, key: str, *argv: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "csms",
-        *argv,
-        "--api",
-        f"http://127.0.0.1:{system.http.port}",
-        env={**os.environ, "CSMS_API_KEY": key},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode()
-
-
 async def test_the_cli_acts_on_reviews(
     system: CentralSystem, driver: Driver, sim: SimulatedCharger
 ) -> None:
     night = await system.api_keys.create("night-shift")
     rid = await capture_refused(system, driver, sim)
-    code, out = await _cli(system, night, "payments", "review", rid, "--resolve", "later")
+    code, out = await run_cli(system, "payments", "review", rid, "--resolve", "later", key=night)
     assert code == 1 and json.loads(out)["error"]["code"] == "review_refused"
-    code, out = await _cli(
-        system, night, "payments", "review", rid, "--retry-capture", "--amount", "55"
+    code, out = await run_cli(
+        system, "payments", "review", rid, "--retry-capture", "--amount", "55", key=night
     )
     assert code == 0, out
     assert json.loads(out)["reservationId"] == rid
@@ -230,7 +210,7 @@ async def test_the_cli_acts_on_reviews(
     retried = [line for line in await audit(system, rid) if line["action"] == "capture retried"]
     assert [line["actor"] for line in retried] == ["key:night-shift"]
 
-    code, out = await _cli(system, night, "payments", "review", "res_nope", "--release")
+    code, out = await run_cli(system, "payments", "review", "res_nope", "--release", key=night)
     assert code == 1 and json.loads(out)["error"]["code"] == "not_found"
-    code, out = await _cli(system, night, "payments", "review", rid)  # no action
+    code, out = await run_cli(system, "payments", "review", rid, key=night)  # no action
     assert code == 2
