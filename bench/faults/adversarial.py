@@ -306,13 +306,11 @@ def _meter(kind: str) -> Case:
         sim.behaviour.meter_anomaly = kind
         sim.behaviour.meter_anomaly_at_wh = ANOMALY_AT_WH
         try:
-            created = await steps.create(ctx)
-            if created is None:
-                return ctx.report.case(name, False, f"{sim.charge_point_id}: no session created")
-            rid = created["reservationId"]
-            await steps.pay(api, created["checkoutUrl"], follow=True)
-            state = await api.until(rid, lambda s: s["state"] in BEFORE_START | TERMINAL)
-            if state["state"] in BEFORE_START:
+            paid = await steps.create_and_pay(ctx, name, BEFORE_START | TERMINAL)
+            if paid is None:
+                return
+            rid, state = paid
+            if state in BEFORE_START:
                 await steps.charge(ctx, rid)
         finally:
             sim.behaviour.meter_anomaly = None
@@ -352,14 +350,12 @@ def _meter(kind: str) -> Case:
 
 async def start_after_release(ctx: Ctx) -> None:
     name, api, sim = "start-after-release", ctx.api, ctx.sim
-    created = await steps.create(ctx)
-    if created is None:
-        return ctx.report.case(name, False, f"{sim.charge_point_id}: no session created")
-    rid = created["reservationId"]
-    await steps.pay(api, created["checkoutUrl"], follow=True)
-    state = await api.until(rid, lambda s: s["state"] in BEFORE_START | TERMINAL)
-    if state["state"] not in BEFORE_START:
-        return ctx.report.case(name, False, f"{rid}: inconclusive, not paid ({state['state']})")
+    paid = await steps.create_and_pay(ctx, name, BEFORE_START | TERMINAL)
+    if paid is None:
+        return None
+    rid, state = paid
+    if state not in BEFORE_START:
+        return ctx.report.case(name, False, f"{rid}: inconclusive, not paid ({state})")
     _, details = await api.call("GET", f"/api/payments/{rid}/details")
     id_tag = details["idTag"]
     cancelled, body = await api.call("POST", f"/api/payments/{rid}/cancel")
@@ -415,14 +411,12 @@ async def start_after_release(ctx: Ctx) -> None:
 
 async def stop_offline(ctx: Ctx) -> None:
     name, api, sim = "stop-offline", ctx.api, ctx.sim
-    created = await steps.create(ctx)
-    if created is None:
-        return ctx.report.case(name, False, f"{sim.charge_point_id}: no session created")
-    rid = created["reservationId"]
-    await steps.pay(api, created["checkoutUrl"], follow=True)
-    state = await api.until(rid, lambda s: s["state"] in BEFORE_START | TERMINAL)
-    if state["state"] not in BEFORE_START:
-        return ctx.report.case(name, False, f"{rid}: inconclusive, not paid ({state['state']})")
+    paid = await steps.create_and_pay(ctx, name, BEFORE_START | TERMINAL)
+    if paid is None:
+        return None
+    rid, state = paid
+    if state not in BEFORE_START:
+        return ctx.report.case(name, False, f"{rid}: inconclusive, not paid ({state})")
     await sim.plug_in(1)
     state = await api.until(rid, lambda s: s["state"] == "Charging" or s["state"] in TERMINAL)
     t = sim.connector(1).transaction

@@ -89,6 +89,19 @@ async def create(ctx: Ctx) -> dict[str, Any] | None:
     return created
 
 
+async def create_and_pay(ctx: Ctx, name: str, settled: set[str]) -> tuple[str, str] | None:
+    """A session created and paid on the Checkout page, back on our success page: its id
+    and its state once in `settled`. None, with the case failed, when none was created."""
+    created = await create(ctx)
+    if created is None:
+        ctx.report.case(name, False, f"{ctx.sim.charge_point_id}: no session created")
+        return None
+    rid = created["reservationId"]
+    await pay(ctx.api, created["checkoutUrl"], follow=True)
+    state = await ctx.api.until(rid, lambda s: s["state"] in settled)
+    return rid, state["state"]
+
+
 async def pay(api: Api, url: str, *, follow: bool) -> int:
     """Pay with 4242 on the Checkout page; the page's answer (303: authorised, 409: closed).
     `follow`: back to our success page, as a browser goes."""
