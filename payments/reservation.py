@@ -213,8 +213,9 @@ class _Step:
             case CheckoutCreated(session_id, url):
                 if r.checkout_session_id is None:
                     self.set(checkout_session_id=session_id, checkout_url=url)
-                if r.state is State.CANCELLED and r.hold is Hold.NONE:
-                    # Cancelled while the checkout was being created: close it again.
+                if r.state in TERMINAL and r.hold is Hold.NONE:
+                    # Ended (cancelled, expired) while the checkout was being created: close
+                    # it again, before the driver can pay on it.
                     self.effects.append(ExpireCheckout(session_id))
             case CheckoutUnavailable(reason):
                 if r.state is State.PENDING_PAYMENT and r.checkout_session_id is None:

@@ -84,6 +84,18 @@ def test_a_payment_after_the_reservation_ended_is_released_and_the_end_kept(end:
     assert paid.reservation.state is ended.state  # not turned into PaymentFailed
 
 
+@pytest.mark.parametrize("end", [machine.Cancel("driver"), machine.Tick()])
+def test_a_checkout_created_after_the_reservation_ended_is_closed_at_once(end: Event) -> None:
+    """The Checkout Session was being created when the reservation ended (the driver
+    cancelled, the payment window closed): it must not stay open for the driver to pay."""
+    at = timedelta(hours=1) if isinstance(end, machine.Tick) else timedelta(0)
+    ended = step(replace(pending(), checkout_session_id=None), end, at=at).reservation
+    assert ended.state in (State.CANCELLED, State.EXPIRED)
+    created = step(ended, machine.CheckoutCreated("cs_late", "https://pay.example/cs"), at=at)
+    assert created.effects == (machine.ExpireCheckout("cs_late"),)
+    assert created.reservation.state is ended.state
+
+
 # -- payment signals during a verification
 
 

@@ -94,6 +94,10 @@ class World:
     start_sent_while_unauthorised: bool = False
     meter_wh: int = 1000
     stray_running: int | None = None  # a transaction started with the tag after it ended
+    strays: int = 0  # how many: the central system numbers transactions, never twice
+    # A look-up asked for before the card was paid, still outstanding: its answer may be
+    # "not paid yet" even once it is. One asked for after the payment sees it.
+    stale_verify_possible: bool = False
 
     def facts(self) -> ChargerFacts:
         return ChargerFacts(self.online, self.status if self.online else None)
@@ -105,6 +109,8 @@ class World:
         for effect in decision.effects:
             if isinstance(effect, RemoteStart) and self.pi_status != "requires_capture":
                 self.start_sent_while_unauthorised = True
+            if isinstance(effect, VerifyPayment):
+                self.stale_verify_possible = self.pi_status == "none"
             self.emitted.append(effect)
             self.outstanding.append(effect)
         self.reservation = decision.reservation
@@ -227,12 +233,16 @@ def _act(world: World, action: str, n: int) -> None:
             world.feed(PaymentCompleted())
         case "pay_silently" if world.pi_status == "none" and r.checkout_session_id:
             world.pi_status = "requires_capture"  # no webhook, no return to the success page
-        case "stale_verify" if VerifyPayment(r.checkout_session_id or "") in world.outstanding:
+        case "stale_verify" if (
+            world.stale_verify_possible
+            and VerifyPayment(r.checkout_session_id or "") in world.outstanding
+        ):
             # The look-up happened before the payment: its answer is "not paid yet".
             world.outstanding.remove(VerifyPayment(r.checkout_session_id or ""))
             world.feed(PaymentNotAuthorised(None, "requires_payment_method"))
         case "start_anyway" if r.state in TERMINAL and world.online and world.stray_running is None:
-            world.stray_running = 90 + n % 5
+            world.strays += 1
+            world.stray_running = 90 + world.strays
             world.feed(TransactionStarted(world.stray_running, world.meter_wh, world.now))
         case "decline" if world.pi_status == "none" and r.checkout_session_id:
             world.pi_status = "requires_payment_method"
