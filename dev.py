@@ -3,7 +3,9 @@
 
     python3 dev.py run    set up, then run the central system, the Stripe sandbox and a
                           simulated charger, pay for one charging session, and keep running
-    python3 dev.py test   set up, then run the linter and the whole test suite
+    python3 dev.py test   set up, then run the linter and the whole test suite, on SQLite
+                          and then on PostgreSQL (CSMS_TEST_BACKEND=sqlite or postgresql:
+                          that one only); arguments go to pytest
     python3 dev.py lint   set up, then run the linter only
 
 "Set up" creates .venv and installs the project with its test dependencies, once (again
@@ -76,10 +78,34 @@ def postgresql() -> None:
     ensure_installed()
 
 
+def haproxy() -> None:
+    """The load balancer's tests run Debian's `haproxy`; install it when we may (as root)."""
+    from bench.haproxy import HAPROXY, Unavailable, ensure_installed  # the standard library
+
+    if HAPROXY.exists():
+        return
+    print("Installing HAProxy for the load balancer's tests (first run only)...", flush=True)
+    try:
+        ensure_installed()
+    except Unavailable as error:
+        print(f"{error}: the load balancer's tests will be skipped.", flush=True)
+
+
 def test(args: list[str]) -> int:
     browser()
     postgresql()
-    return lint() or subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT).returncode
+    haproxy()
+    code = lint()
+    if code:
+        return code
+    chosen = os.environ.get("CSMS_TEST_BACKEND")
+    for backend in (chosen,) if chosen else ("sqlite", "postgresql"):
+        print(f"== the test suite on {backend}", flush=True)
+        env = {**os.environ, "CSMS_TEST_BACKEND": backend}
+        code = subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT, env=env).returncode
+        if code:
+            return code
+    return 0
 
 
 def run() -> int:

@@ -12,10 +12,15 @@ from csms.config import Config
 from payments.alert_sender import WebhookSender
 from payments.alerts import KINDS, AlertJob, AlertSettings
 from storage.db import Database
+from storage.nodes import Leader, sole_node
 
 
 def alert_job(
-    config: Config, db: Database, registry: CollectorRegistry, clock: Callable[[], datetime]
+    config: Config,
+    db: Database,
+    registry: CollectorRegistry,
+    clock: Callable[[], datetime],
+    lead: Leader = sole_node,
 ) -> AlertJob:
     """The [alerts] section as a job (started and stopped next to the effect runner)."""
     settings = config.alerts
@@ -36,6 +41,7 @@ def alert_job(
         sender,
         AlertMetrics(registry),
         clock,
+        lead,
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from types import TracebackType
+from typing import Any
 
 import structlog
 
@@ -22,14 +23,16 @@ from csms.api.docs import register_docs
 from csms.api.management import build_api
 from csms.api.server import HttpServer, create_app
 from csms.authorization import Authorizer
+from csms.cluster.bus import Bus, LocalBus, PgBus
+from csms.cluster.routing import CommandRelay
+from csms.cluster.view import ClusterView
 from csms.config import Config, ConfigError
 from csms.heap import keep_collections_short
 from csms.metrics import Metrics
-from csms.ocpp16.commands import ChargerCommands
+from csms.ocpp16.commands import ChargerCommands, LocalCommands
 from csms.ocpp16.control import RemoteControl
 from csms.ocpp16.dispatch import Dispatcher
 from csms.ocpp16.handlers import ChargerMessages, VendorHandler
-from csms.ocpp16.live import LiveStatus
 from csms.ocpp16.registry import Sessions
 from csms.ocpp16.schemas import warm_up
 from csms.ocpp16.server import OcppServer
@@ -39,6 +42,7 @@ from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionStore
 from httpapi.middleware import api_errors, api_key_required, security_headers
+from payments.active_index import IndexEntry
 from payments.audit_log import AuditLog
 from payments.charger_events import ChargerEventsListener
 from payments.coordinator import Coordinator
@@ -58,8 +62,10 @@ from payments.web.guards import RateLimit
 from payments.web.pages import DriverPages
 from simulators.stripe_sandbox import StripeSandbox
 from storage.clock import utc_now
-from storage.db import Database
+from storage.db import Database, is_postgres
+from storage.db import open_database as open_database_at
 from storage.migrate import Migration, load_migrations
+from storage.nodes import Node, default_node_id
 
 log = structlog.get_logger()
 
@@ -70,13 +76,19 @@ CHECKOUT_EXPIRY_MARGIN = 120  # seconds
 OPEN_API_PATHS = frozenset({"/api/stripe/webhook", "/api/openapi.json", "/api/docs"})
 
 
-def migrations() -> list[Migration]:
-    return load_migrations("csms", "csms.store") + load_migrations("payments", "payments")
+def migrations(dialect: str = "sqlite") -> list[Migration]:
+    return [
+        *load_migrations("cluster", "storage", dialect),
+        *load_migrations("csms", "csms.store", dialect),
+        *load_migrations("payments", "payments", dialect),
+    ]
 
 
 async def open_database(config: Config) -> Database:
-    return await Database.open(
-        config.database.path, migrations(), synchronous=config.database.synchronous
+    target = config.database.target
+    dialect = "postgresql" if is_postgres(target) else "sqlite"
+    return await open_database_at(
+        target, migrations(dialect), synchronous=config.database.synchronous
     )
 
 
@@ -136,18 +148,38 @@ class CentralSystem:
         self.id_tags = IdTagStore(self.db)
         self.transactions = TransactionStore(self.db)
         self.reservations = ReservationStore(self.db)
-        self.outbox = Outbox(self.db)
+        self.node = Node(
+            self.db,
+            config.cluster.node_id or default_node_id(),
+            lease=config.cluster.lease,
+            clock=self._clock,
+        )
+        await self.node.join()
+        self.outbox = Outbox(self.db, self.node.id)
         self.tariffs = TariffStore(self.db)
         self.audit = AuditLog(self.db)
-        await self.chargers.mark_all_offline()
-        self.live = LiveStatus()
-        await self.live.load(self.chargers)
+        self.sessions = Sessions()  # the chargers connected to this node
+        self.bus: Bus = (
+            PgBus(config.database.target, self.node.id)
+            if self.db.backend == "postgresql"
+            else LocalBus(self.node.id)
+        )
+        self.view = ClusterView(
+            self.bus,
+            self.db,
+            self.chargers,
+            self.sessions,
+            clock=self._clock,
+            lead=self.node.lead,
+            resync=config.cluster.lease,
+        )
+        local = LocalCommands(self.sessions.get, config.ocpp.call_timeout)
+        self.relay = CommandRelay(self.bus, self.view, local)
+        self.commands = ChargerCommands(local, self.relay)
 
-        self.sessions = Sessions()
         self.metrics = Metrics(self.db, self.sessions.ids, clock=self._clock)
         self.gateway, webhook_secrets = await self._stripe()
-        self.commands = ChargerCommands(self.sessions.get, config.ocpp.call_timeout)
-        control = RemoteControl(self.commands, self.live, self.chargers, self.transactions)
+        control = RemoteControl(self.commands, self.view, self.chargers, self.transactions)
         self.refunds = RefundStore(self.db)
         self.coordinator = Coordinator(
             self.reservations,
@@ -162,6 +194,14 @@ class CentralSystem:
             observer=self.metrics,
         )
         await self.coordinator.load()
+        # Each node's index of active reservations, kept true by the others' news.
+        self.coordinator.on_changed(
+            lambda entry: self.view.tell({"t": "reservation", **entry.to_json()})
+        )
+        self.bus.on("reservation", self._reservation_elsewhere)
+        self.view.on_resync(self.coordinator.load)
+        await self.bus.start()
+        await self.view.start()
         self.executor = EffectExecutor(
             self.gateway,
             control,
@@ -177,8 +217,11 @@ class CentralSystem:
             retry_base=config.payments.retry_base,
             retry_ceiling=config.payments.retry_ceiling,
             idle_poll=config.payments.tick_interval,
+            lead=self.node.lead,
         )
-        self.alerts = alert_job(config, self.db, self.metrics.registry, self._clock)
+        self.alerts = alert_job(
+            config, self.db, self.metrics.registry, self._clock, lead=self.node.lead
+        )
         self.reconciler = Reconciler(
             self.gateway,
             self.coordinator,
@@ -186,6 +229,7 @@ class CentralSystem:
             interval=config.payments.reconcile_interval,
             window=timedelta(hours=config.payments.reconcile_window_hours),
             observer=self.metrics,
+            lead=self.node.lead,
         )
         charger_events = ChargerEventsListener(self.coordinator, self.reservations)
         messages = ChargerMessages(
@@ -193,7 +237,7 @@ class CentralSystem:
             self.chargers,
             self.transactions,
             Authorizer(self.id_tags, [charger_events]),
-            self.live,
+            self.view,
             events=charger_events,
             vendor_handlers=self._vendor_handlers,
         )
@@ -202,6 +246,7 @@ class CentralSystem:
             self.chargers,
             Dispatcher(messages.handlers(), self.metrics),
             self.sessions,
+            self.view,
             events=charger_events,
         )
         self.api_keys = ApiKeys(self.db, config.api.keys.split(","))
@@ -265,9 +310,12 @@ class CentralSystem:
             "csms.started",
             ocpp=f"ws://{config.server.ocpp_host}:{self.ocpp.port}{config.server.ocpp_path}/{{id}}",
             http=f"http://{config.server.http_host}:{self.http.port}",
-            database=config.database.path,
+            database=config.database.shown,
             stripe="sandbox" if self.sandbox else "stripe",
         )
+
+    async def _reservation_elsewhere(self, message: dict[str, Any]) -> None:
+        self.coordinator.index.apply(IndexEntry.from_json(message))
 
     async def _first_api_key(self) -> None:
         """With no key at all, the API would be locked: make one and show it this once."""
@@ -327,9 +375,13 @@ class CentralSystem:
         await self.reconciler.stop()
         await self.runner.stop(max(0.0, deadline - loop.time()))
         await self.alerts.stop()
+        await self.relay.stop()
+        await self.view.stop()
+        await self.bus.stop()
         await self.gateway.close()
         if self.sandbox is not None:
             await self.sandbox.stop()
+        await self.node.leave()
         await self.db.close()
         log.info("csms.stopped")
 

@@ -92,6 +92,27 @@ class OcppSettings:
 class DatabaseSettings:
     path: str = _setting("csms.db")
     synchronous: str = _setting("full", choices=("full", "normal"))
+    # PostgreSQL instead of the SQLite file: postgresql://user:password@host:port/name
+    url: str = _setting("", pattern=r"(postgresql|postgres)://.*|")
+
+    @property
+    def target(self) -> str:
+        """What storage.db opens: the PostgreSQL URL when set, else the SQLite file."""
+        return self.url or self.path
+
+    @property
+    def shown(self) -> str:
+        """The target for logs: a password in the URL is masked."""
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", self.target)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    # This node's name among several (PostgreSQL only); empty: host name and process id.
+    node_id: str = _setting("", pattern=r"[A-Za-z0-9._:-]{0,100}")
+    # Seconds a node's lease lasts unless renewed (every third of it). What a dead node
+    # held (its chargers, effects, jobs) is taken over by the others this long after.
+    lease: float = _setting(15.0, min=1.0)
 
 
 @dataclass(frozen=True)
@@ -187,6 +208,7 @@ class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     stripe: StripeSettings = field(default_factory=StripeSettings)
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)

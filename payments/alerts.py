@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,7 +36,8 @@ from payments.alert_sender import DeliveryFailed, WebhookSender
 from payments.codec import decode_reservation
 from payments.reservation import Hold, State
 from storage.clock import to_text, utc_now
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.nodes import Leader, sole_node
 
 log = structlog.get_logger()
 
@@ -102,8 +102,10 @@ class AlertJob:
         sender: WebhookSender | None,
         observer: AlertsObserver | None = None,
         clock: Callable[[], datetime] = utc_now,
+        lead: Leader = sole_node,
     ) -> None:
         self._db = db
+        self._lead = lead  # checks and deliveries: on one node at a time, cluster-wide
         self.settings = settings
         self._sender = sender
         self._observer = observer
@@ -129,10 +131,11 @@ class AlertJob:
         while True:
             pause = self.settings.check_interval
             try:
-                await self.check()
-                next_delivery = await self.deliver()
-                if next_delivery is not None:
-                    pause = min(pause, max(0.0, next_delivery))
+                if await self._lead("alerts"):
+                    await self.check()
+                    next_delivery = await self.deliver()
+                    if next_delivery is not None:
+                        pause = min(pause, max(0.0, next_delivery))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -150,12 +153,12 @@ class AlertJob:
         stuck_since = now - timedelta(seconds=settings.outbox_stuck_after)
         status = "pending" if self._sender is not None else "unsent"
 
-        def look(conn: sqlite3.Connection) -> tuple[int, list[_Candidate], int, int]:
+        def look(conn: Connection) -> tuple[int, list[_Candidate], int, int]:
             live, candidates = _reviews(conn, review_since)
             mark, top, lines = _audit_lines(conn)
             return live, candidates + lines + _stuck_effects(conn, stuck_since), mark, top
 
-        def record(conn: sqlite3.Connection) -> list[Alert]:
+        def record(conn: Connection) -> list[Alert]:
             raised = [
                 alert
                 for candidate in candidates
@@ -259,7 +262,7 @@ class AlertJob:
 # -- the checks (on the database thread, inside the check's transaction)
 
 
-def _payment(conn: sqlite3.Connection, reservation_id: str | None) -> dict[str, Any]:
+def _payment(conn: Connection, reservation_id: str | None) -> dict[str, Any]:
     """What an alert says about its payment."""
     if reservation_id is None:
         return {}
@@ -281,11 +284,11 @@ def _payment(conn: sqlite3.Connection, reservation_id: str | None) -> dict[str, 
     }
 
 
-def _alerted(conn: sqlite3.Connection, subject: str) -> bool:
+def _alerted(conn: Connection, subject: str) -> bool:
     return conn.execute("SELECT 1 FROM alerts WHERE subject = ?", (subject,)).fetchone() is not None
 
 
-def _reviews(conn: sqlite3.Connection, entered_before: datetime) -> tuple[int, list[_Candidate]]:
+def _reviews(conn: Connection, entered_before: datetime) -> tuple[int, list[_Candidate]]:
     """How many reviews hold money on a card, and those that have for too long."""
     rows = conn.execute(
         "SELECT r.id, r.updated_at, (SELECT MAX(h.at) FROM reservation_history h"
@@ -314,7 +317,7 @@ def _reviews(conn: sqlite3.Connection, entered_before: datetime) -> tuple[int, l
     return len(rows), found
 
 
-def _audit_lines(conn: sqlite3.Connection) -> tuple[int, int, list[_Candidate]]:
+def _audit_lines(conn: Connection) -> tuple[int, int, list[_Candidate]]:
     """Disputes and refused captures written to the audit log since the last check: the
     last line read before, the last one read now, and the alerts they call for."""
     mark_row = conn.execute(
@@ -364,7 +367,7 @@ def _audit_lines(conn: sqlite3.Connection) -> tuple[int, int, list[_Candidate]]:
     return mark, top, found
 
 
-def _stuck_effects(conn: sqlite3.Connection, created_before: datetime) -> list[_Candidate]:
+def _stuck_effects(conn: Connection, created_before: datetime) -> list[_Candidate]:
     rows = conn.execute(
         "SELECT id, reservation_id, kind, attempts, last_error, created_at, next_attempt_at"
         " FROM effects e WHERE status = 'pending' AND created_at <= ? AND NOT EXISTS"
@@ -391,13 +394,12 @@ def _stuck_effects(conn: sqlite3.Connection, created_before: datetime) -> list[_
     ]
 
 
-def _record(
-    conn: sqlite3.Connection, candidate: _Candidate, status: str, now: datetime
-) -> Alert | None:
+def _record(conn: Connection, candidate: _Candidate, status: str, now: datetime) -> Alert | None:
     """Insert the alert unless its subject was alerted on before; None then."""
     cursor = conn.execute(
         "INSERT INTO alerts (kind, subject, reservation_id, payload, status, next_attempt_at,"
-        " created_at) VALUES (?, ?, ?, '{}', ?, ?, ?) ON CONFLICT (subject) DO NOTHING",
+        " created_at) VALUES (?, ?, ?, '{}', ?, ?, ?) ON CONFLICT (subject) DO NOTHING"
+        " RETURNING id",
         (
             candidate.kind,
             candidate.subject,
@@ -407,9 +409,10 @@ def _record(
             to_text(now),
         ),
     )
-    if cursor.rowcount == 0 or cursor.lastrowid is None:
+    inserted = cursor.fetchone()
+    if inserted is None:  # alerted on before
         return None
-    alert_id = cursor.lastrowid
+    alert_id = inserted["id"]
     body = {
         "id": f"alert_{alert_id}",
         "kind": candidate.kind,

@@ -14,12 +14,11 @@ caller changes nothing. `lines` reads in the order written; `page` newest first.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from typing import Any
 
 from storage.clock import to_text
-from storage.db import Database
+from storage.db import Connection, Database
 
 
 class AuditLog:
@@ -30,7 +29,7 @@ class AuditLog:
 
     def write(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         now: datetime,
         actor: str,
         action: str,
@@ -48,7 +47,7 @@ class AuditLog:
 
     def record_webhook(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         event_id: str,
         event_type: str,
         reservation_id: str | None,

@@ -8,7 +8,6 @@ arrive, each goes through `handle`, which is the only writer of reservations.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +15,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from payments import reservation as machine
+from payments.active_index import ActiveIndex, IndexEntry
 from payments.audit_log import AuditLog
 from payments.codec import event_name
 from payments.observe import PaymentsObserver
@@ -35,6 +35,7 @@ from payments.reservation import (
 from payments.reservations_store import ReservationStore
 from payments.units import audit_transition, persist, settle_refund
 from storage.clock import utc_now
+from storage.db import Connection
 
 log = structlog.get_logger()
 
@@ -56,34 +57,6 @@ Committed = tuple[Decision, list[PendingEffect]]
 class WebhookContext:
     event_id: str
     event_type: str
-
-
-class ActiveIndex:
-    """Which connectors and transactions have an active reservation, in memory.
-
-    Most OCPP messages concern no payment; this lets them pass without a query. The
-    coordinator is the only writer of reservations, so it keeps the index true: loaded at
-    start-up, updated after every commit.
-    """
-
-    def __init__(self) -> None:
-        self.connectors: dict[tuple[str, int], str] = {}
-        self.transactions: dict[int, str] = {}
-        self.places: dict[str, tuple[str, int]] = {}  # reservation -> (charger, connector)
-
-    def update(self, r: Reservation) -> None:
-        key = (r.charger_id, r.connector_id)
-        if r.active:
-            self.connectors[key] = r.id
-            self.places[r.id] = key
-            if r.transaction_id is not None:
-                self.transactions[r.transaction_id] = r.id
-            return
-        self.places.pop(r.id, None)
-        if self.connectors.get(key) == r.id:
-            del self.connectors[key]
-        if r.transaction_id is not None and self.transactions.get(r.transaction_id) == r.id:
-            del self.transactions[r.transaction_id]
 
 
 class RefundRefused(Exception):
@@ -119,12 +92,19 @@ class Coordinator:
         self.clock = clock
         self.observer = observer  # for the webhook handler, which reaches payments through here
         self._effects_committed: Callable[[Sequence[PendingEffect]], None] = lambda _: None
+        self._changed: Callable[[IndexEntry], None] = lambda _: None
         self.index = ActiveIndex()
 
     async def load(self) -> None:
-        """Build the index of active reservations (at start-up)."""
-        for r in await self.reservations.active():
-            self.index.update(r)
+        """Bring the index of active reservations up to date with the database (at start-up,
+        and whenever another node's news may have been missed)."""
+        known = self.index.known()
+        self.index.resync(await self.reservations.active_entries(), known)
+
+    def on_changed(self, changed: Callable[[IndexEntry], None]) -> None:
+        """`changed` is told of each reservation this node commits, for the other nodes'
+        indexes."""
+        self._changed = changed
 
     def on_effects(self, committed: Callable[[Sequence[PendingEffect]], None]) -> None:
         """`committed` is told of the effects each commit queued (none: look in the outbox)."""
@@ -143,7 +123,7 @@ class Coordinator:
     ) -> tuple[Reservation, str]:
         """Insert a reservation and its first effect; returns it with the driver's token.
 
-        Raises sqlite3.IntegrityError when the connector already has an active reservation.
+        Raises Conflict when the connector already has an active reservation.
         """
         now = self.clock()
         r = Reservation(
@@ -166,7 +146,7 @@ class Coordinator:
         reservations, outbox, audit = self.reservations, self.outbox, self.audit
         policy = self.policy
 
-        def insert(conn: sqlite3.Connection) -> None:
+        def insert(conn: Connection) -> None:
             reservations.insert(conn, r, token, email)
             persist(reservations, outbox, policy, conn, r, decision, "Created", now)
             audit.write(
@@ -250,7 +230,7 @@ class Coordinator:
         reservations, outbox, audit = self.reservations, self.outbox, self.audit
         policy, refunds = self.policy, self.refunds
 
-        def apply(conn: sqlite3.Connection) -> tuple[Reservation | None, Committed | None]:
+        def apply(conn: Connection) -> tuple[Reservation | None, Committed | None]:
             r = reservations.load(conn, reservation_id)
             if webhook is not None and not audit.record_webhook(
                 conn, webhook.event_id, webhook.event_type, reservation_id, event_name(event), now
@@ -290,7 +270,7 @@ class Coordinator:
         reservations, outbox, audit = self.reservations, self.outbox, self.audit
         policy = self.policy
 
-        def act(conn: sqlite3.Connection) -> tuple[Reservation, Committed]:
+        def act(conn: Connection) -> tuple[Reservation, Committed]:
             r = reservations.load(conn, reservation_id)
             assert r is not None
             refusal = machine.review_refusal(r, action, policy, now)
@@ -328,7 +308,7 @@ class Coordinator:
         reservations, outbox, audit = self.reservations, self.outbox, self.audit
         policy, refunds = self.policy, self.refunds
 
-        def request(conn: sqlite3.Connection) -> tuple[RefundRecord | None, Committed | None]:
+        def request(conn: Connection) -> tuple[RefundRecord | None, Committed | None]:
             existing = refunds.find(conn, refund_id)
             if existing is not None:
                 return existing, None
@@ -359,7 +339,9 @@ class Coordinator:
         return record
 
     def _after_commit(self, decision: Decision, queued: Sequence[PendingEffect]) -> None:
-        self.index.update(decision.reservation)
+        entry = IndexEntry.of(decision.reservation)
+        self.index.apply(entry)
+        self._changed(entry)
         if decision.effects:
             self._effects_committed(queued)
 
@@ -374,7 +356,7 @@ class Coordinator:
         """Keep a Stripe event that changes no state (refunds, disputes); False if seen."""
         now, audit_log = self.clock(), self.audit
 
-        def record(conn: sqlite3.Connection) -> bool:
+        def record(conn: Connection) -> bool:
             fresh = audit_log.record_webhook(
                 conn, webhook.event_id, webhook.event_type, reservation_id, "recorded", now
             )

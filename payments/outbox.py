@@ -9,11 +9,16 @@ in the table: `add` queues an effect whose key is queued already no second time,
 says False for an effect done before, whose outcome was applied then. An effect stays
 pending until `done`: `retry` counts the attempt, keeps its error and puts the next one
 off; `due` finds the pending effects again after a restart.
+
+Several nodes share the table: an effect is claimed by the node that carries it out (the
+one that queued it, at once). `due` returns only the effects this node may carry out,
+claiming them as it goes: its own, unclaimed ones, and those of a node whose lease has run
+out (`taken_over`: that node may have carried them out already). On PostgreSQL it skips
+rows another node is claiming at that moment, rather than waiting for them.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +26,9 @@ from typing import Any
 from payments.codec import decode_effect, effect_kind, encode_effect
 from payments.reservation import Capture, Effect, ReleaseHold
 from storage.clock import to_text
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.nodes import alive
+from storage.sql import Row
 
 # Stripe writes carry a key that is the same however often the effect is retried.
 # A new attempt (an operator's retry after Stripe refused) needs a new key, since Stripe
@@ -58,16 +65,18 @@ class PendingEffect:
     idempotency_key: str
     attempts: int
     created_at: str = ""  # as stored; empty for an effect just queued
+    taken_over: bool = False  # claimed from a node whose lease ran out
 
 
 class Outbox:
-    """The `effects` table."""
+    """The `effects` table, as seen by one node."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, node_id: str) -> None:
         self.db = db
+        self.node_id = node_id
 
     def add(
-        self, conn: sqlite3.Connection, reservation_id: str, effect: Effect, now: datetime
+        self, conn: Connection, reservation_id: str, effect: Effect, now: datetime
     ) -> PendingEffect | None:
         """Queue an effect; None when its idempotency key is queued already."""
         kind = effect_kind(effect)
@@ -79,15 +88,24 @@ class Outbox:
         key = idempotency_key(reservation_id, effect, count["n"] + 1)
         cursor = conn.execute(
             "INSERT INTO effects (reservation_id, kind, payload, idempotency_key,"
-            " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (idempotency_key) DO NOTHING",
-            (reservation_id, kind, encode_effect(effect), key, to_text(now), to_text(now)),
+            " next_attempt_at, created_at, claimed_by) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            (
+                reservation_id,
+                kind,
+                encode_effect(effect),
+                key,
+                to_text(now),
+                to_text(now),
+                self.node_id,
+            ),
         )
-        if cursor.rowcount == 0 or cursor.lastrowid is None:
+        inserted = cursor.fetchone()
+        if inserted is None:  # queued already
             return None
-        return PendingEffect(cursor.lastrowid, reservation_id, effect, key, 0)
+        return PendingEffect(inserted["id"], reservation_id, effect, key, 0)
 
-    def done(self, conn: sqlite3.Connection, effect_id: int, result: str, now: datetime) -> bool:
+    def done(self, conn: Connection, effect_id: int, result: str, now: datetime) -> bool:
         """Mark an effect done; False when it was done already (its result was applied)."""
         cursor = conn.execute(
             "UPDATE effects SET status = 'done', result = ?, done_at = ?, attempts = attempts + 1"
@@ -99,12 +117,31 @@ class Outbox:
     async def due(
         self, now: datetime, limit: int = 100, reservation_id: str | None = None
     ) -> list[PendingEffect]:
-        sql = "SELECT * FROM effects WHERE status = 'pending' AND next_attempt_at <= ?"
-        params: list[object] = [to_text(now)]
+        """The pending effects this node may carry out now, claimed for it."""
+        at = to_text(now)
+        sql = (
+            "SELECT * FROM effects WHERE status = 'pending' AND next_attempt_at <= ?"
+            f" AND ({self._mine_or_free})"
+        )
+        params: list[object] = [at, self.node_id, at]
         if reservation_id is not None:
             sql += " AND reservation_id = ?"
             params.append(reservation_id)
-        rows = await self.db.fetchall(sql + " ORDER BY id LIMIT ?", (*params, limit))
+        sql += f" ORDER BY id LIMIT ?{self.db.dialect.skip_locked}"
+        params.append(limit)
+
+        def claim(conn: Connection) -> list[Row]:
+            rows = conn.execute(sql, params).fetchall()
+            theirs = [row["id"] for row in rows if row["claimed_by"] != self.node_id]
+            if theirs:
+                marks = ", ".join("?" * len(theirs))  # at most `limit` of them
+                conn.execute(
+                    f"UPDATE effects SET claimed_by = ? WHERE id IN ({marks})",
+                    (self.node_id, *theirs),
+                )
+            return rows
+
+        rows = await self.db.write(claim)
         return [
             PendingEffect(
                 row["id"],
@@ -113,13 +150,21 @@ class Outbox:
                 row["idempotency_key"],
                 row["attempts"],
                 row["created_at"],
+                taken_over=row["claimed_by"] not in (None, self.node_id),
             )
             for row in rows
         ]
 
-    async def next_at(self) -> str | None:
+    @property
+    def _mine_or_free(self) -> str:
+        return f"claimed_by IS NULL OR claimed_by = ? OR NOT {alive('claimed_by')}"
+
+    async def next_at(self, now: datetime) -> str | None:
+        """When the next effect this node may carry out falls due."""
         row = await self.db.fetchone(
             "SELECT MIN(next_attempt_at) AS at FROM effects WHERE status = 'pending'"
+            f" AND ({self._mine_or_free})",
+            (self.node_id, to_text(now)),
         )
         return row["at"] if row else None
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -57,7 +56,8 @@ from payments.refunds import RefundRecord
 from payments.reservation import Hold, Reservation
 from payments.stripe_gateway import StripeGateway, StripeRejected, StripeUnavailable
 from storage.clock import to_text
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.nodes import Leader, sole_node
 
 log = structlog.get_logger()
 
@@ -153,8 +153,10 @@ class Reconciler:
         window: timedelta,
         observer: ReconcileObserver | None = None,
         clock: Callable[[], datetime] | None = None,
+        lead: Leader = sole_node,
     ) -> None:
         self._gateway = gateway
+        self._lead = lead  # the scheduled runs: on one node at a time, cluster-wide
         self._coordinator = coordinator
         self._db = db  # our books: read-only queries of the payments tables
         self.interval = interval
@@ -188,7 +190,8 @@ class Reconciler:
             pause = self.interval
             # A failure is logged and counted by run(); the next run tries again.
             with contextlib.suppress(Exception):
-                await self.run()
+                if await self._lead("reconcile"):
+                    await self.run()
 
     # -- one run
 
@@ -334,7 +337,7 @@ class Reconciler:
         names = sorted(snapshot.named_reservations() - known.keys())
         ids = sorted(snapshot.stripe_ids())
 
-        def find(conn: sqlite3.Connection) -> dict[str, Reservation]:
+        def find(conn: Connection) -> dict[str, Reservation]:
             found: dict[str, Reservation] = {}
             for column, values in (
                 ("id", names),
@@ -357,7 +360,7 @@ class Reconciler:
     async def _refunds_of(self, reservation_ids: Iterable[str]) -> dict[str, list[RefundRecord]]:
         wanted = sorted(set(reservation_ids))
 
-        def find(conn: sqlite3.Connection) -> dict[str, list[RefundRecord]]:
+        def find(conn: Connection) -> dict[str, list[RefundRecord]]:
             found: dict[str, list[RefundRecord]] = {}
             for chunk in _chunks(wanted):
                 marks = ", ".join("?" * len(chunk))
@@ -373,7 +376,7 @@ class Reconciler:
     async def _recorded(self, keys: Sequence[str]) -> set[str]:
         """The dedupe keys recorded already (with the Stripe event ids)."""
 
-        def find(conn: sqlite3.Connection) -> set[str]:
+        def find(conn: Connection) -> set[str]:
             found: set[str] = set()
             for chunk in _chunks(list(keys)):
                 marks = ", ".join("?" * len(chunk))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from storage.clock import to_text
-from storage.db import Database
+from storage.db import Connection, Database
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class RefundStore:
 
     def add(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         refund_id: str,
         reservation_id: str,
         amount: int,
@@ -50,7 +49,7 @@ class RefundStore:
 
     def settle(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         refund_id: str,
         *,
         stripe_refund_id: str | None,
@@ -69,7 +68,7 @@ class RefundStore:
             ),
         )
 
-    def find(self, conn: sqlite3.Connection, refund_id: str) -> RefundRecord | None:
+    def find(self, conn: Connection, refund_id: str) -> RefundRecord | None:
         row = conn.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
         return RefundRecord.of(row) if row else None
 

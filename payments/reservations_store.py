@@ -8,22 +8,23 @@ Contract: `insert` and `save` run in the caller's open transaction (a unit of wo
 database thread) and touch only that connection and their arguments, so a transition
 commits together with its effects and audit lines, or not at all. `save` adds a line to
 the reservation's history whenever the state or the hold changes. The table allows one
-active reservation per connector: a second `insert` raises sqlite3.IntegrityError. `load`
-reads inside a unit of work; the other reads go through the database thread, so they see
-every write handed over before them.
+active reservation per connector: a second `insert` raises Conflict. `load` reads inside
+a unit of work, and on PostgreSQL locks the row until the commit, so units on several
+nodes change one reservation one after the other. The other reads go through the database
+thread, so they see every write handed over before them.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from payments.active_index import IndexEntry
 from payments.codec import decode_reservation, encode_reservation
 from payments.reservation import ACTIVE, Reservation
 from storage.clock import to_text
-from storage.db import Database
+from storage.db import Connection, Database
 
 
 class ReservationStore:
@@ -34,9 +35,7 @@ class ReservationStore:
 
     # -- in the caller's transaction
 
-    def insert(
-        self, conn: sqlite3.Connection, r: Reservation, token: str, email: str | None
-    ) -> None:
+    def insert(self, conn: Connection, r: Reservation, token: str, email: str | None) -> None:
         now = to_text(r.created_at)
         conn.execute(
             "INSERT INTO reservations (id, charger_id, connector_id, id_tag, token, state, hold,"
@@ -61,7 +60,7 @@ class ReservationStore:
 
     def save(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         before: Reservation,
         after: Reservation,
         event: str,
@@ -100,9 +99,12 @@ class ReservationStore:
                 ),
             )
 
-    def load(self, conn: sqlite3.Connection, reservation_id: str) -> Reservation | None:
+    def load(self, conn: Connection, reservation_id: str) -> Reservation | None:
+        """The reservation, to change it: on PostgreSQL its row stays locked until the
+        commit, so a unit on another node that loads it waits, then sees this one's change."""
         row = conn.execute(
-            "SELECT data FROM reservations WHERE id = ?", (reservation_id,)
+            f"SELECT data FROM reservations WHERE id = ?{self.db.dialect.for_update}",
+            (reservation_id,),
         ).fetchone()
         return decode_reservation(row["data"]) if row else None
 
@@ -147,14 +149,14 @@ class ReservationStore:
         as its stored Checkout Session or PaymentIntent (never by metadata). One trip to the
         database for all the lookups."""
 
-        def find(conn: sqlite3.Connection) -> str | None:
+        def find(conn: Connection) -> str | None:
             for value in stripe_ids:
                 if not isinstance(value, str):
                     continue
                 row = conn.execute(
-                    "SELECT id FROM reservations WHERE checkout_session_id = ?1"
-                    " OR payment_intent_id = ?1 ORDER BY created_at DESC LIMIT 1",
-                    (value,),
+                    "SELECT id FROM reservations WHERE checkout_session_id = ?"
+                    " OR payment_intent_id = ? ORDER BY created_at DESC LIMIT 1",
+                    (value, value),
                 ).fetchone()
                 if row:
                     return row["id"]
@@ -171,10 +173,14 @@ class ReservationStore:
         )
         return decode_reservation(row["data"]) if row else None
 
-    async def active(self) -> list[Reservation]:
+    async def active_entries(self) -> list[IndexEntry]:
+        """Where each active reservation is, for the index: no reservation decoded."""
         active = ", ".join(f"'{state.value}'" for state in ACTIVE)
-        rows = await self.db.fetchall(f"SELECT data FROM reservations WHERE state IN ({active})")
-        return [decode_reservation(row["data"]) for row in rows]
+        rows = await self.db.fetchall(
+            "SELECT id, charger_id, connector_id, transaction_id FROM reservations"
+            f" WHERE state IN ({active})"
+        )
+        return [IndexEntry(row[0], row[1], row[2], row[3], active=True) for row in rows]
 
     async def active_connectors(self, charger_id: str) -> list[int]:
         active = ", ".join(f"'{state.value}'" for state in ACTIVE)

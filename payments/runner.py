@@ -26,6 +26,7 @@ from payments.reservation import CheckoutUnavailable
 from payments.reservations_store import ReservationStore
 from payments.stripe_gateway import StripeUnavailable
 from storage.clock import to_text
+from storage.nodes import Leader, sole_node
 
 log = structlog.get_logger()
 
@@ -51,6 +52,7 @@ class EffectRunner:
         retry_base: float = 1.0,
         retry_ceiling: float = 30.0,
         idle_poll: float = 5.0,
+        lead: Leader = sole_node,
     ) -> None:
         self._outbox = outbox
         self._reservations = reservations
@@ -59,6 +61,7 @@ class EffectRunner:
         self._retry_base = retry_base
         self._retry_ceiling = retry_ceiling
         self._idle_poll = idle_poll
+        self._lead = lead  # deadlines fire on one node at a time, cluster-wide
         self._rng = random.Random()
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
@@ -122,7 +125,8 @@ class EffectRunner:
     async def _loop(self) -> None:
         while True:
             try:
-                await self._coordinator.tick()
+                if await self._lead("deadlines"):
+                    await self._coordinator.tick()
                 read_from = self._completions
                 for pending in await self._outbox.due(self._coordinator.clock()):
                     if pending.id not in self._in_flight and not self._finished_since(
@@ -155,7 +159,7 @@ class EffectRunner:
         return self._finished.get(effect_id, -1) > read_from
 
     async def _sleep_for(self) -> float:
-        next_at = await self._outbox.next_at()
+        next_at = await self._outbox.next_at(self._coordinator.clock())
         if next_at is None:
             return self._idle_poll
         due = datetime.fromisoformat(next_at) - self._coordinator.clock()
@@ -195,10 +199,13 @@ class EffectRunner:
         await self._coordinator.handle(pending.reservation_id, event, effect_id=pending.id)
 
     def _repeated(self, pending: PendingEffect) -> bool:
-        """Whether the effect may have been carried out already: retried here, or queued
-        before this runner started (a process that died may have been carrying it out)."""
-        return pending.attempts > 0 or bool(
-            pending.created_at and pending.created_at < self._started_at
+        """Whether the effect may have been carried out already: retried here, queued
+        before this runner started, or taken over from a node whose lease ran out (a
+        process that died may have been carrying it out)."""
+        return (
+            pending.attempts > 0
+            or pending.taken_over
+            or bool(pending.created_at and pending.created_at < self._started_at)
         )
 
     async def _retry(self, pending: PendingEffect, error: str) -> None:

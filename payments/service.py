@@ -13,7 +13,6 @@ machine, the outbox and the audit log, in one commit per change.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +32,7 @@ from payments.reservations_store import ReservationStore
 from payments.runner import EffectRunner
 from payments.tariff_store import TariffStore
 from payments.webhooks import WebhookOutcome, apply_webhook
+from storage.db import Conflict
 
 log = structlog.get_logger()
 
@@ -136,7 +136,7 @@ class Payments:
             raise SessionRefused(503, "PaymentsUnavailable", "no usable tariff") from None
         try:
             r, token = await self._coordinator.create(charger_id, connector_id, tariff, email)
-        except sqlite3.IntegrityError:
+        except Conflict:
             # Another driver won the race for this connector.
             raise SessionRefused(409, "ConnectorBusy", "reserved by another driver") from None
         if r.state is not State.PENDING_PAYMENT:

@@ -17,6 +17,7 @@ import orjson
 from payments.pricing import Tariff
 from storage.clock import to_text
 from storage.db import Database
+from storage.sql import row_limit
 
 
 class TariffStore:
@@ -61,7 +62,7 @@ class TariffStore:
         rows = await self.db.fetchall(
             "SELECT charger_id, connector_id FROM tariff_assignments WHERE tariff_id = ?"
             " AND (charger_id, connector_id) > (?, ?) ORDER BY charger_id, connector_id LIMIT ?",
-            (tariff_id, *after, limit),
+            (tariff_id, *after, row_limit(limit)),
         )
         return [dict(row) for row in rows]
 

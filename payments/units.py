@@ -8,7 +8,6 @@ together or not at all.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 import structlog
@@ -19,6 +18,7 @@ from payments.outbox import Outbox, PendingEffect
 from payments.refunds import RefundStore
 from payments.reservation import Decision, Event, Hold, Policy, Reservation, State, next_deadline
 from payments.reservations_store import ReservationStore
+from storage.db import Connection
 
 log = structlog.get_logger()
 
@@ -27,7 +27,7 @@ def persist(
     reservations: ReservationStore,
     outbox: Outbox,
     policy: Policy,
-    conn: sqlite3.Connection,
+    conn: Connection,
     before: Reservation,
     decision: Decision,
     event: str,
@@ -118,7 +118,7 @@ def _meter_lines(before: Reservation, after: Reservation) -> list[_Line]:
 
 def audit_transition(
     audit: AuditLog,
-    conn: sqlite3.Connection,
+    conn: Connection,
     before: Reservation,
     after: Reservation,
     event: Event,
@@ -142,7 +142,7 @@ def audit_transition(
 def settle_refund(
     audit: AuditLog,
     refunds: RefundStore,
-    conn: sqlite3.Connection,
+    conn: Connection,
     r: Reservation,
     event: Event,
     now: datetime,

@@ -1,8 +1,11 @@
-"""One SQLite database in WAL mode, shared by every store of the process.
+"""The database every store of the process shares: SQLite (embedded, the default) or
+PostgreSQL (several nodes), behind one seam.
 
 One thread owns the connection and runs every statement; the event loop hands it jobs and
 awaits their results. What a job costs is mostly that hand-over, so a store gives a whole
-unit of work as one plain function (`write`), not a statement at a time.
+unit of work as one plain function (`write`), not a statement at a time. The function gets
+a `Connection` (`storage.sql`): `?` placeholders, rows readable by index and by column
+name, on either backend.
 
 Writes are group-committed. The writes that queue up while the thread is busy (typically
 waiting for the previous commit's fsync) run together in one transaction, each in a
@@ -10,19 +13,21 @@ savepoint of its own, and every one is answered only after their COMMIT. A write
 raises rolls back to its savepoint alone; a COMMIT that fails fails them all. Under load
 one fsync covers many chargers' messages; a lone write costs what it did on its own.
 
+A write that breaks a rule the database enforces (a unique key, a check, an append-only
+table) raises `Conflict`, whichever the backend. On PostgreSQL a write that loses a race
+with another node (a deadlock, a serialization failure) is run again, from its savepoint,
+up to `RETRIES` times: a unit of work touches only its connection and its arguments, so
+running it again is safe.
+
 Jobs run in the order they were handed over, so a read sees every write handed over
 before it.
 
-A write is durable unless it says otherwise: its commit is on disk (fsync) before it is
-answered, as `synchronous` asks. Telemetry (heartbeats, statuses, meter values) may say
-`durable=False`: a group of those alone commits without an fsync, which survives a crash of
-the process but not of the machine, and is made durable by the next durable commit, whose
-fsync covers the whole log. So one slow fsync holds up only what needs it.
-
-Checkpoints (copying the write-ahead log into the database file, with an fsync of its own)
-run on a second connection and thread of their own, every `CHECKPOINT_EVERY` seconds, so
-that no commit waits for one: SQLite would otherwise run one inside whichever commit
-filled the log past 1,000 pages, holding up every write queued behind it.
+A write is durable unless it says otherwise: its commit is on disk before it is answered.
+Telemetry (heartbeats, statuses, meter values) may say `durable=False`: a group of those
+alone commits without waiting for the disk (SQLite `synchronous=NORMAL`, PostgreSQL
+`synchronous_commit=off`), which survives a crash of the process but not of the machine,
+and is made durable by the next durable commit. So one slow fsync holds up only what
+needs it.
 """
 
 from __future__ import annotations
@@ -30,19 +35,43 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from storage.migrate import Migration, apply_migrations
+from storage.migrate import Migration
+from storage.sql import Connection, Dialect, Row
 
-Row = sqlite3.Row
+__all__ = ["Conflict", "Connection", "Database", "Row", "open_database"]
+
 T = TypeVar("T")
-CHECKPOINT_EVERY = 1.0
-Work = Callable[[sqlite3.Connection], Any]
+Work = Callable[[Connection], Any]
+RETRIES = 5
+
+
+class Conflict(Exception):
+    """A write broke a rule the database enforces: a unique key, a check, append-only."""
+
+
+class Backend(Protocol):
+    """One backend's connection, used only on the database thread."""
+
+    name: str
+    connection: Connection
+    conflicts: tuple[type[BaseException], ...]  # the driver's integrity errors
+    retryable: tuple[type[BaseException], ...]  # lost a race: run the unit again
+    errors: tuple[type[BaseException], ...]  # every error of the driver
+
+    def reopen_if_lost(self) -> bool: ...
+    def begin(self, durable: bool) -> None: ...
+    def savepoint(self) -> None: ...
+    def rollback_to_savepoint(self) -> None: ...
+    def release_savepoint(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -54,67 +83,56 @@ class _Job:
     durable: bool
     outcome: tuple[bool, Any] = (False, None)
 
-    def run(self, conn: sqlite3.Connection) -> None:
+    def run(self, backend: Backend) -> None:
         try:
-            self.outcome = (True, self.context.run(self.work, conn))
+            self.outcome = (True, self.context.run(self.work, backend.connection))
+        except backend.conflicts as error:
+            conflict = Conflict(str(error).strip())
+            conflict.__cause__ = error
+            self.outcome = (False, conflict)
         except BaseException as error:  # handed to the awaiting coroutine, raised there
             self.outcome = (False, error)
 
 
 class Database:
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        loop: asyncio.AbstractEventLoop,
-        checkpointer: Checkpointer,
-        synchronous: str,
-    ) -> None:
-        self._conn = conn
-        self._synchronous = synchronous.upper()
-        self._synchronous_now = self._synchronous
-        self._checkpointer = checkpointer
+    """The jobs' thread over one backend. Open with `open_database` (or `Database.open`)."""
+
+    def __init__(self, backend: Backend, loop: asyncio.AbstractEventLoop, dialect: Dialect) -> None:
+        self._backend = backend
+        self.dialect = dialect
+        self.backend = backend.name
         self._loop = loop
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
         self._closing = False
+        self._on_close: list[Callable[[], None]] = []
         # Read by the metrics; writes / commits is the mean size of a commit group.
         self.commits = 0
         self.writes = 0
+        self.retries = 0
         self._stopped: asyncio.Future[None] = loop.create_future()
-        self._thread = threading.Thread(target=self._serve, name="sqlite", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=backend.name, daemon=True)
         self._thread.start()
 
     @classmethod
     async def open(
-        cls, path: str, migrations: Sequence[Migration], *, synchronous: str = "full"
+        cls, target: str, migrations: Sequence[Migration], *, synchronous: str = "full"
     ) -> Database:
-        def connect() -> sqlite3.Connection:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            try:
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-                conn.execute("PRAGMA foreign_keys=ON")
-                conn.execute("PRAGMA busy_timeout=5000")
-                apply_migrations(conn, migrations)
-                conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
-            except BaseException:
-                conn.close()
-                raise
-            return conn
+        return await open_database(target, migrations, synchronous=synchronous)
 
-        # Opening and migrating may take a while: off the event loop, like everything else.
-        conn = await asyncio.to_thread(connect)
-        return cls(conn, asyncio.get_running_loop(), Checkpointer(path), synchronous)
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """`callback()` runs on close, after the last job (a backend's helper threads)."""
+        self._on_close.append(callback)
 
     async def close(self) -> None:
         """Finish the jobs already handed over, then close the connection."""
         if not self._closing:
             self._closing = True
             self._jobs.put(None)
-            self._checkpointer.stop()
+            for callback in self._on_close:
+                callback()
         await asyncio.shield(self._stopped)
 
-    async def write(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+    async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
         """Run `work(conn)` in a transaction (shared with other writes) and return its result
         once that transaction is committed. `work` runs on the database thread, so it uses
         the connection and plain data only; raising rolls back what it did, and only that."""
@@ -124,7 +142,7 @@ class Database:
         """One statement, committed before it returns; returns the rows changed."""
         return await self.write(lambda conn: conn.execute(sql, params).rowcount, durable=durable)
 
-    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work(conn)` outside any transaction: several queries for one trip."""
         return await self._submit(work)
 
@@ -157,7 +175,8 @@ class Database:
             self._run(ready)
             if ready:
                 self._call_soon(_settle, ready)
-        self._conn.close()
+        with suppress(*self._backend.errors):
+            self._backend.close()
         self._call_soon(self._stopped.set_result, None)
 
     def _run(self, jobs: list[_Job]) -> None:
@@ -170,38 +189,49 @@ class Database:
             if group:
                 self._commit(group)
                 group = []
-            job.run(self._conn)
+            self._read(job)
         if group:
             self._commit(group)
 
+    def _read(self, job: _Job) -> None:
+        """A read changes nothing, so one that met a lost connection runs again, once."""
+        backend = self._backend
+        job.run(backend)
+        if not job.outcome[0] and isinstance(job.outcome[1], backend.errors):
+            with suppress(*backend.errors):
+                if backend.reopen_if_lost():
+                    job.run(backend)
+
     def _commit(self, writes: list[_Job]) -> None:
-        conn = self._conn
+        backend = self._backend
         try:
-            self._set_synchronous(any(job.durable for job in writes))
-            conn.execute("BEGIN IMMEDIATE")
+            backend.begin(any(job.durable for job in writes))
             for job in writes:
-                conn.execute("SAVEPOINT unit")
-                job.run(conn)
-                if not job.outcome[0]:
-                    conn.execute("ROLLBACK TO unit")
-                conn.execute("RELEASE unit")
-            conn.execute("COMMIT")
+                self._run_unit(job)
+            backend.commit()
             self.commits += 1
             self.writes += sum(1 for job in writes if job.outcome[0])
-        except sqlite3.Error as error:  # locked, disk full, I/O: none of them is durable
-            if conn.in_transaction:
-                # SQLite may have rolled back already, as it does after some errors.
-                with suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+        except backend.errors as error:  # locked, disk full, I/O, connection lost
+            with suppress(*backend.errors):
+                backend.rollback()
             for job in writes:
                 if job.outcome[0] or job.outcome[1] is None:  # a failure keeps its own error
                     job.outcome = (False, error)
 
-    def _set_synchronous(self, durable: bool) -> None:
-        wanted = self._synchronous if durable else "NORMAL"
-        if wanted != self._synchronous_now:
-            self._conn.execute(f"PRAGMA synchronous={wanted}")
-            self._synchronous_now = wanted
+    def _run_unit(self, job: _Job) -> None:
+        backend = self._backend
+        for attempt in range(RETRIES + 1):
+            backend.savepoint()
+            job.run(backend)
+            if job.outcome[0]:
+                backend.release_savepoint()
+                return
+            backend.rollback_to_savepoint()
+            backend.release_savepoint()
+            cause = job.outcome[1]
+            if not isinstance(cause, backend.retryable) or attempt == RETRIES:
+                return
+            self.retries += 1
 
     def _call_soon(self, callback: Callable[..., object], *args: object) -> None:
         # RuntimeError: the event loop is closed, so nobody is waiting any more.
@@ -221,25 +251,27 @@ def _settle(jobs: list[_Job]) -> None:
             job.future.set_exception(value)
 
 
-class Checkpointer:
-    """Passive checkpoints on a connection of their own: they never block the writer."""
+def is_postgres(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
 
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-        self._thread.start()
 
-    def stop(self) -> None:
-        self._stopping.set()
+async def open_database(
+    target: str, migrations: Sequence[Migration], *, synchronous: str = "full"
+) -> Database:
+    """A SQLite file path, or a `postgresql://` URL; migrated to the current schema.
 
-    def _run(self) -> None:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA busy_timeout=5000")
-            while not self._stopping.wait(CHECKPOINT_EVERY):
-                # Busy (another process holds the database): the next round tries again.
-                with suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        finally:
-            conn.close()
+    `synchronous` ("full" or "normal") applies to SQLite: "normal" survives a crash of the
+    process, not of the machine. PostgreSQL's durability is the server's own setting."""
+    loop = asyncio.get_running_loop()
+    if is_postgres(target):
+        from storage import postgres  # psycopg is imported only when PostgreSQL is used
+
+        backend = await asyncio.to_thread(postgres.connect, target, migrations)
+        return Database(backend, loop, postgres.DIALECT)
+    from storage import sqlite
+
+    backend = await asyncio.to_thread(sqlite.connect, target, migrations, synchronous)
+    db = Database(backend, loop, sqlite.DIALECT)
+    checkpointer = sqlite.Checkpointer(target)
+    db.when_closed(checkpointer.stop)
+    return db

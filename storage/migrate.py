@@ -4,6 +4,11 @@ Each component (the OCPP side, the payments side) keeps its own numbered files, 
 two evolve independently; `schema_migrations` records what has been applied. A
 migration and its record commit in one transaction, so a crash leaves either the old
 schema or the new one, never half of it.
+
+Every migration exists once per backend, with the same number and name: SQLite's in
+`schema/`, PostgreSQL's in `schema/postgresql/` (`tests/test_migrations.py` holds them to
+that). This runner applies SQLite's; `storage.postgres` applies PostgreSQL's the same way,
+under a cluster-wide lock.
 """
 
 from __future__ import annotations
@@ -18,6 +23,17 @@ from importlib import resources
 _FILE_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
 
+DIALECT_FOLDERS = {"sqlite": "schema", "postgresql": "schema/postgresql"}
+
+
+class MigrationError(RuntimeError):
+    def __init__(self, migration: Migration, reason: str) -> None:
+        super().__init__(
+            f"migration {migration.component} {migration.version:04d}_{migration.name} "
+            f"failed: {reason}"
+        )
+
+
 @dataclass(frozen=True)
 class Migration:
     component: str
@@ -26,10 +42,13 @@ class Migration:
     sql: str
 
 
-def load_migrations(component: str, package: str, folder: str = "schema") -> list[Migration]:
-    """The migrations shipped as `NNNN_name.sql` files in `package/folder`, in order."""
+def load_migrations(component: str, package: str, dialect: str = "sqlite") -> list[Migration]:
+    """The migrations shipped as `NNNN_name.sql` files in the dialect's folder of `package`."""
     found = []
-    for entry in resources.files(package).joinpath(folder).iterdir():
+    folder = resources.files(package)
+    for part in DIALECT_FOLDERS[dialect].split("/"):
+        folder = folder.joinpath(part)
+    for entry in folder.iterdir():
         match = _FILE_NAME.fullmatch(entry.name)
         if match:
             found.append(
@@ -64,7 +83,4 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration]) 
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.rollback()
-            raise RuntimeError(
-                f"migration {migration.component} {migration.version:04d}_{migration.name} "
-                f"failed: {exc}"
-            ) from exc
+            raise MigrationError(migration, str(exc)) from exc

@@ -16,7 +16,7 @@ from tests.ocpp_client import RawCharger
 configure_logging("console", "warning")
 
 # The end-to-end payment fixtures (system, driver, sim), for every test module.
-pytest_plugins = ("tests.paid_fixtures",)
+pytest_plugins = ("tests.backends", "tests.paid_fixtures")
 
 MakeConfig = Callable[..., Config]
 API_KEY = "test-api-key"
@@ -24,8 +24,9 @@ API_HEADERS = {"X-API-Key": API_KEY}
 
 
 @pytest.fixture
-def make_config(tmp_path: Path) -> MakeConfig:
-    """A config on loopback ephemeral ports and a database in tmp_path; keyword args override."""
+def make_config(tmp_path: Path, database_url: str) -> MakeConfig:
+    """A config on loopback ephemeral ports and a fresh database (a file in tmp_path, or a
+    PostgreSQL database: tests/backends.py); keyword args override."""
 
     def make(**sections: dict[str, Any]) -> Config:
         base = with_overrides(
@@ -37,7 +38,11 @@ def make_config(tmp_path: Path) -> MakeConfig:
                 "http_port": 0,
             },
             ocpp={"unknown_chargers": "accept", "call_timeout": 2.0},
-            database={"path": str(tmp_path / "csms.db"), "synchronous": "normal"},
+            database={
+                "path": str(tmp_path / "csms.db"),
+                "url": database_url,
+                "synchronous": "normal",
+            },
             stripe={"sandbox_port": 0},
             api={"keys": API_KEY},
             payments={"tick_interval": 0.1, "retry_base": 0.05, "retry_ceiling": 0.5},

@@ -632,6 +632,7 @@ def test_cli_export_writes_the_api_csv(
     api_filtered, api_all = asyncio.run(seeded_and_exported())
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CSMS_DATABASE_PATH", config.database.path)
+    monkeypatch.setenv("CSMS_DATABASE_URL", config.database.url)
 
     code = main(
         ["transactions", "export", "--charger", "CP-A", "--from", "2026-01-02T00:00:00Z",

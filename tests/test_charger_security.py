@@ -370,11 +370,15 @@ def test_a_bad_tls_path_stops_start_up(
 
 @pytest.mark.usefixtures("restore_logging")
 def test_cli_sets_a_password(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    database_url: str,
 ) -> None:
     database = tmp_path / "csms.db"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CSMS_DATABASE_PATH", str(database))
+    monkeypatch.setenv("CSMS_DATABASE_URL", database_url)
 
     def run(*argv: str) -> tuple[int, str]:
         code = main(["chargers", "add", *argv])
@@ -399,7 +403,7 @@ def test_cli_sets_a_password(
     )
 
     async def stored() -> dict[str, tuple[int, str | None]]:
-        db = await Database.open(str(database), [])
+        db = await Database.open(database_url or str(database), [])
         try:
             rows = await ChargerStore(db).list()
         finally:

@@ -10,9 +10,10 @@ from csms.cli import main
 
 
 @pytest.fixture(autouse=True)
-def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CSMS_DATABASE_PATH", str(tmp_path / "cli.db"))
+    monkeypatch.setenv("CSMS_DATABASE_URL", database_url)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from csms.app import CentralSystem, migrations
+from csms.app import CentralSystem
 from csms.cli import main
 from csms.store.api_keys import ApiKeys
 from storage.db import Database
@@ -17,16 +17,20 @@ from tests.payflow import charger, run_cli
 
 
 def test_api_keys_are_shown_once_and_stored_as_digests(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    database_url: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CSMS_DATABASE_PATH", str(tmp_path / "k.db"))
+    monkeypatch.setenv("CSMS_DATABASE_URL", database_url)
     assert main(["apikeys", "create", "billing"]) == 0
     key = capsys.readouterr().out.strip()
     assert key.startswith("csms_")
 
     async def check() -> tuple[bool, bool, list[str]]:
-        db = await Database.open(str(tmp_path / "k.db"), migrations())
+        db = await Database.open(database_url or str(tmp_path / "k.db"), [])
         try:
             keys = ApiKeys(db)
             rows = await db.fetchall("SELECT digest FROM api_keys")

@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from bench.faults.__main__ import SCENARIOS
 from bench.faults.adversarial import CASES
 
@@ -25,6 +27,7 @@ MUST_BE_ZERO = (
 CASE = re.compile(r"  adversarial: case (\S+) +passed (\d+)  failed (\d+)(?: \((\d+) without)?")
 
 
+@pytest.mark.sqlite_only(reason="the fault runs start csms processes on SQLite files")
 def test_fault_runs_lose_nothing() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench.faults", "--quick", "--chargers", "2", "--sessions", "2"],

@@ -24,8 +24,8 @@ API_HEADERS = {"X-API-Key": API_KEY}
 
 
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    running = Processes(tmp_path)
+def processes(tmp_path: Path, database_url: str) -> Iterator[Processes]:
+    running = Processes(tmp_path, database_url=database_url)
     running.start_sandbox()
     running.start_server()
     try:

@@ -180,9 +180,10 @@ def test_label_sheet_escapes_text() -> None:
 
 
 @pytest.fixture
-def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CSMS_DATABASE_PATH", str(tmp_path / "cli.db"))
+    monkeypatch.setenv("CSMS_DATABASE_URL", database_url)
     monkeypatch.delenv("CSMS_PAYMENTS_PUBLIC_BASE_URL", raising=False)
     return tmp_path
 

@@ -51,7 +51,7 @@ class FakeOutbox:
         await self.release_read.wait()
         return snapshot
 
-    async def next_at(self) -> str | None:
+    async def next_at(self, now: datetime) -> str | None:
         return None
 
 

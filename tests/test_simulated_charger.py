@@ -106,4 +106,4 @@ async def test_restart_keeps_the_data(make_config) -> None:  # type: ignore[no-u
         assert row is not None and row["stopped_at"] is not None
         charger = await system.chargers.get("CP-1")
         assert charger is not None and charger["online"] == 0
-        assert system.live.status("CP-1", 1) is not None
+        assert system.view.status("CP-1", 1) is not None

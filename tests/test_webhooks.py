@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ import pytest
 from csms.app import SANDBOX_WEBHOOK_SECRET, CentralSystem
 from payments.pricing import Tariff
 from payments.reservation import Reservation
+from storage.db import Conflict
 from tests.conftest import MakeConfig
 
 ROTATED = "whsec_the_new_one"
@@ -172,7 +172,7 @@ async def test_one_active_reservation_per_connector_is_a_database_rule(
         created_at=datetime.now(UTC),
         payment_deadline=datetime.now(UTC) + timedelta(minutes=30),
     )
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Conflict):
         await system.db.write(
             lambda conn: system.reservations.insert(conn, second, "token-2", None)
         )
@@ -180,7 +180,7 @@ async def test_one_active_reservation_per_connector_is_a_database_rule(
 
 async def test_the_audit_log_is_append_only(system: CentralSystem) -> None:
     await _reservation(system)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(Conflict, match="append-only"):
         await system.db.execute("UPDATE money_audit SET amount = 0")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(Conflict, match="append-only"):
         await system.db.execute("DELETE FROM money_audit")

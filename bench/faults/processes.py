@@ -20,12 +20,15 @@ def free_port() -> int:
 
 
 class Processes:
-    def __init__(self, folder: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, extra_env: dict[str, str] | None = None, database_url: str = ""
+    ) -> None:
         self.ocpp_port, self.http_port, self.stripe_port = (free_port() for _ in range(3))
         self.base = f"http://127.0.0.1:{self.http_port}"
         self.stripe = f"http://127.0.0.1:{self.stripe_port}"
         self.ocpp_url = f"ws://127.0.0.1:{self.ocpp_port}/ocpp"
         self.database = folder / "csms.db"
+        self.database_url = database_url  # PostgreSQL instead of the file, when set
         self.logs = folder
         self.extra_env = extra_env or {}
         self.server: subprocess.Popen[bytes] | None = None
@@ -40,6 +43,7 @@ class Processes:
             "CSMS_SERVER_HTTP_HOST": "127.0.0.1",
             "CSMS_SERVER_HTTP_PORT": str(self.http_port),
             "CSMS_DATABASE_PATH": str(self.database),
+            "CSMS_DATABASE_URL": self.database_url,
             "CSMS_OCPP_UNKNOWN_CHARGERS": "accept",
             "CSMS_OCPP_CALL_TIMEOUT": "3",
             "CSMS_API_KEYS": API_KEY,

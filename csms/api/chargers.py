@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from typing import Literal
 
 from aiohttp import web
 from pydantic import Field, field_validator
 
 from csms.api.transactions import TransactionOut
+from csms.cluster.view import ClusterView
 from csms.ocpp16.auth import PASSWORD_PATTERN, PROFILE_BASIC, PROFILE_NONE, hash_password
 from csms.ocpp16.handshake import charge_point_id_from_path
-from csms.ocpp16.registry import Sessions
-from csms.ocpp16.server import CLOSE_POLICY
 from csms.store.chargers import ChargerStore, ConnectorStatus
 from csms.store.transactions import TransactionFilter, TransactionStore
 from httpapi.errors import ApiError, not_found
@@ -21,7 +19,7 @@ from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_curs
 from httpapi.routing import Api
 from payments.reservations_store import ReservationStore
 from payments.tariff_store import TariffStore
-from storage.db import Row
+from storage.db import Conflict, Row
 
 RegistrationStatus = Literal["Accepted", "Pending", "Rejected"]
 Label = Field(default=None, min_length=1, max_length=200)
@@ -152,13 +150,13 @@ class ChargerRoutes:
         transactions: TransactionStore,
         reservations: ReservationStore,
         tariffs: TariffStore,
-        sessions: Sessions,
+        connections: ClusterView,
     ) -> None:
         self._chargers = chargers
         self._transactions = transactions
         self._reservations = reservations
         self._tariffs = tariffs
-        self._sessions = sessions
+        self._connections = connections
 
     def register(self, api: Api) -> None:
         tag = "chargers"
@@ -179,9 +177,9 @@ class ChargerRoutes:
 
     async def list_chargers(self, request: web.Request, query: ChargerQuery) -> ChargerPage:
         after = str(decode_cursor(query.cursor, 1)[0]) if query.cursor else ""
-        # Online means in the session registry now; the database flag may lag behind it.
-        # One snapshot serves the filter and the answer, so that the two agree.
-        connected = set(self._sessions.ids())
+        # Online means connected to a node of the cluster now; the database flag may lag
+        # behind it. One snapshot serves the filter and the answer, so that the two agree.
+        connected = set(self._connections.online_ids())
         rows = await self._chargers.find(
             after,
             query.limit + 1,
@@ -244,7 +242,7 @@ class ChargerRoutes:
             raise ApiError(409, "paid_session", f"{charger_id} has a paid session in progress")
         try:
             deleted = await self._chargers.delete(charger_id)
-        except sqlite3.IntegrityError:
+        except Conflict:
             raise ApiError(
                 409, "has_transactions", f"{charger_id} has transactions, kept for billing"
             ) from None
@@ -252,9 +250,7 @@ class ChargerRoutes:
             raise not_found("charger")
         await self._tariffs.unassign(charger_id)
         # A charger that no longer exists may not stay connected as if it did.
-        session = self._sessions.get(charger_id)
-        if session is not None:
-            await session.close(CLOSE_POLICY, "charger removed")
+        await self._connections.close(charger_id, "charger removed")
         return web.Response(status=204)
 
     async def _detail(self, charger_id: str) -> ChargerDetail:
@@ -264,7 +260,7 @@ class ChargerRoutes:
         open_transactions = await self._transactions.find(
             TransactionFilter(charger_id=charger_id, open=True)
         )
-        online = self._sessions.get(charger_id) is not None
+        online = self._connections.is_online(charger_id)
         return ChargerDetail(
             **ChargerOut.of(row, online, connectors).model_dump(),
             serial_number=row["serial_number"],

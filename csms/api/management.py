@@ -31,7 +31,7 @@ def build_api(system: CentralSystem) -> Api:
     api = Api("csms", "1.0", DESCRIPTION)
     IdTagRoutes(system.id_tags).register(api)
     ChargerRoutes(
-        system.chargers, system.transactions, system.reservations, system.tariffs, system.sessions
+        system.chargers, system.transactions, system.reservations, system.tariffs, system.view
     ).register(api)
     TariffRoutes(system.tariffs, system.chargers).register(api)
     TransactionRoutes(system.transactions).register(api)

@@ -1,16 +1,20 @@
 """Central system -> charger commands: the one way the rest of the product talks to chargers.
 
-`send` validates the request against the operation's schema, waits for the charger's
-reply (one CALL in flight per charger, a configurable timeout) and returns a typed
-result instead of raising, so callers handle every outcome explicitly.
+`ChargerCommands.send` validates the request against the operation's schema, waits for
+the charger's reply (one CALL in flight per charger, a configurable timeout) and returns a
+typed result instead of raising, so callers handle every outcome explicitly.
+
+A charger connected to this node gets the CALL from `LocalCommands`; one connected to
+another node of the cluster gets it through that node (`Relay`, csms/cluster/routing.py),
+and the caller gets the same typed result either way.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import structlog
 
@@ -58,31 +62,40 @@ class InvalidCommand(ValueError):
         self.field = field
 
 
-class ChargerCommands:
+class Relay(Protocol):
+    """Commands for chargers connected to other nodes."""
+
+    def holder(self, charge_point_id: str) -> str | None:
+        """The other node holding the charger's connection, if one does."""
+        ...
+
+    def is_online(self, charge_point_id: str) -> bool: ...
+
+    async def call(
+        self, node_id: str, charge_point_id: str, action: str, payload: dict[str, Any]
+    ) -> CommandResult: ...
+
+
+class LocalCommands:
+    """CALLs to the chargers connected to this node."""
+
     def __init__(self, sessions: Callable[[str], ChargerSession | None], timeout: float) -> None:
         self._sessions = sessions
-        self._timeout = timeout
+        self.timeout = timeout
 
-    def is_online(self, charge_point_id: str) -> bool:
+    def is_connected(self, charge_point_id: str) -> bool:
         return self._sessions(charge_point_id) is not None
 
     async def send(
         self, charge_point_id: str, action: str, payload: dict[str, Any]
     ) -> CommandResult:
-        if action not in CSMS_ACTIONS:
-            raise InvalidCommand(f"{action!r} is not a central system operation of OCPP 1.6")
-        try:
-            validate_request(action, payload)
-        except SchemaViolation as violation:
-            raise InvalidCommand(
-                violation.description, violation.description.split(":")[0]
-            ) from None
+        """A request already validated; Offline when the charger is not connected here."""
         session = self._sessions(charge_point_id)
         if session is None:
             return Offline()
         bound = log.bind(charge_point_id=charge_point_id, action=action)
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self.timeout):
                 reply = await session.call(action, payload)
         except NotConnected:
             return Offline()
@@ -99,3 +112,49 @@ class ChargerCommands:
             return Failed(violation.code.value, f"invalid reply: {violation.description}")
         bound.info("ocpp.command_answered")
         return Answered(reply.payload)
+
+
+class ChargerCommands:
+    def __init__(self, local: LocalCommands, relay: Relay | None = None) -> None:
+        self._local = local
+        self._relay = relay
+
+    def is_online(self, charge_point_id: str) -> bool:
+        """Connected to this node or, in a cluster, to another live one."""
+        if self._local.is_connected(charge_point_id):
+            return True
+        return self._relay is not None and self._relay.is_online(charge_point_id)
+
+    async def send(
+        self, charge_point_id: str, action: str, payload: dict[str, Any]
+    ) -> CommandResult:
+        if action not in CSMS_ACTIONS:
+            raise InvalidCommand(f"{action!r} is not a central system operation of OCPP 1.6")
+        try:
+            validate_request(action, payload)
+        except SchemaViolation as violation:
+            raise InvalidCommand(
+                violation.description, violation.description.split(":")[0]
+            ) from None
+        if not self._local.is_connected(charge_point_id) and self._relay is not None:
+            node_id = self._relay.holder(charge_point_id)
+            if node_id is not None:
+                return await self._relay.call(node_id, charge_point_id, action, payload)
+        return await self._local.send(charge_point_id, action, payload)
+
+
+def encode_result(result: CommandResult) -> dict[str, Any]:
+    """A result as JSON, for another node's caller."""
+    return {"type": type(result).__name__, **asdict(result)}
+
+
+def decode_result(data: dict[str, Any]) -> CommandResult:
+    fields = {k: v for k, v in data.items() if k != "type"}
+    match data.get("type"):
+        case "Answered":
+            return Answered(fields["payload"])
+        case "Failed":
+            return Failed(fields["code"], fields["description"], fields.get("details") or {})
+        case "Offline":
+            return Offline()
+    return TimedOut()

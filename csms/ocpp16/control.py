@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from csms.ocpp16.commands import Answered, ChargerCommands, CommandResult, Failed, Offline
-from csms.ocpp16.live import LiveStatus
 from csms.store.chargers import ChargerStore
 from csms.store.transactions import TransactionStore
+
+
+class Statuses(Protocol):
+    def status(self, charger_id: str, connector_id: int) -> str | None: ...
 
 
 class RemoteControl:
     def __init__(
         self,
         commands: ChargerCommands,
-        live: LiveStatus,
+        live: Statuses,
         chargers: ChargerStore,
         transactions: TransactionStore,
     ) -> None:

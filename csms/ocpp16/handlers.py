@@ -15,7 +15,7 @@ from csms.clock import normalise_ocpp_time, parse_ocpp_time
 from csms.config import OcppSettings
 from csms.ocpp16.dispatch import Handler
 from csms.ocpp16.events import ChargerEvents
-from csms.ocpp16.live import LiveStatus
+from csms.ocpp16.live import StatusSink
 from csms.ocpp16.metering import latest_reading, parse_meter_values, readings
 from csms.store.chargers import ChargerStore
 from csms.store.transactions import StartRequest, StopOutcome, TransactionStore
@@ -36,7 +36,7 @@ class ChargerMessages:
         chargers: ChargerStore,
         transactions: TransactionStore,
         authorizer: Authorizer,
-        live: LiveStatus,
+        live: StatusSink,
         events: ChargerEvents | None = None,
         vendor_handlers: dict[str, VendorHandler] | None = None,
     ) -> None:

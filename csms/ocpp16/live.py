@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from csms.store.chargers import ChargerStore
+from typing import Protocol
+
+
+class StatusSink(Protocol):
+    """Where the chargers' messages put each connector status they store."""
+
+    def update(self, charger_id: str, connector_id: int, status: str, at: str) -> None: ...
 
 
 class LiveStatus:
     def __init__(self) -> None:
         self._statuses: dict[tuple[str, int], tuple[str, str]] = {}
-
-    async def load(self, chargers: ChargerStore) -> None:
-        for charger in await chargers.list():
-            for connector in await chargers.connectors(charger["id"]):
-                self.update(
-                    charger["id"], connector.connector_id, connector.status, connector.status_at
-                )
 
     def update(self, charger_id: str, connector_id: int, status: str, at: str) -> None:
         """Keep the newest status; one queued while offline may arrive after a newer one."""

@@ -6,6 +6,7 @@ import asyncio
 import math
 from collections.abc import Sequence
 from http import HTTPStatus
+from typing import Protocol
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -35,6 +36,17 @@ CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_POLICY = 1008
 
 
+class Presence(Protocol):
+    """Where a charger's connections are recorded: the charger is online while its current
+    one lasts, cluster-wide (csms/cluster/view.py)."""
+
+    async def connected(self, charger_id: str, session_id: str) -> None: ...
+
+    async def disconnected(self, charger_id: str, session_id: str) -> bool:
+        """True when it was the charger's current connection: the charger is offline now."""
+        ...
+
+
 class OcppServer:
     def __init__(
         self,
@@ -42,12 +54,14 @@ class OcppServer:
         chargers: ChargerStore,
         dispatch: Dispatch,
         sessions: Sessions,
+        presence: Presence,
         events: ChargerEvents | None = None,
     ) -> None:
         self._config = config
         self._chargers = chargers
         self._dispatch = dispatch
         self._sessions = sessions
+        self._presence = presence
         self._events = events
         self._server: Server | None = None
 
@@ -170,15 +184,16 @@ class OcppServer:
         if previous is not None:
             log.info("ocpp.connection_replaced")
             await previous.close(CLOSE_POLICY, "replaced by a new connection")
-        await self._chargers.mark_connected(charge_point_id)
+        await self._presence.connected(charge_point_id, session.id)
         log.info("ocpp.connected", remote=_remote(connection))
         await self._tell(charge_point_id)
         try:
             await session.run()
         finally:
-            # The session that replaced this one owns the registry entry and the online flag.
-            if self._sessions.discard(session):
-                await self._chargers.mark_disconnected(charge_point_id)
+            # The session that replaced this one (here or on another node) owns the registry
+            # entry and the online flag.
+            self._sessions.discard(session)
+            if await self._presence.disconnected(charge_point_id, session.id):
                 await self._tell(charge_point_id)
             log.info(
                 "ocpp.disconnected", code=connection.close_code, reason=connection.close_reason

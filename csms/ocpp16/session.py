@@ -54,6 +54,7 @@ class ChargerSession:
         self, charge_point_id: str, connection: ServerConnection, dispatch: Dispatch
     ) -> None:
         self.charge_point_id = charge_point_id
+        self.id = uuid.uuid4().hex  # tells this connection from the charger's next one
         self.connection = connection
         self._dispatch = dispatch
         # OCPP-J allows one CALL in flight per direction: the lock serialises ours.

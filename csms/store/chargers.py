@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,8 @@ import orjson
 
 from csms.clock import normalise_ocpp_time
 from storage.clock import now_text
-from storage.db import Database, Row
+from storage.db import Connection, Database, Row
+from storage.sql import row_limit
 
 # BootNotification field -> column.
 _BOOT_FIELDS = {
@@ -71,14 +71,14 @@ class ChargerStore:
             conditions.append("registration_status = ?")
             params.append(registration_status)
         if only_ids is not None:
-            conditions.append("id IN (SELECT value FROM json_each(?))")
+            conditions.append(f"id IN ({self._db.dialect.json_values})")
             params.append(orjson.dumps(list(only_ids)).decode())
         if except_ids is not None:
-            conditions.append("id NOT IN (SELECT value FROM json_each(?))")
+            conditions.append(f"id NOT IN ({self._db.dialect.json_values})")
             params.append(orjson.dumps(list(except_ids)).decode())
         return await self._db.fetchall(
             f"SELECT * FROM chargers WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
-            (*params, limit),
+            (*params, row_limit(limit)),
         )
 
     async def register(
@@ -155,7 +155,7 @@ class ChargerStore:
     async def delete(self, charger_id: str) -> bool:
         """Remove a charger with its connectors and status history; False when unknown.
 
-        Raises sqlite3.IntegrityError while transactions refer to it: they are billing
+        Raises Conflict while transactions refer to it: they are billing
         records, so they are never deleted along with it.
         """
         return await self._db.execute("DELETE FROM chargers WHERE id = ?", (charger_id,)) > 0
@@ -167,7 +167,7 @@ class ChargerStore:
         now = now_text()
         assignments = ", ".join(f"{column} = ?" for column in columns)
 
-        def record(conn: sqlite3.Connection) -> Row | None:
+        def record(conn: Connection) -> Row | None:
             conn.execute(
                 f"UPDATE chargers SET {assignments}, last_boot_at = ?, last_seen_at = ?"
                 " WHERE id = ?",
@@ -188,27 +188,6 @@ class ChargerStore:
             durable=False,
         )
 
-    async def mark_connected(self, charger_id: str) -> None:
-        now = now_text()
-        await self._db.execute(
-            "UPDATE chargers SET online = 1, connected_at = ?, last_seen_at = ? WHERE id = ?",
-            (now, now, charger_id),
-            durable=False,
-        )
-
-    async def mark_disconnected(self, charger_id: str) -> None:
-        await self._db.execute(
-            "UPDATE chargers SET online = 0, disconnected_at = ? WHERE id = ?",
-            (now_text(), charger_id),
-            durable=False,
-        )
-
-    async def mark_all_offline(self) -> None:
-        """At start-up no charger is connected yet, whatever the last run left behind."""
-        await self._db.execute(
-            "UPDATE chargers SET online = 0, disconnected_at = ? WHERE online = 1", (now_text(),)
-        )
-
     async def record_status(self, charger_id: str, status: Mapping[str, Any]) -> None:
         """A StatusNotification: the connector's current status, and one more history row."""
         row = (
@@ -223,7 +202,7 @@ class ChargerStore:
         received = now_text()
         timestamp = normalise_ocpp_time(status["timestamp"]) if "timestamp" in status else None
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Connection) -> None:
             conn.execute(
                 "INSERT INTO status_history (charger_id, connector_id, status, error_code, info,"
                 " vendor_id, vendor_error_code, timestamp, received_at)"
@@ -251,12 +230,19 @@ class ChargerStore:
         )
         return [ConnectorStatus(**dict(row)) for row in rows]
 
+    async def all_statuses(self) -> list[tuple[str, int, str, str]]:
+        """Every connector's latest status: (charger id, connector id, status, its time)."""
+        rows = await self._db.fetchall(
+            "SELECT charger_id, connector_id, status, status_at FROM connectors"
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
     async def connectors_of(self, charger_ids: Collection[str]) -> dict[str, list[ConnectorStatus]]:
         """Several chargers' connectors in one query: charger id -> its connectors, in order."""
         rows = await self._db.fetchall(
             "SELECT charger_id, connector_id, status, error_code, info, vendor_id,"
             " vendor_error_code, status_at FROM connectors"
-            " WHERE charger_id IN (SELECT value FROM json_each(?))"
+            f" WHERE charger_id IN ({self._db.dialect.json_values})"
             " ORDER BY charger_id, connector_id",
             (orjson.dumps(list(charger_ids)).decode(),),
         )

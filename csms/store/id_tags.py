@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from storage.clock import now_text
 from storage.db import Database, Row
+from storage.sql import row_limit
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class IdTagStore:
     async def list(self, after: str = "", limit: int = -1) -> list[IdTag]:
         """Tags in id order, those after `after`; `limit` -1 means all."""
         rows = await self._db.fetchall(
-            "SELECT * FROM id_tags WHERE id_tag > ? ORDER BY id_tag LIMIT ?", (after, limit)
+            "SELECT * FROM id_tags WHERE id_tag > ? ORDER BY id_tag LIMIT ?",
+            (after, row_limit(limit)),
         )
         return [IdTag.from_row(row) for row in rows]
 

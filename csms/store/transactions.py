@@ -7,14 +7,14 @@ StartTransaction gets the same id back, a second StopTransaction changes nothing
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from csms.ocpp16.metering import Reading, Sample
 from storage.clock import now_text
-from storage.db import Database, Row
+from storage.db import Connection, Database, Row
+from storage.sql import row_limit
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class TransactionStore:
         """
         key = (request.charger_id, request.connector_id, request.id_tag, request.started_at)
 
-        def start(conn: sqlite3.Connection) -> Started:
+        def start(conn: Connection) -> Started:
             existing = conn.execute(
                 "SELECT id, id_tag_status FROM transactions WHERE charger_id = ?"
                 " AND connector_id = ? AND id_tag = ? AND started_at = ?",
@@ -87,7 +87,7 @@ class TransactionStore:
             cursor = conn.execute(
                 "INSERT INTO transactions (charger_id, connector_id, id_tag, id_tag_status,"
                 " reservation_id, meter_start_wh, started_at, energy_wh, metered_at,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     *key[:3],
                     status,
@@ -100,8 +100,7 @@ class TransactionStore:
                     now,
                 ),
             )
-            assert cursor.lastrowid is not None
-            return Started(cursor.lastrowid, status, duplicate=False)
+            return Started(cursor.fetchone()["id"], status, duplicate=False)
 
         return await self._db.write(start)
 
@@ -120,7 +119,7 @@ class TransactionStore:
         what is billed comes from StartTransaction and StopTransaction, which are durable.
         """
 
-        def record(conn: sqlite3.Connection) -> int | None:
+        def record(conn: Connection) -> int | None:
             linked = transaction_id
             if linked is not None and not _owns(conn, charger_id, linked):
                 linked = None
@@ -143,7 +142,7 @@ class TransactionStore:
         samples: Sequence[Sample],
     ) -> StopOutcome:
 
-        def stop(conn: sqlite3.Connection) -> StopOutcome:
+        def stop(conn: Connection) -> StopOutcome:
             row = conn.execute(
                 "SELECT connector_id, stopped_at FROM transactions WHERE id = ? AND charger_id = ?",
                 (transaction_id, charger_id),
@@ -195,7 +194,8 @@ class TransactionStore:
             conditions.append("stopped_at IS NULL" if where.open else "stopped_at IS NOT NULL")
         clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         return await self._db.fetchall(
-            f"SELECT * FROM transactions{clause} ORDER BY id DESC LIMIT ?", (*params, limit)
+            f"SELECT * FROM transactions{clause} ORDER BY id DESC LIMIT ?",
+            (*params, row_limit(limit)),
         )
 
     async def meter_values(self, transaction_id: int) -> list[Row]:
@@ -212,7 +212,7 @@ class TransactionStore:
         )
 
 
-def _owns(conn: sqlite3.Connection, charger_id: str, transaction_id: int) -> bool:
+def _owns(conn: Connection, charger_id: str, transaction_id: int) -> bool:
     row = conn.execute(
         "SELECT 1 FROM transactions WHERE id = ? AND charger_id = ?", (transaction_id, charger_id)
     ).fetchone()
@@ -220,7 +220,7 @@ def _owns(conn: sqlite3.Connection, charger_id: str, transaction_id: int) -> boo
 
 
 def _insert_samples(
-    conn: sqlite3.Connection,
+    conn: Connection,
     charger_id: str,
     connector_id: int,
     transaction_id: int | None,
@@ -252,7 +252,7 @@ def _insert_samples(
     )
 
 
-def _update_reading(conn: sqlite3.Connection, transaction_id: int, reading: Reading) -> None:
+def _update_reading(conn: Connection, transaction_id: int, reading: Reading) -> None:
     """Keep the transaction's latest energy and power; late, older samples do not roll it back."""
     if reading.at is None:
         return
