@@ -7,6 +7,9 @@
                           and then on PostgreSQL (CSMS_TEST_BACKEND=sqlite or postgresql:
                           that one only); arguments go to pytest
     python3 dev.py lint   set up, then run the linter only
+    python3 dev.py cluster  set up, then run PostgreSQL, three nodes behind HAProxy, the
+                          Stripe sandbox and simulated chargers on this machine, pay for one
+                          session through the load balancer, and keep running (--once: stop)
 
 "Set up" creates .venv and installs the project with its test dependencies, once (again
 only when pyproject.toml changes).
@@ -127,14 +130,27 @@ def run() -> int:
         return 0
 
 
+def cluster(args: list[str]) -> int:
+    """`python -m bench.cluster_demo`, with PostgreSQL and HAProxy installed first."""
+    postgresql()
+    haproxy()
+    command = [str(PYTHON), "-m", "bench.cluster_demo", "--folder", str(ROOT / ".dev" / "cluster")]
+    try:
+        return subprocess.run([*command, *args], cwd=ROOT).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
 def main() -> int:
     command, *args = sys.argv[1:] or ["help"]
-    if command not in ("run", "test", "lint"):
+    if command not in ("run", "test", "lint", "cluster"):
         print(__doc__)
         return 0 if command == "help" else 2
     setup()
     if command == "run":
         return run()
+    if command == "cluster":
+        return cluster(args)
     return lint() if command == "lint" else test(args)
 
 

@@ -75,7 +75,9 @@ async def run_demo(config: Config, *, energy_wh: int = 3000, stay: bool = False)
         await sim.start()
         key = await system.api_keys.create("demo")
         try:
-            summary = await _drive(f"http://127.0.0.1:{system.http.port}", key, sim, energy_wh)
+            summary = await drive_one_session(
+                f"http://127.0.0.1:{system.http.port}", key, sim, energy_wh
+            )
             if stay:
                 print(summary.text(), flush=True)
                 print(
@@ -90,10 +92,13 @@ async def run_demo(config: Config, *, energy_wh: int = 3000, stay: bool = False)
     return summary
 
 
-async def _drive(base: str, key: str, sim: SimulatedCharger, energy_wh: int) -> DemoSummary:
+async def drive_one_session(
+    base: str, key: str, sim: SimulatedCharger, energy_wh: int
+) -> DemoSummary:
+    """What a driver does for one paid session on `sim`'s connector 1, over HTTP at `base`."""
     # The driver's own pages need no key; the JSON API that a front-end calls does.
     async with aiohttp.ClientSession(headers={"X-API-Key": key}) as http:
-        created = await _post(http, f"{base}/api/payments", {"chargePointId": DEMO_CHARGER})
+        created = await _post(http, f"{base}/api/payments", {"chargePointId": sim.charge_point_id})
         if created.get("status") != "Redirect":
             raise RuntimeError(f"the payment was not created: {created}")
         reservation = created["reservationId"]
@@ -116,7 +121,7 @@ async def _drive(base: str, key: str, sim: SimulatedCharger, energy_wh: int) -> 
         )
     return DemoSummary(
         reservation_id=reservation,
-        charge_point_id=DEMO_CHARGER,
+        charge_point_id=sim.charge_point_id,
         state=final["state"],
         currency=final["currency"],
         hold=final["holdAmount"],

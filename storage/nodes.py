@@ -23,6 +23,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -49,6 +50,18 @@ def default_node_id() -> str:
 def alive(column: str) -> str:
     """SQL: `column` names a node whose lease has not run out at the `?` parameter."""
     return f"{column} IN (SELECT id FROM nodes WHERE expires_at > ?)"
+
+
+@dataclass(frozen=True)
+class Member:
+    """A node as the cluster's table has it."""
+
+    id: str
+    started_at: str
+    renewed_at: str
+    expires_at: str
+    alive: bool
+    jobs: tuple[str, ...]  # the cluster-wide jobs it leads
 
 
 class Node:
@@ -128,11 +141,30 @@ class Node:
         holder = await self._db.write(lambda conn: _take_job(conn, job, self.id, now))
         return holder == self.id
 
-    async def alive_nodes(self) -> list[str]:
-        rows = await self._db.fetchall(
-            "SELECT id FROM nodes WHERE expires_at > ? ORDER BY id", (to_text(self._clock()),)
-        )
-        return [row["id"] for row in rows]
+    async def members(self) -> list[Member]:
+        """Every node with a lease row (live, or dead and not swept yet), in id order."""
+        now = to_text(self._clock())
+
+        def read(conn: Connection) -> list[Member]:
+            jobs: dict[str, list[str]] = {}
+            for row in conn.execute("SELECT name, node_id FROM job_leases ORDER BY name"):
+                jobs.setdefault(row["node_id"], []).append(row["name"])
+            rows = conn.execute(
+                "SELECT id, started_at, renewed_at, expires_at FROM nodes ORDER BY id"
+            ).fetchall()
+            return [
+                Member(
+                    row["id"],
+                    row["started_at"],
+                    row["renewed_at"],
+                    row["expires_at"],
+                    alive=row["expires_at"] > now,
+                    jobs=tuple(jobs.get(row["id"], ())),
+                )
+                for row in rows
+            ]
+
+        return await self._db.read(read)
 
     async def _renew_forever(self) -> None:
         every = self.lease_seconds / 3

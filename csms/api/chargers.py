@@ -47,6 +47,10 @@ class ChargerOut(ApiModel):
     location: str | None
     registration_status: RegistrationStatus
     online: bool = Field(description="Connected right now")
+    node: str | None = Field(
+        description="The node its connection is on (one of several behind a load balancer);"
+        " null while offline"
+    )
     last_seen_at: str | None
     last_boot_at: str | None
     vendor: str | None
@@ -55,13 +59,14 @@ class ChargerOut(ApiModel):
     connectors: list[ConnectorOut] = Field(description="Each one's latest reported status")
 
     @classmethod
-    def of(cls, row: Row, online: bool, connectors: list[ConnectorStatus]) -> ChargerOut:
+    def of(cls, row: Row, node: str | None, connectors: list[ConnectorStatus]) -> ChargerOut:
         return cls(
             id=row["id"],
             name=row["name"],
             location=row["location"],
             registration_status=row["registration_status"],
-            online=online,
+            online=node is not None,
+            node=node,
             last_seen_at=row["last_seen_at"],
             last_boot_at=row["last_boot_at"],
             vendor=row["vendor"],
@@ -179,20 +184,20 @@ class ChargerRoutes:
         after = str(decode_cursor(query.cursor, 1)[0]) if query.cursor else ""
         # Online means connected to a node of the cluster now; the database flag may lag
         # behind it. One snapshot serves the filter and the answer, so that the two agree.
-        connected = set(self._connections.online_ids())
+        connected = self._connections.holders()
         rows = await self._chargers.find(
             after,
             query.limit + 1,
             registration_status=query.registration_status,
-            only_ids=connected if query.online is True else None,
-            except_ids=connected if query.online is False else None,
+            only_ids=connected.keys() if query.online is True else None,
+            except_ids=connected.keys() if query.online is False else None,
         )
         page = rows[: query.limit]
         more = len(rows) > query.limit
         connectors = await self._chargers.connectors_of([row["id"] for row in page])
         return ChargerPage(
             items=[
-                ChargerOut.of(row, row["id"] in connected, connectors[row["id"]]) for row in page
+                ChargerOut.of(row, connected.get(row["id"]), connectors[row["id"]]) for row in page
             ],
             next_cursor=encode_cursor(page[-1]["id"]) if more else None,
         )
@@ -260,9 +265,9 @@ class ChargerRoutes:
         open_transactions = await self._transactions.find(
             TransactionFilter(charger_id=charger_id, open=True)
         )
-        online = self._connections.is_online(charger_id)
+        node = self._connections.holder(charger_id)
         return ChargerDetail(
-            **ChargerOut.of(row, online, connectors).model_dump(),
+            **ChargerOut.of(row, node, connectors).model_dump(),
             serial_number=row["serial_number"],
             charge_box_serial_number=row["charge_box_serial_number"],
             iccid=row["iccid"],

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from csms.api.audit import AuditRoutes
 from csms.api.chargers import ChargerRoutes
+from csms.api.cluster import ClusterRoutes
 from csms.api.commands import CommandRoutes
 from csms.api.id_tags import IdTagRoutes
 from csms.api.tariffs import TariffRoutes
@@ -42,4 +43,5 @@ def build_api(system: CentralSystem) -> Api:
     AlertRoutes(system.alerts).register(api)
     ReconcileRoutes(system.reconciler).register(api)
     AuditRoutes(system.audit).register(api)
+    ClusterRoutes(system.node, system.view, system.db.backend).register(api)
     return api

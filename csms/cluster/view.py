@@ -108,8 +108,9 @@ class ClusterView:
     def holder(self, charger_id: str) -> str | None:
         return self._online.get(charger_id)
 
-    def online_ids(self) -> list[str]:
-        return list(self._online)
+    def holders(self) -> dict[str, str]:
+        """A snapshot: every connected charger -> the node its connection is on."""
+        return dict(self._online)
 
     def status(self, charger_id: str, connector_id: int) -> str | None:
         return self._live.status(charger_id, connector_id)
