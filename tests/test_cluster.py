@@ -288,3 +288,33 @@ async def test_a_deadline_fires_once_with_two_nodes_ticking(nodes: Nodes) -> Non
     assert [h["to_state"] for h in history].count("Expired") == 1, history
     effects = await a.outbox.of_reservation(reservation)
     assert [e["kind"] for e in effects].count("ExpireCheckout") == 1, effects
+
+
+async def test_the_cluster_api_shows_every_node_its_jobs_and_chargers(nodes: Nodes) -> None:
+    a, b = nodes.a, nodes.b
+    async with RawCharger.connect(ocpp_url(b), "CP-1") as cp:
+        await cp.call("BootNotification", BOOT)
+        await eventually(holds(lambda: a.view.holder("CP-1") == "node-b"))
+        for job in ("deadlines", "reconcile"):
+            await a.node.lead(job)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{a.http.port}/api/cluster", headers=API_HEADERS) as got,
+        ):
+            assert got.status == 200
+            cluster = await got.json()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                f"http://127.0.0.1:{a.http.port}/api/chargers/CP-1", headers=API_HEADERS
+            ) as got,
+        ):
+            charger = await got.json()
+    assert cluster["node"] == "node-a" and cluster["backend"] == "postgresql"
+    listed = {node["id"]: node for node in cluster["nodes"]}
+    assert set(listed) == {"node-a", "node-b"}
+    assert all(node["alive"] for node in listed.values())
+    assert (listed["node-a"]["chargers"], listed["node-b"]["chargers"]) == (0, 1)
+    led = listed["node-a"]["jobs"] + listed["node-b"]["jobs"]
+    assert {"deadlines", "reconcile"} <= set(led) and len(led) == len(set(led))
+    assert charger["online"] is True and charger["node"] == "node-b"
