@@ -14,10 +14,12 @@ raises rolls back to its savepoint alone; a COMMIT that fails fails them all. Un
 one fsync covers many chargers' messages; a lone write costs what it did on its own.
 
 A write that breaks a rule the database enforces (a unique key, a check, an append-only
-table) raises `Conflict`, whichever the backend. On PostgreSQL a write that loses a race
-with another node (a deadlock, a serialization failure) is run again, from its savepoint,
-up to `RETRIES` times: a unit of work touches only its connection and its arguments, so
-running it again is safe.
+table) raises `Conflict`, whichever the backend. On PostgreSQL a group's statements are
+sent without waiting for each answer (pipelined); if one fails, the group is rolled back
+and run again unit by unit, each unit's statements answered before the next unit runs, so
+that the failure stays its own unit's. A write that loses a race with another node (a
+deadlock, a serialization failure) runs again, up to `RETRIES` times: a unit of work
+touches only its connection and its arguments, so running it again is safe.
 
 Jobs run in the order they were handed over, so a read sees every write handed over
 before it.
@@ -55,18 +57,32 @@ class Conflict(Exception):
     """A write broke a rule the database enforces: a unique key, a check, append-only."""
 
 
+class _StatementFailed(Exception):
+    """A statement of a group sent at once failed: the group runs again unit by unit."""
+
+
 class Backend(Protocol):
     """One backend's connection, used only on the database thread."""
 
     name: str
     connection: Connection
+    pipelines: bool  # sends a group's statements without waiting for each answer
     conflicts: tuple[type[BaseException], ...]  # the driver's integrity errors
     retryable: tuple[type[BaseException], ...]  # lost a race: run the unit again
     errors: tuple[type[BaseException], ...]  # every error of the driver
 
     def reopen_if_lost(self) -> bool: ...
+    def lost(self) -> bool:
+        """The connection broke: what it was doing may or may not have happened."""
+        ...
+
     def begin(self, durable: bool) -> None: ...
     def savepoint(self) -> None: ...
+    def settle(self) -> None:
+        """Wait for the answers to the unit's statements (sent pipelined, on PostgreSQL):
+        raises its first error, so that the error is the unit's."""
+        ...
+
     def rollback_to_savepoint(self) -> None: ...
     def release_savepoint(self) -> None: ...
     def commit(self) -> None: ...
@@ -86,12 +102,15 @@ class _Job:
     def run(self, backend: Backend) -> None:
         try:
             self.outcome = (True, self.context.run(self.work, backend.connection))
-        except backend.conflicts as error:
+        except BaseException as error:  # handed to the awaiting coroutine, raised there
+            self.failed(backend, error)
+
+    def failed(self, backend: Backend, error: BaseException) -> None:
+        if isinstance(error, backend.conflicts):
             conflict = Conflict(str(error).strip())
             conflict.__cause__ = error
-            self.outcome = (False, conflict)
-        except BaseException as error:  # handed to the awaiting coroutine, raised there
-            self.outcome = (False, error)
+            error = conflict
+        self.outcome = (False, error)
 
 
 class Database:
@@ -109,6 +128,7 @@ class Database:
         self.commits = 0
         self.writes = 0
         self.retries = 0
+        self.regroups = 0  # groups run again unit by unit after a statement failed
         self._stopped: asyncio.Future[None] = loop.create_future()
         self._thread = threading.Thread(target=self._serve, name=backend.name, daemon=True)
         self._thread.start()
@@ -203,26 +223,79 @@ class Database:
                     job.run(backend)
 
     def _commit(self, writes: list[_Job]) -> None:
+        if self._backend.pipelines and self._commit_at_once(writes):
+            return
+        self._commit_unit_by_unit(writes)
+
+    def _commit_at_once(self, writes: list[_Job]) -> bool:
+        """The group's statements sent without waiting for their answers, which come back
+        with the COMMIT's: a round trip only where a unit reads a result. When a statement
+        fails, the database refuses everything after it up to the COMMIT, and which unit it
+        belonged to is not known: then everything is rolled back, nothing is answered, and
+        the caller runs the group again unit by unit (False). A unit that raises by itself
+        rolls back to its savepoint, as ever."""
+        backend = self._backend
+        try:
+            backend.begin(any(job.durable for job in writes))
+            for job in writes:
+                backend.savepoint()
+                job.run(backend)
+                if not job.outcome[0]:
+                    if isinstance(job.outcome[1], (Conflict, *backend.errors)):
+                        raise _StatementFailed
+                    backend.rollback_to_savepoint()
+                backend.release_savepoint()
+            backend.commit()
+        except (_StatementFailed, *backend.errors) as error:
+            if backend.lost():  # the COMMIT may or may not have happened: never run twice
+                self._fail(writes, error)
+                return True
+            with suppress(*backend.errors):
+                backend.rollback()
+            for job in writes:
+                job.outcome = (False, None)
+            self.regroups += 1
+            return False
+        self._committed(writes)
+        return True
+
+    def _commit_unit_by_unit(self, writes: list[_Job]) -> None:
+        """Each unit's statements answered before the next unit runs, so that a unit whose
+        statement fails rolls back to its savepoint alone (and runs again if it lost a race
+        with another node)."""
         backend = self._backend
         try:
             backend.begin(any(job.durable for job in writes))
             for job in writes:
                 self._run_unit(job)
             backend.commit()
-            self.commits += 1
-            self.writes += sum(1 for job in writes if job.outcome[0])
         except backend.errors as error:  # locked, disk full, I/O, connection lost
-            with suppress(*backend.errors):
-                backend.rollback()
-            for job in writes:
-                if job.outcome[0] or job.outcome[1] is None:  # a failure keeps its own error
-                    job.outcome = (False, error)
+            self._fail(writes, error)
+            return
+        self._committed(writes)
+
+    def _committed(self, writes: list[_Job]) -> None:
+        self.commits += 1
+        self.writes += sum(1 for job in writes if job.outcome[0])
+
+    def _fail(self, writes: list[_Job], error: BaseException) -> None:
+        """The group's transaction failed: none of it is durable."""
+        with suppress(*self._backend.errors):
+            self._backend.rollback()
+        for job in writes:
+            if job.outcome[0] or job.outcome[1] is None:  # a failure keeps its own error
+                job.outcome = (False, error)
 
     def _run_unit(self, job: _Job) -> None:
         backend = self._backend
         for attempt in range(RETRIES + 1):
             backend.savepoint()
             job.run(backend)
+            if job.outcome[0]:
+                try:
+                    backend.settle()
+                except backend.errors as error:
+                    job.failed(backend, error)
             if job.outcome[0]:
                 backend.release_savepoint()
                 return

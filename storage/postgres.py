@@ -1,16 +1,21 @@
 """The PostgreSQL backend (psycopg 3): several nodes sharing one database.
 
 One connection per process, owned by the database thread, in autocommit mode: the thread
-sends BEGIN and COMMIT itself around a whole group of writes (`storage.db`). A group of
-telemetry alone commits with `synchronous_commit = off`.
+sends BEGIN and COMMIT itself around a whole group of writes (`storage.db`). Inside a group
+the connection is in pipeline mode: statements go out without waiting for their answers, so
+a group costs a round trip only where a unit reads a result, and at the COMMIT. (psycopg 3,
+synchronous on this thread, was chosen over asyncpg and psycopg's async pool by measurement:
+`python -m bench.pg.drivers`.) A group of telemetry alone commits with
+`synchronous_commit = off`.
 
 The connection speaks the seam's SQL (`storage.sql`): `?` placeholders are rewritten to
 psycopg's `%s` (once per distinct statement), booleans go in as 0 and 1, whole numbers
 that PostgreSQL returns as numeric (a SUM of bigints) come back as int, and rows read by
 index and by column name.
 
-A lost connection (the server restarted, a failover) is opened again at the next job;
-the jobs under way when it broke fail with the driver's error, as any failed commit does.
+A connection found lost at the start of a job (the server restarted, a failover) is
+opened again, and a read that met it lost runs again; a group of writes whose connection
+broke fails, as any failed commit does, since it may or may not have been committed.
 
 Migrations take a cluster-wide advisory lock, so nodes starting together apply each one
 once, and the rest wait for it.
@@ -19,7 +24,8 @@ once, and the rest wait for it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -99,18 +105,45 @@ def _rows(cursor: Any) -> Callable[[Sequence[Any]], Any]:
 
 
 class PgConnection:
-    """The seam's Connection over a psycopg connection."""
+    """The seam's Connection over a psycopg connection. Inside a group of writes it is in
+    pipeline mode: statements go out without waiting for their answers, and a cursor's
+    `rowcount` (which needs the answer) first waits for everything sent."""
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
+        self.pipeline: psycopg.Pipeline | None = None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        return self.raw.execute(translate(sql), [_param(p) for p in params])
+        cursor = self.raw.execute(translate(sql), [_param(p) for p in params])
+        return cursor if self.pipeline is None else _Pipelined(cursor, self.pipeline)
 
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Cursor:
         cursor = self.raw.cursor()
         cursor.executemany(translate(sql), [[_param(p) for p in row] for row in params])
-        return cursor
+        return cursor if self.pipeline is None else _Pipelined(cursor, self.pipeline)
+
+
+class _Pipelined:
+    """A cursor in pipeline mode: fetching waits for its own answer (psycopg does that);
+    the number of rows changed waits for every answer up to it."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], pipeline: psycopg.Pipeline) -> None:
+        self._cursor = cursor
+        self._pipeline = pipeline
+
+    @property
+    def rowcount(self) -> int:
+        self._pipeline.sync()
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cursor)
 
 
 def _open(url: str) -> psycopg.Connection[Any]:
@@ -121,6 +154,7 @@ def _open(url: str) -> psycopg.Connection[Any]:
 
 class PostgresBackend:
     name = "postgresql"
+    pipelines = True
     conflicts: tuple[type[BaseException], ...] = (psycopg.IntegrityError,)
     retryable: tuple[type[BaseException], ...] = (
         pg_errors.DeadlockDetected,
@@ -131,6 +165,7 @@ class PostgresBackend:
     def __init__(self, url: str, raw: psycopg.Connection[Any]) -> None:
         self._url = url
         self._conn = PgConnection(raw)
+        self._pipeline: psycopg.Pipeline | None = None  # its context, while in a group
 
     @property
     def connection(self) -> Connection:
@@ -143,35 +178,60 @@ class PostgresBackend:
         self._conn = PgConnection(_open(self._url))
         return True
 
+    def lost(self) -> bool:
+        return self._conn.raw.broken or self._conn.raw.closed
+
     def _execute(self, sql: str) -> None:
         self._conn.raw.execute(sql)
 
     def begin(self, durable: bool) -> None:
+        """BEGIN waits for its answer (a connection lost since the last job is opened again
+        here, before anything was done); the group's statements then go out pipelined."""
         self.reopen_if_lost()
         try:
             self._execute("BEGIN")
         except psycopg.OperationalError:
-            if not self.reopen_if_lost():  # lost since the last job: nothing was done yet
+            if not self.reopen_if_lost():
                 raise
             self._execute("BEGIN")
         if not durable:
             self._execute("SET LOCAL synchronous_commit = off")
+        self._pipeline = self._conn.raw.pipeline()
+        self._conn.pipeline = self._pipeline.__enter__()
 
     def savepoint(self) -> None:
         self._execute("SAVEPOINT unit")
 
+    def settle(self) -> None:
+        """Wait for the answers to everything sent: raises the unit's first error."""
+        if self._conn.pipeline is not None:
+            self._conn.pipeline.sync()
+
     def rollback_to_savepoint(self) -> None:
+        with suppress(psycopg.Error):  # the error being rolled back, if not raised yet
+            self.settle()
         self._execute("ROLLBACK TO SAVEPOINT unit")
+        self.settle()
 
     def release_savepoint(self) -> None:
         self._execute("RELEASE SAVEPOINT unit")
 
     def commit(self) -> None:
         self._execute("COMMIT")
+        self._leave_pipeline()
 
     def rollback(self) -> None:
+        with suppress(psycopg.Error):
+            self._leave_pipeline()
         if not self._conn.raw.closed:
             self._execute("ROLLBACK")
+
+    def _leave_pipeline(self) -> None:
+        """Out of pipeline mode, once every answer is in: raises the first error."""
+        pipeline, self._pipeline = self._pipeline, None
+        self._conn.pipeline = None
+        if pipeline is not None:
+            pipeline.__exit__(None, None, None)
 
     def close(self) -> None:
         self._conn.raw.close()

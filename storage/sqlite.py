@@ -30,6 +30,7 @@ DIALECT = Dialect(
 
 class SqliteBackend:
     name = "sqlite"
+    pipelines = False  # in-process: every statement is answered as it runs
     conflicts: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
     retryable: tuple[type[BaseException], ...] = ()  # one writer: no race to lose
     errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
@@ -43,6 +44,9 @@ class SqliteBackend:
     def reopen_if_lost(self) -> bool:
         return False  # a file does not go away
 
+    def lost(self) -> bool:
+        return False
+
     def begin(self, durable: bool) -> None:
         wanted = self._synchronous if durable else "NORMAL"
         if wanted != self._synchronous_now:
@@ -52,6 +56,9 @@ class SqliteBackend:
 
     def savepoint(self) -> None:
         self._conn.execute("SAVEPOINT unit")
+
+    def settle(self) -> None:
+        pass  # every statement was answered when it ran
 
     def rollback_to_savepoint(self) -> None:
         self._conn.execute("ROLLBACK TO unit")

@@ -7,9 +7,9 @@ run the SQLite baseline through the project's own `storage.db.Database`. Each va
 fresh tables, the same seed rows and the same units, offered by N concurrent asyncio tasks:
 
 - sqlite:         storage.db.Database (one thread, group commit, savepoint per unit)
-- psycopg-thread: psycopg 3 synchronous, the same shape (bench.pg.group_commit)
-- psycopg-thread-pipe: the same, the group sent in pipeline mode (a round trip only where
-                  a unit reads a result)
+- storage-postgres: the same Database on PostgreSQL (storage/postgres.py: psycopg 3
+                  synchronous on one thread, group commit, each group sent pipelined: a
+                  round trip only where a unit reads a result)
 - psycopg-pool:   psycopg 3 async, AsyncConnectionPool, one transaction per unit
 - asyncpg-pool:   asyncpg, its pool, one transaction per unit
 
@@ -53,8 +53,7 @@ except ImportError as missing:  # not in the test extras: only this measurement 
     raise SystemExit(f"{missing}: pip install asyncpg psycopg-pool") from missing
 
 from bench.pg.cluster import TemporaryCluster
-from bench.pg.group_commit import GroupCommitDatabase
-from storage.db import Database
+from storage.db import Database, open_database
 from storage.migrate import Migration
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "pg_drivers.json"
@@ -183,9 +182,9 @@ async def sqlite_variant(path: str) -> Variant:
     return (lambda i: db.write(units.unit(i))), db.close, lambda: db.commits
 
 
-async def psycopg_thread_variant(url: str, pipeline: bool) -> Variant:
-    db = await GroupCommitDatabase.open(url, pipeline=pipeline)
-    units = SyncUnits("%s", " FOR UPDATE")
+async def storage_postgres_variant(url: str) -> Variant:
+    db = await open_database(url, [])  # the tables are made and seeded by reset_postgres
+    units = SyncUnits("?", " FOR UPDATE")
     return (lambda i: db.write(units.unit(i))), db.close, lambda: db.commits
 
 
@@ -422,8 +421,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     )
                 else:
                     await asyncio.to_thread(reset_postgres, url)
-                    if name in ("psycopg-thread", "psycopg-thread-pipe"):
-                        variant = await psycopg_thread_variant(url, name.endswith("pipe"))
+                    if name == "storage-postgres":
+                        variant = await storage_postgres_variant(url)
                     elif name == "psycopg-pool":
                         variant = await psycopg_pool_variant(url, args.pool)
                     elif name == "asyncpg-pool":
@@ -486,7 +485,8 @@ def main() -> None:
     )
     parser.add_argument("--pool", type=int, default=10, help="connections in each pool")
     parser.add_argument(
-        "--variants", default="sqlite,psycopg-thread,psycopg-thread-pipe,psycopg-pool,asyncpg-pool"
+        "--variants",
+        default="sqlite,storage-postgres,psycopg-pool,asyncpg-pool",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
