@@ -194,11 +194,7 @@ async def test_an_effect_of_a_dead_node_is_taken_over_and_marked_repeated(
     nodes: Nodes,
 ) -> None:
     a = nodes.a
-    now = nodes.clock()
-    await a.db.execute(
-        "INSERT INTO nodes (id, started_at, renewed_at, expires_at) VALUES (?, ?, ?, ?)",
-        ("node-dead", to_text(now), to_text(now), to_text(now - timedelta(seconds=1))),
-    )
+    now = await _dead_node(nodes)
     reservation = await _pending_reservation(a)
     await a.db.execute(
         "INSERT INTO effects (reservation_id, kind, payload, idempotency_key, next_attempt_at,"
@@ -213,6 +209,16 @@ async def test_an_effect_of_a_dead_node_is_taken_over_and_marked_repeated(
     # A live node's effects are its own: b does not take a's.
     b = nodes.b
     assert not [p for p in await b.outbox.due(now + timedelta(seconds=1)) if p.id == ghost[0].id]
+
+
+async def _dead_node(nodes: Nodes) -> datetime:
+    """A node "node-dead" whose lease ran out a second ago; now."""
+    now = nodes.clock()
+    await nodes.a.db.execute(
+        "INSERT INTO nodes (id, started_at, renewed_at, expires_at) VALUES (?, ?, ?, ?)",
+        ("node-dead", to_text(now), to_text(now), to_text(now - timedelta(seconds=1))),
+    )
+    return now
 
 
 async def _pending_reservation(system: CentralSystem) -> str:
@@ -244,11 +250,7 @@ async def test_a_charger_of_a_node_whose_lease_ran_out_is_swept_offline(
     nodes: Nodes,
 ) -> None:
     a = nodes.a
-    now = nodes.clock()
-    await a.db.execute(
-        "INSERT INTO nodes (id, started_at, renewed_at, expires_at) VALUES (?, ?, ?, ?)",
-        ("node-dead", to_text(now), to_text(now), to_text(now - timedelta(seconds=1))),
-    )
+    now = await _dead_node(nodes)
     await a.chargers.register("CP-7")
     await a.db.execute("UPDATE chargers SET online = 1 WHERE id = 'CP-7'")
     await a.db.execute(
