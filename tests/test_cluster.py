@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -174,6 +175,10 @@ async def test_a_webhook_on_one_node_starts_and_settles_a_charge_held_by_another
         async with aiohttp.ClientSession() as http:
             driver = Driver(a, http)  # the driver's requests and Stripe's webhooks land on a
             reservation_id = await driver.start_charging(sim)
+            # The driver's live page on a follows the charge held by b.
+            _, token, _ = await a.reservations.load_for_driver(reservation_id)
+            live = await _first_event(http, f"http://127.0.0.1:{a.http.port}/session/{token}")
+            assert live["stage"] == "charging" and live["energy"] != "0.00 kWh", live
             status, _ = await driver.post(f"/api/payments/{reservation_id}/stop")
             assert status == 200
             done = await driver.wait_for_state(reservation_id, "Completed")
@@ -209,6 +214,15 @@ async def test_an_effect_of_a_dead_node_is_taken_over_and_marked_repeated(
     # A live node's effects are its own: b does not take a's.
     b = nodes.b
     assert not [p for p in await b.outbox.due(now + timedelta(seconds=1)) if p.id == ghost[0].id]
+
+
+async def _first_event(http: aiohttp.ClientSession, page: str) -> dict[str, Any]:
+    """The first server-sent event of a driver's live session page."""
+    async with http.get(f"{page}/events") as stream:
+        async for line in stream.content:
+            if line.startswith(b"data: "):
+                return dict(orjson.loads(line[6:]))
+    raise AssertionError("the stream ended without an event")
 
 
 async def _dead_node(nodes: Nodes) -> datetime:
