@@ -248,6 +248,8 @@ class CentralSystem:
             self.sessions,
             self.view,
             events=charger_events,
+            db=self.db,
+            clock=self._clock,
         )
         self.api_keys = ApiKeys(self.db, config.api.keys.split(","))
         await self._first_api_key()
@@ -285,8 +287,12 @@ class CentralSystem:
         self.driver_pages = DriverPages(
             self.payment_service,
             rate_limit=RateLimit(
-                config.payments.start_limit_count, config.payments.start_limit_window
+                self.db,
+                config.payments.start_limit_count,
+                config.payments.start_limit_window,
+                clock=self._clock,
             ),
+            trusted_proxies=config.server.proxies,
             enabled=config.payments.enabled,
         )
         self.driver_pages.register(app)

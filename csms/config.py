@@ -16,6 +16,8 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from httpapi.forwarded import TrustedProxies
+
 ENV_PREFIX = "CSMS_"
 
 # Stripe keys: secret (sk_) or restricted (rk_), for test mode or live mode.
@@ -57,8 +59,15 @@ class ServerSettings:
     gc_full_collection_interval: float = _setting(900.0, min=1)
     tls_cert: str = _setting("")
     tls_key: str = _setting("")
+    # Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For
+    # names the client: httpapi/forwarded.py. Empty: the peer is the client.
+    trusted_proxies: str = _setting("")
 
     def __post_init__(self) -> None:
+        try:  # a bad entry stops start-up here, naming the key
+            TrustedProxies.parse(self.trusted_proxies)
+        except ValueError as error:
+            raise ConfigError(f"server.trusted_proxies: {error}") from None
         # Both or neither, and readable: a typo stops start-up here, naming the key.
         for key, other in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
             path = getattr(self, key)
@@ -72,6 +81,11 @@ class ServerSettings:
                     raise ConfigError(
                         f"server.{key}: cannot read {path}: {error.strerror}"
                     ) from None
+
+    @property
+    def proxies(self) -> TrustedProxies:
+        """`trusted_proxies` parsed; ValueError for an entry that is no address or network."""
+        return TrustedProxies.parse(self.trusted_proxies)
 
 
 @dataclass(frozen=True)

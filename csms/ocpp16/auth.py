@@ -6,8 +6,9 @@ is no authentication, for chargers registered without a password.
 
 Passwords are kept only as scrypt hashes (`scrypt$n=..,r=..,p=..$salt$hash`, hex), and
 compared in constant time. Failed attempts are counted per client address by
-`FailureThrottle`. All of it is pure except `tls_context`, which reads the key files, and the
-CPU time of scrypt (about 50 ms: call `hash_password` and `check_basic_auth` off the loop).
+`FailureThrottle`, in the database shared by every node. The rest is pure except
+`tls_context`, which reads the key files, and the CPU time of scrypt (about 50 ms: call
+`hash_password` and `check_basic_auth` off the loop).
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ import ipaddress
 import re
 import secrets
 import ssl
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from csms.config import ConfigError, ServerSettings
+from storage.clock import utc_now
+from storage.db import Database
+from storage.limits import WindowCounter
 
 PROFILE_NONE = 0
 PROFILE_BASIC = 1
@@ -133,60 +137,64 @@ def throttle_key(address: str) -> str:
 
 
 class FailureThrottle:
-    """After `allowed` failures in `window` seconds from one key, refuse it until the window ends.
+    """After `allowed` failures within `window` seconds from one key, refuse it until that
+    window ends: cluster-wide, the failures being counted in the database
+    (`storage.limits`: fixed windows, each key its own, opened at its first failure).
 
-    A window opens at a key's first failure and lasts `window` seconds; the next failure
-    after it opens a new one. At most `capacity` keys are remembered: beyond that the key
-    that failed least recently is forgotten first, so memory stays bounded.
+    A guess is counted only once it has failed (`record_failure`: one write), so a charger
+    that logs in costs one read (`retry_after`) and no write. While a guess is checked
+    (`guessing`), it counts as a failure in this node's answers, so that guesses sent in
+    parallel are limited too; on other nodes only once it has failed, some 50 ms later.
+    Memory stays bounded: the guesses under way, and at most `capacity` keys known to be
+    refused (the one remembered longest ago forgotten first; the database keeps them all).
     """
+
+    SCOPE = "charger_auth"
 
     def __init__(
         self,
+        db: Database,
         allowed: int,
         window: float,
         *,
         capacity: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.allowed = allowed
-        self.window = window
-        self.capacity = capacity
+        self._counter = WindowCounter(
+            db, self.SCOPE, limit=allowed, window=window, clock=clock, capacity=capacity
+        )
         self._clock = clock
-        # key -> [window start, failures in it]; least recently failing first.
-        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._guessing: dict[str, int] = {}  # key -> guesses being checked on this node
 
     def __len__(self) -> int:
-        return len(self._failures)
+        """How many keys this node remembers as refused (at most `capacity`)."""
+        return len(self._counter)
 
-    def retry_after(self, key: str) -> float:
-        """Seconds until `key` may try again; 0 when it may now."""
-        entry = self._failures.get(key)
-        if entry is None:
+    async def retry_after(self, key: str) -> float:
+        """Seconds until `key` may try again; 0 when it may now. One read at most."""
+        window = await self._counter.current(key)
+        failures = (window.count if window else 0) + self._guessing.get(key, 0)
+        if failures < self._counter.limit:
             return 0.0
-        left = entry[0] + self.window - self._clock()
-        if left <= 0:
-            del self._failures[key]
-            return 0.0
-        return left if entry[1] >= self.allowed else 0.0
-
-    def record_failure(self, key: str) -> None:
         now = self._clock()
-        entry = self._failures.get(key)
-        if entry is None or now - entry[0] >= self.window:
-            self._failures[key] = [now, 1]
-        else:
-            entry[1] += 1
-        self._failures.move_to_end(key)
-        while len(self._failures) > self.capacity:
-            self._failures.popitem(last=False)
+        ends = window.ends_at if window else now + self._counter.window
+        return max((ends - now).total_seconds(), 0.0)
 
-    def forgive(self, key: str) -> None:
-        """Take back one failure: it was counted before the check, which then succeeded."""
-        entry = self._failures.get(key)
-        if entry is not None:
-            entry[1] -= 1
-            if entry[1] <= 0:
-                del self._failures[key]
+    @contextmanager
+    def guessing(self, key: str) -> Iterator[None]:
+        """Around the check of a guess from `key`: it counts as a failure meanwhile. A failed
+        guess is recorded inside it, so that it counts without a gap."""
+        self._guessing[key] = self._guessing.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._guessing.pop(key) - 1
+            if left:
+                self._guessing[key] = left
+
+    async def record_failure(self, key: str) -> None:
+        """Count a failed guess from `key`, for every node."""
+        await self._counter.hit(key)
 
 
 def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:

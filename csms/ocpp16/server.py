@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from http import HTTPStatus
 from typing import Protocol
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from csms.config import Config
@@ -27,6 +29,9 @@ from csms.ocpp16.handshake import charge_point_id_from_path, select_subprotocol
 from csms.ocpp16.registry import Sessions
 from csms.ocpp16.session import ChargerSession, Dispatch
 from csms.store.chargers import ChargerStore
+from httpapi.forwarded import HEADER, client_address
+from storage.clock import utc_now
+from storage.db import Database
 
 log = structlog.get_logger()
 
@@ -56,7 +61,11 @@ class OcppServer:
         sessions: Sessions,
         presence: Presence,
         events: ChargerEvents | None = None,
+        *,
+        db: Database,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        """`db` keeps the failed logins' counts (shared by every node), by `clock`'s time."""
         self._config = config
         self._chargers = chargers
         self._dispatch = dispatch
@@ -64,6 +73,11 @@ class OcppServer:
         self._presence = presence
         self._events = events
         self._server: Server | None = None
+        settings = config.ocpp
+        self._throttle = FailureThrottle(
+            db, settings.auth_failures_allowed, settings.auth_failure_window, clock=clock
+        )
+        self._proxies = config.server.proxies
 
     @property
     def port(self) -> int:
@@ -74,9 +88,6 @@ class OcppServer:
         settings = self._config.ocpp
         # Read before listening: a bad certificate or key stops start-up, naming its key.
         tls = tls_context(self._config.server)
-        self._throttle = FailureThrottle(
-            settings.auth_failures_allowed, settings.auth_failure_window
-        )
         self._server = await serve(
             self._serve_connection,
             self._config.server.ocpp_host,
@@ -114,9 +125,9 @@ class OcppServer:
         missing or wrong credentials (401).
         """
         charge_point_id = charge_point_id_from_path(request.path, self._config.server.ocpp_path)
-        remote = _remote(connection)
-        address = throttle_key(connection.remote_address[0] if connection.remote_address else "")
-        wait = self._throttle.retry_after(address)
+        client, remote = self._client(connection, request.headers)
+        address = throttle_key(client)
+        wait = await self._throttle.retry_after(address)
         if wait:
             log.warning("ocpp.auth_throttled", charge_point_id=charge_point_id, remote=remote)
             response = connection.respond(
@@ -147,13 +158,14 @@ class OcppServer:
         # Never logged: the header carries the password.
         credentials = request.headers.get_all("Authorization")
         if credentials:
-            # Counted before the slow check, so that parallel guesses are limited as well.
-            self._throttle.record_failure(address)
-            problem = await asyncio.to_thread(
-                check_basic_auth, credentials, charge_point_id, charger["password_hash"]
-            )
+            # A failure meanwhile, so that parallel guesses are limited as well.
+            with self._throttle.guessing(address):
+                problem = await asyncio.to_thread(
+                    check_basic_auth, credentials, charge_point_id, charger["password_hash"]
+                )
+                if problem is not None:
+                    await self._throttle.record_failure(address)
             if problem is None:
-                self._throttle.forgive(address)
                 return None
             log.warning(
                 "ocpp.auth_failed", charge_point_id=charge_point_id, remote=remote, reason=problem
@@ -185,7 +197,7 @@ class OcppServer:
             log.info("ocpp.connection_replaced")
             await previous.close(CLOSE_POLICY, "replaced by a new connection")
         await self._presence.connected(charge_point_id, session.id)
-        log.info("ocpp.connected", remote=_remote(connection))
+        log.info("ocpp.connected", remote=self._client(connection, connection.request.headers)[1])
         await self._tell(charge_point_id)
         try:
             await session.run()
@@ -203,11 +215,14 @@ class OcppServer:
         if self._events is not None:
             await self._events.charger_changed(charge_point_id, None, None)
 
+    def _client(self, connection: ServerConnection, headers: Headers) -> tuple[str, str]:
+        """The client's address (httpapi.forwarded: the peer's, or the one a trusted proxy
+        forwarded), and that address as logs show it: with the port when it is the peer's."""
+        peer = connection.remote_address
+        host = peer[0] if peer else None
+        client = client_address(host, headers.get_all(HEADER), self._proxies)
+        return client, f"{client}:{peer[1]}" if peer and client == host else client
+
 
 def _negotiate(connection: ServerConnection, offered: Sequence[str]) -> str | None:
     return select_subprotocol(offered)
-
-
-def _remote(connection: ServerConnection) -> str:
-    address = connection.remote_address
-    return f"{address[0]}:{address[1]}" if address else "unknown"

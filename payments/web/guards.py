@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
+from datetime import datetime
 
 from aiohttp import web
+
+from storage.clock import utc_now
+from storage.db import Database
+from storage.limits import WindowCounter
 
 CSRF_COOKIE = "csms_csrf"
 
@@ -34,31 +37,26 @@ def csrf_ok(request: web.Request, submitted: object) -> bool:
 
 
 class RateLimit:
-    """At most `count` attempts per `window` seconds per key (client address)."""
+    """At most `count` attempts per `window` seconds per key (the client's address),
+    counted in the database, so the limit holds across every node: `storage.limits` (fixed
+    windows, each key its own, opened at its first attempt)."""
+
+    SCOPE = "driver_start"
 
     def __init__(
         self,
+        db: Database,
         count: int,
         window: float,
-        clock: Callable[[], float] = time.monotonic,
+        *,
+        clock: Callable[[], datetime] = utc_now,
         max_keys: int = 10_000,
     ) -> None:
-        self._count = count
-        self._window = window
-        self._clock = clock
-        self._max_keys = max_keys
-        self._attempts: OrderedDict[str, deque[float]] = OrderedDict()
+        self._counter = WindowCounter(
+            db, self.SCOPE, limit=count, window=window, clock=clock, capacity=max_keys
+        )
 
-    def allow(self, key: str) -> bool:
-        now = self._clock()
-        attempts = self._attempts.pop(key, None) or deque()
-        while attempts and attempts[0] <= now - self._window:
-            attempts.popleft()
-        allowed = len(attempts) < self._count
-        if allowed:
-            attempts.append(now)
-        self._attempts[key] = attempts
-        # Memory stays bounded however many addresses knock: forget the longest quiet.
-        while len(self._attempts) > self._max_keys:
-            self._attempts.popitem(last=False)
-        return allowed
+    async def allow(self, key: str) -> bool:
+        """Count this attempt; whether it is within the limit. One write to the database,
+        none for a key this node already knows to be over the limit."""
+        return await self._counter.allow(key)

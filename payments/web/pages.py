@@ -19,6 +19,7 @@ import structlog
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from httpapi.forwarded import HEADER, TrustedProxies, client_address
 from payments.http import valid_email
 from payments.pricing import format_money, hold_amount
 from payments.reservation import TERMINAL, Hold, Reservation
@@ -42,12 +43,14 @@ class DriverPages:
         payments: Payments,
         *,
         rate_limit: RateLimit,
+        trusted_proxies: TrustedProxies | None = None,
         enabled: bool = True,
         texts: Texts | None = None,
         update_interval: float = 1.0,
     ) -> None:
         self._payments = payments
         self._rate_limit = rate_limit
+        self._proxies = trusted_proxies or TrustedProxies()
         self._enabled = enabled
         self.t = texts or Texts()
         self._update_interval = update_interval
@@ -169,8 +172,9 @@ class DriverPages:
             return self._problem(
                 request, 400, "invalid", message=f"{email!r} is not an e-mail address", back=back
             )
-        if not self._rate_limit.allow(request.remote or "unknown"):
-            log.warning("payments.rate_limited", remote=request.remote)
+        client = client_address(request.remote, request.headers.getall(HEADER, []), self._proxies)
+        if not await self._rate_limit.allow(client):
+            log.warning("payments.rate_limited", remote=client)
             return self._problem(request, 429, "too_many", back=back)
         try:
             r, token = await self._payments.start_session(charger_id, connector, email)
