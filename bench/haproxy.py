@@ -66,9 +66,9 @@ _HEADER = """\
 #   200 means the node's database answers. {fall} failures in a row mark a node down, {rise}
 #   successes up again. The OCPP servers are checked on the HTTP port too (`check port`),
 #   so a node is up or down in both backends at once.
-# Both frontends set X-Forwarded-For and X-Forwarded-Proto. csms does not read them: it
-#   sees the proxy's address, so its per-address limits (failed charger logins, driver
-#   session starts) count every client behind this proxy together.
+# Both frontends set X-Forwarded-For and X-Forwarded-Proto. Set server.trusted_proxies on
+#   the nodes to this proxy's address: csms then counts its per-address limits (failed
+#   charger logins, driver session starts) and logs by the client's address, not the proxy's.
 # Chargers on wss:// (security profile 2): csms sees TLS only on its own socket; add
 #   `ssl crt <pem>` to the chargers' bind and `ssl verify required ca-file <ca>` to the
 #   ocpp_nodes servers, with server.tls_cert/tls_key set on the nodes.

@@ -141,13 +141,42 @@ class CentralSystem:
 
     async def start(self) -> None:
         config = self.config
-        tariff = default_tariff(config)
+        tariff = default_tariff(config)  # a bad [tariff] stops start-up before anything opens
         warm_up()
+        await self._open_storage()
+        self._join_cluster()
+        self.metrics = Metrics(self.db, self.sessions.ids, clock=self._clock)
+        self.gateway, webhook_secrets = await self._stripe()
+        control = RemoteControl(self.commands, self.view, self.chargers, self.transactions)
+        await self._build_payments(control)
+        await self.bus.start()
+        await self.view.start()
+        self._build_ocpp()
+        self.api_keys = ApiKeys(self.db, config.api.keys.split(","))
+        await self._first_api_key()
+        self._build_http(control, tariff, webhook_secrets)
+
+        await self.ocpp.start()
+        await self.http.start()
+        if not config.payments.public_base_url:
+            self.executor.public_base_url = f"http://127.0.0.1:{self.http.port}"
+        if self.sandbox is not None:
+            self.sandbox.webhook_url = f"http://127.0.0.1:{self.http.port}/api/stripe/webhook"
+        self.runner.start()
+        self.alerts.start()
+        self.reconciler.start()
+        log.info(
+            "csms.started",
+            ocpp=f"ws://{config.server.ocpp_host}:{self.ocpp.port}{config.server.ocpp_path}/{{id}}",
+            http=f"http://{config.server.http_host}:{self.http.port}",
+            database=config.database.shown,
+            stripe="sandbox" if self.sandbox else "stripe",
+        )
+
+    async def _open_storage(self) -> None:
+        """The database, this node's lease in it, and the stores."""
+        config = self.config
         self.db = await open_database(config)
-        self.chargers = ChargerStore(self.db)
-        self.id_tags = IdTagStore(self.db)
-        self.transactions = TransactionStore(self.db)
-        self.reservations = ReservationStore(self.db)
         self.node = Node(
             self.db,
             config.cluster.node_id or default_node_id(),
@@ -155,9 +184,19 @@ class CentralSystem:
             clock=self._clock,
         )
         await self.node.join()
+        self.chargers = ChargerStore(self.db)
+        self.id_tags = IdTagStore(self.db)
+        self.transactions = TransactionStore(self.db)
+        self.reservations = ReservationStore(self.db)
         self.outbox = Outbox(self.db, self.node.id)
         self.tariffs = TariffStore(self.db)
         self.audit = AuditLog(self.db)
+        self.refunds = RefundStore(self.db)
+
+    def _join_cluster(self) -> None:
+        """This node's chargers, what it knows of the others', and commands to any of them
+        (one node on SQLite: nothing to tell, nowhere to relay)."""
+        config = self.config
         self.sessions = Sessions()  # the chargers connected to this node
         self.bus: Bus = (
             PgBus(config.database.target, self.node.id)
@@ -177,10 +216,9 @@ class CentralSystem:
         self.relay = CommandRelay(self.bus, self.view, local)
         self.commands = ChargerCommands(local, self.relay)
 
-        self.metrics = Metrics(self.db, self.sessions.ids, clock=self._clock)
-        self.gateway, webhook_secrets = await self._stripe()
-        control = RemoteControl(self.commands, self.view, self.chargers, self.transactions)
-        self.refunds = RefundStore(self.db)
+    async def _build_payments(self, control: RemoteControl) -> None:
+        """The coordinator and the jobs around it: the effect runner, alerts, reconciliation."""
+        config = self.config
         self.coordinator = Coordinator(
             self.reservations,
             self.outbox,
@@ -200,8 +238,6 @@ class CentralSystem:
         )
         self.bus.on("reservation", self._reservation_elsewhere)
         self.view.on_resync(self.coordinator.load)
-        await self.bus.start()
-        await self.view.start()
         self.executor = EffectExecutor(
             self.gateway,
             control,
@@ -231,9 +267,12 @@ class CentralSystem:
             observer=self.metrics,
             lead=self.node.lead,
         )
+
+    def _build_ocpp(self) -> None:
+        """The chargers' endpoint, its messages turned into payment events."""
         charger_events = ChargerEventsListener(self.coordinator, self.reservations)
         messages = ChargerMessages(
-            config.ocpp,
+            self.config.ocpp,
             self.chargers,
             self.transactions,
             Authorizer(self.id_tags, [charger_events]),
@@ -242,7 +281,7 @@ class CentralSystem:
             vendor_handlers=self._vendor_handlers,
         )
         self.ocpp = OcppServer(
-            config,
+            self.config,
             self.chargers,
             Dispatcher(messages.handlers(), self.metrics),
             self.sessions,
@@ -251,14 +290,23 @@ class CentralSystem:
             db=self.db,
             clock=self._clock,
         )
-        self.api_keys = ApiKeys(self.db, config.api.keys.split(","))
-        await self._first_api_key()
+
+    def _build_http(
+        self, control: RemoteControl, tariff: Tariff, webhook_secrets: list[str]
+    ) -> None:
+        """The HTTP endpoint: the management API, payments, Stripe's webhooks, the driver's
+        pages."""
+        config = self.config
         app = create_app(
             self.db,
             self.sessions.ids,
             [
                 api_errors(),
-                api_key_required(self.api_keys.verify, open_paths=OPEN_API_PATHS),
+                api_key_required(
+                    self.api_keys.verify,
+                    open_paths=OPEN_API_PATHS,
+                    proxies=config.server.proxies,
+                ),
             ],
             self.metrics,
         )
@@ -301,23 +349,6 @@ class CentralSystem:
             config.server.http_host,
             config.server.http_port,
             shutdown_timeout=min(5.0, config.server.shutdown_timeout),
-        )
-
-        await self.ocpp.start()
-        await self.http.start()
-        if not config.payments.public_base_url:
-            self.executor.public_base_url = f"http://127.0.0.1:{self.http.port}"
-        if self.sandbox is not None:
-            self.sandbox.webhook_url = f"http://127.0.0.1:{self.http.port}/api/stripe/webhook"
-        self.runner.start()
-        self.alerts.start()
-        self.reconciler.start()
-        log.info(
-            "csms.started",
-            ocpp=f"ws://{config.server.ocpp_host}:{self.ocpp.port}{config.server.ocpp_path}/{{id}}",
-            http=f"http://{config.server.http_host}:{self.http.port}",
-            database=config.database.shown,
-            stripe="sandbox" if self.sandbox else "stripe",
         )
 
     async def _reservation_elsewhere(self, message: dict[str, Any]) -> None:

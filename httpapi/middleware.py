@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 
 from httpapi.errors import ApiError, error_response
+from httpapi.forwarded import HEADER, TrustedProxies, client_address
 
 log = structlog.get_logger()
 
@@ -55,6 +56,7 @@ def api_key_required(
     verify: Callable[[str], Awaitable[str | None]],
     prefix: str = "/api/",
     open_paths: Collection[str] = (),
+    proxies: TrustedProxies | None = None,
 ) -> Middleware:
     """Every route under `prefix` but `open_paths` needs a valid `X-API-Key` header.
 
@@ -62,6 +64,8 @@ def api_key_required(
     carries `request[ACTOR] = "key:{name}"`, which the routes that move money or change
     a payment write into the audit log (see `actor_of`).
     """
+
+    trusted = proxies or TrustedProxies()
 
     @web.middleware
     async def middleware(
@@ -71,7 +75,8 @@ def api_key_required(
             key = request.headers.get("X-API-Key", "")
             name = await verify(key) if key else None
             if name is None:
-                log.warning("api.unauthorised", path=request.path, remote=request.remote)
+                remote = client_address(request.remote, request.headers.getall(HEADER, []), trusted)
+                log.warning("api.unauthorised", path=request.path, remote=remote)
                 return error_response(
                     401, "unauthorised", "a valid X-API-Key header is required", "X-API-Key"
                 )
