@@ -21,7 +21,6 @@ transacting ones start their transaction while connecting and stop it at the end
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import resource
 import sys
@@ -32,8 +31,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.perf.command import finish
 from bench.perf.load import MEASURE, WARM, Generator, Load, Profile
-from bench.perf.measure import Reading, charger_ids, warm_up, window_figures
+from bench.perf.measure import Reading, Watched, charger_ids, warm_up, window_figures
 from bench.perf.proc import (
     ephemeral_ports,
     open_files_limit,
@@ -128,7 +128,7 @@ def offered_per_s(chargers: int, pace: float) -> float:
 
 
 @dataclass(frozen=True)
-class _Window:
+class Window:
     number: int  # the generator keeps the window's reply times under it
     pace: float
     start: Reading
@@ -195,12 +195,12 @@ def _measure(
         connect_seconds = time.monotonic() - started
         _settle(server, quiet=FLEET_QUIET)
         rss_connected = rss_bytes(server.pid)
-        silent = _silent(server, generator, settings.silent_seconds)
-        windows: dict[str, _Window] = {}
+        silent = silent_readings(server, generator, settings.silent_seconds)
+        windows: dict[str, Window] = {}
         paces = {"profile": 1.0, "target_rate": TARGET_CHARGERS / len(ids)}
         for number, (name, pace) in enumerate(paces.items(), start=1):
             progress(f"{name} window: {offered_per_s(len(ids), pace):,.0f} msg/s offered")
-            windows[name] = _run_window(server, generator, settings, number, pace)
+            windows[name] = run_window(server, generator, settings, number, pace)
         progress("stopping the transactions and disconnecting")
         outcome = generator.finish()
     server.check_alive()
@@ -214,7 +214,7 @@ def _measure(
         },
         "silent": window_figures(*silent, []),
         "windows": {
-            name: _window_result(window, len(ids), outcome.windows.get(window.number, []))
+            name: window_result(window, len(ids), outcome.windows.get(window.number, []))
             for name, window in windows.items()
         },
         # The whole run, the transactions' stops and the disconnections included.
@@ -249,16 +249,18 @@ def _settle(server: Server, quiet: float) -> None:
         raise RuntimeError(f"csms still busy {SETTLE_TIMEOUT:.0f} s after the load")
 
 
-def _silent(server: Server, generator: Generator, seconds: float) -> tuple[Reading, Reading]:
+def silent_readings(
+    server: Watched, generator: Generator, seconds: float
+) -> tuple[Reading, Reading]:
     """Readings around a stretch where the connected chargers wait for the load to start."""
     start = Reading.take(server, generator)
     time.sleep(seconds)
     return start, Reading.take(server, generator)
 
 
-def _run_window(
-    server: Server, generator: Generator, settings: FleetSettings, number: int, pace: float
-) -> _Window:
+def run_window(
+    server: Watched, generator: Generator, settings: FleetSettings, number: int, pace: float
+) -> Window:
     generator.set_pace(pace)
     generator.set_phase(WARM)
     time.sleep(settings.warm_seconds)
@@ -269,10 +271,10 @@ def _run_window(
     end = Reading.take(server, generator)
     generator.set_phase(WARM)
     server.check_alive()
-    return _Window(number, pace, start, end, generator.errors() - errors_before)
+    return Window(number, pace, start, end, generator.errors() - errors_before)
 
 
-def _window_result(window: _Window, chargers: int, latencies: list[float]) -> dict[str, Any]:
+def window_result(window: Window, chargers: int, latencies: list[float]) -> dict[str, Any]:
     return {
         "chargers": chargers,
         "pace": window.pace,
@@ -359,15 +361,7 @@ def main() -> int:
     settings = (FleetSettings.quick if args.quick else FleetSettings.full)(args.workers)
     if args.chargers is not None:
         settings = replace(settings, max_chargers=args.chargers)
-    try:
-        results = measure_fleet(settings, progress=_tell)
-    except RuntimeError as error:
-        print(f"fleet: {error}", file=sys.stderr)
-        return 1
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(summary(results))
-    return 0
+    return finish("fleet", lambda: measure_fleet(settings, progress=_tell), summary, args.json)
 
 
 if __name__ == "__main__":

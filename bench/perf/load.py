@@ -189,6 +189,32 @@ class Load:
     handshakes: int = CONCURRENT_HANDSHAKES
     # Local addresses the chargers connect from, in turn; none: the kernel's choice.
     source_addresses: tuple[str, ...] = ()
+    # Several servers' endpoints instead of `url`: each charger connects to the one its path
+    # hashes to (see `endpoint`), as a load balancer's `balance uri` spreads them.
+    endpoints: tuple[str, ...] = ()
+
+    def endpoint(self, charger_id: str) -> str:
+        """The URL charger `charger_id` connects to."""
+        if not self.endpoints:
+            return f"{self.url}/{charger_id}"
+        return f"{self.endpoints[spread(charger_id, len(self.endpoints))]}/{charger_id}"
+
+
+def uri_hash(path: str) -> int:
+    """HAProxy's default hash function (sdbm, 32 bits), which `balance uri` applies to the
+    request's path."""
+    value = 0
+    for byte in path.encode():
+        value = (byte + (value << 6) + (value << 16) - value) & 0xFFFFFFFF
+    return value
+
+
+def spread(charger_id: str, endpoints: int) -> int:
+    """Which of `endpoints` servers charger `charger_id` connects to: its path /ocpp/<id>
+    hashed as `balance uri` hashes it, modulo the servers. The same spread as HAProxy's
+    (uniform, the same server each time), though not necessarily the very server its
+    consistent-hashing ring would choose."""
+    return uri_hash(f"/ocpp/{charger_id}") % endpoints
 
 
 @dataclass
@@ -334,7 +360,7 @@ class _Worker:
         try:
             async with gate:
                 connection = await connect(
-                    f"{self.load.url}/{charger_id}",
+                    self.load.endpoint(charger_id),
                     subprotocols=[OCPP16],
                     compression=None,
                     ping_interval=None,  # the server pings; answering is automatic

@@ -17,14 +17,25 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bench.perf.load import MEASURE, WARM, Generator, Load
 from bench.perf.proc import cpu_seconds, machine_busy_seconds, rss_bytes, wait_idle
 from bench.perf.servers import Server
 
 IDLE_TIMEOUT = 60.0
+
+
+class Watched(Protocol):
+    """What a reading needs of the server under test: its process, or its processes when it
+    is several nodes, whose CPU time counts together."""
+
+    @property
+    def pid(self) -> int | Sequence[int]: ...
+
+    def check_alive(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -169,7 +180,7 @@ class Reading:
     machine_cpu: float
 
     @classmethod
-    def take(cls, server: Server, generator: Generator) -> Reading:
+    def take(cls, server: Watched, generator: Generator) -> Reading:
         return cls(
             time.perf_counter(),
             generator.messages(),

@@ -5,19 +5,58 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Sequence
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of the process, all its threads included (SQLite's too)."""
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat from its third field (the state) on."""
     with open(f"/proc/{pid}/stat") as stat:
         text = stat.read()
     # The command name may hold spaces and parentheses: count fields after the last ")".
-    fields = text[text.rindex(")") + 2 :].split()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int | Sequence[int]) -> float:
+    """User plus system CPU time of the process, all its threads included (SQLite's too);
+    of several processes together."""
+    if not isinstance(pid, int):
+        return sum(cpu_seconds(one) for one in pid)
+    fields = _stat_fields(pid)
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / _TICKS
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a server that forks a process per client (PostgreSQL): the process's own,
+    its children's still running, and those it has reaped."""
+    fields = _stat_fields(pid)
+    reaped = (int(fields[13]) + int(fields[14])) / _TICKS
+    return cpu_seconds(pid) + reaped + sum(cpu_seconds(child) for child in children(pid))
+
+
+def parent_pid(pid: int) -> int:
+    return int(_stat_fields(pid)[1])
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if parent_pid(int(entry)) == pid:
+                    found.append(int(entry))
+            except (OSError, ValueError):
+                continue  # gone meanwhile
+    return found
+
+
+def open_files(pid: int) -> int:
+    """How many file descriptors the process holds (sockets included)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def machine_busy_seconds() -> float:
@@ -62,9 +101,12 @@ def ephemeral_ports() -> int:
     return high - low + 1
 
 
-def wait_idle(pid: int, timeout: float, window: float = 0.5, quiet: float = 0.05) -> bool:
-    """Until the process uses less than `quiet` of a core over `window` seconds, e.g. when it
-    has finished with chargers that disconnected; False if it is still busy at `timeout`."""
+def wait_idle(
+    pid: int | Sequence[int], timeout: float, window: float = 0.5, quiet: float = 0.05
+) -> bool:
+    """Until the process (several: together) uses less than `quiet` of a core over `window`
+    seconds, e.g. when it has finished with chargers that disconnected; False if it is still
+    busy at `timeout`."""
     give_up = time.monotonic() + timeout
     while time.monotonic() < give_up:
         before = cpu_seconds(pid)

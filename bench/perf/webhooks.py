@@ -34,11 +34,11 @@ last log lines. Full: about 2 minutes, most of it connecting 10,000 chargers; qu
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from bench.perf.command import finish
 from bench.perf.webhooks_confirmation import ConfirmationSettings, measure_confirmation
 from bench.perf.webhooks_ingestion import IngestionSettings, measure_ingestion
 
@@ -123,15 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=MEASUREMENTS, help="run one measurement")
     parser.add_argument("--json", metavar="FILE", type=Path, help="write the figures there")
     args = parser.parse_args(argv)
-    try:
-        results = measure_all(args.quick, (args.only,) if args.only else MEASUREMENTS)
-    except RuntimeError as error:
-        print(f"bench.perf.webhooks: {error}", file=sys.stderr)
-        return 1
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(summary(results))
-    return 0 if sound(results) else 1
+    only = (args.only,) if args.only else MEASUREMENTS
+    return finish(
+        "bench.perf.webhooks", lambda: measure_all(args.quick, only), summary, args.json, sound
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from bench.perf.webhooks_driver import (
     signature,
 )
 from bench.perf.webhooks_figures import latency_ms, verdict
-from bench.perf.webhooks_stack import Stack, stripe_calls
+from bench.perf.webhooks_stack import Stack, System, calls_since
 
 TARGET_P99_MS = 25.0
 # A charger worker holds at most this many sockets, well below the 20,000 open files a
@@ -55,6 +55,8 @@ ARRIVAL_TIMEOUT = 30.0
 # Every driver of the run comes from 127.0.0.1, where in the field each comes from their own
 # phone: the per-address limit on starting payments (10 in 10 minutes) would refuse them.
 DRIVERS_FROM_ONE_ADDRESS = {"CSMS_PAYMENTS_START_LIMIT_COUNT": "1000000"}
+# The response header in which a load balancer names the node that answered.
+SERVED_BY = "X-Served-By"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class Delivered:
     charger: str
     t0: float | None = None
     error: str = ""
+    # The node that answered the webhook, when a load balancer in front names it.
+    served_by: str = ""
 
 
 @dataclass
@@ -115,29 +119,35 @@ def measure_confirmation(
     with tempfile.TemporaryDirectory(prefix="csms-webhooks-") as scratch:
         stack = Stack((folder or Path(scratch)) / "confirmation", DRIVERS_FROM_ONE_ADDRESS)
         try:
-            return _measure(stack, settings)
+            with stack:
+                return confirm(stack, settings)
         except RuntimeError as error:
             raise RuntimeError(f"{error}\n{stack.tails()}") from None
 
 
-def _measure(stack: Stack, settings: ConfirmationSettings) -> dict[str, Any]:
+def confirm(system: System, settings: ConfirmationSettings) -> dict[str, Any]:
+    """Steps 2 to 5 against a running `system`; JSON-able figures."""
     ids = tuple(charger_id(n) for n in range(settings.chargers))
     plugged = frozenset(settings.session_chargers())
-    with stack, Fleet(Plan(stack.ocpp_url, ids, plugged), settings.workers) as fleet:
+    with Fleet(Plan(system.ocpp_url, ids, plugged), settings.workers) as fleet:
         connect_started = time.monotonic()
         fleet.wait_ready(timeout=60 + settings.chargers * 0.05)
         connect_seconds = time.monotonic() - connect_started
-        if not wait_idle(stack.csms.pid, SETTLE_TIMEOUT):
+        if not wait_idle(system.server_pids, SETTLE_TIMEOUT, quiet=system.idle_share):
             raise RuntimeError(f"csms still busy {SETTLE_TIMEOUT:.0f} s after the chargers booted")
-        calls_before = stripe_calls(stack.base)
-        sessions = asyncio.run(_run_sessions(stack, fleet, settings))
-        _wait_arrivals(fleet, stack, sum(d.t0 is not None for d in sessions.delivered))
-        calls = stack.stripe_calls_since(calls_before)
+        calls_before = system.stripe_calls()
+        sessions = asyncio.run(_run_sessions(system, fleet, settings))
+        _wait_arrivals(fleet, system, sum(d.t0 is not None for d in sessions.delivered))
+        calls = calls_since(system.stripe_calls(), calls_before)
+        holders = system.nodes_of(settings.session_chargers())
         report = fleet.finish()
-    return _result(settings, sessions, report, calls, connect_seconds)
+    return {
+        **_result(settings, sessions, report, calls, connect_seconds),
+        "nodes": _nodes(sessions, report, holders),
+    }
 
 
-async def _run_sessions(stack: Stack, fleet: Fleet, settings: ConfirmationSettings) -> _Sessions:
+async def _run_sessions(stack: System, fleet: Fleet, settings: ConfirmationSettings) -> _Sessions:
     """Every session, begun at `rate`."""
     sessions = _Sessions()
     connector = aiohttp.TCPConnector(limit=0)
@@ -170,9 +180,9 @@ class _CpuReading:
     machine: float
 
     @classmethod
-    def take(cls, stack: Stack, fleet: Fleet) -> _CpuReading:
-        server = cpu_seconds(stack.csms.pid)
-        others = [stack.sandbox.pid, *fleet.pids]
+    def take(cls, stack: System, fleet: Fleet) -> _CpuReading:
+        server = cpu_seconds(stack.server_pids)
+        others = [*stack.helper_pids, *fleet.pids]
         ours = server + sum(cpu_seconds(pid) for pid in others) + time.process_time()
         return cls(time.monotonic(), server, ours, machine_busy_seconds())
 
@@ -184,7 +194,7 @@ async def _sleep_until(moment: float) -> None:
 
 
 async def _session(
-    http: aiohttp.ClientSession, stack: Stack, sandbox: Sandbox, delivered: Delivered
+    http: aiohttp.ClientSession, stack: System, sandbox: Sandbox, delivered: Delivered
 ) -> None:
     """A driver pays at the charger; then Stripe's webhook, delivered by the bench."""
     try:
@@ -201,6 +211,7 @@ async def _session(
             f"{stack.base}/api/stripe/webhook", data=body, headers=headers
         ) as answer:
             await answer.read()
+            delivered.served_by = answer.headers.get(SERVED_BY, "")
             if not 200 <= answer.status < 300:
                 raise StepFailed(f"webhook: HTTP {answer.status}: {(await answer.text())[:200]}")
         delivered.t0 = t0
@@ -208,7 +219,7 @@ async def _session(
         delivered.error = f"{delivered.charger}: {error!r}"[:300]
 
 
-def _wait_arrivals(fleet: Fleet, stack: Stack, expected: int) -> None:
+def _wait_arrivals(fleet: Fleet, stack: System, expected: int) -> None:
     give_up = time.monotonic() + ARRIVAL_TIMEOUT
     while fleet.remote_starts() < expected and time.monotonic() < give_up:
         stack.check_alive()
@@ -257,4 +268,26 @@ def _result(
             "p99_ms": f"< {TARGET_P99_MS:g}",
             **verdict(figures["p99_ms"], TARGET_P99_MS, at_least=False),
         },
+    }
+
+
+def _nodes(sessions: _Sessions, report: Report, holders: dict[str, str]) -> dict[str, Any]:
+    """Where each webhook landed against where its charger was connected (several nodes
+    only): the share that csms had to relay to another node, and the latency of each kind."""
+    elsewhere: list[float] = []
+    same: list[float] = []
+    for delivered in sessions.delivered:
+        arrivals = report.remote_starts.get(delivered.charger, [])
+        holder = holders.get(delivered.charger)
+        if delivered.t0 is None or not arrivals or not holder or not delivered.served_by:
+            continue
+        latency = arrivals[0] - delivered.t0
+        (same if holder == delivered.served_by else elsewhere).append(latency)
+    known = len(same) + len(elsewhere)
+    return {
+        "known": known,
+        "other_node": len(elsewhere),
+        "other_node_share": len(elsewhere) / known if known else None,
+        "latency_other_node": latency_ms(elsewhere),
+        "latency_same_node": latency_ms(same),
     }

@@ -10,8 +10,9 @@ stores, at saturation, and what each costs its process in CPU.
    window), then copies; csms is then left to finish its background work.
 4. The window: `events` deliveries, a tenth of them exact repeats, pre-signed, POSTed over
    `connections` keep-alive connections; server CPU read from /proc around it.
-5. csms stops; its database must hold every distinct event exactly once, and one audit line
-   per distinct refund or dispute event.
+5. csms stops (a cluster's database is read once its nodes are idle instead); its database
+   must hold every distinct event exactly once, and one audit line per distinct refund or
+   dispute event.
 """
 
 from __future__ import annotations
@@ -31,13 +32,7 @@ from bench.perf.webhooks_driver import Sandbox, pay_by_api, pay_on_checkout
 from bench.perf.webhooks_events import Stream, build_stream, is_session_event
 from bench.perf.webhooks_figures import latency_ms, verdict
 from bench.perf.webhooks_post import Outcome, Poster, Target
-from bench.perf.webhooks_stack import (
-    Stack,
-    audit_lines_by_stripe_id,
-    database_counts,
-    persisted_event_ids,
-    stripe_calls,
-)
+from bench.perf.webhooks_stack import Stack, System, calls_since
 
 TARGET_EVENTS_PER_S = 2000.0
 IDLE_TIMEOUT = 60.0
@@ -69,31 +64,34 @@ def measure_ingestion(settings: IngestionSettings, folder: Path | None = None) -
     with tempfile.TemporaryDirectory(prefix="csms-webhooks-") as scratch:
         stack = Stack((folder or Path(scratch)) / "ingestion")
         try:
-            return _measure(stack, settings)
+            with stack:
+                figures, streams = ingest(stack, settings)
+            # csms has stopped: its database is complete.
+            return {**figures, "persistence": check_persistence(stack, streams)}
         except RuntimeError as error:
             raise RuntimeError(f"{error}\n{stack.tails()}") from None
 
 
-def _measure(stack: Stack, settings: IngestionSettings) -> dict[str, Any]:
+def ingest(system: System, settings: IngestionSettings) -> tuple[dict[str, Any], list[Stream]]:
+    """Steps 1 to 4 against a running `system`: the figures, and the streams delivered, for
+    `check_persistence` once everything they started is stored."""
     chargers = tuple(f"ING{n}" for n in range(settings.sessions))
-    with stack, Fleet(Plan(stack.ocpp_url, chargers), workers=1) as fleet:
+    with Fleet(Plan(system.ocpp_url, chargers), workers=1) as fleet:
         fleet.wait_ready(READY_TIMEOUT)
-        templates = asyncio.run(_account_activity(stack, settings, chargers))
+        templates = asyncio.run(_account_activity(system, settings, chargers))
         rng = random.Random(settings.seed)
         warm = build_stream(
             templates, settings.warm_events, settings.repeat_share, "warm", rng, originals=True
         )
         window = build_stream(templates, settings.events, settings.repeat_share, "win", rng)
-        warm_outcome = _deliver(stack, warm, settings)
-        _settle(stack, "warm-up")
-        calls_before, database_before = stripe_calls(stack.base), database_counts(stack.base)
-        figures = _window(stack, window, settings)
-        _settle(stack, "window")  # what the window started is part of its work
-        calls = stack.stripe_calls_since(calls_before)
-        database = stack.database_counts_since(database_before)
+        warm_outcome = _deliver(system, warm, settings)
+        _settle(system, "warm-up")
+        calls_before, database_before = system.stripe_calls(), system.database_counts()
+        figures = _window(system, window, settings)
+        _settle(system, "window")  # what the window started is part of its work
+        calls = calls_since(system.stripe_calls(), calls_before)
+        database = calls_since(system.database_counts(), database_before)
         fleet_report = fleet.finish()
-    # csms has stopped: its database is complete.
-    persistence = _check_persistence(stack, [warm, window])
     return {
         "settings": asdict(settings),
         "mix": _mix(window),
@@ -101,18 +99,17 @@ def _measure(stack: Stack, settings: IngestionSettings) -> dict[str, Any]:
         "warm_up_errors": warm_outcome.errors,
         "charger_errors": fleet_report.errors,
         "stripe_calls_in_window": calls,
-        # SQLite commits in the window, and the units of work they carried (group commit).
+        # Database commits in the window, and the units of work they carried (group commit).
         "database_in_window": database,
-        "persistence": persistence,
         "target": {
             "events_per_s": f">= {TARGET_EVENTS_PER_S:g}",
             **verdict(figures["events_per_s"], TARGET_EVENTS_PER_S, at_least=True),
         },
-    }
+    }, [warm, window]
 
 
 async def _account_activity(
-    stack: Stack, settings: IngestionSettings, chargers: tuple[str, ...]
+    stack: System, settings: IngestionSettings, chargers: tuple[str, ...]
 ) -> list[dict[str, Any]]:
     """Paid sessions and other sales on the sandbox; every event it recorded, oldest first."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
@@ -125,13 +122,13 @@ async def _account_activity(
         return await sandbox.all_events()
 
 
-def _settle(stack: Stack, after: str) -> None:
+def _settle(stack: System, after: str) -> None:
     """Let csms finish what the last events started (verifying payments with Stripe)."""
-    if not wait_idle(stack.csms.pid, IDLE_TIMEOUT):
+    if not wait_idle(stack.server_pids, IDLE_TIMEOUT, quiet=stack.idle_share):
         raise RuntimeError(f"csms still busy {IDLE_TIMEOUT:.0f} s after the {after}")
 
 
-def _deliver(stack: Stack, stream: Stream, settings: IngestionSettings) -> Outcome:
+def _deliver(stack: System, stream: Stream, settings: IngestionSettings) -> Outcome:
     target = Target(stack.http_port, stack.webhook_secret)
     with Poster(stream, target, settings.connections, settings.processes) as poster:
         poster.wait_ready(READY_TIMEOUT)
@@ -141,9 +138,9 @@ def _deliver(stack: Stack, stream: Stream, settings: IngestionSettings) -> Outco
     return outcome
 
 
-def _window(stack: Stack, stream: Stream, settings: IngestionSettings) -> dict[str, Any]:
+def _window(stack: System, stream: Stream, settings: IngestionSettings) -> dict[str, Any]:
     target = Target(stack.http_port, stack.webhook_secret)
-    server = stack.csms.pid
+    server = stack.server_pids
     with Poster(stream, target, settings.connections, settings.processes) as poster:
         poster.wait_ready(READY_TIMEOUT)
         cpu_before, machine_before, at_before = (
@@ -197,7 +194,7 @@ def _mix(stream: Stream) -> dict[str, Any]:
     }
 
 
-def _check_persistence(stack: Stack, streams: list[Stream]) -> dict[str, Any]:
+def check_persistence(stack: System, streams: list[Stream]) -> dict[str, Any]:
     """Every distinct event stored once (webhook_events' key is the event id, so a row per
     id is once), none lost, none made up; and one audit line per distinct audited event."""
     expected: set[str] = set()
@@ -206,8 +203,8 @@ def _check_persistence(stack: Stack, streams: list[Stream]) -> dict[str, Any]:
         expected.update(stream.distinct())
         for stripe_id, lines in stream.audit_lines().items():
             audit_expected[stripe_id] = audit_expected.get(stripe_id, 0) + lines
-    stored = persisted_event_ids(stack.database)
-    audit_found = audit_lines_by_stripe_id(stack.database)
+    stored = stack.stored_event_ids()
+    audit_found = stack.audit_lines()
     audit_wrong = {
         stripe_id: (lines, audit_found.get(stripe_id, 0))
         for stripe_id, lines in audit_expected.items()

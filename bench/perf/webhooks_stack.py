@@ -1,7 +1,8 @@
 """The processes a webhook measurement runs against: csms started as bench/perf/servers.py
 starts it (its real config.toml, `csms_env()`), pointed at the bundled Stripe sandbox running
 as a process of its own; and what can be read from them afterwards: csms's /metrics and its
-database file."""
+database file. `System` is what a measurement asks of them, which a cluster of nodes behind
+a load balancer offers too (bench/perf/cluster_system.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import sqlite3
 import sys
 import urllib.request
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,6 +24,43 @@ from bench.perf.servers import CONFIG, ServerProcess, csms_process_env
 # The sandbox delivers no webhook in these runs (the bench signs and sends the events itself,
 # with csms's secret), so its own signing secret is never used by csms.
 SANDBOX_SECRET = "whsec_bench_sandbox_unused"
+
+
+class System(Protocol):
+    """csms (one process or several nodes) and the Stripe sandbox, running."""
+
+    base: str  # csms's HTTP address: webhooks, the API, the driver's pages
+    http_port: int  # its port on 127.0.0.1
+    ocpp_url: str  # the chargers' endpoint
+    stripe_base: str
+    stripe_key: str
+    webhook_secret: str
+    api_key: str
+    # CPU share of a core, its csms processes together, below which csms counts as idle.
+    idle_share: float
+
+    @property
+    def server_pids(self) -> list[int]:
+        """csms's processes."""
+        ...
+
+    @property
+    def helper_pids(self) -> list[int]:
+        """The other processes serving it: the sandbox (and a load balancer)."""
+        ...
+
+    def check_alive(self) -> None: ...
+    def stripe_calls(self) -> Counter[str]: ...
+    def database_counts(self) -> Counter[str]: ...
+    def stored_event_ids(self) -> set[str]: ...
+    def audit_lines(self) -> Counter[str]: ...
+    def nodes_of(self, charger_ids: Sequence[str]) -> dict[str, str]: ...
+    def tails(self) -> str: ...
+
+
+def calls_since(now: Counter[str], before: Counter[str]) -> dict[str, int]:
+    """What a counter reading (stripe_calls(), database_counts()) gained since `before`."""
+    return {key: now[key] - before[key] for key in now if now[key] != before[key]}
 
 
 class Stack:
@@ -53,6 +93,15 @@ class Stack:
         server = [sys.executable, "-m", "csms", "--config", str(CONFIG), "serve"]
         self.sandbox = ServerProcess("sandbox", sandbox, dict(os.environ), folder / "sandbox.log")
         self.csms = ServerProcess("csms", server, env, folder / "csms.log")
+        self.idle_share = 0.05
+
+    @property
+    def server_pids(self) -> list[int]:
+        return [self.csms.pid]
+
+    @property
+    def helper_pids(self) -> list[int]:
+        return [self.sandbox.pid]
 
     def __enter__(self) -> Stack:
         self.sandbox.start([self.stripe_port])
@@ -75,12 +124,22 @@ class Stack:
         self.csms.check_alive()
         self.sandbox.check_alive()
 
-    def stripe_calls_since(self, before: Counter[str]) -> dict[str, int]:
-        """The Stripe calls csms made since `before` (a stripe_calls() reading), by operation."""
-        return _since(stripe_calls(self.base), before)
+    def stripe_calls(self) -> Counter[str]:
+        return stripe_calls(self.base)
 
-    def database_counts_since(self, before: Counter[str]) -> dict[str, int]:
-        return _since(database_counts(self.base), before)
+    def database_counts(self) -> Counter[str]:
+        return database_counts(self.base)
+
+    def stored_event_ids(self) -> set[str]:
+        """Once csms has stopped: then its database file is complete."""
+        return persisted_event_ids(self.database)
+
+    def audit_lines(self) -> Counter[str]:
+        return audit_lines_by_stripe_id(self.database)
+
+    def nodes_of(self, charger_ids: Sequence[str]) -> dict[str, str]:
+        """One node: no charger is anywhere else."""
+        return {}
 
     def tails(self) -> str:
         return f"--- csms\n{self.csms.tail()}\n--- sandbox\n{self.sandbox.tail()}"
@@ -130,10 +189,6 @@ def audit_lines_by_stripe_id(database: Path) -> Counter[str]:
             " WHERE actor = 'stripe' AND stripe_id IS NOT NULL GROUP BY stripe_id"
         )
         return Counter({stripe_id: count for stripe_id, count in rows})
-
-
-def _since(now: Counter[str], before: Counter[str]) -> dict[str, int]:
-    return {key: now[key] - before[key] for key in now if now[key] != before[key]}
 
 
 def _read_only(database: Path) -> contextlib.closing[sqlite3.Connection]:
