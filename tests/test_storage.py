@@ -213,7 +213,7 @@ async def test_two_nodes_that_deadlock_both_finish(target: str) -> None:
         assert done == ["a", "b"]
         # The one that lost ran again: unit by unit, or from its savepoint.
         runs_again = [node.retries + node.regroups for node in (node_a, node_b)]
-        assert sorted(runs_again) == [0, 1]
+        assert min(runs_again) == 0 and max(runs_again) >= 1, runs_again
         rows = await node_a.fetchall("SELECT name, n FROM items ORDER BY name")
         assert [(row["name"], row["n"]) for row in rows] == [("a", 2), ("b", 2)]
     finally:
