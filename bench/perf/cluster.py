@@ -53,7 +53,6 @@ from bench.perf.cluster_report import REFERENCE_SQLITE, table
 from bench.perf.cluster_system import BenchCluster, ClusterSystem
 from bench.perf.command import finish
 from bench.perf.fleet import (
-    FILES_MARGIN,
     HANDSHAKES,
     HEARTBEAT_SECONDS,
     METER_SECONDS,
@@ -85,6 +84,7 @@ from bench.perf.webhooks_confirmation import (
     confirm,
 )
 from bench.perf.webhooks_ingestion import IngestionSettings, check_persistence, ingest
+from bench.perf.webhooks_stack import gained_since
 
 # One generator process holds at most this many chargers' sockets (its limit is 20,000).
 CHARGERS_PER_WORKER = 15_000
@@ -95,6 +95,11 @@ SETTLE_TIMEOUT = 180.0
 READY_SECONDS_PER_CHARGER = 0.05
 # The longest the webhook measurements may take with the fleet connected.
 WEBHOOKS_SECONDS = 1800.0
+# A node's files besides its chargers' sockets: listeners, PostgreSQL connections, logs
+# (about 12 measured).
+NODE_FILES = 200
+# HAProxy's health checks as deployed (deploy/haproxy.cfg): every 2 s.
+CHECK_INTERVAL_MS = 2000
 NODE_ENV = {"CSMS_LOG_LEVEL": "warning", **DRIVERS_FROM_ONE_ADDRESS}
 
 
@@ -113,8 +118,9 @@ class ClusterSettings:
     @classmethod
     def full(cls) -> ClusterSettings:
         # 6 nodes: the fewest that hold 100,000 under 20,000 open files each (~16,700 each,
-        # ~2,300 files to spare for the hash's unevenness and each node's own files).
-        sessions = ConfirmationSettings(chargers=1000, sessions=200, rate=20.0)
+        # ~3,000 files to spare for the webhook runs, the hash's unevenness, its own files).
+        # A charger per session: they connect, through HAProxy, besides the fleet.
+        sessions = ConfirmationSettings(chargers=200, sessions=200, rate=20.0)
         return cls(6, 100_000, 19_000, 0, 10.0, 60.0, 10.0, IngestionSettings.full(), sessions)
 
     @classmethod
@@ -137,13 +143,16 @@ def expected_per_node(ids: tuple[str, ...], nodes: int) -> list[int]:
     return [counts[n] for n in range(nodes)]
 
 
-def check_fits(per_node: list[int]) -> None:
-    """RuntimeError unless every node can hold its chargers under the open-files limit."""
+def check_fits(per_node: list[int], webhook_chargers: int) -> None:
+    """RuntimeError unless every node can hold its share of the fleet, and at worst every
+    charger of the webhook measurements too, under the open-files limit."""
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft != resource.RLIM_INFINITY and max(per_node) + FILES_MARGIN > soft:
+    needed = max(per_node) + webhook_chargers + NODE_FILES
+    if soft != resource.RLIM_INFINITY and needed > soft:
         raise RuntimeError(
-            f"a node would hold {max(per_node):,} chargers, and a process may open {soft:,}"
-            f" files ({FILES_MARGIN:,} kept for the rest): use more nodes"
+            f"a node would hold {max(per_node):,} chargers of the fleet and up to"
+            f" {webhook_chargers:,} of the webhook runs, and a process may open {soft:,}"
+            f" files ({NODE_FILES} kept for its own): use more nodes"
         )
 
 
@@ -166,11 +175,15 @@ def measure_cluster(
     """Every figure of one side (`nodes` nodes, `chargers` chargers), JSON-able."""
     ids = charger_ids("f", chargers)
     per_node = expected_per_node(ids, nodes)
-    check_fits(per_node)
+    check_fits(per_node, settings.ingestion.sessions + settings.confirmation.chargers)
     workers = generator_workers(chargers, settings.workers)
     progress(f"{nodes} node(s): starting PostgreSQL, the sandbox, the nodes and HAProxy")
     with BenchCluster(
-        folder / f"{nodes}-nodes", nodes, extra_env=NODE_ENV, lease=LEASE_SECONDS
+        folder / f"{nodes}-nodes",
+        nodes,
+        extra_env=NODE_ENV,
+        lease=LEASE_SECONDS,
+        check_interval_ms=CHECK_INTERVAL_MS,
     ) as cluster:
         system = ClusterSystem(cluster)
         try:
@@ -365,7 +378,7 @@ def _profile_result(
 
 
 def _ingestion(system: ClusterSystem, settings: IngestionSettings) -> dict[str, Any]:
-    before = _proxied_requests(system)
+    before, postgres_before = _proxied_requests(system), system.postgres_counts()
     figures, streams = ingest(system, settings)
     after = _proxied_requests(system)
     return {
@@ -373,6 +386,8 @@ def _ingestion(system: ClusterSystem, settings: IngestionSettings) -> dict[str, 
         "persistence": check_persistence(system, streams),
         # Requests HAProxy sent each node during the run (the driver's pages and API too).
         "requests_per_node": {name: after[name] - before.get(name, 0) for name in after},
+        # Deadlocks between the nodes' transactions, over the whole ingestion run.
+        "postgres": gained_since(system.postgres_counts(), postgres_before),
     }
 
 

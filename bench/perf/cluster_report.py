@@ -100,15 +100,24 @@ def _rows() -> list[tuple[str, Callable[[Run], str]]]:
         ("  p99 < 50 ms", lambda r: _met(r["profile"]["p99_ms"], r["profile"]["target_p99_ms"])),
         ("  nodes / PostgreSQL / generator (cores)",
          lambda r: _cores(r["profile"], busy, pg, "generator_cpu_busy")),
+        ("  processes not of this run (cores)",
+         lambda r: f"{r['profile']['other_cpu_busy'] - r['profile'][pg]:.2f}"),
         ("charger errors, whole run", lambda r: str(r["errors"])),
         ("webhook ingestion (events/s)", lambda r: f"{r['ingestion']['events_per_s'] or 0:,.0f}"),
         ("  p50 / p99 (ms)", lambda r: _latency(r["ingestion"]["latency"], "p50_ms", "p99_ms")),
         ("  stored exactly once", lambda r: _stored(r["ingestion"]["persistence"])),
+        ("  PostgreSQL deadlocks / rollbacks",
+         lambda r: _join(*(str(r["ingestion"]["postgres"].get(k, 0))
+                           for k in ("deadlocks", "rollbacks")))),
+        ("  nodes / everything else (cores)",
+         lambda r: _cores(r["ingestion"], busy, "other_cpu_busy")),
         ("  share of requests per node", lambda r: _shares(r["ingestion"]["requests_per_node"])),
         ("webhook to RemoteStart p50 / p99 (ms)",
          lambda r: _latency(r["confirmation"]["latency"], "p50_ms", "p99_ms")),
         ("  webhook on another node", _relayed),
         ("  p99 other node / same node (ms)", _relayed_p99),
+        ("  nodes / outside the run, PostgreSQL in (cores)",
+         lambda r: _cores(r["confirmation"], busy, "other_cpu_busy")),
         ("  RemoteStarts arrived / sessions",
          lambda r: _join(*(str(r["confirmation"][k]) for k in ("remote_starts", "sessions")))),
     ]  # fmt: skip
@@ -190,7 +199,10 @@ def _notes(results: dict[str, Any]) -> list[str]:
         " proxied chargers (two descriptors each), so 100,000 need several proxy instances,"
         " as in production. Webhooks, the drivers' pages and the webhook-to-RemoteStart"
         " chargers go through HAProxy.",
-        "  - Webhooks run with the fleet connected and paused (no profile traffic).",
+        "  - Webhooks run with the fleet connected and paused (no profile traffic); the Stripe"
+        " sandbox delivers none itself: the bench signs and posts each event.",
+        "  - CPU in cores (2 = the whole machine). 'Processes not of this run' is other work"
+        " on the machine at the same time: where it is high, the figures are noisy.",
     ]
     for key, run in results["runs"].items():
         if not all(run["settled"].values()):

@@ -8,19 +8,24 @@ answered for several `csms serve` nodes on one PostgreSQL database behind HAProx
 - What was stored, and which node holds a charger: read from PostgreSQL itself.
 - HAProxy here adds one response header to what deploy/haproxy.cfg does, X-Served-By with
   the node that answered, so that a webhook's node is known.
+- The Stripe sandbox delivers no webhook of its own, as in webhooks_stack.Stack: the bench
+  signs and delivers the events itself, so that its delivery is csms's only news of each.
 """
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from bench.cluster import API_KEY, STRIPE_KEY, WEBHOOK_SECRET, LocalCluster
 from bench.cluster import _tail as tail
-from bench.perf.proc import parent_pid, tree_cpu_seconds
+from bench.perf.proc import tree_cpu_seconds
 from bench.perf.webhooks_confirmation import SERVED_BY
 from bench.perf.webhooks_stack import database_counts, stripe_calls
 
@@ -28,7 +33,22 @@ _HTTP_BACKEND = "    default_backend http_nodes"
 
 
 class BenchCluster(LocalCluster):
-    """LocalCluster whose HAProxy names, in X-Served-By, the node that answered."""
+    """LocalCluster whose HAProxy names, in X-Served-By, the node that answered, and whose
+    Stripe sandbox delivers no webhook."""
+
+    def __enter__(self) -> BenchCluster:
+        super().__enter__()
+        try:
+            request = urllib.request.Request(
+                f"{self.stripe_url}/_sandbox/webhooks",
+                data=json.dumps({"url": None}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            urllib.request.urlopen(request, timeout=10).close()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
 
     def haproxy_config(self) -> str:
         config = super().haproxy_config()
@@ -128,6 +148,15 @@ class ClusterSystem:
             rows=False,
         )
 
+    def postgres_counts(self) -> Counter[str]:
+        """PostgreSQL's own counts for the database so far: deadlocks it broke (each after
+        deadlock_timeout, 1 s) and transactions rolled back."""
+        ((deadlocks, rollbacks),) = self._query(
+            "SELECT deadlocks, xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        )
+        return Counter({"deadlocks": deadlocks, "rollbacks": rollbacks})
+
     def postgres_cpu_seconds(self) -> float:
         return tree_cpu_seconds(self._postmaster_pid())
 
@@ -136,8 +165,9 @@ class ClusterSystem:
 
     def _postmaster_pid(self) -> int:
         if self._postmaster is None:
-            (backend,) = self._query("SELECT pg_backend_pid()")[0]
-            self._postmaster = parent_pid(backend)
+            ((folder,),) = self._query("SHOW data_directory")
+            # Its first line is the postmaster's process id.
+            self._postmaster = int(Path(folder, "postmaster.pid").read_text().split()[0])
         return self._postmaster
 
     def _query(self, sql: str, params: Sequence[Any] = (), rows: bool = True) -> list[Any]:

@@ -34,11 +34,15 @@ def tree_cpu_seconds(pid: int) -> float:
     its children's still running, and those it has reaped."""
     fields = _stat_fields(pid)
     reaped = (int(fields[13]) + int(fields[14])) / _TICKS
-    return cpu_seconds(pid) + reaped + sum(cpu_seconds(child) for child in children(pid))
+    return cpu_seconds(pid) + reaped + sum(map(_cpu_unless_gone, children(pid)))
 
 
-def parent_pid(pid: int) -> int:
-    return int(_stat_fields(pid)[1])
+def _cpu_unless_gone(pid: int) -> float:
+    """A child that exited since it was listed: its time is its parent's reaped time now."""
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return 0.0
 
 
 def children(pid: int) -> list[int]:
@@ -47,7 +51,7 @@ def children(pid: int) -> list[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if parent_pid(int(entry)) == pid:
+                if int(_stat_fields(int(entry))[1]) == pid:
                     found.append(int(entry))
             except (OSError, ValueError):
                 continue  # gone meanwhile

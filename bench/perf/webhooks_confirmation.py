@@ -41,7 +41,7 @@ from bench.perf.webhooks_driver import (
     signature,
 )
 from bench.perf.webhooks_figures import latency_ms, verdict
-from bench.perf.webhooks_stack import Stack, System, calls_since
+from bench.perf.webhooks_stack import Stack, System, gained_since
 
 TARGET_P99_MS = 25.0
 # A charger worker holds at most this many sockets, well below the 20,000 open files a
@@ -138,7 +138,7 @@ def confirm(system: System, settings: ConfirmationSettings) -> dict[str, Any]:
         calls_before = system.stripe_calls()
         sessions = asyncio.run(_run_sessions(system, fleet, settings))
         _wait_arrivals(fleet, system, sum(d.t0 is not None for d in sessions.delivered))
-        calls = calls_since(system.stripe_calls(), calls_before)
+        calls = gained_since(system.stripe_calls(), calls_before)
         holders = system.nodes_of(settings.session_chargers())
         report = fleet.finish()
     return {

@@ -32,7 +32,7 @@ from bench.perf.webhooks_driver import Sandbox, pay_by_api, pay_on_checkout
 from bench.perf.webhooks_events import Stream, build_stream, is_session_event
 from bench.perf.webhooks_figures import latency_ms, verdict
 from bench.perf.webhooks_post import Outcome, Poster, Target
-from bench.perf.webhooks_stack import Stack, System, calls_since
+from bench.perf.webhooks_stack import Stack, System, gained_since
 
 TARGET_EVENTS_PER_S = 2000.0
 IDLE_TIMEOUT = 60.0
@@ -89,8 +89,8 @@ def ingest(system: System, settings: IngestionSettings) -> tuple[dict[str, Any],
         calls_before, database_before = system.stripe_calls(), system.database_counts()
         figures = _window(system, window, settings)
         _settle(system, "window")  # what the window started is part of its work
-        calls = calls_since(system.stripe_calls(), calls_before)
-        database = calls_since(system.database_counts(), database_before)
+        calls = gained_since(system.stripe_calls(), calls_before)
+        database = gained_since(system.database_counts(), database_before)
         fleet_report = fleet.finish()
     return {
         "settings": asdict(settings),

@@ -58,7 +58,7 @@ class System(Protocol):
     def tails(self) -> str: ...
 
 
-def calls_since(now: Counter[str], before: Counter[str]) -> dict[str, int]:
+def gained_since(now: Counter[str], before: Counter[str]) -> dict[str, int]:
     """What a counter reading (stripe_calls(), database_counts()) gained since `before`."""
     return {key: now[key] - before[key] for key in now if now[key] != before[key]}
 
