@@ -10,7 +10,7 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from bench.faults import adversarial
+from bench.faults import adversarial, node_kill
 from bench.faults.ledger import Report
 from bench.faults.scenarios import (
     charger_fault,
@@ -33,6 +33,7 @@ SCENARIOS = (
     "database-locked",
     "disk-full",
     "adversarial",
+    "node-kill",
 )
 
 
@@ -62,6 +63,8 @@ async def run(names: list[str], chargers: int, sessions: int, folder: Path) -> l
                 report = await run_fleet(name, where, chargers, sessions, chaos=locked_database)
             case "adversarial":
                 report = await adversarial.run(name, where, chargers, sessions)
+            case "node-kill":
+                report = await node_kill.run(name, where, chargers, sessions)
             case _:
                 report = await _disk_full(where, chargers, sessions)
         print(report.line(), flush=True)

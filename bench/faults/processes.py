@@ -11,6 +11,24 @@ from pathlib import Path
 
 WEBHOOK_SECRET = "whsec_fault_runs"
 API_KEY = "fault-run-key"
+# What every fault run's csms is told, on one process or several: short timeouts and retry
+# intervals so that a run recovers within seconds, the harness's API key, and the tariff.
+CSMS_SETTINGS = {
+    "CSMS_OCPP_CALL_TIMEOUT": "3",
+    "CSMS_API_KEYS": API_KEY,
+    "CSMS_STRIPE_TIMEOUT": "3",
+    "CSMS_PAYMENTS_TICK_INTERVAL": "0.2",
+    "CSMS_PAYMENTS_RETRY_BASE": "0.1",
+    "CSMS_PAYMENTS_RETRY_CEILING": "1",
+    "CSMS_PAYMENTS_MINIMUM_ENERGY_WH": "100",
+    "CSMS_PAYMENTS_STOP_RETRY_INTERVAL": "2",
+    "CSMS_PAYMENTS_START_LIMIT_COUNT": "100000",
+    "CSMS_TARIFF_PRICE_PER_KWH": "0.40",
+    "CSMS_TARIFF_SESSION_FEE": "0.50",
+    "CSMS_TARIFF_IDLE_FEE_PER_MINUTE": "0",
+    "CSMS_TARIFF_IDLE_FEE_MAX_MINUTES": "0",
+    "CSMS_TARIFF_MAX_ENERGY_WH": "20000",
+}
 
 
 def free_port() -> int:
@@ -45,24 +63,11 @@ class Processes:
             "CSMS_DATABASE_PATH": str(self.database),
             "CSMS_DATABASE_URL": self.database_url,
             "CSMS_OCPP_UNKNOWN_CHARGERS": "accept",
-            "CSMS_OCPP_CALL_TIMEOUT": "3",
-            "CSMS_API_KEYS": API_KEY,
             "CSMS_STRIPE_API_KEY": "sk_test_fault_runs",
             "CSMS_STRIPE_API_BASE": self.stripe,
             "CSMS_STRIPE_WEBHOOK_SECRETS": WEBHOOK_SECRET,
-            "CSMS_STRIPE_TIMEOUT": "3",
-            "CSMS_PAYMENTS_TICK_INTERVAL": "0.2",
-            "CSMS_PAYMENTS_RETRY_BASE": "0.1",
-            "CSMS_PAYMENTS_RETRY_CEILING": "1",
-            "CSMS_PAYMENTS_MINIMUM_ENERGY_WH": "100",
-            "CSMS_PAYMENTS_STOP_RETRY_INTERVAL": "2",
-            "CSMS_PAYMENTS_START_LIMIT_COUNT": "100000",
-            "CSMS_TARIFF_PRICE_PER_KWH": "0.40",
-            "CSMS_TARIFF_SESSION_FEE": "0.50",
-            "CSMS_TARIFF_IDLE_FEE_PER_MINUTE": "0",
-            "CSMS_TARIFF_IDLE_FEE_MAX_MINUTES": "0",
-            "CSMS_TARIFF_MAX_ENERGY_WH": "20000",
             "CSMS_LOG_LEVEL": "info",
+            **CSMS_SETTINGS,
             **self.extra_env,
         }
 

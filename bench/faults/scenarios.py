@@ -7,6 +7,7 @@ import random
 import sqlite3
 import subprocess
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +38,11 @@ FAST_WINDOWS = {
 }
 
 
+def unplugs_after_stop(n: int) -> Behaviour:
+    """Charger n's behaviour, its own: its drivers unplug soon after the charge stops."""
+    return Behaviour(unplug_after_stop=0.3)
+
+
 async def run_fleet(
     name: str,
     folder: Path,
@@ -44,7 +50,7 @@ async def run_fleet(
     sessions_each: int,
     *,
     chaos: Chaos | None = None,
-    behaviour: Callable[[int], Behaviour] = lambda _: Behaviour(unplug_after_stop=0.3),
+    behaviour: Callable[[int], Behaviour] = unplugs_after_stop,
     while_charging: Callable[[int], WhileCharging | None] = lambda _: None,
     clocks: dict[int, list[timedelta]] | None = None,
     database_dir: Path | None = None,
@@ -75,55 +81,95 @@ async def run_fleet(
                 report.server_crashes += 1
                 report.notes.append("the server never came up:\n" + processes.tail("server.log"))
                 return report
-            sims = [
-                SimulatedCharger(
-                    processes.ocpp_url,
-                    f"FAULT-{n}",
-                    connectors=1,
-                    meter_interval=0.5,
-                    speed=120,
-                    behaviour=behaviour(n),
-                    clock=_offset_clock(clocks[n]) if clocks and n in clocks else None,
-                    register_wh=register_wh,
-                )
-                for n in range(chargers)
-            ]
-            await asyncio.gather(*(sim.start() for sim in sims))
-            log = SessionLog()
-            stop_chaos = asyncio.Event()
-            chaos_task = asyncio.create_task(
-                chaos(processes, api, report, stop_chaos) if chaos else stop_chaos.wait()
+            fleet = Fleet(chargers, sessions_each, behaviour, while_charging, clocks, drive)
+            sims = fleet.chargers(processes.ocpp_url, register_wh)
+            log = await fleet.drive(
+                api,
+                sims,
+                report,
+                lambda stop: chaos(processes, api, report, stop) if chaos else stop.wait(),
             )
-
-            async def sessions(n: int, sim: SimulatedCharger) -> None:
-                for k in range(sessions_each):
-                    if drive is None:
-                        await paid_session(api, sim, log, while_charging=while_charging(n))
-                    else:
-                        await drive(api, sim, log, report, k * chargers + n)
-
-            await asyncio.gather(*(sessions(n, sim) for n, sim in enumerate(sims)))
-            stop_chaos.set()
-            await chaos_task
             if processes.server is not None and processes.server.poll() is not None:
                 report.server_crashes += 1
                 report.notes.append(processes.tail("server.log"))
                 processes.start_server()
-            for reservation_id in log.reservation_ids:
-                await api.until(
-                    reservation_id,
-                    lambda s: (
-                        s["state"] in TERMINAL and s["hold"] not in ("Capturing", "Releasing")
-                    ),
-                    within=120,
-                )
-            await asyncio.gather(*(sim.stop() for sim in sims))
             report.kills = processes.kills
-            return await audit_run(api, report, log.reservation_ids, sims)
+            return await settle_and_audit(api, report, log, sims)
     finally:
         processes.stop()
         if stripe_proxy is not None:
             await stripe_proxy.stop()
+
+
+@dataclass
+class Fleet:
+    """Simulated chargers FAULT-0, FAULT-1, ..., each doing its sessions one after another."""
+
+    count: int
+    sessions_each: int
+    behaviour: Callable[[int], Behaviour] = unplugs_after_stop
+    while_charging: Callable[[int], WhileCharging | None] = lambda _: None
+    clocks: dict[int, list[timedelta]] | None = None
+    session: Drive | None = None  # instead of paid_session()
+
+    def chargers(self, ocpp_url: str, register_wh: float = 0.0) -> list[SimulatedCharger]:
+        return [
+            SimulatedCharger(
+                ocpp_url,
+                f"FAULT-{n}",
+                connectors=1,
+                meter_interval=0.5,
+                speed=120,
+                behaviour=self.behaviour(n),
+                clock=_offset_clock(self.clocks[n]) if self.clocks and n in self.clocks else None,
+                register_wh=register_wh,
+            )
+            for n in range(self.count)
+        ]
+
+    async def drive(
+        self,
+        api: Api,
+        sims: list[SimulatedCharger],
+        report: Report,
+        chaos: Callable[[asyncio.Event], Awaitable[None]],
+    ) -> SessionLog:
+        """Connect the chargers, run every session while `chaos(stop)` runs; stop it after."""
+        await asyncio.gather(*(sim.start() for sim in sims))
+        log = SessionLog()
+        stop_chaos = asyncio.Event()
+        chaos_task = asyncio.create_task(chaos(stop_chaos))
+        try:
+            await asyncio.gather(
+                *(self._sessions(api, n, sim, log, report) for n, sim in enumerate(sims))
+            )
+        finally:
+            stop_chaos.set()
+            await chaos_task
+        return log
+
+    async def _sessions(
+        self, api: Api, n: int, sim: SimulatedCharger, log: SessionLog, report: Report
+    ) -> None:
+        for k in range(self.sessions_each):
+            if self.session is None:
+                await paid_session(api, sim, log, while_charging=self.while_charging(n))
+            else:
+                await self.session(api, sim, log, report, k * self.count + n)
+
+
+async def settle_and_audit(
+    api: Api, report: Report, log: SessionLog, sims: list[SimulatedCharger]
+) -> Report:
+    """Let every session end and its hold settle, disconnect the chargers, then the audit."""
+    for reservation_id in log.reservation_ids:
+        await api.until(
+            reservation_id,
+            lambda s: s["state"] in TERMINAL and s["hold"] not in ("Capturing", "Releasing"),
+            within=120,
+        )
+    await asyncio.gather(*(sim.stop() for sim in sims))
+    return await audit_run(api, report, log.reservation_ids, sims)
 
 
 def _offset_clock(offset: list[timedelta]) -> Callable[[], datetime]:
