@@ -60,7 +60,9 @@ def _of_nodes(run: Run, key: str, digits: int = 0, scale: float = 1.0) -> str:
 
 
 def _connected(run: Run) -> str:
-    return _join(f"{sum(n['chargers'] for n in run['per_node']):,}", f"{run['chargers']:,}")
+    failed = run["connect"]["failed"]
+    connected = f"{sum(n['chargers'] for n in run['per_node']):,}"
+    return _join(connected, f"{run['chargers']:,}") + (f" ({failed:,} failed)" if failed else "")
 
 
 def _connect_time(run: Run) -> str:
@@ -204,6 +206,11 @@ def _notes(results: dict[str, Any]) -> list[str]:
         "  - CPU in cores (2 = the whole machine). 'Processes not of this run' is other work"
         " on the machine at the same time: where it is high, the figures are noisy.",
     ]
+    for key, failed in results["failed"].items():
+        notes.append(
+            f"  - {key} ({failed['nodes']} node(s), {failed['chargers']:,} chargers) FAILED:"
+            f" {failed['error'][:1500]}"
+        )
     for key, run in results["runs"].items():
         if not all(run["settled"].values()):
             notes.append(

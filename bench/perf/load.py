@@ -583,8 +583,16 @@ class Generator:
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(p.pid) for p in self._processes if p.pid is not None)
 
-    def wait_ready(self, timeout: float) -> None:
-        """Until every charger has connected and booted; RuntimeError on a failure or timeout."""
+    def wait_ready(self, timeout: float, tolerate_failures: bool = False) -> None:
+        """Until every charger has connected and booted; RuntimeError on a failure or timeout.
+        Tolerating failures: until every charger has connected or failed to (errors())."""
+        if tolerate_failures:
+
+            def done() -> int:
+                return self.ready() + self.errors()
+
+            wait_for_chargers(self.chargers, done, lambda: "", self._processes, timeout)
+            return
         wait_for_chargers(
             self.chargers,
             self.ready,
