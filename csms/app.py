@@ -113,6 +113,7 @@ def default_tariff(config: Config) -> Tariff:
 def payment_policy(config: Config) -> Policy:
     settings = config.payments
     return Policy(
+        handover_window=timedelta(seconds=settings.handover_window),
         start_window=timedelta(seconds=settings.start_window),
         start_reply_window=timedelta(seconds=settings.start_reply_window),
         stop_retry_interval=timedelta(seconds=settings.stop_retry_interval),

@@ -162,6 +162,7 @@ class StripeSettings:
 class PaymentsSettings:
     enabled: bool = _setting(True)
     public_base_url: str = _setting("", pattern=r"(https?://[^\s]+)?")
+    handover_window: int = _setting(120, min=10)
     start_window: int = _setting(300, min=1)
     start_reply_window: int = _setting(120, min=1)
     stop_retry_interval: int = _setting(60, min=1)

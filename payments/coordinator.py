@@ -101,6 +101,11 @@ class Coordinator:
         known = self.index.known()
         self.index.resync(await self.reservations.active_entries(), known)
 
+    async def hand_over(self, reservation_id: str, created_at: datetime) -> Reservation | None:
+        """The Checkout link is on its way to the driver: the whole payment window."""
+        deadline = created_at + timedelta(seconds=self._payment_window)
+        return await self.handle(reservation_id, machine.CheckoutHandedOver(deadline))
+
     def on_changed(self, changed: Callable[[IndexEntry], None]) -> None:
         """`changed` is told of each reservation this node commits, for the other nodes'
         indexes."""
@@ -134,7 +139,9 @@ class Coordinator:
             tariff=tariff,
             hold_amount=hold_amount(tariff),
             created_at=now,
-            payment_deadline=now + timedelta(seconds=self._payment_window),
+            # Short until the link reaches the driver: hand_over gives the whole window.
+            payment_deadline=now
+            + min(self.policy.handover_window, timedelta(seconds=self._payment_window)),
         )
         token = secrets.token_urlsafe(24)
         facts = self.facts(charger_id, connector_id)

@@ -50,6 +50,7 @@ from payments.reservation_messages import (
     ChargerFacts,
     CheckoutCreated,
     CheckoutExpired,
+    CheckoutHandedOver,
     CheckoutUnavailable,
     CreateCheckout,
     DisputeOpened,
@@ -121,6 +122,7 @@ __all__ = [  # noqa: RUF022 - grouped
     "ChargerFacts",
     "CheckoutCreated",
     "CheckoutExpired",
+    "CheckoutHandedOver",
     "CheckoutUnavailable",
     "CreateCheckout",
     "DisputeOpened",
@@ -217,6 +219,9 @@ class _Step:
                     # Ended (cancelled, expired) while the checkout was being created: close
                     # it again, before the driver can pay on it.
                     self.effects.append(ExpireCheckout(session_id))
+            case CheckoutHandedOver(payment_deadline):
+                if r.state is State.PENDING_PAYMENT and payment_deadline > r.payment_deadline:
+                    self.set(payment_deadline=payment_deadline)
             case CheckoutUnavailable(reason):
                 if r.state is State.PENDING_PAYMENT and r.checkout_session_id is None:
                     self.end(State.CANCELLED, f"payments unavailable: {reason}")

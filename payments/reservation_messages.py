@@ -31,6 +31,15 @@ class CheckoutUnavailable:
 
 
 @dataclass(frozen=True)
+class CheckoutHandedOver:
+    """The driver has the Checkout link: they have until `payment_deadline` to pay. Until
+    then the reservation has only the short hand-over window, so that one whose link never
+    reached anybody (the process died while making it) does not hold the connector."""
+
+    payment_deadline: datetime
+
+
+@dataclass(frozen=True)
 class PaymentCompleted:
     """The driver completed Checkout (success redirect or webhook): verify the PaymentIntent."""
 
@@ -245,6 +254,7 @@ class Tick:
 Event = (
     CheckoutCreated
     | CheckoutUnavailable
+    | CheckoutHandedOver
     | PaymentCompleted
     | PaymentAuthorised
     | PaymentNotAuthorised

@@ -83,6 +83,9 @@ class Policy:
     settle_after_available: timedelta = timedelta(minutes=10)  # no StopTransaction came
     capture_deadline: timedelta = timedelta(days=6)  # card holds lapse after 7 days
     meter_interval: timedelta = timedelta(seconds=60)  # assumed when the charger does not say
+    # From creation until the Checkout link reaches the driver (CheckoutHandedOver): a
+    # reservation whose link never did expires then, instead of holding its connector.
+    handover_window: timedelta = timedelta(minutes=2)
     minimum_energy_wh: int = 1000  # below it nothing is charged
     # Below it the hold is released instead of captured; None: Stripe's minimum charge.
     minimum_amount: int | None = None

@@ -122,6 +122,8 @@ class Payments:
         """Check the connector, then create the reservation and its checkout.
 
         Raises SessionRefused when the session cannot begin; nothing is left behind then.
+        Should the process die on the way, the reservation expires with the short hand-over
+        window (`Policy.handover_window`) and frees its connector.
         """
         if not self._chargers.is_online(charger_id):
             raise SessionRefused(404, "ChargerOffline", f"{charger_id} is not connected")
@@ -148,7 +150,12 @@ class Payments:
             # Stripe could not be reached: close the reservation so nothing stays half made.
             await self._coordinator.handle(r.id, machine.Cancel("system"))
             raise SessionRefused(503, "PaymentsUnavailable", "try again in a minute")
-        return created, token
+        # Committed before the driver gets the link. A process that dies before this line
+        # leaves a reservation nobody can pay: it expires with the short hand-over window.
+        handed = await self._coordinator.hand_over(r.id, r.created_at)
+        if handed is None or handed.state is not State.PENDING_PAYMENT:
+            raise SessionRefused(503, "PaymentsUnavailable", "try again in a minute")
+        return handed, token
 
     async def confirm(self, reservation_id: str, actor: str) -> Reservation:
         """The driver is back from Checkout: verify the payment now, for an immediate answer."""

@@ -96,6 +96,31 @@ def test_a_checkout_created_after_the_reservation_ended_is_closed_at_once(end: E
     assert created.reservation.state is ended.state
 
 
+def test_a_reservation_whose_link_never_reached_a_driver_frees_its_connector_soon() -> None:
+    """The server died between making the reservation and handing the Checkout link over:
+    nobody can pay it, so it expires after the hand-over window, not the whole one."""
+    made = replace(pending(), payment_deadline=T0 + POLICY.handover_window)
+    before = step(made, machine.Tick(), at=POLICY.handover_window - timedelta(seconds=1))
+    assert before.reservation.state is State.PENDING_PAYMENT
+    after = step(made, machine.Tick(), at=POLICY.handover_window)
+    assert after.reservation.state is State.EXPIRED
+    assert machine.ExpireCheckout("cs_1") in after.effects  # closed before anyone pays on it
+
+
+def test_a_handed_over_link_has_the_whole_payment_window() -> None:
+    made = replace(pending(), payment_deadline=T0 + POLICY.handover_window)
+    whole = T0 + timedelta(minutes=34)
+    handed = step(made, machine.CheckoutHandedOver(whole)).reservation
+    assert handed.payment_deadline == whole
+    assert step(handed, machine.Tick(), at=timedelta(minutes=20)).reservation.state is (
+        State.PENDING_PAYMENT
+    )
+    # Late (the window had closed already): nothing changes.
+    expired = step(made, machine.Tick(), at=timedelta(minutes=3)).reservation
+    late = step(expired, machine.CheckoutHandedOver(whole), at=timedelta(minutes=3))
+    assert late.reservation == expired and late.effects == ()
+
+
 # -- payment signals during a verification
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -193,3 +193,35 @@ async def _offline(system: CentralSystem) -> bool:
 async def _stop_undelivered(system: CentralSystem, rid: str) -> bool:
     reservation = await system.reservations.get(rid)
     return reservation is not None and reservation.stop_undelivered
+
+
+async def test_a_server_that_died_before_the_link_was_handed_over_frees_the_connector(
+    make_config: MakeConfig,
+) -> None:
+    """The reservation and its checkout were made, then the process died before the driver
+    got the link (the coordinator's steps run here without the hand-over). The next driver
+    is refused only until the hand-over window has passed: then the connector is free."""
+    ahead = [timedelta(0)]
+    config = make_config(tariff=TARIFF, payments={"minimum_energy_wh": 100})
+    async with (
+        CentralSystem(config, clock=lambda: datetime.now(UTC) + ahead[0]) as system,
+        RawCharger.connect(ocpp_url(system), "CP-1") as cp,
+        aiohttp.ClientSession() as http,
+    ):
+        await cp.call("BootNotification", BOOT)
+        await _status(cp, "Available")
+        tariff = await system.payment_service.tariff_for("CP-1", 1)
+        stray, _ = await system.coordinator.create("CP-1", 1, tariff, None)
+        await system.runner.run_now(stray.id)
+        driver = Driver(system, http)
+        status, refused = await driver.create("CP-1", 1)
+        assert status == 409, refused
+        ahead[0] = system.coordinator.policy.handover_window + timedelta(seconds=1)
+        await system.coordinator.tick()
+        assert (await driver.status(stray.id))["state"] == "Expired"
+        status, created = await driver.create("CP-1", 1)
+        assert status == 200, created
+        # The new one was handed over: it has the whole payment window.
+        ahead[0] += timedelta(minutes=10)
+        await system.coordinator.tick()
+        assert (await driver.status(created["reservationId"]))["state"] == "PendingPayment"

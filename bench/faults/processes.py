@@ -22,6 +22,8 @@ CSMS_SETTINGS = {
     "CSMS_PAYMENTS_RETRY_CEILING": "1",
     "CSMS_PAYMENTS_MINIMUM_ENERGY_WH": "100",
     "CSMS_PAYMENTS_STOP_RETRY_INTERVAL": "2",
+    # A reservation whose link died with its node frees the connector after this.
+    "CSMS_PAYMENTS_HANDOVER_WINDOW": "15",
     "CSMS_PAYMENTS_START_LIMIT_COUNT": "100000",
     "CSMS_TARIFF_PRICE_PER_KWH": "0.40",
     "CSMS_TARIFF_SESSION_FEE": "0.50",
