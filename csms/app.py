@@ -180,7 +180,7 @@ class CentralSystem:
         self.db = await open_database(config)
         self.node = Node(
             self.db,
-            config.cluster.node_id or default_node_id(),
+            config.cluster.node_id or default_node_id(self.db.backend),
             lease=config.cluster.lease,
             clock=self._clock,
         )

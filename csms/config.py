@@ -122,7 +122,9 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    # This node's name among several (PostgreSQL only); empty: host name and process id.
+    # This node's name among several (PostgreSQL); empty: host name and process id. Keep it
+    # stable across restarts (the host name, say): a node started again under the same name
+    # takes back at once what it held, instead of after its old lease ran out.
     node_id: str = _setting("", pattern=r"[A-Za-z0-9._:-]{0,100}")
     # Seconds a node's lease lasts unless renewed (every third of it). What a dead node
     # held (its chargers, effects, jobs) is taken over by the others this long after.

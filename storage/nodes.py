@@ -43,7 +43,13 @@ async def sole_node(job: str) -> bool:
     return True
 
 
-def default_node_id() -> str:
+def default_node_id(backend: str) -> str:
+    """On SQLite, the one node ("local"): a process that starts again is the same node and
+    takes back at once what the previous one held. On PostgreSQL, the host name and the
+    process id, unique among nodes: a node started again with no `cluster.node_id` is a new
+    one, and what its previous run held is taken over when that lease runs out."""
+    if backend == "sqlite":
+        return "local"
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
