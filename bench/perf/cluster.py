@@ -1,10 +1,11 @@
 """python -m bench.perf.cluster [--quick] [--nodes N] [--chargers N] [--single-chargers N]
-                              [--workers N] [--json FILE]
+                              [--workers N] [--lease SECONDS] [--json FILE]
 
 The scale of several csms nodes on one PostgreSQL database, side by side with one node in
 the same run. Each side is a fresh bench.cluster.LocalCluster (PostgreSQL in a temporary
 directory with durable settings, the Stripe sandbox, the `csms serve` nodes, HAProxy in
-front; cluster.lease 15 s, the production default) and gets the same measurements:
+front with its health checks as deployed; cluster.lease 15 s, the production default, which
+is also how often each node reads every connection again) and gets the same measurements:
 
 1. Chargers connected: `chargers` of them (default 100,000 on 6 nodes; 19,000 on the one
    node, the most one process holds under this machine's hard limit of 20,000 open files).
@@ -114,6 +115,8 @@ class ClusterSettings:
     silent_seconds: float
     ingestion: IngestionSettings
     confirmation: ConfirmationSettings
+    # cluster.lease; each node also reads every connection again this often (its resync).
+    lease: float = LEASE_SECONDS
 
     @classmethod
     def full(cls) -> ClusterSettings:
@@ -182,7 +185,7 @@ def measure_cluster(
         folder / f"{nodes}-nodes",
         nodes,
         extra_env=NODE_ENV,
-        lease=LEASE_SECONDS,
+        lease=settings.lease,
         check_interval_ms=CHECK_INTERVAL_MS,
     ) as cluster:
         system = ClusterSystem(cluster)
@@ -485,6 +488,11 @@ def main(argv: list[str] | None = None) -> int:
         "--single-chargers", type=int, help="chargers on the one-node side (0: skip it)"
     )
     parser.add_argument("--workers", type=int, help="generator processes (default: by size)")
+    parser.add_argument(
+        "--lease",
+        type=float,
+        help=f"the nodes' cluster.lease, and so their resync period (default {LEASE_SECONDS:g})",
+    )
     parser.add_argument("--json", metavar="FILE", type=Path, help="write every figure there")
     args = parser.parse_args(argv)
     settings = ClusterSettings.quick() if args.quick else ClusterSettings.full()
@@ -493,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         "chargers": args.chargers,
         "single_chargers": args.single_chargers,
         "workers": args.workers,
+        "lease": args.lease,
     }
     settings = replace(settings, **{k: v for k, v in chosen.items() if v is not None})
     return finish("bench.perf.cluster", lambda: run(settings, _tell), table, args.json, sound)
