@@ -1,9 +1,9 @@
 """Which connectors and transactions have an active reservation, in memory.
 
 Most OCPP messages concern no payment; the index lets them pass without a query. Each
-node keeps its own copy true: `update` after each of its own commits, `apply` for the
-entries other nodes announce (`IndexEntry` is what they send), and `resync` from the
-database at start-up and whenever news may have been missed.
+node keeps its own copy true: `apply` takes the entry of each of its own commits
+(`IndexEntry.of`) and of those other nodes announce, and `resync` reads the database at
+start-up and whenever news may have been missed.
 """
 
 from __future__ import annotations
@@ -46,9 +46,6 @@ class ActiveIndex:
         self.connectors: dict[tuple[str, int], str] = {}
         self.transactions: dict[int, str] = {}
         self.places: dict[str, tuple[str, int]] = {}  # reservation -> (charger, connector)
-
-    def update(self, r: Reservation) -> None:
-        self.apply(IndexEntry.of(r))
 
     def apply(self, entry: IndexEntry) -> None:
         key = (entry.charger_id, entry.connector_id)

@@ -98,15 +98,7 @@ class Node:
     async def join(self) -> None:
         """Take (or take back, after a restart) this node's row, and start renewing it."""
         self.started_at = self._clock()
-        started = to_text(self.started_at)
-        expires = self.started_at + self._lease
-        await self._db.execute(
-            "INSERT INTO nodes (id, started_at, renewed_at, expires_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at,"
-            " renewed_at = excluded.renewed_at, expires_at = excluded.expires_at",
-            (self.id, started, started, to_text(expires)),
-        )
-        self._valid_until = expires
+        await self.renew()
         self._task = asyncio.create_task(self._renew_forever(), name="node-lease")
         log.info("cluster.node_joined", node=self.id, lease=self.lease_seconds)
 
@@ -121,23 +113,17 @@ class Node:
         await self._db.write(lambda conn: _leave(conn, self.id))
 
     async def renew(self) -> None:
+        """Extend the lease; the row is written again if it was deleted meanwhile (by hand,
+        or by a node's sweep that thought this one dead)."""
         now = self._clock()
         expires = now + self._lease
-        changed = await self._db.execute(
-            "UPDATE nodes SET renewed_at = ?, expires_at = ? WHERE id = ?",
-            (to_text(now), to_text(expires), self.id),
-        )
-        if changed == 0:  # deleted by hand, or by a node that thought this one dead
-            await self.join_row(now, expires)
-        self._valid_until = expires
-
-    async def join_row(self, now: datetime, expires: datetime) -> None:
         await self._db.execute(
             "INSERT INTO nodes (id, started_at, renewed_at, expires_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET renewed_at = excluded.renewed_at,"
-            " expires_at = excluded.expires_at",
+            " ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at,"
+            " renewed_at = excluded.renewed_at, expires_at = excluded.expires_at",
             (self.id, to_text(self.started_at), to_text(now), to_text(expires)),
         )
+        self._valid_until = expires
 
     async def lead(self, job: str) -> bool:
         """Whether this node runs `job` now: it led it already, or nobody alive does."""

@@ -45,6 +45,7 @@ class Unreachable(Exception):
 
 class Bus(Protocol):
     node_id: str
+    shared: bool  # there may be other nodes to tell
 
     def on(self, kind: str, handler: Handler) -> None: ...
     def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None: ...
@@ -61,6 +62,8 @@ def node_channel(node_id: str) -> str:
 
 class LocalBus:
     """The only node: nothing to tell, nowhere to route."""
+
+    shared = False
 
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
@@ -85,6 +88,8 @@ class LocalBus:
 
 
 class PgBus:
+    shared = True
+
     def __init__(self, url: str, node_id: str) -> None:
         self.node_id = node_id
         self._url = url

@@ -14,6 +14,8 @@ How it stays true:
   news), the connections are read again from the database. On one node at a time, the
   same loop sweeps the connections of nodes whose lease ran out: their chargers are
   offline until they reconnect, which they do, through the load balancer, to a live node.
+- With one node (SQLite: `LocalBus`) there is nobody to tell and no news to miss: the view
+  is this node's own, with no messages and no periodic reading.
 """
 
 from __future__ import annotations
@@ -78,10 +80,11 @@ class ClusterView:
     async def start(self) -> None:
         await self._connections.start(self._clock())
         await self.reload()
-        self._tasks = [
-            asyncio.create_task(self._send_forever(), name="cluster-news"),
-            asyncio.create_task(self._resync_forever(), name="cluster-resync"),
-        ]
+        if self._bus.shared:
+            self._tasks = [
+                asyncio.create_task(self._send_forever(), name="cluster-news"),
+                asyncio.create_task(self._resync_forever(), name="cluster-resync"),
+            ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -98,7 +101,11 @@ class ClusterView:
 
     def tell(self, message: Message) -> None:
         """Broadcast news of another part to the other nodes, in order with this view's."""
-        self._outgoing.put_nowait(message)
+        self._tell(message)
+
+    def _tell(self, message: Message) -> None:
+        if self._bus.shared:
+            self._outgoing.put_nowait(message)
 
     # -- what payments and the API ask
 
@@ -141,7 +148,7 @@ class ClusterView:
             # arrived while this one was being recorded: this one gives way.
             self._replaced(charger_id, "another node")
             return
-        self._outgoing.put_nowait(
+        self._tell(
             {"t": "online", "cp": charger_id, "session": session_id, "generation": generation}
         )
 
@@ -153,7 +160,7 @@ class ClusterView:
         if generation is None:
             return False
         self._learn(charger_id, None, generation)
-        self._outgoing.put_nowait({"t": "offline", "cp": charger_id, "generation": generation})
+        self._tell({"t": "offline", "cp": charger_id, "generation": generation})
         return True
 
     def _learn(self, charger_id: str, node_id: str | None, generation: int) -> bool:
@@ -170,7 +177,7 @@ class ClusterView:
     def update(self, charger_id: str, connector_id: int, status: str, at: str) -> None:
         """A StatusNotification this node stored: here at once, elsewhere in order."""
         self._live.update(charger_id, connector_id, status, at)
-        self._outgoing.put_nowait(
+        self._tell(
             {"t": "status", "cp": charger_id, "connector": connector_id, "status": status, "at": at}
         )
 
@@ -235,9 +242,7 @@ class ClusterView:
         for link in await self._connections.sweep(now):
             log.info("cluster.charger_swept", charge_point_id=link.charger_id)
             self._learn(link.charger_id, None, link.generation)
-            self._outgoing.put_nowait(
-                {"t": "offline", "cp": link.charger_id, "generation": link.generation}
-            )
+            self._tell({"t": "offline", "cp": link.charger_id, "generation": link.generation})
         await self._db.execute(
             "DELETE FROM cluster_mail WHERE created_at < ?", (to_text(now - MAIL_KEPT),)
         )

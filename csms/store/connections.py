@@ -4,8 +4,8 @@ Contract: a charger has one row (`charger_connections`) once it has connected. T
 that accepts its WebSocket writes itself in (`connected`), and takes itself out when that
 connection closes (`disconnected`); each write sets the charger's `online` flag in the
 same commit, so the two never disagree. A holder counts only while its node's lease lives
-(`storage.nodes`): `holder` and `connections` skip the others, and `sweep` (run on one
-node at a time) takes them out and marks their chargers offline.
+(`storage.nodes`): `links` leaves out the others, and `sweep` (run on one node at a time)
+takes them out and marks their chargers offline.
 
 Each connection of a charger has the next `generation`; news about a charger carries it,
 so a node applying news out of order keeps the newest. The session id tells a connection
@@ -21,12 +21,6 @@ from datetime import datetime
 from storage.clock import to_text
 from storage.db import Connection, Database
 from storage.nodes import alive
-
-
-@dataclass(frozen=True)
-class Holder:
-    node_id: str
-    session_id: str
 
 
 @dataclass(frozen=True)
@@ -126,14 +120,6 @@ class ChargerConnections:
             return gone
 
         return await self._db.write(sweep)
-
-    async def holder(self, charger_id: str, now: datetime) -> Holder | None:
-        row = await self._db.fetchone(
-            "SELECT node_id, session_id FROM charger_connections"
-            f" WHERE charger_id = ? AND node_id IS NOT NULL AND {alive('node_id')}",
-            (charger_id, to_text(now)),
-        )
-        return Holder(row["node_id"], row["session_id"]) if row else None
 
     async def links(self, now: datetime) -> list[Link]:
         """Every charger's latest connection; node None where no live node holds it."""
