@@ -38,6 +38,10 @@ FAST_WINDOWS = {
 }
 
 
+# The fleet's longest wait between two reconnect attempts, in seconds.
+RECONNECT_CEILING = 2.0
+
+
 def unplugs_after_stop(n: int) -> Behaviour:
     """Charger n's behaviour, its own: its drivers unplug soon after the charge stops."""
     return Behaviour(unplug_after_stop=0.3)
@@ -123,6 +127,9 @@ class Fleet:
                 behaviour=self.behaviour(n),
                 clock=_offset_clock(self.clocks[n]) if self.clocks and n in self.clocks else None,
                 register_wh=register_wh,
+                # The run's time goes 120 times faster: a charger that waits 30 s between
+                # attempts stands for one back an hour later, charging all the while.
+                reconnect_ceiling=RECONNECT_CEILING,
             )
             for n in range(self.count)
         ]
@@ -183,6 +190,9 @@ def _offset_clock(offset: list[timedelta]) -> Callable[[], datetime]:
 async def kill_at_random(
     processes: Processes, api: Api, report: Report, stop: asyncio.Event
 ) -> None:
+    """SIGKILL at a random instant, 1 to 4 s into the server's running life (counted from when
+    it answers, however slow this machine is to start it); one kill in four comes during the
+    start itself, in the middle of migrations or of resuming the outbox."""
     rng = random.Random(7)
     while not stop.is_set():
         try:
@@ -190,6 +200,11 @@ async def kill_at_random(
         except TimeoutError:
             processes.kill_server()
             processes.start_server()
+            if rng.random() < 0.25:
+                await asyncio.sleep(rng.uniform(0.0, 1.0))
+                processes.kill_server()
+                processes.start_server()
+            await api.call("GET", "/healthz")  # patient: waits until it answers
 
 
 async def stripe_outage(
@@ -238,7 +253,7 @@ def full_disk(mount: Path) -> Chaos:
         filler = mount / "filler"
         await asyncio.to_thread(_fill, filler)
         await asyncio.sleep(6.0)  # sessions go on against a full disk
-        await asyncio.to_thread(filler.unlink)
+        await asyncio.to_thread(filler.unlink, missing_ok=True)
         await asyncio.to_thread(
             subprocess.run, ["mount", "-o", "remount,size=256m", str(mount)], check=True
         )
@@ -252,14 +267,15 @@ def full_disk(mount: Path) -> Chaos:
 
 
 def _fill(path: Path) -> None:
-    """Take every free byte of the file system."""
-    with path.open("wb") as out:
-        try:
+    """Take every free byte of the file system (already full: even the file cannot be made,
+    and there is nothing left to take)."""
+    try:
+        with path.open("wb") as out:
             while True:
                 out.write(b"\0" * 65536)
                 out.flush()
-        except OSError:
-            pass
+    except OSError:
+        pass
 
 
 def mount_small_disk(where: Path) -> bool:

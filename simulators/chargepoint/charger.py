@@ -30,7 +30,7 @@ from .configuration import Configuration
 from .connector import Connector, RemoteStart, Reservation, Transaction
 from .errors import AuthorizationRejected, ChargerOffline, SimulatorError
 from .link import OcppLink
-from .session import OcppSession
+from .session import BACKOFF_MAX, OcppSession
 
 log = logging.getLogger("simulators.chargepoint")
 
@@ -72,12 +72,15 @@ class SimulatedCharger(OcppSession):
         password: str | None = None,
         clock: Callable[[], datetime] | None = None,
         register_wh: float = 0.0,
+        reconnect_ceiling: float = BACKOFF_MAX,
     ) -> None:
         if connectors < 1 or power_kw <= 0 or speed <= 0 or meter_interval < 0:
             raise ValueError("connectors >= 1, power_kw > 0, speed > 0 and meter_interval >= 0")
+        if reconnect_ceiling <= 0:
+            raise ValueError("reconnect_ceiling > 0")
         if energy_unit not in (UnitOfMeasure.wh, UnitOfMeasure.kwh):
             raise ValueError(f"energy_unit must be Wh or kWh, not {energy_unit!r}")
-        super().__init__(url, charge_point_id)
+        super().__init__(url, charge_point_id, reconnect_ceiling=reconnect_ceiling)
         self.energy_unit = energy_unit
         self.speed = speed
         self.behaviour = behaviour or Behaviour()

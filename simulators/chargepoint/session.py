@@ -28,7 +28,7 @@ log = logging.getLogger("simulators.chargepoint")
 
 SUBPROTOCOL = Subprotocol("ocpp1.6")
 OPEN_TIMEOUT = 10.0
-# Reconnect backoff after an unexpected drop: 1 s, doubling up to 30 s.
+# Reconnect backoff after an unexpected drop: 1 s, doubling up to 30 s (by default).
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 
@@ -60,8 +60,12 @@ def _wire(message: Any) -> dict[str, Any]:
 class OcppSession(ABC):
     """Keeps one charge point connected to `url`/{id} and its messages flowing in order."""
 
-    def __init__(self, url: str, charge_point_id: str) -> None:
+    def __init__(
+        self, url: str, charge_point_id: str, *, reconnect_ceiling: float = BACKOFF_MAX
+    ) -> None:
         self.charge_point_id = charge_point_id
+        # The longest wait between two reconnect attempts (the backoff doubles up to it).
+        self.reconnect_ceiling = reconnect_ceiling
         self._endpoint = f"{url.rstrip('/')}/{quote(charge_point_id, safe='')}"
         self.booted = False
         self.connected = False
@@ -244,7 +248,7 @@ class OcppSession(ABC):
                 await self._connect()
                 return
             except (OSError, InvalidHandshake, TimeoutError) as exc:
-                delay = min(max(delay * 2, BACKOFF_FIRST), BACKOFF_MAX)
+                delay = min(max(delay * 2, BACKOFF_FIRST), self.reconnect_ceiling)
                 log.warning(
                     "%s: reconnect failed (%s); retry in %.0f s", self.charge_point_id, exc, delay
                 )
