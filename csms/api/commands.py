@@ -64,8 +64,10 @@ class CommandRoutes:
         match result:
             case Answered(reply):
                 return json_response(reply)
-            case Offline():
+            case Offline(sent=False):
                 raise ApiError(404, "offline", f"{charger_id} is not connected")
+            case Offline(sent=True):
+                raise ApiError(404, "offline", f"{charger_id}: {result.description}")
             case Failed(code, description, _):
                 raise ApiError(502, code, description or "the charger refused the call")
         raise ApiError(504, "timeout", f"{charger_id} did not answer in time")

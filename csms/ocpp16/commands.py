@@ -43,12 +43,28 @@ class Failed:
 
 @dataclass(frozen=True)
 class TimedOut:
-    """No reply in time, or the connection dropped after sending: the outcome is unknown."""
+    """No reply in time: the outcome is unknown."""
 
 
 @dataclass(frozen=True)
 class Offline:
-    """The charger is not connected: nothing was sent."""
+    """The charger is not connected.
+
+    `sent` False: nothing was sent. `sent` True: the connection dropped after the CALL was
+    sent and before its reply, so the charger may or may not have carried it out; a caller
+    that must know (a remote start that may have begun a charge) treats it as unanswered.
+    """
+
+    sent: bool = False
+
+    @property
+    def description(self) -> str:
+        if self.sent:
+            return (
+                "the connection dropped after the command was sent;"
+                " it may or may not have been applied"
+            )
+        return "not connected: nothing was sent"
 
 
 CommandResult = Answered | Failed | TimedOut | Offline
@@ -99,7 +115,10 @@ class LocalCommands:
                 reply = await session.call(action, payload)
         except NotConnected:
             return Offline()
-        except (TimeoutError, ConnectionLost):
+        except ConnectionLost:
+            bound.warning("ocpp.command_connection_lost")
+            return Offline(sent=True)
+        except TimeoutError:
             bound.warning("ocpp.command_timed_out")
             return TimedOut()
         if isinstance(reply, CallError):
@@ -156,5 +175,5 @@ def decode_result(data: dict[str, Any]) -> CommandResult:
         case "Failed":
             return Failed(fields["code"], fields["description"], fields.get("details") or {})
         case "Offline":
-            return Offline()
+            return Offline(sent=fields.get("sent") is True)
     return TimedOut()

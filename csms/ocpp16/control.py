@@ -64,6 +64,7 @@ def _outcome(result: CommandResult) -> str:
             return "Accepted" if status == "Accepted" else "Rejected"
         case Failed():
             return "Failed"
-        case Offline():
+        case Offline(sent=False):
             return "Offline"
+    # No answer, or the connection dropped after the CALL was sent: it may have been applied.
     return "Timeout"
