@@ -7,6 +7,7 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -568,8 +569,8 @@ async def test_transaction_with_meter_values(api: Client, csms: CentralSystem) -
         energy = [
             v for v in seen["meterValues"] if v["measurand"] == "Energy.Active.Import.Register"
         ]
-        assert all(v["unit"] == "Wh" and float(v["value"]) == v["normalised"] for v in energy)
-        assert energy[-1]["normalised"] - seen["meterStartWh"] <= seen["energyWh"]
+        assert all(v["unit"] == "Wh" and v["normalised"] == v["value"] for v in energy)
+        assert Decimal(energy[-1]["normalised"]) - seen["meterStartWh"] <= seen["energyWh"]
 
         await sim.stop_transaction(2)
 

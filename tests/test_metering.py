@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from csms.ocpp16.metering import latest_reading, parse_meter_values, readings
 
 
@@ -27,7 +29,9 @@ def test_kwh_and_kw_are_normalised() -> None:
             )
         ]
     )
-    assert [s.normalised for s in samples] == [12346, 7400, 16]
+    # Exact, never rounded; billing reads the register rounded to whole Wh.
+    assert [s.normalised for s in samples] == [Decimal("12345.6"), 7400, Decimal("16.2")]
+    assert [s.rounded for s in samples] == [12346, 7400, 16]
     assert samples[0].timestamp == "2026-01-01T09:00:00.000Z"
     reading = latest_reading(samples)
     assert (reading.energy_wh, reading.power_w) == (12346, 7400)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 
+from csms.ocpp16.metering import decimal_text, normalise
 from csms.store.transactions import TransactionFilter, TransactionStore
 from httpapi.csv_export import csv_chunks, stream_csv
 from httpapi.errors import ApiError, not_found
@@ -71,11 +72,20 @@ class MeterValueOut(ApiModel):
     context: str | None
     location: str | None
     value: str = Field(description="As the charger sent it")
-    normalised: float | None = Field(description="In Wh or W, where the measurand is one")
+    normalised: str | None = Field(
+        description="The exact value as a decimal number in text, never rounded: energy in Wh"
+        " or varh and power in W or var (a value in kWh, kvarh, kW or kvar times 1000), any"
+        " other measurand in its own unit; null when the value is not a plain number",
+        examples=["15.6", "1.5", "12345.6"],
+    )
 
     @classmethod
     def of(cls, row: Row) -> MeterValueOut:
-        return cls(**{name: row[name] for name in cls.model_fields})
+        exact = normalise(row["value"], row["unit"], row["format"])
+        return cls(
+            **{name: row[name] for name in cls.model_fields if name != "normalised"},
+            normalised=None if exact is None else decimal_text(exact),
+        )
 
 
 class TransactionDetail(TransactionOut):

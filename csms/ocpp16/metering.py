@@ -1,8 +1,13 @@
 """MeterValues as facts: every sampled value with its OCPP defaults applied, normalised.
 
-Pure. The energy register becomes integer Wh whether the charger reports Wh or kWh,
-power becomes integer W; values that are not numbers (signed data) keep their text
-and have no normalised value.
+Pure. A sample's `normalised` value is exact (a Decimal, never rounded): energy in Wh or
+varh and power in W or var whether the charger reports them in those units or in kWh,
+kvarh, kW or kvar; every other measurand in its own unit (A, V, Hz, Celsius, Percent...).
+Values that are not plain numbers (signed data, text) keep their text and have no
+normalised value.
+
+What billing reads (`readings`) is integer Wh and W: the exact value rounded half to even,
+as it always was.
 
 A MeterValue may carry the register several times (Outlet and Inlet, a total and its
 phases, two contexts): `readings` picks one value per timestamp by a stated rule (see
@@ -22,20 +27,58 @@ from csms.clock import normalise_ocpp_time
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 ACTIVE_POWER = "Power.Active.Import"
 
-# Multipliers to the base unit (Wh for energy, W for power, var for reactive power).
+# Powers of ten to the base unit (Wh for energy, W for power, var for reactive power).
 _UNIT_SCALE = {
-    "Wh": 1,
-    "kWh": 1000,
-    "varh": 1,
-    "kvarh": 1000,
-    "W": 1,
-    "kW": 1000,
-    "var": 1,
-    "kvar": 1000,
+    "Wh": 0,
+    "kWh": 3,
+    "varh": 0,
+    "kvarh": 3,
+    "W": 0,
+    "kW": 3,
+    "var": 0,
+    "kvar": 3,
+}
+
+# A number of more than 10^30 or with more than 60 decimals is no reading: text such as
+# 1E-999999 would take a million digits to write out.
+_LARGEST_POWER = 30
+_MOST_DECIMALS = 60
+
+# The unit of a sample that names none, by measurand (OCPP 1.6, 7.31 Measurand and 7.45
+# UnitOfMeasure). Frequency has no UnitOfMeasure in 1.6: the specification says its values
+# are in hertz. RPM is in revolutions per minute. A power factor has no unit.
+_DEFAULT_UNITS: dict[str, str | None] = {
+    "Current.Export": "A",
+    "Current.Import": "A",
+    "Current.Offered": "A",
+    "Energy.Active.Export.Register": "Wh",
+    "Energy.Active.Import.Register": "Wh",
+    "Energy.Reactive.Export.Register": "varh",
+    "Energy.Reactive.Import.Register": "varh",
+    "Energy.Active.Export.Interval": "Wh",
+    "Energy.Active.Import.Interval": "Wh",
+    "Energy.Reactive.Export.Interval": "varh",
+    "Energy.Reactive.Import.Interval": "varh",
+    "Frequency": "Hz",
+    "Power.Active.Export": "W",
+    "Power.Active.Import": "W",
+    "Power.Factor": None,
+    "Power.Offered": "W",
+    "Power.Reactive.Export": "var",
+    "Power.Reactive.Import": "var",
+    "RPM": "RPM",
+    "SoC": "Percent",
+    "Temperature": "Celsius",
+    "Voltage": "V",
 }
 
 
 _LINE_TO_NEUTRAL = frozenset({"L1", "L2", "L3", "L1-N", "L2-N", "L3-N"})
+
+
+def default_unit(measurand: str) -> str | None:
+    """The unit OCPP 1.6 gives a sample of `measurand` that names none."""
+    return _DEFAULT_UNITS.get(measurand)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +86,34 @@ class Sample:
     timestamp: str
     measurand: str
     phase: str | None
-    unit: str
+    unit: str | None  # as sent, else the measurand's default; None: the measurand has none
     context: str
     location: str
     format: str
     value: str
-    normalised: int | None  # Wh, W, varh or var; None when the value is not a plain number
+    normalised: Decimal | None  # exact; None when the value is not a plain number
+
+    @property
+    def rounded(self) -> int | None:
+        """The normalised value as billing reads it: rounded half to even."""
+        if self.normalised is None:
+            return None
+        return int(self.normalised.to_integral_value(rounding=ROUND_HALF_EVEN))
+
+    @property
+    def key(self) -> tuple[str, str, str | None, str, str, str | None, str]:
+        """What tells this sample apart from others of its charger, connector and transaction:
+        a sample sent again with the same key is the same sample. The value and its unit are
+        part of it, so that two values a charger gave for one place and time are both kept."""
+        return (
+            self.timestamp,
+            self.measurand,
+            self.phase,
+            self.location,
+            self.context,
+            self.unit,
+            self.value,
+        )
 
 
 def parse_meter_values(meter_values: list[dict[str, Any]]) -> list[Sample]:
@@ -58,7 +123,7 @@ def parse_meter_values(meter_values: list[dict[str, Any]]) -> list[Sample]:
         timestamp = normalise_ocpp_time(meter_value["timestamp"])
         for sampled in meter_value["sampledValue"]:
             measurand = sampled.get("measurand", ENERGY_REGISTER)
-            unit = sampled.get("unit", "Wh")
+            unit = sampled.get("unit", default_unit(measurand))
             value_format = sampled.get("format", "Raw")
             samples.append(
                 Sample(
@@ -70,26 +135,34 @@ def parse_meter_values(meter_values: list[dict[str, Any]]) -> list[Sample]:
                     location=sampled.get("location", "Outlet"),
                     format=value_format,
                     value=sampled["value"],
-                    normalised=_normalise(sampled["value"], unit)
-                    if value_format == "Raw"
-                    else None,
+                    normalised=normalise(sampled["value"], unit, value_format),
                 )
             )
     return samples
 
 
-def _normalise(text: str, unit: str) -> int | None:
-    scale = _UNIT_SCALE.get(unit)
+def normalise(text: str, unit: str | None, value_format: str | None = "Raw") -> Decimal | None:
+    """The exact value of `text` in the unit's base unit (kWh to Wh...), or in the unit
+    itself when it has no other; None when it is not a plain, finite, sensible number."""
+    if value_format != "Raw":
+        return None
     try:
         number = Decimal(text)
     except InvalidOperation:
         return None
     if not number.is_finite():
         return None
-    if scale is None:
-        # Units other than energy and power (A, V, Celsius, Percent...) are kept as they are.
-        scale = 1
-    return int((number * scale).to_integral_value(rounding=ROUND_HALF_EVEN))
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    if exponent < -_MOST_DECIMALS or number.adjusted() > _LARGEST_POWER:
+        return None
+    # Scaled by a power of ten exactly: no context precision, no rounding.
+    return Decimal((sign, digits, exponent + _UNIT_SCALE.get(unit or "", 0)))
+
+
+def decimal_text(value: Decimal) -> str:
+    """Plain decimal notation, every digit kept: 1.5000, 2250, 0.0015 (never 1.5E+3)."""
+    return "0" if value.is_zero() and value.is_signed() else f"{value:f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,17 +214,17 @@ def _value(samples: Sequence[Sample], measurand: str) -> int | None:
     3. several candidates for the same place (another context, unit or a repeat): the
        highest, since a register only grows and a finer unit is not rounded down.
     """
-    relevant = [s for s in samples if s.measurand == measurand and s.normalised is not None]
+    relevant = [(s, s.rounded) for s in samples if s.measurand == measurand]
     for location in _LOCATIONS:
-        here = [s for s in relevant if s.location == location]
-        totals = [s.normalised for s in here if s.phase is None and s.normalised is not None]
+        here = [(s, rounded) for s, rounded in relevant if s.location == location]
+        totals = [rounded for s, rounded in here if s.phase is None and rounded is not None]
         if totals:
             return max(totals)
         per_phase: dict[str, int] = {}
-        for s in here:
-            if s.phase in _LINE_TO_NEUTRAL and s.normalised is not None:
+        for s, rounded in here:
+            if s.phase in _LINE_TO_NEUTRAL and rounded is not None:
                 phase = s.phase[:2]
-                per_phase[phase] = max(per_phase.get(phase, s.normalised), s.normalised)
+                per_phase[phase] = max(per_phase.get(phase, rounded), rounded)
         if per_phase:
             return sum(per_phase.values())
     return None

@@ -2,7 +2,8 @@
 
 Chargers queue StartTransaction, MeterValues and StopTransaction while offline and
 resend a message whose reply they lost, so every write here is idempotent: the same
-StartTransaction gets the same id back, a second StopTransaction changes nothing.
+StartTransaction gets the same id back, a second StopTransaction changes nothing, and a
+meter value sent again is not stored again.
 """
 
 from __future__ import annotations
@@ -226,6 +227,16 @@ def _insert_samples(
     transaction_id: int | None,
     samples: Sequence[Sample],
 ) -> None:
+    """Store the samples not stored before.
+
+    A charger resends a MeterValues whose reply it lost: a sample whose key (`Sample.key`)
+    this charger, connector and transaction already have is that same sample, and is not
+    stored again (nor is a second one with the same key in one message). The check and
+    the insert are one unit of work, and a charger's messages are handled one at a time.
+    """
+    fresh = _not_stored(conn, charger_id, connector_id, transaction_id, samples)
+    if not fresh:
+        return
     received = now_text()
     conn.executemany(
         "INSERT INTO meter_values (charger_id, connector_id, transaction_id, timestamp,"
@@ -244,12 +255,46 @@ def _insert_samples(
                 s.location,
                 s.format,
                 s.value,
-                s.normalised,
+                # For queries in SQL; the exact value is `value` in `unit` (see metering).
+                None if s.normalised is None else float(s.normalised),
                 received,
             )
-            for s in samples
+            for s in fresh
         ],
     )
+
+
+def _not_stored(
+    conn: Connection,
+    charger_id: str,
+    connector_id: int,
+    transaction_id: int | None,
+    samples: Sequence[Sample],
+) -> list[Sample]:
+    """The samples whose key is not stored yet, each key once, in their order."""
+    if not samples:
+        return []
+    timestamps = [s.timestamp for s in samples]
+    transaction = "transaction_id IS NULL" if transaction_id is None else "transaction_id = ?"
+    rows = conn.execute(
+        "SELECT timestamp, measurand, phase, location, context, unit, value FROM meter_values"
+        f" WHERE {transaction} AND timestamp >= ? AND timestamp <= ?"
+        " AND charger_id = ? AND connector_id = ?",
+        (
+            *(() if transaction_id is None else (transaction_id,)),
+            min(timestamps),
+            max(timestamps),
+            charger_id,
+            connector_id,
+        ),
+    ).fetchall()
+    seen = {tuple(row) for row in rows}
+    fresh = []
+    for s in samples:
+        if s.key not in seen:
+            seen.add(s.key)
+            fresh.append(s)
+    return fresh
 
 
 def _update_reading(conn: Connection, transaction_id: int, reading: Reading) -> None:
