@@ -56,6 +56,9 @@ class TransactionFilter:
 class TransactionStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Takes the charger's row until the commit (PostgreSQL), so that two nodes never
+        # store the same meter value at once.
+        self._lock = db.dialect.for_update
 
     async def start(
         self, request: StartRequest, id_tag_status: str, *, reject_concurrent: bool
@@ -124,7 +127,7 @@ class TransactionStore:
             linked = transaction_id
             if linked is not None and not _owns(conn, charger_id, linked):
                 linked = None
-            _insert_samples(conn, charger_id, connector_id, linked, samples)
+            _insert_samples(conn, charger_id, connector_id, linked, samples, self._lock)
             if linked is not None:
                 _update_reading(conn, linked, reading)
             return linked
@@ -152,7 +155,9 @@ class TransactionStore:
                 return StopOutcome.UNKNOWN
             if row["stopped_at"] is not None:
                 return StopOutcome.ALREADY_STOPPED
-            _insert_samples(conn, charger_id, row["connector_id"], transaction_id, samples)
+            _insert_samples(
+                conn, charger_id, row["connector_id"], transaction_id, samples, self._lock
+            )
             conn.execute(
                 "UPDATE transactions SET meter_stop_wh = ?, stopped_at = ?, stop_reason = ?,"
                 " stop_id_tag = ?, energy_wh = ?, metered_at = ?, updated_at = ? WHERE id = ?",
@@ -226,14 +231,20 @@ def _insert_samples(
     connector_id: int,
     transaction_id: int | None,
     samples: Sequence[Sample],
+    lock: str,
 ) -> None:
     """Store the samples not stored before.
 
     A charger resends a MeterValues whose reply it lost: a sample whose key (`Sample.key`)
     this charger, connector and transaction already have is that same sample, and is not
     stored again (nor is a second one with the same key in one message). The check and
-    the insert are one unit of work, and a charger's messages are handled one at a time.
+    the insert are one unit of work, and a charger's messages are handled one at a time;
+    on PostgreSQL the charger's row is locked (`lock`) for the case of a charger whose
+    old connection on one node is still being served as it reconnects to another.
     """
+    if not samples:
+        return
+    conn.execute(f"SELECT 1 FROM chargers WHERE id = ?{lock}", (charger_id,)).fetchall()
     fresh = _not_stored(conn, charger_id, connector_id, transaction_id, samples)
     if not fresh:
         return
