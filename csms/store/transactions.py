@@ -8,6 +8,7 @@ meter value sent again is not stored again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -15,7 +16,7 @@ from enum import Enum
 from csms.ocpp16.metering import Reading, Sample
 from storage.clock import now_text
 from storage.db import Connection, Database, Row
-from storage.sql import row_limit
+from storage.sql import Dialect, row_limit
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,7 @@ class TransactionFilter:
 class TransactionStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        # Takes the charger's row until the commit (PostgreSQL), so that two nodes never
-        # store the same meter value at once.
-        self._lock = db.dialect.for_update
+        self._dialect = db.dialect
 
     async def start(
         self, request: StartRequest, id_tag_status: str, *, reject_concurrent: bool
@@ -127,7 +126,7 @@ class TransactionStore:
             linked = transaction_id
             if linked is not None and not _owns(conn, charger_id, linked):
                 linked = None
-            _insert_samples(conn, charger_id, connector_id, linked, samples, self._lock)
+            _insert_samples(conn, self._dialect, charger_id, connector_id, linked, samples)
             if linked is not None:
                 _update_reading(conn, linked, reading)
             return linked
@@ -156,7 +155,7 @@ class TransactionStore:
             if row["stopped_at"] is not None:
                 return StopOutcome.ALREADY_STOPPED
             _insert_samples(
-                conn, charger_id, row["connector_id"], transaction_id, samples, self._lock
+                conn, self._dialect, charger_id, row["connector_id"], transaction_id, samples
             )
             conn.execute(
                 "UPDATE transactions SET meter_stop_wh = ?, stopped_at = ?, stop_reason = ?,"
@@ -227,11 +226,11 @@ def _owns(conn: Connection, charger_id: str, transaction_id: int) -> bool:
 
 def _insert_samples(
     conn: Connection,
+    dialect: Dialect,
     charger_id: str,
     connector_id: int,
     transaction_id: int | None,
     samples: Sequence[Sample],
-    lock: str,
 ) -> None:
     """Store the samples not stored before.
 
@@ -239,13 +238,15 @@ def _insert_samples(
     this charger, connector and transaction already have is that same sample, and is not
     stored again (nor is a second one with the same key in one message). The check and
     the insert are one unit of work, and a charger's messages are handled one at a time;
-    on PostgreSQL the charger's row is locked (`lock`) for the case of a charger whose
-    old connection on one node is still being served as it reconnects to another.
+    on PostgreSQL the charger's row stays locked until the commit, for a charger whose old
+    connection on one node is still being served as it reconnects to another.
     """
     if not samples:
         return
-    conn.execute(f"SELECT 1 FROM chargers WHERE id = ?{lock}", (charger_id,)).fetchall()
-    fresh = _not_stored(conn, charger_id, connector_id, transaction_id, samples)
+    conn.execute(
+        f"SELECT 1 FROM chargers WHERE id = ?{dialect.for_update}", (charger_id,)
+    ).fetchall()
+    fresh = _not_stored(conn, dialect, charger_id, connector_id, transaction_id, samples)
     if not fresh:
         return
     received = now_text()
@@ -277,24 +278,22 @@ def _insert_samples(
 
 def _not_stored(
     conn: Connection,
+    dialect: Dialect,
     charger_id: str,
     connector_id: int,
     transaction_id: int | None,
     samples: Sequence[Sample],
 ) -> list[Sample]:
     """The samples whose key is not stored yet, each key once, in their order."""
-    if not samples:
-        return []
-    timestamps = [s.timestamp for s in samples]
+    timestamps = json.dumps(sorted({s.timestamp for s in samples}))
     transaction = "transaction_id IS NULL" if transaction_id is None else "transaction_id = ?"
     rows = conn.execute(
         "SELECT timestamp, measurand, phase, location, context, unit, value FROM meter_values"
-        f" WHERE {transaction} AND timestamp >= ? AND timestamp <= ?"
+        f" WHERE {transaction} AND timestamp IN ({dialect.json_values})"
         " AND charger_id = ? AND connector_id = ?",
         (
             *(() if transaction_id is None else (transaction_id,)),
-            min(timestamps),
-            max(timestamps),
+            timestamps,
             charger_id,
             connector_id,
         ),
