@@ -243,9 +243,10 @@ def _insert_samples(
     """
     if not samples:
         return
-    conn.execute(
-        f"SELECT 1 FROM chargers WHERE id = ?{dialect.for_update}", (charger_id,)
-    ).fetchall()
+    if dialect.for_update:  # SQLite has one writer at a time already
+        conn.execute(
+            f"SELECT 1 FROM chargers WHERE id = ?{dialect.for_update}", (charger_id,)
+        ).fetchall()
     fresh = _not_stored(conn, dialect, charger_id, connector_id, transaction_id, samples)
     if not fresh:
         return
