@@ -3,16 +3,25 @@ real server over 127.0.0.1: stored, listed through the API, critical events aler
 
 from __future__ import annotations
 
+import asyncio
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jsonschema
 import pytest
 
-from csms.app import CentralSystem
-from csms.ocpp16.security_messages import CRITICAL_SECURITY_EVENTS, OTHER_SECURITY_EVENTS
+from csms.app import CentralSystem, open_database
+from csms.cli import main
+from csms.config import load_config
+from csms.ocpp16.security_messages import (
+    CRITICAL_SECURITY_EVENTS,
+    OTHER_SECURITY_EVENTS,
+    is_critical,
+)
+from csms.store.security import SecurityEvent, SecurityStore
 from tests.conftest import API_HEADERS, ocpp_url
 from tests.ocpp_client import RawCharger
 
@@ -234,3 +243,44 @@ async def test_security_event_listings_refuse_bad_queries(csms: CentralSystem) -
     assert status == 400 and body["error"]["field"] == "cursor"
     status, body = await api_get(csms, "/api/security-events?limit=0")
     assert status == 400
+
+
+def test_cli_lists_security_events(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no config.toml but the environment's
+    monkeypatch.setenv("CSMS_DATABASE_PATH", str(tmp_path / "cli.db"))
+    monkeypatch.setenv("CSMS_DATABASE_URL", database_url)
+    assert main(["chargers", "add", "CP-1"]) == 0
+
+    async def record() -> None:
+        db = await open_database(load_config())
+        try:
+            store = SecurityStore(db)
+            for kind, at, info in (
+                ("StartupOfTheDevice", "2026-03-01T08:00:00.000Z", None),
+                ("InvalidMessages", "2026-03-01T09:00:00.000Z", "frame 7 not JSON"),
+            ):
+                await store.record_event(SecurityEvent("CP-1", kind, at, info, is_critical(kind)))
+        finally:
+            await db.close()
+
+    asyncio.run(record())
+    capsys.readouterr()
+    assert main(["security-events"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[1:] for line in lines] == [
+        ["2026-03-01T09:00:00.000Z", "CP-1", "InvalidMessages", "-", "frame 7 not JSON"],
+        ["2026-03-01T08:00:00.000Z", "CP-1", "StartupOfTheDevice", "CRITICAL", "-"],
+    ]
+    assert main(["security-events", "--critical"]) == 0
+    assert [line.split("\t")[3] for line in capsys.readouterr().out.splitlines()] == [
+        "StartupOfTheDevice"
+    ]
+    assert main(["security-events", "--from", "2026-03-01T08:30:00Z", "--charger", "CP-1"]) == 0
+    assert "InvalidMessages" in capsys.readouterr().out
+    assert main(["security-events", "--to", "soon"]) == 2
+    assert "--to" in capsys.readouterr().err
