@@ -122,6 +122,10 @@ async def test_non_critical_and_vendor_events_raise_no_alert(
         ({"timestamp": "2026-03-01T10:00:00Z"}, "ProtocolError"),
         ({"type": "X" * 51, "timestamp": "2026-03-01T10:00:00Z"}, "PropertyConstraintViolation"),
         ({"type": "StartupOfTheDevice", "timestamp": "yesterday"}, "PropertyConstraintViolation"),
+        (
+            {"type": "SettingSystemTime", "timestamp": "2026-12-31T23:59:60Z"},
+            "PropertyConstraintViolation",
+        ),  # noqa: E501
         ({"type": 7, "timestamp": "2026-03-01T10:00:00Z"}, "TypeConstraintViolation"),
         (event("StartupOfTheDevice", techInfo="t" * 256), "PropertyConstraintViolation"),
         (event("StartupOfTheDevice", extra=1), "FormationViolation"),

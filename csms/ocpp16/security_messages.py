@@ -61,6 +61,16 @@ def is_critical(event_type: str) -> bool:
     return event_type in CRITICAL_SECURITY_EVENTS
 
 
+def _timestamp(text: str) -> str:
+    # The schema's date-time lets a leap second (23:59:60) through; Python does not.
+    try:
+        return normalise_ocpp_time(text)
+    except ValueError:
+        raise Refused(
+            ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, "timestamp: not a valid date-time"
+        ) from None
+
+
 def _request_id(request: dict[str, Any]) -> int | None:
     request_id = request.get("requestId")
     if request_id is not None and request_id not in _INT32:
@@ -85,7 +95,7 @@ class SecurityMessages:
         event = SecurityEvent(
             charger_id=charger_id,
             type=request["type"],
-            timestamp=normalise_ocpp_time(request["timestamp"]),
+            timestamp=_timestamp(request["timestamp"]),
             tech_info=request.get("techInfo"),
             critical=is_critical(request["type"]),
         )
