@@ -125,7 +125,7 @@ async def test_non_critical_and_vendor_events_raise_no_alert(
         (
             {"type": "SettingSystemTime", "timestamp": "2026-12-31T23:59:60Z"},
             "PropertyConstraintViolation",
-        ),  # noqa: E501
+        ),
         ({"type": 7, "timestamp": "2026-03-01T10:00:00Z"}, "TypeConstraintViolation"),
         (event("StartupOfTheDevice", techInfo="t" * 256), "PropertyConstraintViolation"),
         (event("StartupOfTheDevice", extra=1), "FormationViolation"),
