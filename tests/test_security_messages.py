@@ -288,3 +288,21 @@ def test_cli_lists_security_events(
     assert "InvalidMessages" in capsys.readouterr().out
     assert main(["security-events", "--to", "soon"]) == 2
     assert "--to" in capsys.readouterr().err
+
+
+async def test_removing_a_charger_removes_its_reports(
+    csms: CentralSystem, charger: RawCharger
+) -> None:
+    await notify(charger, "SecurityEventNotification", event("TamperDetectionActivated"))
+    await notify(charger, "LogStatusNotification", {"status": "Uploaded", "requestId": 1})
+    async with (
+        aiohttp.ClientSession() as http,
+        http.delete(
+            f"http://127.0.0.1:{csms.http.port}/api/chargers/CP-1", headers=API_HEADERS
+        ) as response,
+    ):
+        assert response.status == 204
+    assert await csms.db.fetchall("SELECT id FROM security_events") == []
+    assert await csms.db.fetchall("SELECT id FROM log_firmware_statuses") == []
+    # Its critical event, never alerted on, is not alerted on now.
+    assert await csms.alerts.check() == []
