@@ -35,11 +35,13 @@ from csms.ocpp16.dispatch import Dispatcher
 from csms.ocpp16.handlers import ChargerMessages, VendorHandler
 from csms.ocpp16.registry import Sessions
 from csms.ocpp16.schemas import warm_up
+from csms.ocpp16.security_messages import SecurityMessages
 from csms.ocpp16.server import OcppServer
 from csms.open_files import raise_open_files_limit
 from csms.store.api_keys import ApiKeys
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
+from csms.store.security import SecurityStore
 from csms.store.transactions import TransactionStore
 from httpapi.middleware import api_errors, api_key_required, security_headers
 from payments.active_index import IndexEntry
@@ -187,6 +189,7 @@ class CentralSystem:
         await self.node.join()
         self.chargers = ChargerStore(self.db)
         self.id_tags = IdTagStore(self.db)
+        self.security = SecurityStore(self.db)
         self.transactions = TransactionStore(self.db)
         self.reservations = ReservationStore(self.db)
         self.outbox = Outbox(self.db, self.node.id)
@@ -284,7 +287,10 @@ class CentralSystem:
         self.ocpp = OcppServer(
             self.config,
             self.chargers,
-            Dispatcher(messages.handlers(), self.metrics),
+            Dispatcher(
+                {**messages.handlers(), **SecurityMessages(self.security).handlers()},
+                self.metrics,
+            ),
             self.sessions,
             self.view,
             events=charger_events,

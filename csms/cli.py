@@ -13,6 +13,7 @@ from csms.api.transactions import transactions_csv
 from csms.app import default_tariff, open_database, serve
 from csms.cli_ops import add_operator_commands
 from csms.cli_reconcile import add_reconcile_command
+from csms.cli_security import add_security_command
 from csms.clock import normalise_ocpp_time
 from csms.config import Config, ConfigError, load_config
 from csms.demo import demo_config, print_summary, run_demo
@@ -174,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_export_transactions)
     add_operator_commands(commands)
     add_reconcile_command(commands)
+    add_security_command(commands)
     return parser
 
 

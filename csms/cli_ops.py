@@ -69,7 +69,9 @@ def add_operator_commands(commands: Any) -> None:
 
     command = commands.add_parser("command", help="send an OCPP command to a connected charger")
     command.add_argument("charge_point_id")
-    command.add_argument("operation", help="e.g. Reset, RemoteStartTransaction, GetConfiguration")
+    command.add_argument(
+        "operation", help="any of the 26, e.g. Reset, GetConfiguration, GetLog, InstallCertificate"
+    )
     command.add_argument("payload", nargs="?", default="{}", help='JSON, e.g. \'{"type": "Soft"}\'')
     _api_options(command)
     command.set_defaults(run=_command)

@@ -11,6 +11,10 @@ Four kinds, each raised once per subject:
 - `outbox_stuck`: an effect pending in the outbox for longer than
   `alerts.outbox_stuck_after`; subject: the effect.
 
+Other parts of the product add checks of their own as `AlertSource`s (the chargers'
+critical security events: csms/alerting.py); their alerts are raised, recorded and
+delivered like these.
+
 An alert is a structlog warning (`payments.alert`), a count in the metrics, and a row in
 `alerts` whose JSON is POSTed, signed (see `payments.alert_sender`), to
 `alerts.webhook_url` when one is set, retried with backoff until the receiver answers
@@ -24,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -86,12 +90,30 @@ class Alert:
 
 
 @dataclass(frozen=True)
-class _Candidate:
+class Candidate:
+    """Something that calls for an alert; raised once per `subject`."""
+
     kind: str
     subject: str
     reservation_id: str | None
     message: str
     details: dict[str, Any]
+
+
+class AlertSource(Protocol):
+    """A further check, run inside the alert check's transactions on the database thread."""
+
+    def due(self, conn: Connection) -> list[Candidate]:
+        """What calls for an alert now (read-only: the check's read)."""
+        ...
+
+    def raised(self, conn: Connection, candidates: list[Candidate]) -> None:
+        """`candidates` (from `due`) are recorded as alerts now, in this same transaction:
+        mark them done so that `due` does not return them again."""
+        ...
+
+
+_Found = tuple[AlertSource, list[Candidate]]
 
 
 class AlertJob:
@@ -103,8 +125,10 @@ class AlertJob:
         observer: AlertsObserver | None = None,
         clock: Callable[[], datetime] = utc_now,
         lead: Leader = sole_node,
+        sources: Sequence[AlertSource] = (),
     ) -> None:
         self._db = db
+        self._sources = tuple(sources)
         self._lead = lead  # checks and deliveries: on one node at a time, cluster-wide
         self.settings = settings
         self._sender = sender
@@ -153,17 +177,21 @@ class AlertJob:
         stuck_since = now - timedelta(seconds=settings.outbox_stuck_after)
         status = "pending" if self._sender is not None else "unsent"
 
-        def look(conn: Connection) -> tuple[int, list[_Candidate], int, int]:
+        def look(conn: Connection) -> tuple[int, list[Candidate], int, int, list[_Found]]:
             live, candidates = _reviews(conn, review_since)
             mark, top, lines = _audit_lines(conn)
-            return live, candidates + lines + _stuck_effects(conn, stuck_since), mark, top
+            found = [(source, source.due(conn)) for source in self._sources]
+            extra = [(source, due) for source, due in found if due]
+            return live, candidates + lines + _stuck_effects(conn, stuck_since), mark, top, extra
 
         def record(conn: Connection) -> list[Alert]:
             raised = [
                 alert
-                for candidate in candidates
+                for candidate in candidates + [c for _, due in extra for c in due]
                 if (alert := _record(conn, candidate, status, now)) is not None
             ]
+            for source, due in extra:
+                source.raised(conn, due)
             conn.execute(
                 "INSERT INTO alert_marks (name, value) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -172,8 +200,9 @@ class AlertJob:
             return raised
 
         # Read first; write only when there is something new (most checks find nothing).
-        live, candidates, mark, top = await self._db.read(look)
-        raised = await self._db.write(record) if candidates or top != mark else []
+        live, candidates, mark, top, extra = await self._db.read(look)
+        new = candidates or extra or top != mark
+        raised = await self._db.write(record) if new else []
         if self._observer is not None:
             self._observer.reviews_with_live_hold(live)
         for alert in raised:
@@ -288,7 +317,7 @@ def _alerted(conn: Connection, subject: str) -> bool:
     return conn.execute("SELECT 1 FROM alerts WHERE subject = ?", (subject,)).fetchone() is not None
 
 
-def _reviews(conn: Connection, entered_before: datetime) -> tuple[int, list[_Candidate]]:
+def _reviews(conn: Connection, entered_before: datetime) -> tuple[int, list[Candidate]]:
     """How many reviews hold money on a card, and those that have for too long."""
     rows = conn.execute(
         "SELECT r.id, r.updated_at, (SELECT MAX(h.at) FROM reservation_history h"
@@ -305,7 +334,7 @@ def _reviews(conn: Connection, entered_before: datetime) -> tuple[int, list[_Can
             continue
         payment = _payment(conn, row["id"])
         found.append(
-            _Candidate(
+            Candidate(
                 NEEDS_REVIEW,
                 subject,
                 row["id"],
@@ -317,7 +346,7 @@ def _reviews(conn: Connection, entered_before: datetime) -> tuple[int, list[_Can
     return len(rows), found
 
 
-def _audit_lines(conn: Connection) -> tuple[int, int, list[_Candidate]]:
+def _audit_lines(conn: Connection) -> tuple[int, int, list[Candidate]]:
     """Disputes and refused captures written to the audit log since the last check: the
     last line read before, the last one read now, and the alerts they call for."""
     mark_row = conn.execute(
@@ -345,7 +374,7 @@ def _audit_lines(conn: Connection) -> tuple[int, int, list[_Candidate]]:
                 "at": line["at"],
             }
             found.append(
-                _Candidate(
+                Candidate(
                     DISPUTE,
                     f"{DISPUTE}:{subject}",
                     line["reservation_id"],
@@ -356,7 +385,7 @@ def _audit_lines(conn: Connection) -> tuple[int, int, list[_Candidate]]:
         else:
             details = payment | {"reason": line["detail"], "at": line["at"]}
             found.append(
-                _Candidate(
+                Candidate(
                     CAPTURE_FAILED,
                     f"{CAPTURE_FAILED}:{line['id']}",
                     line["reservation_id"],
@@ -367,7 +396,7 @@ def _audit_lines(conn: Connection) -> tuple[int, int, list[_Candidate]]:
     return mark, top, found
 
 
-def _stuck_effects(conn: Connection, created_before: datetime) -> list[_Candidate]:
+def _stuck_effects(conn: Connection, created_before: datetime) -> list[Candidate]:
     rows = conn.execute(
         "SELECT id, reservation_id, kind, attempts, last_error, created_at, next_attempt_at"
         " FROM effects e WHERE status = 'pending' AND created_at <= ? AND NOT EXISTS"
@@ -375,7 +404,7 @@ def _stuck_effects(conn: Connection, created_before: datetime) -> list[_Candidat
         (to_text(created_before), f"{OUTBOX_STUCK}:", _BATCH),
     ).fetchall()
     return [
-        _Candidate(
+        Candidate(
             OUTBOX_STUCK,
             f"{OUTBOX_STUCK}:{row['id']}",
             row["reservation_id"],
@@ -394,7 +423,7 @@ def _stuck_effects(conn: Connection, created_before: datetime) -> list[_Candidat
     ]
 
 
-def _record(conn: Connection, candidate: _Candidate, status: str, now: datetime) -> Alert | None:
+def _record(conn: Connection, candidate: Candidate, status: str, now: datetime) -> Alert | None:
     """Insert the alert unless its subject was alerted on before; None then."""
     cursor = conn.execute(
         "INSERT INTO alerts (kind, subject, reservation_id, payload, status, next_attempt_at,"

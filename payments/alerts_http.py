@@ -16,7 +16,9 @@ from payments.alerts import AlertJob
 
 class AlertOut(ApiModel):
     id: int
-    kind: str = Field(description="needs_review, dispute, capture_failed or outbox_stuck")
+    kind: str = Field(
+        description="needs_review, dispute, capture_failed, outbox_stuck or security_event"
+    )
     subject: str = Field(description="What it is about; an alert is raised once per subject")
     reservation_id: str | None
     status: str = Field(description="pending, sent, failed (given up) or unsent (no URL set)")

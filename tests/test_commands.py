@@ -1,4 +1,5 @@
-"""Every central system -> charger operation of OCPP 1.6, sent to the simulated charger."""
+"""Every central system -> charger operation of OCPP 1.6 and its security extension, sent to
+the simulated charger."""
 
 from __future__ import annotations
 
@@ -62,6 +63,53 @@ OPERATIONS = [
         {"location": "https://fw.example/1.1.bin", "retrieveDate": "2026-01-01T00:00:00Z"},
         None,
     ),
+    # The security extension (tests/test_security_commands.py goes through each in depth).
+    ("CertificateSigned", {"certificateChain": "not a certificate"}, {"Rejected"}),
+    (
+        "DeleteCertificate",
+        {
+            "certificateHashData": {
+                "hashAlgorithm": "SHA256",
+                "issuerNameHash": "00",
+                "issuerKeyHash": "00",
+                "serialNumber": "1",
+            }
+        },
+        {"NotFound"},
+    ),
+    ("ExtendedTriggerMessage", {"requestedMessage": "Heartbeat"}, {"Accepted"}),
+    (
+        "GetInstalledCertificateIds",
+        {"certificateType": "CentralSystemRootCertificate"},
+        {"NotFound"},
+    ),
+    (
+        "GetLog",
+        {
+            "logType": "DiagnosticsLog",
+            "requestId": 1,
+            "log": {"remoteLocation": "ftp://logs.example"},
+        },
+        {"Accepted"},
+    ),
+    (
+        "InstallCertificate",
+        {"certificateType": "ManufacturerRootCertificate", "certificate": "x"},
+        {"Rejected"},
+    ),
+    (
+        "SignedUpdateFirmware",
+        {
+            "requestId": 2,
+            "firmware": {
+                "location": "https://fw.example/2.0.bin",
+                "retrieveDateTime": "2026-01-01T00:00:00Z",
+                "signingCertificate": "not a certificate",
+                "signature": "c2ln",
+            },
+        },
+        {"InvalidCertificate"},
+    ),
 ]
 
 
@@ -75,11 +123,11 @@ async def simulator(csms: CentralSystem) -> AsyncIterator[SimulatedCharger]:
         await sim.stop()
 
 
-def test_all_nineteen_operations_are_covered() -> None:
+def test_all_operations_are_covered() -> None:
     from csms.ocpp16.schemas import CSMS_ACTIONS
 
     assert {name for name, _, _ in OPERATIONS} == CSMS_ACTIONS
-    assert len(CSMS_ACTIONS) == 19
+    assert len(CSMS_ACTIONS) == 19 + 7  # the feature profiles', the security extension's
 
 
 @pytest.mark.parametrize(

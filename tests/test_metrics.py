@@ -71,7 +71,7 @@ async def test_ocpp_messages_by_action_and_result(
         await raw.call("Heartbeat", {})
         await raw.call("Heartbeat", {})
         assert (await raw.call_raw("MadeUpAction", {}))[2] == "NotImplemented"
-        assert (await raw.call_raw("SecurityEventNotification", {}))[2] == "NotSupported"
+        assert (await raw.call_raw("Reset", {"type": "Hard"}))[2] == "NotSupported"
         missing_model = {"chargePointVendor": "V"}
         assert (await raw.call_raw("BootNotification", missing_model))[2] == "ProtocolError"
         seen = await scrape(http, system)
@@ -80,7 +80,7 @@ async def test_ocpp_messages_by_action_and_result(
     assert seen.value(messages, action="BootNotification", result="ok") == 1
     assert seen.value(messages, action="Heartbeat", result="ok") == 2
     assert seen.value(messages, action="BootNotification", result="ProtocolError") == 1
-    assert seen.value(messages, action="SecurityEventNotification", result="NotSupported") == 1
+    assert seen.value(messages, action="Reset", result="NotSupported") == 1
     # A charger cannot make up label values: actions outside OCPP 1.6 are "unknown".
     assert seen.value(messages, action="unknown", result="NotImplemented") == 1
     assert "MadeUpAction" not in seen.labels(messages, "action")
@@ -91,7 +91,7 @@ async def test_ocpp_messages_by_action_and_result(
     assert seen.value(f"{latency}_bucket", action="Heartbeat", le="+Inf") == 2
     assert seen.value(f"{latency}_bucket", action="Heartbeat", le="0.0005") is not None
     assert 0 < (seen.value(f"{latency}_sum", action="Heartbeat") or 0) < 1
-    assert seen.value(f"{latency}_count", action="SecurityEventNotification") is None
+    assert seen.value(f"{latency}_count", action="Reset") is None
     # Every handled message was written; a commit carries one write or more.
     commits, writes = seen.value("csms_db_commits_total"), seen.value("csms_db_writes_total")
     assert commits is not None and writes is not None and 0 < commits <= writes

@@ -109,11 +109,7 @@ async def test_silent_charger_is_marked_offline_by_pings(make_config: MakeConfig
     ("action", "payload", "code"),
     [
         ("FlyToTheMoon", {}, "NotImplemented"),
-        (
-            "SecurityEventNotification",
-            {"type": "x", "timestamp": "2026-01-01T00:00:00Z"},
-            "NotSupported",
-        ),
+        ("GetLog", {"logType": "SecurityLog", "requestId": 1}, "NotSupported"),
         ("Reset", {"type": "Hard"}, "NotSupported"),  # a central-system-to-charger action
         ("BootNotification", {"chargePointVendor": "V"}, "ProtocolError"),
         (

@@ -98,6 +98,14 @@ class ChargerDetail(ChargerOut):
     diagnostics_status_at: str | None
     firmware_status: str | None
     firmware_status_at: str | None
+    signed_firmware_status: str | None = Field(
+        description="The latest SignedFirmwareStatusNotification (security extension)"
+    )
+    signed_firmware_request_id: int | None
+    signed_firmware_status_at: str | None
+    log_status: str | None = Field(description="The latest LogStatusNotification")
+    log_request_id: int | None
+    log_status_at: str | None
     tariff_assignments: list[ChargerTariff] = Field(
         description="Empty: the default tariff applies everywhere"
     )
@@ -280,6 +288,12 @@ class ChargerRoutes:
             diagnostics_status_at=row["diagnostics_status_at"],
             firmware_status=row["firmware_status"],
             firmware_status_at=row["firmware_status_at"],
+            signed_firmware_status=row["signed_firmware_status"],
+            signed_firmware_request_id=row["signed_firmware_request_id"],
+            signed_firmware_status_at=row["signed_firmware_status_at"],
+            log_status=row["log_status"],
+            log_request_id=row["log_request_id"],
+            log_status_at=row["log_status_at"],
             tariff_assignments=[
                 ChargerTariff(connector_id=connector_id, tariff_id=tariff_id)
                 for connector_id, tariff_id in tariffs.items()

@@ -1,6 +1,7 @@
-"""`POST /api/chargers/{chargerId}/commands/{Operation}`: any of the 19 central-system
-operations of OCPP 1.6, its body checked against the operation's own schema, answered
-with the charger's reply. One route per operation, so the document shows each body."""
+"""`POST /api/chargers/{chargerId}/commands/{Operation}`: any of the 26 central-system
+operations of OCPP 1.6 (its feature profiles' 19 and its security extension's 7), its
+body checked against the operation's own schema, answered with the charger's reply.
+One route per operation, so the document shows each body."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from csms.api.chargers import ChargerRoutes
 from csms.api.cluster import ClusterRoutes
 from csms.api.commands import CommandRoutes
 from csms.api.id_tags import IdTagRoutes
+from csms.api.security import SecurityRoutes
 from csms.api.tariffs import TariffRoutes
 from csms.api.transactions import TransactionRoutes
 from httpapi.routing import Api
@@ -37,6 +38,7 @@ def build_api(system: CentralSystem) -> Api:
     TariffRoutes(system.tariffs, system.chargers).register(api)
     TransactionRoutes(system.transactions).register(api)
     CommandRoutes(system.commands).register(api)
+    SecurityRoutes(system.security, system.chargers).register(api)
     system.routes.register_api(api)
     PaymentAdminRoutes(system.payment_service).register(api)
     ReviewRoutes(system.payment_service).register(api)

@@ -21,6 +21,16 @@ Handler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 UNKNOWN_ACTION = "unknown"
 
 
+class Refused(Exception):
+    """Raised by a handler for a request its schema allows but OCPP does not (an integer
+    beyond OCPP's 32 bits...): the charger gets this CALLERROR, and nothing was stored."""
+
+    def __init__(self, code: ErrorCode, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
 class Dispatcher:
     def __init__(self, handlers: Mapping[str, Handler], metrics: Metrics | None = None) -> None:
         self._handlers = dict(handlers)
@@ -51,6 +61,10 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             reply = await handler(charge_point_id, call.payload)
+        except Refused as refused:
+            log.warning("ocpp.refused", action=call.action, code=refused.code.value)
+            self._record(call.action, refused.code.value, started)
+            return encode_error(call.unique_id, refused.code, refused.description)
         except Exception:
             # The charger learns only that it failed; the log has the detail.
             log.exception("ocpp.handler_failed", action=call.action)

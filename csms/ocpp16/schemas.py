@@ -32,10 +32,15 @@ CHARGER_ACTIONS = frozenset(
         "StartTransaction",
         "StatusNotification",
         "StopTransaction",
+        # The security extension ("Improved security for OCPP 1.6-J").
+        "LogStatusNotification",
+        "SecurityEventNotification",
+        "SignedFirmwareStatusNotification",
     }
 )
 
-# Central system -> charger operations of OCPP 1.6.
+# Central system -> charger operations of OCPP 1.6: the 19 of the feature profiles, then
+# the 7 of the security extension.
 CSMS_ACTIONS = frozenset(
     {
         "CancelReservation",
@@ -57,6 +62,13 @@ CSMS_ACTIONS = frozenset(
         "TriggerMessage",
         "UnlockConnector",
         "UpdateFirmware",
+        "CertificateSigned",
+        "DeleteCertificate",
+        "ExtendedTriggerMessage",
+        "GetInstalledCertificateIds",
+        "GetLog",
+        "InstallCertificate",
+        "SignedUpdateFirmware",
     }
 )
 

@@ -30,6 +30,7 @@ from .configuration import Configuration
 from .connector import Connector, RemoteStart, Reservation, Transaction
 from .errors import AuthorizationRejected, ChargerOffline, SimulatorError
 from .link import OcppLink
+from .security import SecurityFeatures
 from .session import BACKOFF_MAX, OcppSession
 
 log = logging.getLogger("simulators.chargepoint")
@@ -103,6 +104,10 @@ class SimulatedCharger(OcppSession):
         self.charging_profiles: dict[int, tuple[int, dict[str, Any]]] = {}
         self.diagnostics_status = DiagnosticsStatus.idle
         self.firmware_status = FirmwareStatus.idle
+        # The security extension: certificates, log uploads, signed firmware, events.
+        self.security = SecurityFeatures(
+            charge_point_id, self._call, self._try_call, self.now, self.timestamp, STEP_SECONDS
+        )
 
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._meter_tasks: dict[int, asyncio.Task[None]] = {}
@@ -209,6 +214,11 @@ class SimulatedCharger(OcppSession):
         connector = self._any_connector(connector_id)
         connector.error_code = ChargePointErrorCode.no_error
         await self.refresh_status(connector)
+
+    async def send_security_event(self, event_type: str, tech_info: str | None = None) -> None:
+        """SecurityEventNotification now (e.g. "TamperDetectionActivated"); raises
+        ChargerOffline when not connected, OCPPError when the CSMS refuses it."""
+        await self.security.send_event(event_type, tech_info)
 
     # Observation, for tests
 

@@ -1,4 +1,5 @@
-"""The OCPP session over one WebSocket connection: answers the 19 CSMS-initiated operations.
+"""The OCPP session over one WebSocket connection: answers the 19 CSMS-initiated operations
+of OCPP 1.6, and (security_link.py) the 7 of its security extension.
 
 Handlers only decide the answer and update state. Anything that must send a message
 (a StatusNotification, the message TriggerMessage asked for...) is queued as a follow-up
@@ -47,6 +48,7 @@ from ocpp.v16.enums import (
 )
 
 from .connector import PHASES, VOLTAGE, Connector, RemoteStart, Reservation
+from .security_link import SecurityOperations
 
 if TYPE_CHECKING:
     from .charger import SimulatedCharger
@@ -75,7 +77,7 @@ WIRE_LOG.addFilter(_RedactAuthorizationKey())
 FollowUp = Callable[[], Awaitable[Any]]
 
 
-class OcppLink(ChargePoint):
+class OcppLink(SecurityOperations, ChargePoint):
     """The charger's side of one connection; a reconnect gets a fresh link."""
 
     def __init__(self, charger: SimulatedCharger, connection: Any) -> None:
