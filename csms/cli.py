@@ -29,6 +29,7 @@ from csms.qr import (
     qr_png,
     qr_svg,
 )
+from csms.startup import StartupError
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionFilter, TransactionStore
@@ -443,6 +444,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:  # found at start-up: a certificate that does not load
         print(f"csms: config error: {error}", file=sys.stderr)
         return 2
+    except StartupError as error:  # valid settings, but what one points at is unusable
+        print(f"csms: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
