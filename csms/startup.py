@@ -87,23 +87,24 @@ def listeners(config: Config) -> dict[str, Listener]:
 
 
 def check_before_start(config: Config) -> None:
-    """The TLS files load and every fixed port can be bound, else ConfigError or
-    StartupError naming the setting; nothing is created here."""
+    """The TLS files load and every address can be bound, else ConfigError or StartupError
+    naming the setting; nothing is created here."""
     tls_context(config.server)
-    fixed = [listener for listener in listeners(config).values() if listener.port]
-    for index, listener in enumerate(fixed):
-        for earlier in fixed[:index]:
+    checked: list[Listener] = []
+    for listener in listeners(config).values():
+        for earlier in checked:
             if _overlap(earlier, listener):
                 raise StartupError(
                     f"{listener.port_setting}: port {listener.port} is {earlier.port_setting}"
                     " too; give each its own port"
                 )
-        _try_binding(listener)
+        _try_binding(listener)  # port 0 too: the host must be an address of this machine
+        checked.append(listener)
 
 
 def _overlap(a: Listener, b: Listener) -> bool:
     same_host = a.host == b.host or a.host in WILDCARDS or b.host in WILDCARDS
-    return a.port == b.port and same_host
+    return a.port != 0 and a.port == b.port and same_host
 
 
 def _try_binding(listener: Listener) -> None:
