@@ -3,6 +3,7 @@
 
     python3 dev.py run    set up, then run the central system, the Stripe sandbox and a
                           simulated charger, pay for one charging session, and keep running
+                          (settings: .dev/config.toml, for `csms --config` too)
     python3 dev.py test   set up, then run the linter and the whole test suite, on SQLite
                           and then on PostgreSQL (CSMS_TEST_BACKEND=sqlite or postgresql:
                           that one only); arguments go to pytest

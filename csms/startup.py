@@ -87,9 +87,10 @@ def listeners(config: Config) -> dict[str, Listener]:
 
 
 def check_before_start(config: Config) -> None:
-    """The TLS files load and every address can be bound, else ConfigError or StartupError
-    naming the setting; nothing is created here."""
+    """The TLS files load, the database's folder exists and every address can be bound,
+    else ConfigError or StartupError naming the setting; nothing is created here."""
     tls_context(config.server)
+    check_database_folder(config.database)
     checked: list[Listener] = []
     for listener in listeners(config).values():
         for earlier in checked:

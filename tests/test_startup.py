@@ -4,6 +4,7 @@ and nothing created. Each case runs the real command in a subprocess."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -185,3 +186,26 @@ async def test_a_port_taken_after_the_check_lets_go_of_what_had_opened(
             await system.db.fetchone("SELECT 1")
     async with CentralSystem(config) as again:  # the same ports, files and database
         assert again.http.port == config.server.http_port
+
+
+def readme_examples() -> list[tuple[dict[str, str], str]]:
+    """The README's `$ [VARIABLE=value ...] csms serve` examples under Configuration, each
+    with the line it says csms answers."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    found = re.findall(r"^\$ ((?:CSMS_\w+=\S+ )*)csms serve\n(csms: .*)$", section, re.MULTILINE)
+    return [(dict(v.split("=", 1) for v in env.split()), said) for env, said in found]
+
+
+def test_the_readme_examples_are_what_csms_says(tmp_path: Path, listening: int) -> None:
+    examples = readme_examples()
+    assert len(examples) == 4
+    for env, said in examples:
+        # The busy port of its example is one taken here; the other ports are free ones.
+        said = said.replace("8080", str(listening))
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        defaults = {"CSMS_SERVER_HTTP_HOST": "0.0.0.0", "CSMS_SERVER_HTTP_PORT": str(listening)}
+        result = serve(folder, **defaults, **env)
+        assert result.stderr == said + "\n"
+        assert result.returncode == (CONFIG_ERROR if "config error" in said else CANNOT_START)
