@@ -149,8 +149,9 @@ class CentralSystem:
 
     async def start(self) -> None:
         """Everything, or (ConfigError, StartupError) nothing left open or listening."""
-        tariff = default_tariff(self.config)  # a bad [tariff] stops start-up before anything
-        startup.check_before_start(self.config)  # busy ports, TLS files: before anything is created
+        tariff = default_tariff(self.config)  # a bad [tariff], before anything opens
+        # TLS files, the database's folder, busy ports: found before anything is created.
+        startup.check_before_start(self.config)
         warm_up()
         async with AsyncExitStack() as self._opened:  # closed again if start-up fails
             await self._start(tariff)

@@ -146,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         "--base-url",
         metavar="URL",
         help="the server's public address, e.g. https://charge.example.com"
-        " (default: [payments] public_base_url)",
+        " (default: payments.public_base_url)",
     )
     qr.set_defaults(run=_qr)
 
@@ -355,7 +355,7 @@ async def _qr(config: Config, args: argparse.Namespace) -> int:
         return 2
     base_url = args.base_url or config.payments.public_base_url
     if not base_url:
-        print("csms: --base-url is needed ([payments] public_base_url is empty)", file=sys.stderr)
+        print("csms: --base-url is needed (payments.public_base_url is empty)", file=sys.stderr)
         return 2
     try:
         base_url = check_base_url(base_url)

@@ -154,7 +154,8 @@ def database_errors(target: str) -> tuple[type[BaseException], ...]:
 
 def database_error(settings: DatabaseSettings, error: BaseException) -> StartupError:
     # psycopg's message goes on with hints on further lines; its first says what failed.
-    cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    lines = str(error).strip().splitlines()
+    cause = lines[0] if lines else type(error).__name__
     if settings.url:
         return StartupError(f"database.url: cannot connect to {settings.shown}: {cause}")
     return StartupError(f"database.path: cannot open {settings.path}: {cause}")
