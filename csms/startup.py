@@ -91,16 +91,16 @@ def check_before_start(config: Config) -> None:
     else ConfigError or StartupError naming the setting; nothing is created here."""
     tls_context(config.server)
     check_database_folder(config.database)
-    checked: list[Listener] = []
-    for listener in listeners(config).values():
-        for earlier in checked:
+    found = list(listeners(config).values())
+    for index, listener in enumerate(found):
+        for earlier in found[:index]:
             if _overlap(earlier, listener):
                 raise StartupError(
                     f"{listener.port_setting}: port {listener.port} is {earlier.port_setting}"
                     " too; give each its own port"
                 )
+    for listener in found:
         _try_binding(listener)  # port 0 too: the host must be an address of this machine
-        checked.append(listener)
 
 
 def _overlap(a: Listener, b: Listener) -> bool:
