@@ -3,6 +3,7 @@
 
     python3 dev.py run    set up, then run the central system, the Stripe sandbox and a
                           simulated charger, pay for one charging session, and keep running
+                          (settings: .dev/config.toml, for `csms --config` too)
     python3 dev.py test   set up, then run the linter and the whole test suite, on SQLite
                           and then on PostgreSQL (CSMS_TEST_BACKEND=sqlite or postgresql:
                           that one only); arguments go to pytest
@@ -17,6 +18,7 @@ only when pyproject.toml changes).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -111,21 +113,27 @@ def test(args: list[str]) -> int:
     return 0
 
 
+def dev_config(folder: Path) -> Path:
+    """`folder`/config.toml with the settings of `run`, written again on each run: `csms
+    --config .dev/config.toml ...` then works on the run's database."""
+    folder.mkdir(exist_ok=True)
+    path = folder / "config.toml"
+    path.write_text(
+        "# Written by `python3 dev.py run` each time it starts; the other settings are the\n"
+        "# defaults (../config.toml documents them). CSMS_* variables override these.\n"
+        f"[database]\npath = {json.dumps(str(folder / 'csms.db'))}\n\n"
+        '[ocpp]\nunknown_chargers = "accept"\n\n'
+        '[log]\nformat = "console"\nlevel = "warning"\n'
+    )
+    return path
+
+
 def run() -> int:
-    """`csms demo --stay`, with its database in .dev/ and readable logs."""
-    state = ROOT / ".dev"
-    state.mkdir(exist_ok=True)
-    env = {
-        **os.environ,
-        "CSMS_DATABASE_PATH": str(state / "csms.db"),
-        "CSMS_LOG_FORMAT": "console",
-        "CSMS_LOG_LEVEL": os.environ.get("CSMS_LOG_LEVEL", "warning"),
-        "CSMS_OCPP_UNKNOWN_CHARGERS": "accept",
-    }
+    """`csms demo --stay` with .dev/config.toml: its database in .dev/, readable logs."""
+    config = dev_config(ROOT / ".dev")
+    command = [str(PYTHON), "-m", "csms", "--config", str(config), "demo", "--stay"]
     try:
-        return subprocess.run(
-            [str(PYTHON), "-m", "csms", "demo", "--stay"], env=env, cwd=ROOT
-        ).returncode
+        return subprocess.run(command, cwd=ROOT).returncode
     except KeyboardInterrupt:
         return 0
 

@@ -11,6 +11,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -18,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from csms import startup
 from csms.alerting import alert_job
 from csms.api.docs import register_docs
 from csms.api.management import build_api
@@ -87,11 +89,16 @@ def migrations(dialect: str = "sqlite") -> list[Migration]:
 
 
 async def open_database(config: Config) -> Database:
-    target = config.database.target
+    """The configured database, migrated; StartupError naming database.path or database.url
+    when it cannot be opened or reached."""
+    settings = config.database
+    target = settings.target
     dialect = "postgresql" if is_postgres(target) else "sqlite"
-    return await open_database_at(
-        target, migrations(dialect), synchronous=config.database.synchronous
-    )
+    startup.check_database_folder(settings)
+    try:
+        return await open_database_at(target, migrations(dialect), synchronous=settings.synchronous)
+    except startup.database_errors(target) as error:
+        raise startup.database_error(settings, error) from None
 
 
 def default_tariff(config: Config) -> Tariff:
@@ -143,9 +150,18 @@ class CentralSystem:
         self.sandbox: StripeSandbox | None = None
 
     async def start(self) -> None:
-        config = self.config
-        tariff = default_tariff(config)  # a bad [tariff] stops start-up before anything opens
+        """Everything, or (ConfigError, StartupError) nothing left open or listening."""
+        tariff = default_tariff(self.config)  # a bad [tariff], before anything opens
+        # TLS files, the database's folder, busy ports: found before anything is created.
+        startup.check_before_start(self.config)
         warm_up()
+        async with AsyncExitStack() as self._opened:  # closed again if start-up fails
+            await self._start(tariff)
+            self._opened.pop_all()
+
+    async def _start(self, tariff: Tariff) -> None:
+        config = self.config
+        opened = self._opened
         await self._open_storage()
         self._join_cluster()
         self.metrics = Metrics(self.db, self.sessions.ids, clock=self._clock)
@@ -153,14 +169,19 @@ class CentralSystem:
         control = RemoteControl(self.commands, self.view, self.chargers, self.transactions)
         await self._build_payments(control)
         await self.bus.start()
+        opened.push_async_callback(self.bus.stop)
         await self.view.start()
+        opened.push_async_callback(self.view.stop)
         self._build_ocpp()
         self.api_keys = ApiKeys(self.db, config.api.keys.split(","))
         await self._first_api_key()
         self._build_http(control, tariff, webhook_secrets)
 
-        await self.ocpp.start()
-        await self.http.start()
+        listeners = startup.listeners(config)
+        await listeners["ocpp"].listen(self.ocpp.start)
+        opened.push_async_callback(self.ocpp.close)
+        await listeners["http"].listen(self.http.start)
+        opened.push_async_callback(self.http.close)
         if not config.payments.public_base_url:
             self.executor.public_base_url = f"http://127.0.0.1:{self.http.port}"
         if self.sandbox is not None:
@@ -180,6 +201,7 @@ class CentralSystem:
         """The database, this node's lease in it, and the stores."""
         config = self.config
         self.db = await open_database(config)
+        self._opened.push_async_callback(self.db.close)
         self.node = Node(
             self.db,
             config.cluster.node_id or default_node_id(self.db.backend),
@@ -187,6 +209,7 @@ class CentralSystem:
             clock=self._clock,
         )
         await self.node.join()
+        self._opened.push_async_callback(self.node.leave)
         self.chargers = ChargerStore(self.db)
         self.id_tags = IdTagStore(self.db)
         self.security = SecurityStore(self.db)
@@ -385,12 +408,17 @@ class CentralSystem:
                 observer=self.metrics,
                 **options,
             )
+            self._opened.push_async_callback(gateway.close)
             return gateway, secrets
         # The sandbox keeps its account beside the database, so a restart loses no payment.
         database = self.config.database.path
         state = f"{database}.stripe-sandbox.db" if database not in ("", ":memory:") else None
         self.sandbox = StripeSandbox(webhook_secret=SANDBOX_WEBHOOK_SECRET, state_path=state)
-        await self.sandbox.start(host=stripe.sandbox_host, port=stripe.sandbox_port)
+        sandbox = self.sandbox
+        await startup.listeners(self.config)["sandbox"].listen(
+            lambda: sandbox.start(host=stripe.sandbox_host, port=stripe.sandbox_port)
+        )
+        self._opened.push_async_callback(sandbox.stop)
         log.warning(
             "csms.stripe_sandbox",
             message="no stripe.api_key: payments go to the bundled Stripe sandbox, not to Stripe",
@@ -399,6 +427,7 @@ class CentralSystem:
         gateway = StripeGateway(
             SANDBOX_API_KEY, api_base=self.sandbox.base_url, observer=self.metrics, **options
         )
+        self._opened.push_async_callback(gateway.close)
         return gateway, [SANDBOX_WEBHOOK_SECRET, *secrets]
 
     def _checkout_expiry(self, r: Reservation) -> datetime:
@@ -448,9 +477,10 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    log.info("csms.open_files_limit", limit=raise_open_files_limit())
+    limit = raise_open_files_limit()
     system = CentralSystem(config)
-    await system.start()
+    await system.start()  # a failure is its one line on stderr (csms.cli), nothing before it
+    log.info("csms.open_files_limit", limit=limit)
     collections = None
     if config.server.gc_freeze_interval:
         # Process-wide, so here rather than in CentralSystem (tests run many in one process).

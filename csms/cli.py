@@ -30,6 +30,7 @@ from csms.qr import (
     qr_png,
     qr_svg,
 )
+from csms.startup import StartupError
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionFilter, TransactionStore
@@ -146,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         "--base-url",
         metavar="URL",
         help="the server's public address, e.g. https://charge.example.com"
-        " (default: [payments] public_base_url)",
+        " (default: payments.public_base_url)",
     )
     qr.set_defaults(run=_qr)
 
@@ -356,7 +357,7 @@ async def _qr(config: Config, args: argparse.Namespace) -> int:
         return 2
     base_url = args.base_url or config.payments.public_base_url
     if not base_url:
-        print("csms: --base-url is needed ([payments] public_base_url is empty)", file=sys.stderr)
+        print("csms: --base-url is needed (payments.public_base_url is empty)", file=sys.stderr)
         return 2
     try:
         base_url = check_base_url(base_url)
@@ -445,6 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:  # found at start-up: a certificate that does not load
         print(f"csms: config error: {error}", file=sys.stderr)
         return 2
+    except StartupError as error:  # valid settings, but what one points at is unusable
+        print(f"csms: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

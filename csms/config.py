@@ -7,6 +7,7 @@ error names the key it is about.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -19,6 +20,14 @@ from typing import Any
 from httpapi.forwarded import TrustedProxies
 
 ENV_PREFIX = "CSMS_"
+# The CSMS_ variables that are not settings, and what reads them. Any other CSMS_ name that
+# is not a setting stops start-up: a misspelt setting would otherwise be ignored silently.
+OTHER_VARIABLES = {
+    "CSMS_API_KEY": "the API key that csms refund, review and command send to the server",
+    "CSMS_TEST_BACKEND": "the test suite's database: sqlite or postgresql",
+    "CSMS_SCREENSHOTS": "where the browser tests save their screenshots",
+}
+MAX_PORT = 65535
 
 # Stripe keys: secret (sk_) or restricted (rk_), for test mode or live mode.
 TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
@@ -50,10 +59,10 @@ def _setting(
 @dataclass(frozen=True)
 class ServerSettings:
     ocpp_host: str = _setting("0.0.0.0")
-    ocpp_port: int = _setting(9000, min=0)
+    ocpp_port: int = _setting(9000, min=0, max=MAX_PORT)
     ocpp_path: str = _setting("/ocpp", pattern=r"/[A-Za-z0-9._~/-]*")
     http_host: str = _setting("0.0.0.0")
-    http_port: int = _setting(8080, min=0)
+    http_port: int = _setting(8080, min=0, max=MAX_PORT)
     shutdown_timeout: float = _setting(10.0, min=0)
     gc_freeze_interval: float = _setting(1.0, min=0)
     gc_full_collection_interval: float = _setting(900.0, min=1)
@@ -142,7 +151,7 @@ class StripeSettings:
     webhook_secrets: str = _setting("")
     api_base: str = _setting("")
     sandbox_host: str = _setting("127.0.0.1")
-    sandbox_port: int = _setting(12111, min=0)
+    sandbox_port: int = _setting(12111, min=0, max=MAX_PORT)
     checkout_expiry_minutes: int = _setting(
         30, min=CHECKOUT_EXPIRY_MINUTES[0], max=CHECKOUT_EXPIRY_MINUTES[1]
     )
@@ -283,6 +292,7 @@ _SECTIONS: dict[str, type] = {f.name: f.default_factory for f in fields(Config)}
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read `path` (or ./config.toml when it exists), apply the environment, validate."""
     env = os.environ if env is None else env
+    _refuse_unknown_variables(env)
     raw: dict[str, Any] = {}
     if path is not None or Path("config.toml").exists():
         file = Path(path or "config.toml")
@@ -301,7 +311,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 def _build(raw: dict[str, Any], env: Mapping[str, str]) -> Config:
     for section in raw:
         if section not in _SECTIONS:
-            raise ConfigError(f"unknown section [{section}]; known: {', '.join(_SECTIONS)}")
+            hint = _did_you_mean(section, _SECTIONS, "[{}]") or f"; known: {', '.join(_SECTIONS)}"
+            raise ConfigError(f"unknown section [{section}]{hint}")
     built = {}
     for section, cls in _SECTIONS.items():
         values = raw.get(section, {})
@@ -310,7 +321,8 @@ def _build(raw: dict[str, Any], env: Mapping[str, str]) -> Config:
         known = {f.name for f in fields(cls)}
         for key in values:
             if key not in known:
-                raise ConfigError(f"unknown key {section}.{key}")
+                hint = _did_you_mean(key, known, f"{section}.{{}}")
+                raise ConfigError(f"unknown key {section}.{key}{hint}")
         settings = {}
         for f in fields(cls):
             name = f"{section}.{f.name}"
@@ -326,6 +338,35 @@ def _build(raw: dict[str, Any], env: Mapping[str, str]) -> Config:
             settings[f.name] = value
         built[section] = cls(**settings)
     return Config(**built)
+
+
+def setting_variables() -> dict[str, str]:
+    """Each setting's environment variable and the key it sets: CSMS_OCPP_HEARTBEAT_INTERVAL
+    sets ocpp.heartbeat_interval."""
+    return {
+        f"{ENV_PREFIX}{section}_{f.name}".upper(): f"{section}.{f.name}"
+        for section, cls in _SECTIONS.items()
+        for f in fields(cls)
+    }
+
+
+def _refuse_unknown_variables(env: Mapping[str, str]) -> None:
+    known = {*setting_variables(), *OTHER_VARIABLES}
+    unknown = sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known)
+    if not unknown:
+        return
+    # Compared without the prefix, which every name shares.
+    name, rest = unknown[0], [known_name.removeprefix(ENV_PREFIX) for known_name in known]
+    hint = _did_you_mean(name.removeprefix(ENV_PREFIX), rest, ENV_PREFIX + "{}") or (
+        f"; settings are named {ENV_PREFIX}<SECTION>_<KEY> after the keys of config.toml"
+    )
+    raise ConfigError(f"{name}: unknown setting{hint}")
+
+
+def _did_you_mean(name: str, known: Any, shown: str) -> str:
+    """ "; did you mean X?" with the known name closest to `name`; "" when none is close."""
+    closest = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {shown.format(closest[0])}?" if closest else ""
 
 
 def _typed(name: str, value: Any, type_name: str) -> Any:
@@ -374,7 +415,8 @@ def with_overrides(config: Config, **sections: dict[str, Any]) -> Config:
         typed = {}
         for key, value in values.items():
             if key not in known:
-                raise ConfigError(f"unknown key {section}.{key}")
+                hint = _did_you_mean(key, known, f"{section}.{{}}")
+                raise ConfigError(f"unknown key {section}.{key}{hint}")
             typed[key] = _typed(f"{section}.{key}", value, known[key].type)
             _check(f"{section}.{key}", typed[key], known[key].metadata)
         changed[section] = replace(current, **typed)

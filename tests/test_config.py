@@ -1,10 +1,18 @@
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from csms.cli import main
-from csms.config import Config, ConfigError, load_config, with_overrides
+from csms.config import (
+    OTHER_VARIABLES,
+    Config,
+    ConfigError,
+    load_config,
+    setting_variables,
+    with_overrides,
+)
 
 
 def test_shipped_file_documents_the_defaults() -> None:
@@ -216,3 +224,67 @@ def test_start_up_stops_with_one_line_naming_the_setting(
     err = capsys.readouterr().err
     assert err.startswith("csms: config error: payments.public_base_url: must be an https://")
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+# -- CSMS_ variables that are no setting
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("CSMS_SERVER_HTTP_PROT", "unknown setting; did you mean CSMS_SERVER_HTTP_PORT?"),
+        ("CSMS_HTTP_PORT", "unknown setting; did you mean CSMS_SERVER_HTTP_PORT?"),
+        ("CSMS_TEST_BACKENDS", "unknown setting; did you mean CSMS_TEST_BACKEND?"),
+        ("CSMS_XYZZY", "unknown setting; settings are named CSMS_<SECTION>_<KEY> after the keys"),
+    ],
+)
+def test_an_unknown_variable_stops_start_up_naming_the_closest(name: str, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_config(env={"CSMS_LOG_LEVEL": "info", name: "1", "OTHER_THING": "1"})
+    assert str(refused.value).startswith(f"{name}: {message}")
+
+
+def test_the_variables_that_are_no_settings_are_known() -> None:
+    env = {name: "x" for name in OTHER_VARIABLES}
+    assert load_config(env=env) == load_config(env={})
+
+
+def test_every_csms_variable_the_repository_names_is_known() -> None:
+    # Anything that sets or reads a CSMS_ variable today (tests, bench, dev.py, deploy/,
+    # the docs) must keep working: each name is a setting or one of OTHER_VARIABLES.
+    root = Path(__file__).resolve().parent.parent
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    named: set[str] = set()
+    for name in files:
+        path = root / name
+        if path.suffix in (".py", ".md", ".toml", ".yaml", ".service", "") and path.is_file():
+            text = path.read_text(errors="ignore")
+            named |= set(re.findall(r"\bCSMS_[A-Z0-9_]*[A-Z0-9]\b", text))
+    constants = {"CSMS_ACTIONS", "CSMS_SETTINGS"}  # Python names, not variables
+    # Misspelt on purpose: the README's example and the tests of the refusal.
+    misspelt = {"CSMS_SERVER_HTTP_PROT", "CSMS_HTTP_PORT", "CSMS_TEST_BACKENDS", "CSMS_XYZZY"}
+    known = {*setting_variables(), *OTHER_VARIABLES}
+    assert {"CSMS_TEST_BACKEND", "CSMS_DATABASE_URL", "CSMS_SERVER_HTTP_PROT"} <= named
+    assert named - constants - misspelt - known == set()
+
+
+def test_ports_stop_at_65535() -> None:
+    assert load_config(env={"CSMS_SERVER_OCPP_PORT": "65535"}).server.ocpp_port == 65535
+    for name in ("CSMS_SERVER_OCPP_PORT", "CSMS_SERVER_HTTP_PORT", "CSMS_STRIPE_SANDBOX_PORT"):
+        with pytest.raises(ConfigError, match="must be at most 65535; got 65536"):
+            load_config(env={name: "65536"})
+
+
+def test_an_unknown_key_in_the_file_names_the_closest(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text("[sever]\nhttp_port = 1\n")
+    with pytest.raises(ConfigError, match=re.escape("unknown section [sever]; did you mean")):
+        load_config(file, env={})
+    file.write_text("[ocpp]\nheartbeet_interval = 10\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(file, env={})
+    assert str(refused.value) == (
+        "unknown key ocpp.heartbeet_interval; did you mean ocpp.heartbeat_interval?"
+    )
