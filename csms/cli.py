@@ -18,7 +18,7 @@ from csms.config import Config, ConfigError, load_config
 from csms.demo import demo_config, print_summary, run_demo
 from csms.logs import configure_logging
 from csms.ocpp16.auth import PASSWORD_RULE, PROFILE_BASIC, hash_password, valid_password
-from csms.ocpp16.handshake import charge_point_id_from_path
+from csms.ocpp16.handshake import CHARGE_POINT_ID_RULE, charge_point_id_from_path
 from csms.qr import (
     BaseUrlError,
     UnknownChargerError,
@@ -194,8 +194,7 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
     # The same rule the WebSocket endpoint applies, so a registered id can always connect.
     if charge_point_id_from_path(f"/x/{args.charge_point_id}", "/x") != args.charge_point_id:
         print(
-            f"csms: invalid charge point id {args.charge_point_id!r}: 1 to 48 characters"
-            " of A-Z a-z 0-9 * - _ = + | @ .",
+            f"csms: invalid charge point id {args.charge_point_id!r}: {CHARGE_POINT_ID_RULE}",
             file=sys.stderr,
         )
         return 2

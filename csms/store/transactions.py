@@ -16,6 +16,12 @@ from storage.clock import now_text
 from storage.db import Connection, Database, Row
 from storage.sql import row_limit
 
+# OCPP's transactionId is a 32-bit integer (and so is the column on PostgreSQL): a larger
+# one a charger names is none of ours, and is never bound to a query.
+MAX_TRANSACTION_ID = 2**31 - 1
+# The id tag statuses of a start the central system accepted; any other was refused.
+ACCEPTED = "Accepted"
+
 
 @dataclass(frozen=True)
 class StartRequest:
@@ -25,6 +31,15 @@ class StartRequest:
     meter_start_wh: int
     started_at: str
     reservation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Linked:
+    """The transaction that meter values were linked to; `refused`: its start was refused
+    and it has not stopped, so the charger keeps running what it was told not to."""
+
+    transaction_id: int
+    refused: bool
 
 
 @dataclass(frozen=True)
@@ -61,9 +76,11 @@ class TransactionStore:
     ) -> Started:
         """Open a transaction (or find the one this very StartTransaction opened before).
 
-        With `reject_concurrent`, an Accepted tag that already has an open transaction on
-        another connector is answered ConcurrentTx; the transaction is still recorded, as
-        the charger may have started charging before asking.
+        With `reject_concurrent`, an Accepted tag that already has a running transaction
+        is answered ConcurrentTx; the transaction is still recorded, as the charger may have
+        started charging before asking. Running means accepted, not stopped and not lapsed
+        (`lapse_on_boot`, `lapse_on_available`): a start that was refused, or one that can
+        no longer be running, never locks the tag out.
         """
         key = (request.charger_id, request.connector_id, request.id_tag, request.started_at)
 
@@ -76,10 +93,11 @@ class TransactionStore:
             if existing:
                 return Started(existing["id"], existing["id_tag_status"], duplicate=True)
             status = id_tag_status
-            if status == "Accepted" and reject_concurrent:
+            if status == ACCEPTED and reject_concurrent:
                 other = conn.execute(
-                    "SELECT id FROM transactions WHERE id_tag = ? AND stopped_at IS NULL",
-                    (request.id_tag,),
+                    "SELECT id FROM transactions WHERE id_tag = ? AND stopped_at IS NULL"
+                    " AND lapsed_at IS NULL AND id_tag_status = ?",
+                    (request.id_tag, ACCEPTED),
                 ).fetchone()
                 if other:
                     status = "ConcurrentTx"
@@ -111,21 +129,22 @@ class TransactionStore:
         transaction_id: int | None,
         samples: Sequence[Sample],
         reading: Reading,
-    ) -> int | None:
-        """Store samples; returns the transaction id they were linked to (None: not linked).
+    ) -> Linked | None:
+        """Store samples; returns the transaction they were linked to (None: not linked).
 
         A transaction id the charger names but that is not its own is not trusted: the
         samples are kept, unlinked. They are telemetry (`durable=False`, see storage.db):
         what is billed comes from StartTransaction and StopTransaction, which are durable.
         """
 
-        def record(conn: Connection) -> int | None:
-            linked = transaction_id
-            if linked is not None and not _owns(conn, charger_id, linked):
-                linked = None
-            _insert_samples(conn, charger_id, connector_id, linked, samples)
-            if linked is not None:
-                _update_reading(conn, linked, reading)
+        def record(conn: Connection) -> Linked | None:
+            linked = None
+            if transaction_id is not None:
+                linked = _linked(conn, charger_id, transaction_id)
+            owner = linked.transaction_id if linked else None
+            _insert_samples(conn, charger_id, connector_id, owner, samples)
+            if owner is not None:
+                _update_reading(conn, owner, reading)
             return linked
 
         return await self._db.write(record, durable=False)
@@ -141,6 +160,8 @@ class TransactionStore:
         id_tag: str | None,
         samples: Sequence[Sample],
     ) -> StopOutcome:
+        if not 0 < transaction_id <= MAX_TRANSACTION_ID:
+            return StopOutcome.UNKNOWN  # none of ours: nothing to look up
 
         def stop(conn: Connection) -> StopOutcome:
             row = conn.execute(
@@ -169,6 +190,26 @@ class TransactionStore:
             return StopOutcome.STOPPED
 
         return await self._db.write(stop)
+
+    async def lapse_on_boot(self, charger_id: str) -> int:
+        """The charger booted: none of its open transactions can still be running.
+
+        Returns how many lapsed (`start` no longer counts them for their tags)."""
+        return await self._db.execute(
+            "UPDATE transactions SET lapsed_at = ?, updated_at = ? WHERE charger_id = ?"
+            " AND stopped_at IS NULL AND lapsed_at IS NULL",
+            (now_text(), now_text(), charger_id),
+        )
+
+    async def lapse_on_available(self, charger_id: str, connector_id: int, at: str) -> int:
+        """The connector reported Available at `at` (the charger's time, database form): the
+        transactions on it that started no later can no longer be running."""
+        return await self._db.execute(
+            "UPDATE transactions SET lapsed_at = ?, updated_at = ? WHERE charger_id = ?"
+            " AND connector_id = ? AND stopped_at IS NULL AND lapsed_at IS NULL"
+            " AND started_at <= ?",
+            (now_text(), now_text(), charger_id, connector_id, at),
+        )
 
     async def get(self, transaction_id: int) -> Row | None:
         return await self._db.fetchone("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
@@ -212,11 +253,18 @@ class TransactionStore:
         )
 
 
-def _owns(conn: Connection, charger_id: str, transaction_id: int) -> bool:
+def _linked(conn: Connection, charger_id: str, transaction_id: int) -> Linked | None:
+    """The charger's own transaction of that id, or None."""
+    if not 0 < transaction_id <= MAX_TRANSACTION_ID:
+        return None
     row = conn.execute(
-        "SELECT 1 FROM transactions WHERE id = ? AND charger_id = ?", (transaction_id, charger_id)
+        "SELECT id_tag_status, stopped_at FROM transactions WHERE id = ? AND charger_id = ?",
+        (transaction_id, charger_id),
     ).fetchone()
-    return row is not None
+    if row is None:
+        return None
+    refused = row["id_tag_status"] != ACCEPTED and row["stopped_at"] is None
+    return Linked(transaction_id, refused)
 
 
 def _insert_samples(
