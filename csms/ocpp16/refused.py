@@ -68,6 +68,11 @@ class RefusedTransactions:
         status = result.payload.get("status") if isinstance(result, Answered) else None
         bound.info("ocpp.refused_transaction_stop", result=type(result).__name__, status=status)
 
+    async def drain(self) -> None:
+        """Wait until the commands under way have ended."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def close(self) -> None:
         """Cancel the commands under way (at shutdown)."""
         tasks = list(self._tasks)
