@@ -28,7 +28,7 @@ def test_chargers(capsys: pytest.CaptureFixture[str]) -> None:
         "CP-1: registered\n",
     )
     assert run(capsys, "chargers", "add", "CP-1")[1] == "CP-1: already registered\n"
-    code, _, err = run(capsys, "chargers", "add", "bad id")
+    code, _, err = run(capsys, "chargers", "add", "bad  id")
     assert code == 2 and "invalid charge point id" in err
     code, out, _ = run(capsys, "chargers", "list")
     assert code == 0 and out.startswith("CP-1\tAccepted\toffline")

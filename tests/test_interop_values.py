@@ -87,12 +87,15 @@ async def test_connector_zero_is_the_charger_itself(
 
 
 async def test_the_highest_connector_is_a_setting(make_config: MakeConfig) -> None:
-    async with CentralSystem(make_config(ocpp={"max_connector_id": 4})) as system:
-        async with RawCharger.connect(ocpp_url(system), "CP-1") as charger:
-            await charger.call("StatusNotification", _status(4))
-            await _refused(charger, "StatusNotification", _status(5))
-            await _refused(charger, "StartTransaction", _start(connectorId=5))
-            connectors = await system.chargers.connectors("CP-1")
+    config = make_config(ocpp={"max_connector_id": 4})
+    async with (
+        CentralSystem(config) as system,
+        RawCharger.connect(ocpp_url(system), "CP-1") as charger,
+    ):
+        await charger.call("StatusNotification", _status(4))
+        await _refused(charger, "StatusNotification", _status(5))
+        await _refused(charger, "StartTransaction", _start(connectorId=5))
+        connectors = await system.chargers.connectors("CP-1")
     assert [c.connector_id for c in connectors] == [4]
 
 
