@@ -4,6 +4,7 @@ refused start that the charger keeps running is stopped remotely."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -161,6 +162,22 @@ async def test_a_refused_transaction_kept_running_is_stopped_remotely(
     await b.send([3, call[1], {"status": "Accepted"}])
     await csms.refused.drain()
     await b.call("StopTransaction", _stop(refused, "2026-03-01T10:03:00Z"))
+
+
+async def test_a_refused_transaction_that_ran_is_logged_when_it_stops(
+    csms: CentralSystem, pair: tuple[RawCharger, RawCharger], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    a, b = pair
+    first = (await a.call("StartTransaction", _start("2026-03-01T10:00:00Z")))["transactionId"]
+    refused = (await b.call("StartTransaction", _start("2026-03-01T10:01:00Z")))["transactionId"]
+    await a.call("StopTransaction", _stop(first, "2026-03-01T10:30:00Z"))  # accepted: no warning
+    await b.call("StopTransaction", _stop(refused, "2026-03-01T10:31:00Z"))  # 100 -> 900 Wh
+    events = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    ran = [e for e in events if e.get("event") == "ocpp.refused_transaction_ran"]
+    assert [(e["charge_point_id"], e["transaction_id"]) for e in ran] == [("CP-B", refused)]
+    row = await csms.transactions.get(refused)
+    assert row is not None and row["meter_stop_wh"] == 900  # stored as any other
 
 
 class _Commands:

@@ -190,6 +190,10 @@ class ChargerMessages:
             # Answered all the same: a charger whose StopTransaction is refused resends it forever.
             log.warning("ocpp.stop_unknown_transaction", transaction_id=transaction_id)
         else:
+            if outcome is StopOutcome.REFUSED_RAN:
+                # Over already, so nothing to stop: the operator should know the charger
+                # delivered energy on a start it was told not to make.
+                log.warning("ocpp.refused_transaction_ran", transaction_id=transaction_id)
             if self._events:
                 await self._events.transaction_stopped(
                     charger_id,

@@ -51,6 +51,9 @@ class Started:
 
 class StopOutcome(Enum):
     STOPPED = "stopped"
+    # Stopped now, although its start was refused: the charger ran it all the same, and
+    # the meter moved meanwhile.
+    REFUSED_RAN = "refused_ran"
     ALREADY_STOPPED = "already_stopped"
     UNKNOWN = "unknown"
 
@@ -165,7 +168,8 @@ class TransactionStore:
 
         def stop(conn: Connection) -> StopOutcome:
             row = conn.execute(
-                "SELECT connector_id, stopped_at FROM transactions WHERE id = ? AND charger_id = ?",
+                "SELECT connector_id, stopped_at, id_tag_status, meter_start_wh FROM transactions"
+                " WHERE id = ? AND charger_id = ?",
                 (transaction_id, charger_id),
             ).fetchone()
             if row is None:
@@ -187,7 +191,8 @@ class TransactionStore:
                     transaction_id,
                 ),
             )
-            return StopOutcome.STOPPED
+            ran = row["id_tag_status"] != ACCEPTED and meter_stop_wh > row["meter_start_wh"]
+            return StopOutcome.REFUSED_RAN if ran else StopOutcome.STOPPED
 
         return await self._db.write(stop)
 
