@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from csms.app import CentralSystem
-from csms.ocpp16.frames import ErrorCode
+from csms.ocpp16.frames import Call, CallResult, ErrorCode, FrameError, decode
 from csms.ocpp16.values import PayloadRules
 from tests.conftest import API_HEADERS, MakeConfig, ocpp_url
 from tests.ocpp_client import RawCharger
@@ -67,6 +67,14 @@ async def test_a_null_payload_is_the_empty_payload(
     await charger.send([2, "x", "Heartbeat", None])
     reply = await charger.receive()
     assert reply[:2] == [3, "x"] and "currentTime" in reply[2]
+
+
+def test_null_decodes_as_the_empty_payload_and_nothing_else_does() -> None:
+    assert decode('[2,"a","Heartbeat",null]') == Call("a", "Heartbeat", {})
+    assert decode('[3,"a",null]') == CallResult("a", {})
+    for raw in ('[2,"a","Heartbeat",[]]', '[2,"a","Heartbeat",0]', '[3,"a",false]'):
+        with pytest.raises(FrameError):
+            decode(raw)
 
 
 @pytest.mark.parametrize("connector", [-1, BIG, 2**40, 101])
