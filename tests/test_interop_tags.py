@@ -145,23 +145,32 @@ async def test_meter_values_are_linked_with_whether_their_start_was_refused(
 
 
 async def test_a_refused_transaction_kept_running_is_stopped_remotely(
-    csms: CentralSystem, pair: tuple[RawCharger, RawCharger]
+    make_config: MakeConfig,
 ) -> None:
-    a, b = pair
-    await a.call("StartTransaction", _start("2026-03-01T10:00:00Z"))
-    refused = (await b.call("StartTransaction", _start("2026-03-01T10:01:00Z")))["transactionId"]
-    await b.send([2, "mv", "MeterValues", _meter(refused, "2026-03-01T10:02:00Z")])
-    # The answer and the central system's CALL, in whichever order they come (bounded, so
-    # that a CALL that never comes fails the test instead of hanging it).
-    async with asyncio.timeout(10):
-        frames = [await b.receive(), await b.receive()]
-    answer = next(f for f in frames if f[0] == 3)
-    call = next(f for f in frames if f[0] == 2)
-    assert answer == [3, "mv", {}]
-    assert call[2:] == ["RemoteStopTransaction", {"transactionId": refused}]
-    await b.send([3, call[1], {"status": "Accepted"}])
-    await csms.refused.drain()
-    await b.call("StopTransaction", _stop(refused, "2026-03-01T10:03:00Z"))
+    # A handler that waited for the charger's answer would answer the MeterValues only
+    # after this timeout, well beyond the bound on reading the two frames below.
+    async with (
+        CentralSystem(make_config(ocpp={"call_timeout": 60.0})) as system,
+        RawCharger.connect(ocpp_url(system), "CP-A") as a,
+        RawCharger.connect(ocpp_url(system), "CP-B") as b,
+    ):
+        await system.id_tags.put(TAG)
+        await a.call("StartTransaction", _start("2026-03-01T10:00:00Z"))
+        started = await b.call("StartTransaction", _start("2026-03-01T10:01:00Z"))
+        refused = started["transactionId"]
+        await b.send([2, "mv", "MeterValues", _meter(refused, "2026-03-01T10:02:00Z")])
+        # The answer and the central system's CALL, in whichever order they come, before
+        # the charger answers the CALL (bounded, so that a CALL that never comes, or an
+        # answer that waits for the charger, fails the test instead of hanging it).
+        async with asyncio.timeout(10):
+            frames = [await b.receive(), await b.receive()]
+        answer = next(f for f in frames if f[0] == 3)
+        call = next(f for f in frames if f[0] == 2)
+        assert answer == [3, "mv", {}]
+        assert call[2:] == ["RemoteStopTransaction", {"transactionId": refused}]
+        await b.send([3, call[1], {"status": "Accepted"}])
+        await system.refused.drain()
+        await b.call("StopTransaction", _stop(refused, "2026-03-01T10:03:00Z"))
 
 
 async def test_a_refused_transaction_that_ran_is_logged_when_it_stops(
