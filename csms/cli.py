@@ -208,9 +208,12 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
     db = await open_database(config)
     try:
         store = ChargerStore(db)
+        # Ids are CiStrings: one that differs only in case names the charger registered.
+        existing = await store.get_ignoring_case(args.charge_point_id)
+        charger_id = existing["id"] if existing else args.charge_point_id
         if args.password is None:
             created = await store.register(
-                args.charge_point_id,
+                charger_id,
                 name=args.name,
                 location=args.location,
                 registration_status=args.status,
@@ -218,7 +221,7 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
         else:
             password_hash = hash_password(args.password)
             created = await store.register_with_password(
-                args.charge_point_id,
+                charger_id,
                 profile,
                 password_hash,
                 name=args.name,
@@ -226,13 +229,13 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
                 registration_status=args.status,
             )
             if not created:
-                await store.set_security(args.charge_point_id, profile, password_hash)
+                await store.set_security(charger_id, profile, password_hash)
     finally:
         await db.close()
     outcome = "registered" if created else "already registered"
     if args.password is not None:
         outcome += f"; password set, security profile {profile}"
-    print(f"{args.charge_point_id}: {outcome}")
+    print(f"{charger_id}: {outcome}")
     return 0
 
 

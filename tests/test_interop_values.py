@@ -4,12 +4,14 @@ charge point ids follow OCPP 1.6 as independent chargers send them."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import aiohttp
 import pytest
 
 from csms.app import CentralSystem
+from csms.ocpp16.auth import check_basic_auth, hash_password
 from csms.ocpp16.frames import Call, CallResult, ErrorCode, FrameError, decode
 from csms.ocpp16.values import PayloadRules
 from tests.conftest import API_HEADERS, MakeConfig, ocpp_url
@@ -213,6 +215,28 @@ async def test_the_specs_example_id_connects(csms: CentralSystem) -> None:
                 assert response.status == 200
                 shown = await response.json()
     assert shown["id"] == "RDAM 123" and shown["online"] is True
+
+
+async def test_ids_are_compared_without_case(csms: CentralSystem) -> None:
+    await csms.chargers.register("CP-Case")
+    async with RawCharger.connect(ocpp_url(csms), "cp-CASE") as charger:
+        boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+        assert (await charger.call("BootNotification", boot))["status"] == "Accepted"
+        assert csms.sessions.ids() == ["CP-Case"]
+    row = await csms.chargers.get("CP-Case")
+    assert row is not None and row["vendor"] == "V"
+    # Neither the accept policy nor a registration makes a second charger of it.
+    assert [r["id"] for r in await csms.chargers.list()] == ["CP-Case"]
+    assert not await csms.chargers.register("cp-case")
+
+
+def test_the_basic_auth_username_is_compared_without_case() -> None:
+    password = "a-long-random-key-0042"
+    token = base64.b64encode(f"cp-pw:{password}".encode()).decode()
+    assert check_basic_auth([f"Basic {token}"], "CP-Pw", hash_password(password)) is None
+    assert check_basic_auth([f"Basic {token}"], "CP-Other", hash_password(password)) == (
+        "wrong_username"
+    )
 
 
 def test_rules_name_the_field_in_lists() -> None:

@@ -4,8 +4,9 @@ makes a handler fail.
 The dispatcher runs `PayloadRules.prepare` before the schema check (timestamps without a
 time zone, which chargers in the field send) and `PayloadRules.check` after it: integers
 within what the database stores, connector ids as OCPP 1.6 defines them, timestamps that
-name a moment csms can keep, no NUL character (PostgreSQL cannot store one). Pure but for
-the warning `prepare` logs; each refusal names the field, as schema violations do.
+name a moment csms can keep, no NUL character (PostgreSQL cannot store one). No I/O but
+the warning `prepare` logs when it mends a timestamp in place; each refusal names the
+field as schema violations do, and comes before anything is stored.
 """
 
 from __future__ import annotations
