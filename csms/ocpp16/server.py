@@ -32,7 +32,7 @@ from csms.ocpp16.session import ChargerSession, Dispatch
 from csms.store.chargers import ChargerStore
 from httpapi.forwarded import HEADER, client_address
 from storage.clock import utc_now
-from storage.db import Database
+from storage.db import Database, Row
 
 log = structlog.get_logger()
 
@@ -161,6 +161,18 @@ class OcppServer:
                 "ocpp.tls_required", charge_point_id=charge_point_id, remote=remote, profile=profile
             )
             return connection.respond(HTTPStatus.FORBIDDEN, "This charge point must use wss://\n")
+        return await self._check_credentials(connection, request, charger, address, remote)
+
+    async def _check_credentials(
+        self,
+        connection: ServerConnection,
+        request: Request,
+        charger: Row,
+        address: str,
+        remote: str,
+    ) -> Response | None:
+        """None when the Authorization header proves the upgrade is `charger`'s, else 401."""
+        charge_point_id = charger["id"]
         # Never logged: the header carries the password.
         credentials = request.headers.get_all("Authorization")
         if credentials:
