@@ -200,20 +200,22 @@ class TransactionStore:
         """The charger booted: none of its open transactions can still be running.
 
         Returns how many lapsed (`start` no longer counts them for their tags)."""
+        now = now_text()
         return await self._db.execute(
             "UPDATE transactions SET lapsed_at = ?, updated_at = ? WHERE charger_id = ?"
             " AND stopped_at IS NULL AND lapsed_at IS NULL",
-            (now_text(), now_text(), charger_id),
+            (now, now, charger_id),
         )
 
     async def lapse_on_available(self, charger_id: str, connector_id: int, at: str) -> int:
         """The connector reported Available at `at` (the charger's time, database form): the
         transactions on it that started no later can no longer be running."""
+        now = now_text()
         return await self._db.execute(
             "UPDATE transactions SET lapsed_at = ?, updated_at = ? WHERE charger_id = ?"
             " AND connector_id = ? AND stopped_at IS NULL AND lapsed_at IS NULL"
             " AND started_at <= ?",
-            (now_text(), now_text(), charger_id, connector_id, at),
+            (now, now, charger_id, connector_id, at),
         )
 
     async def get(self, transaction_id: int) -> Row | None:
