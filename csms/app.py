@@ -35,10 +35,12 @@ from csms.ocpp16.commands import ChargerCommands, LocalCommands
 from csms.ocpp16.control import RemoteControl
 from csms.ocpp16.dispatch import Dispatcher
 from csms.ocpp16.handlers import ChargerMessages, VendorHandler
+from csms.ocpp16.refused import RefusedTransactions
 from csms.ocpp16.registry import Sessions
 from csms.ocpp16.schemas import warm_up
 from csms.ocpp16.security_messages import SecurityMessages
 from csms.ocpp16.server import OcppServer
+from csms.ocpp16.values import PayloadRules
 from csms.open_files import raise_open_files_limit
 from csms.store.api_keys import ApiKeys
 from csms.store.chargers import ChargerStore
@@ -297,22 +299,29 @@ class CentralSystem:
 
     def _build_ocpp(self) -> None:
         """The chargers' endpoint, its messages turned into payment events."""
+        settings = self.config.ocpp
         charger_events = ChargerEventsListener(self.coordinator, self.reservations)
+        self.refused = RefusedTransactions(
+            self.commands, enabled=settings.stop_refused_transactions
+        )
         messages = ChargerMessages(
-            self.config.ocpp,
+            settings,
             self.chargers,
             self.transactions,
             Authorizer(self.id_tags, [charger_events]),
             self.view,
             events=charger_events,
             vendor_handlers=self._vendor_handlers,
+            refused=self.refused,
         )
+        rules = PayloadRules(settings.max_connector_id, settings.timestamps_without_zone)
         self.ocpp = OcppServer(
             self.config,
             self.chargers,
             Dispatcher(
                 {**messages.handlers(), **SecurityMessages(self.security).handlers()},
                 self.metrics,
+                rules,
             ),
             self.sessions,
             self.view,
@@ -445,6 +454,7 @@ class CentralSystem:
         self.driver_pages.close()
         await self.http.close()
         await self.ocpp.close()
+        await self.refused.close()
         await self.reconciler.stop()
         await self.runner.stop(max(0.0, deadline - loop.time()))
         await self.alerts.stop()

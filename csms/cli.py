@@ -19,7 +19,7 @@ from csms.config import Config, ConfigError, load_config
 from csms.demo import demo_config, print_summary, run_demo
 from csms.logs import configure_logging
 from csms.ocpp16.auth import PASSWORD_RULE, PROFILE_BASIC, hash_password, valid_password
-from csms.ocpp16.handshake import charge_point_id_from_path
+from csms.ocpp16.handshake import CHARGE_POINT_ID_RULE, charge_point_id_from_path
 from csms.qr import (
     BaseUrlError,
     UnknownChargerError,
@@ -197,8 +197,7 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
     # The same rule the WebSocket endpoint applies, so a registered id can always connect.
     if charge_point_id_from_path(f"/x/{args.charge_point_id}", "/x") != args.charge_point_id:
         print(
-            f"csms: invalid charge point id {args.charge_point_id!r}: 1 to 48 characters"
-            " of A-Z a-z 0-9 * - _ = + | @ .",
+            f"csms: invalid charge point id {args.charge_point_id!r}: {CHARGE_POINT_ID_RULE}",
             file=sys.stderr,
         )
         return 2
@@ -212,9 +211,12 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
     db = await open_database(config)
     try:
         store = ChargerStore(db)
+        # Ids are CiStrings: one that differs only in case names the charger registered.
+        existing = await store.get_ignoring_case(args.charge_point_id)
+        charger_id = existing["id"] if existing else args.charge_point_id
         if args.password is None:
             created = await store.register(
-                args.charge_point_id,
+                charger_id,
                 name=args.name,
                 location=args.location,
                 registration_status=args.status,
@@ -222,7 +224,7 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
         else:
             password_hash = hash_password(args.password)
             created = await store.register_with_password(
-                args.charge_point_id,
+                charger_id,
                 profile,
                 password_hash,
                 name=args.name,
@@ -230,13 +232,13 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
                 registration_status=args.status,
             )
             if not created:
-                await store.set_security(args.charge_point_id, profile, password_hash)
+                await store.set_security(charger_id, profile, password_hash)
     finally:
         await db.close()
     outcome = "registered" if created else "already registered"
     if args.password is not None:
         outcome += f"; password set, security profile {profile}"
-    print(f"{args.charge_point_id}: {outcome}")
+    print(f"{charger_id}: {outcome}")
     return 0
 
 

@@ -107,6 +107,15 @@ class OcppSettings:
     call_timeout: float = _setting(30.0, min=0.1)
     max_frame_bytes: int = _setting(65536, min=1024)
     reject_concurrent_tx: bool = _setting(True)
+    # A transaction whose start was refused (ConcurrentTx, Invalid...) but that the charger
+    # keeps running (it sends MeterValues for it) is stopped with RemoteStopTransaction.
+    stop_refused_transactions: bool = _setting(True)
+    # The highest connector id a charger may name; a higher one is refused
+    # (PropertyConstraintViolation) and never becomes a connector.
+    max_connector_id: int = _setting(100, min=1, max=2**31 - 1)
+    # A timestamp without a time zone (2026-11-30T10:00:00): "lenient" reads it as UTC and
+    # logs a warning, "strict" refuses the message (PropertyConstraintViolation).
+    timestamps_without_zone: str = _setting("lenient", choices=("lenient", "strict"))
     auth_failures_allowed: int = _setting(5, min=1)
     auth_failure_window: int = _setting(300, min=1)
 

@@ -121,7 +121,8 @@ async def test_charger_register_read_change_remove(api: Client) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"id": "bad id"}, "id"),
+        ({"id": "bad  id"}, "id"),  # single inner spaces only
+        ({"id": " CP-1"}, "id"),
         ({"id": "CP%2D1"}, "id"),  # would arrive decoded, as another id
         ({"id": "CP/1"}, "id"),
         ({"id": "X" * 49}, "id"),

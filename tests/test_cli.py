@@ -28,10 +28,22 @@ def test_chargers(capsys: pytest.CaptureFixture[str]) -> None:
         "CP-1: registered\n",
     )
     assert run(capsys, "chargers", "add", "CP-1")[1] == "CP-1: already registered\n"
-    code, _, err = run(capsys, "chargers", "add", "bad id")
+    code, _, err = run(capsys, "chargers", "add", "bad  id")
     assert code == 2 and "invalid charge point id" in err
     code, out, _ = run(capsys, "chargers", "list")
     assert code == 0 and out.startswith("CP-1\tAccepted\toffline")
+
+
+def test_an_id_that_differs_only_in_case_is_the_same_charger(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(capsys, "chargers", "add", "RDAM 123")[:2] == (0, "RDAM 123: registered\n")
+    code, out, _ = run(
+        capsys, "chargers", "add", "rdam 123", "--password", "a-long-random-key-0042"
+    )
+    assert (code, out) == (0, "RDAM 123: already registered; password set, security profile 1\n")
+    code, out, _ = run(capsys, "chargers", "list")
+    assert out.count("\n") == 1 and out.startswith("RDAM 123\t")
 
 
 def test_tags(capsys: pytest.CaptureFixture[str]) -> None:

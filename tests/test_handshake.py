@@ -17,7 +17,12 @@ from csms.ocpp16.handshake import charge_point_id_from_path, select_subprotocol
         ("/ocpp", None),
         ("/other/CP-1", None),
         ("/ocpp/a/b", None),
-        ("/ocpp/CP%201", None),  # space
+        ("/ocpp/RDAM%20123", "RDAM 123"),  # OCPP-J 1.6's own example
+        ("/ocpp/%20CP1", None),  # a space only between characters
+        ("/ocpp/CP1%20", None),
+        ("/ocpp/CP%20%201", None),
+        ("/ocpp/CP%091", None),  # tab: not printable
+        ("/ocpp/CP%3A1", None),  # a colon would end the Basic auth username
         ("/ocpp/CP%2F1", None),  # slash smuggled in
         ("/ocpp/%FF", None),  # not UTF-8
         ("/ocpp/caf%C3%A9", None),

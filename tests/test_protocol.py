@@ -49,7 +49,7 @@ async def test_accept_policy_registers_unknown_chargers(csms: CentralSystem) -> 
         assert row is not None and row["online"] == 1 and row["registration_status"] == "Accepted"
 
 
-@pytest.mark.parametrize("path", ["/ocpp/", "/ocpp/bad%20id", "/elsewhere/CP-1", "/ocpp/a/b"])
+@pytest.mark.parametrize("path", ["/ocpp/", "/ocpp/bad%20%20id", "/elsewhere/CP-1", "/ocpp/a/b"])
 async def test_bad_paths_get_404(csms: CentralSystem, path: str) -> None:
     with pytest.raises(InvalidStatus) as refused:
         async with connect(f"ws://127.0.0.1:{csms.ocpp.port}{path}", subprotocols=["ocpp1.6"]):  # type: ignore[list-item]

@@ -123,7 +123,7 @@ async def test_non_critical_and_vendor_events_raise_no_alert(
         ({"type": "X" * 51, "timestamp": "2026-03-01T10:00:00Z"}, "PropertyConstraintViolation"),
         ({"type": "StartupOfTheDevice", "timestamp": "yesterday"}, "PropertyConstraintViolation"),
         (
-            {"type": "SettingSystemTime", "timestamp": "2026-12-31T23:59:60Z"},
+            {"type": "SettingSystemTime", "timestamp": "9999-12-31T23:00:00-05:00"},
             "PropertyConstraintViolation",
         ),
         ({"type": 7, "timestamp": "2026-03-01T10:00:00Z"}, "TypeConstraintViolation"),

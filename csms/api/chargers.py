@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from csms.api.transactions import TransactionOut
 from csms.cluster.view import ClusterView
 from csms.ocpp16.auth import PASSWORD_PATTERN, PROFILE_BASIC, PROFILE_NONE, hash_password
-from csms.ocpp16.handshake import charge_point_id_from_path
+from csms.ocpp16.handshake import CHARGE_POINT_ID_RULE, charge_point_id_from_path
 from csms.store.chargers import ChargerStore, ConnectorStatus
 from csms.store.transactions import TransactionFilter, TransactionStore
 from httpapi.errors import ApiError, not_found
@@ -118,7 +118,7 @@ class ChargerQuery(PageQuery):
 
 
 class NewCharger(ApiModel):
-    id: str = Field(description="1 to 48 of A-Z a-z 0-9 * - _ = + | @ .")
+    id: str = Field(description=CHARGE_POINT_ID_RULE)
     name: str | None = Label
     location: str | None = Label
     registration_status: RegistrationStatus = "Accepted"
@@ -128,7 +128,7 @@ class NewCharger(ApiModel):
     def _connectable(cls, charger_id: str) -> str:
         # The rule the WebSocket endpoint applies, so that a registered charger can connect.
         if charge_point_id_from_path(f"/x/{charger_id}", "/x") != charger_id:
-            raise ValueError("1 to 48 characters of A-Z a-z 0-9 * - _ = + | @ .")
+            raise ValueError(CHARGE_POINT_ID_RULE)
         return charger_id
 
 

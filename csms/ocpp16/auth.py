@@ -108,7 +108,7 @@ def check_basic_auth(
     if credentials is None:
         return "malformed"
     username, password = credentials
-    if username != charge_point_id:
+    if username.lower() != charge_point_id.lower():  # ids are CiStrings: case does not count
         return "wrong_username"
     if password_hash is None or not verify_password(password, password_hash):
         return "wrong_password"

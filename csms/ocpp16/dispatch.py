@@ -1,4 +1,5 @@
-"""Route an incoming CALL to its handler: schema check first, CALLERROR for anything wrong."""
+"""Route an incoming CALL to its handler: schema check and payload rules first (see
+csms.ocpp16.values), CALLERROR for anything wrong."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import structlog
 
 from csms.ocpp16.frames import Call, ErrorCode, encode_error, encode_result
 from csms.ocpp16.schemas import SchemaViolation, known_actions, validate_request
+from csms.ocpp16.values import PayloadRules, Refusal
 
 if TYPE_CHECKING:
     from csms.metrics import Metrics
@@ -32,9 +34,15 @@ class Refused(Exception):
 
 
 class Dispatcher:
-    def __init__(self, handlers: Mapping[str, Handler], metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        metrics: Metrics | None = None,
+        rules: PayloadRules | None = None,
+    ) -> None:
         self._handlers = dict(handlers)
         self._metrics = metrics
+        self._rules = rules or PayloadRules()
 
     async def __call__(self, charge_point_id: str, call: Call) -> str:
         handler = self._handlers.get(call.action)
@@ -47,17 +55,16 @@ class Dispatcher:
             known = code is ErrorCode.NOT_SUPPORTED
             self._record(call.action if known else UNKNOWN_ACTION, code.value)
             return encode_error(call.unique_id, code, text)
-        try:
-            validate_request(call.action, call.payload)
-        except SchemaViolation as violation:
+        refusal = self._refusal(call)
+        if refusal is not None:
             log.warning(
                 "ocpp.invalid_payload",
                 action=call.action,
-                code=violation.code.value,
-                reason=violation.description,
+                code=refusal.code.value,
+                reason=refusal.description,
             )
-            self._record(call.action, violation.code.value)
-            return encode_error(call.unique_id, violation.code, violation.description)
+            self._record(call.action, refusal.code.value)
+            return encode_error(call.unique_id, refusal.code, refusal.description)
         started = time.perf_counter()
         try:
             reply = await handler(charge_point_id, call.payload)
@@ -72,6 +79,17 @@ class Dispatcher:
             return encode_error(call.unique_id, ErrorCode.INTERNAL_ERROR, "internal error")
         self._record(call.action, "ok", started)
         return encode_result(call.unique_id, reply)
+
+    def _refusal(self, call: Call) -> Refusal | None:
+        """Why the payload may not reach its handler, or None (it may be made good first)."""
+        refusal = self._rules.prepare(call.action, call.payload)
+        if refusal is not None:
+            return refusal
+        try:
+            validate_request(call.action, call.payload)
+        except SchemaViolation as violation:
+            return Refusal(violation.code, violation.description)
+        return self._rules.check(call.action, call.payload)
 
     def _record(self, action: str, result: str, started: float | None = None) -> None:
         if self._metrics is not None:

@@ -97,17 +97,19 @@ def decode(raw: str | bytes) -> Frame:
                 "CALL must be [2, UniqueId, Action, Payload]",
                 reply_to,
             )
-        if not isinstance(message[3], dict):
+        payload = _payload(message[3])
+        if payload is None:
             raise FrameError(
                 ErrorCode.FORMATION_VIOLATION, "CALL payload must be a JSON object", reply_to
             )
-        return Call(unique_id, message[2], message[3])
+        return Call(unique_id, message[2], payload)
     if message_type == MessageType.CALLRESULT:
-        if len(message) != 3 or not isinstance(message[2], dict):
+        payload = _payload(message[2]) if len(message) == 3 else None
+        if payload is None:
             raise FrameError(
                 ErrorCode.FORMATION_VIOLATION, "CALLRESULT must be [3, UniqueId, Payload]"
             )
-        return CallResult(unique_id, message[2])
+        return CallResult(unique_id, payload)
     if message_type == MessageType.CALLERROR:
         if (
             len(message) != 5
@@ -121,6 +123,14 @@ def decode(raw: str | bytes) -> Frame:
             )
         return CallError(unique_id, message[2], message[3], message[4])
     raise FrameError(ErrorCode.FORMATION_VIOLATION, f"unknown MessageTypeId {message_type!r}")
+
+
+def _payload(value: Any) -> dict[str, Any] | None:
+    """A payload as a dict, or None when it is none. OCPP-J 1.6 section 4.1.3: a message
+    without arguments may have null or {} as its payload; both are the empty payload."""
+    if value is None:
+        return {}
+    return value if isinstance(value, dict) else None
 
 
 def encode_call(unique_id: str, action: str, payload: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from csms.ocpp16.dispatch import Handler
 from csms.ocpp16.events import ChargerEvents
 from csms.ocpp16.live import StatusSink
 from csms.ocpp16.metering import latest_reading, parse_meter_values, readings
+from csms.ocpp16.refused import RefusedTransactions
 from csms.store.chargers import ChargerStore
 from csms.store.transactions import StartRequest, StopOutcome, TransactionStore
 from storage.clock import now_text, to_text, utc_now
@@ -39,6 +40,7 @@ class ChargerMessages:
         live: StatusSink,
         events: ChargerEvents | None = None,
         vendor_handlers: dict[str, VendorHandler] | None = None,
+        refused: RefusedTransactions | None = None,
     ) -> None:
         self._settings = settings
         self._chargers = chargers
@@ -47,6 +49,7 @@ class ChargerMessages:
         self._live = live
         self._events = events
         self._vendor_handlers = vendor_handlers or {}
+        self._refused = refused
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -64,6 +67,8 @@ class ChargerMessages:
 
     async def boot_notification(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
         status = await self._chargers.record_boot(charger_id, request)
+        # Booted: whatever it was charging before has ended, StopTransaction or not.
+        lapsed = await self._transactions.lapse_on_boot(charger_id)
         interval = (
             self._settings.heartbeat_interval
             if status == "Accepted"
@@ -75,6 +80,7 @@ class ChargerMessages:
             model=request["chargePointModel"],
             firmware=request.get("firmwareVersion"),
             registration=status,
+            lapsed_transactions=lapsed,
         )
         return {"status": status, "currentTime": now_text(), "interval": interval}
 
@@ -86,7 +92,11 @@ class ChargerMessages:
         await self._chargers.record_status(charger_id, request)
         timestamp = request.get("timestamp")
         at = parse_ocpp_time(timestamp) if timestamp else utc_now()
-        self._live.update(charger_id, request["connectorId"], request["status"], to_text(at))
+        connector_id = request["connectorId"]
+        self._live.update(charger_id, connector_id, request["status"], to_text(at))
+        if connector_id > 0 and request["status"] == "Available":
+            # Nothing runs on an available connector (0 is the charger itself, not one).
+            await self._transactions.lapse_on_available(charger_id, connector_id, to_text(at))
         if self._events:
             await self._events.charger_changed(charger_id, request["connectorId"], at)
         log.info(
@@ -149,12 +159,18 @@ class ChargerMessages:
         )
         if claimed is not None and linked is None:
             log.warning("ocpp.meter_values_unknown_transaction", transaction_id=claimed)
+        if linked is not None and linked.refused and self._refused is not None:
+            self._refused.running(charger_id, linked.transaction_id)  # not awaited
         if self._events and linked is not None:
             # Every timestamp in order: payments follow the register reading by reading.
             for each in readings(samples):
                 assert each.at is not None
                 await self._events.meter_values(
-                    charger_id, linked, each.energy_wh, each.power_w, parse_ocpp_time(each.at)
+                    charger_id,
+                    linked.transaction_id,
+                    each.energy_wh,
+                    each.power_w,
+                    parse_ocpp_time(each.at),
                 )
         return EMPTY
 
@@ -174,6 +190,10 @@ class ChargerMessages:
             # Answered all the same: a charger whose StopTransaction is refused resends it forever.
             log.warning("ocpp.stop_unknown_transaction", transaction_id=transaction_id)
         else:
+            if outcome is StopOutcome.REFUSED_RAN:
+                # Over already, so nothing to stop: the operator should know the charger
+                # delivered energy on a start it was told not to make.
+                log.warning("ocpp.refused_transaction_ran", transaction_id=transaction_id)
             if self._events:
                 await self._events.transaction_stopped(
                     charger_id,

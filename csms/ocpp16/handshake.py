@@ -8,13 +8,20 @@ from urllib.parse import unquote, urlsplit
 
 SUBPROTOCOL = "ocpp1.6"
 
-# Charge point identity: at most 48 characters (OCPP 1.6 Security Whitepaper) from the
-# URL-safe set that OCPP 2.0.1 spells out, so ids survive URLs, logs and Basic auth.
-_CHARGE_POINT_ID = re.compile(r"[A-Za-z0-9*\-_=+|@.]{1,48}")
+# Charge point identity: at most 48 characters (OCPP 1.6 Security Whitepaper), printable
+# ASCII as every CiString of OCPP is, from the URL-safe set that OCPP 2.0.1 spells out plus
+# the space of OCPP-J 1.6's own example ("RDAM 123", sent as RDAM%20123), so ids survive
+# URLs, logs and Basic auth. A space may not begin or end an id, nor follow another: ids
+# that differ only in spacing would be told apart by nobody who reads them. No "/"
+# (it would end the path) and no ":" (it ends the Basic auth username).
+_CHARGE_POINT_ID = re.compile(r"(?=.{1,48}$)[A-Za-z0-9*\-_=+|@.]+( [A-Za-z0-9*\-_=+|@.]+)*")
+
+CHARGE_POINT_ID_RULE = "1 to 48 characters of A-Z a-z 0-9 * - _ = + | @ . and single inner spaces"
 
 
 def charge_point_id_from_path(path: str, prefix: str) -> str | None:
-    """`/ocpp/CP%2D1` -> `CP-1`; None when the path is not `{prefix}/{id}` or the id is invalid."""
+    """`/ocpp/CP%2D1` -> `CP-1`, `/ocpp/RDAM%20123` -> `RDAM 123`; None when the path is not
+    `{prefix}/{id}` or the id is invalid."""
     route = urlsplit(path).path
     base = prefix.rstrip("/") + "/"
     if not route.startswith(base):

@@ -73,6 +73,10 @@ _DEFAULT_UNITS: dict[str, str | None] = {
 }
 
 
+# Normalised values have at most this many digits (below 2**53: exact as JSON numbers,
+# as the database's REAL and BIGINT, however many are added up).
+_MAX_DIGITS = 15
+
 _LINE_TO_NEUTRAL = frozenset({"L1", "L2", "L3", "L1-N", "L2-N", "L3-N"})
 
 
@@ -150,7 +154,9 @@ def normalise(text: str, unit: str | None, value_format: str | None = "Raw") -> 
         number = Decimal(text)
     except InvalidOperation:
         return None
-    if not number.is_finite():
+    # Beyond 15 digits a value is no reading (its text is kept all the same): it could
+    # neither be stored as a number nor added up exactly.
+    if not number.is_finite() or number.adjusted() > _MAX_DIGITS - 4:
         return None
     sign, digits, exponent = number.as_tuple()
     assert isinstance(exponent, int)  # finite

@@ -62,7 +62,7 @@ def is_critical(event_type: str) -> bool:
 
 
 def _timestamp(text: str) -> str:
-    # The schema's date-time lets a leap second (23:59:60) through; Python does not.
+    # csms.ocpp16.values has checked the range already; this guards what it lets through.
     try:
         return normalise_ocpp_time(text)
     except ValueError:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from http import HTTPStatus
 from typing import Protocol
+from weakref import WeakKeyDictionary
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -31,7 +32,7 @@ from csms.ocpp16.session import ChargerSession, Dispatch
 from csms.store.chargers import ChargerStore
 from httpapi.forwarded import HEADER, client_address
 from storage.clock import utc_now
-from storage.db import Database
+from storage.db import Database, Row
 
 log = structlog.get_logger()
 
@@ -78,6 +79,9 @@ class OcppServer:
             db, settings.auth_failures_allowed, settings.auth_failure_window, clock=clock
         )
         self._proxies = config.server.proxies
+        # Each accepted upgrade's charger, by its registered id (which may differ in case
+        # from the one in the URL), for the connection that follows.
+        self._accepted: WeakKeyDictionary[ServerConnection, str] = WeakKeyDictionary()
 
     @property
     def port(self) -> int:
@@ -138,14 +142,16 @@ class OcppServer:
         if charge_point_id is None:
             log.warning("ocpp.bad_path", path=request.path[:200])
             return connection.respond(HTTPStatus.NOT_FOUND, "Not a charge point URL\n")
-        charger = await self._chargers.get(charge_point_id)
+        charger = await self._chargers.get_ignoring_case(charge_point_id)
         if charger is None:
             if self._config.ocpp.unknown_chargers != "accept":
                 log.warning("ocpp.unknown_charger_refused", charge_point_id=charge_point_id)
                 return connection.respond(HTTPStatus.NOT_FOUND, "Unknown charge point\n")
             await self._chargers.register(charge_point_id)
             log.info("ocpp.charger_registered", charge_point_id=charge_point_id)
+            self._accepted[connection] = charge_point_id
             return None  # security profile 0: no credentials to check
+        charge_point_id = self._accepted[connection] = charger["id"]
         profile = charger["security_profile"]
         if profile == PROFILE_NONE:
             return None  # credentials it may send are not checked, as before profiles existed
@@ -155,6 +161,18 @@ class OcppServer:
                 "ocpp.tls_required", charge_point_id=charge_point_id, remote=remote, profile=profile
             )
             return connection.respond(HTTPStatus.FORBIDDEN, "This charge point must use wss://\n")
+        return await self._check_credentials(connection, request, charger, address, remote)
+
+    async def _check_credentials(
+        self,
+        connection: ServerConnection,
+        request: Request,
+        charger: Row,
+        address: str,
+        remote: str,
+    ) -> Response | None:
+        """None when the Authorization header proves the upgrade is `charger`'s, else 401."""
+        charge_point_id = charger["id"]
         # Never logged: the header carries the password.
         credentials = request.headers.get_all("Authorization")
         if credentials:
@@ -178,9 +196,7 @@ class OcppServer:
         return response
 
     async def _serve_connection(self, connection: ServerConnection) -> None:
-        charge_point_id = charge_point_id_from_path(
-            connection.request.path, self._config.server.ocpp_path
-        )
+        charge_point_id = self._accepted.pop(connection, None)
         assert charge_point_id is not None  # _check_request let it through
         structlog.contextvars.bind_contextvars(charge_point_id=charge_point_id)
         if connection.subprotocol is None:

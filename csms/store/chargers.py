@@ -48,6 +48,17 @@ class ChargerStore:
     async def get(self, charger_id: str) -> Row | None:
         return await self._db.fetchone("SELECT * FROM chargers WHERE id = ?", (charger_id,))
 
+    async def get_ignoring_case(self, charger_id: str) -> Row | None:
+        """The charger an id names: its own, else the one whose id differs only in case
+        (charge point ids are CiStrings in OCPP: compared without case)."""
+        row = await self.get(charger_id)
+        if row is None:
+            row = await self._db.fetchone(
+                "SELECT * FROM chargers WHERE lower(id) = lower(?) ORDER BY id LIMIT 1",
+                (charger_id,),
+            )
+        return row
+
     async def list(self) -> list[Row]:
         return await self._db.fetchall("SELECT * FROM chargers ORDER BY id")
 
@@ -89,13 +100,16 @@ class ChargerStore:
         location: str | None = None,
         registration_status: str = "Accepted",
     ) -> bool:
-        """Add a charger; False when it was registered already (nothing changes then)."""
-        changed = await self._db.execute(
-            "INSERT INTO chargers (id, name, location, registration_status, created_at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (charger_id, name, location, registration_status, now_text()),
+        """Add a charger; False when it, or an id that differs only in case, was registered
+        already (nothing changes then)."""
+        return await self._insert(
+            {
+                "id": charger_id,
+                "name": name,
+                "location": location,
+                "registration_status": registration_status,
+            }
         )
-        return changed > 0
 
     async def register_with_password(
         self,
@@ -108,21 +122,39 @@ class ChargerStore:
         registration_status: str = "Accepted",
     ) -> bool:
         """register() with a password in one statement: it never exists without it."""
-        changed = await self._db.execute(
-            "INSERT INTO chargers (id, name, location, registration_status, security_profile,"
-            " password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO NOTHING",
-            (
-                charger_id,
-                name,
-                location,
-                registration_status,
-                security_profile,
-                password_hash,
-                now_text(),
-            ),
+        return await self._insert(
+            {
+                "id": charger_id,
+                "name": name,
+                "location": location,
+                "registration_status": registration_status,
+                "security_profile": security_profile,
+                "password_hash": password_hash,
+            }
         )
-        return changed > 0
+
+    async def _insert(self, columns: dict[str, object]) -> bool:
+        """Insert a charger unless its id, compared without case, is taken already.
+
+        Charge point ids are CiStrings in OCPP: CP-1 and cp-1 name one charger.
+        """
+        values = {**columns, "created_at": now_text()}
+        names, marks = ", ".join(values), ", ".join("?" * len(values))
+
+        def insert(conn: Connection) -> bool:
+            taken = conn.execute(
+                "SELECT 1 FROM chargers WHERE lower(id) = lower(?)", (columns["id"],)
+            ).fetchone()
+            if taken:
+                return False
+            row = conn.execute(
+                f"INSERT INTO chargers ({names}) VALUES ({marks})"
+                " ON CONFLICT (id) DO NOTHING RETURNING id",
+                tuple(values.values()),
+            ).fetchone()
+            return row is not None
+
+        return await self._db.write(insert)
 
     async def set_security(
         self, charger_id: str, security_profile: int, password_hash: str | None

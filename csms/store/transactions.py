@@ -18,6 +18,12 @@ from storage.clock import now_text
 from storage.db import Connection, Database, Row
 from storage.sql import Dialect, row_limit
 
+# OCPP's transactionId is a 32-bit integer (and so is the column on PostgreSQL): a larger
+# one a charger names is none of ours, and is never bound to a query.
+MAX_TRANSACTION_ID = 2**31 - 1
+# The id tag statuses of a start the central system accepted; any other was refused.
+ACCEPTED = "Accepted"
+
 
 @dataclass(frozen=True)
 class StartRequest:
@@ -30,6 +36,15 @@ class StartRequest:
 
 
 @dataclass(frozen=True)
+class Linked:
+    """The transaction that meter values were linked to; `refused`: its start was refused
+    and it has not stopped, so the charger keeps running what it was told not to."""
+
+    transaction_id: int
+    refused: bool
+
+
+@dataclass(frozen=True)
 class Started:
     transaction_id: int
     id_tag_status: str
@@ -38,6 +53,9 @@ class Started:
 
 class StopOutcome(Enum):
     STOPPED = "stopped"
+    # Stopped now, although its start was refused: the charger ran it all the same, and
+    # the meter moved meanwhile.
+    REFUSED_RAN = "refused_ran"
     ALREADY_STOPPED = "already_stopped"
     UNKNOWN = "unknown"
 
@@ -64,9 +82,11 @@ class TransactionStore:
     ) -> Started:
         """Open a transaction (or find the one this very StartTransaction opened before).
 
-        With `reject_concurrent`, an Accepted tag that already has an open transaction on
-        another connector is answered ConcurrentTx; the transaction is still recorded, as
-        the charger may have started charging before asking.
+        With `reject_concurrent`, an Accepted tag that already has a running transaction
+        is answered ConcurrentTx; the transaction is still recorded, as the charger may have
+        started charging before asking. Running means accepted, not stopped and not lapsed
+        (`lapse_on_boot`, `lapse_on_available`): a start that was refused, or one that can
+        no longer be running, never locks the tag out.
         """
         key = (request.charger_id, request.connector_id, request.id_tag, request.started_at)
 
@@ -79,10 +99,11 @@ class TransactionStore:
             if existing:
                 return Started(existing["id"], existing["id_tag_status"], duplicate=True)
             status = id_tag_status
-            if status == "Accepted" and reject_concurrent:
+            if status == ACCEPTED and reject_concurrent:
                 other = conn.execute(
-                    "SELECT id FROM transactions WHERE id_tag = ? AND stopped_at IS NULL",
-                    (request.id_tag,),
+                    "SELECT id FROM transactions WHERE id_tag = ? AND stopped_at IS NULL"
+                    " AND lapsed_at IS NULL AND id_tag_status = ?",
+                    (request.id_tag, ACCEPTED),
                 ).fetchone()
                 if other:
                     status = "ConcurrentTx"
@@ -114,21 +135,22 @@ class TransactionStore:
         transaction_id: int | None,
         samples: Sequence[Sample],
         reading: Reading,
-    ) -> int | None:
-        """Store samples; returns the transaction id they were linked to (None: not linked).
+    ) -> Linked | None:
+        """Store samples; returns the transaction they were linked to (None: not linked).
 
         A transaction id the charger names but that is not its own is not trusted: the
         samples are kept, unlinked. They are telemetry (`durable=False`, see storage.db):
         what is billed comes from StartTransaction and StopTransaction, which are durable.
         """
 
-        def record(conn: Connection) -> int | None:
-            linked = transaction_id
-            if linked is not None and not _owns(conn, charger_id, linked):
-                linked = None
-            _insert_samples(conn, self._dialect, charger_id, connector_id, linked, samples)
-            if linked is not None:
-                _update_reading(conn, linked, reading)
+        def record(conn: Connection) -> Linked | None:
+            linked = None
+            if transaction_id is not None:
+                linked = _linked(conn, charger_id, transaction_id)
+            owner = linked.transaction_id if linked else None
+            _insert_samples(conn, self._dialect, charger_id, connector_id, owner, samples)
+            if owner is not None:
+                _update_reading(conn, owner, reading)
             return linked
 
         return await self._db.write(record, durable=False)
@@ -144,10 +166,13 @@ class TransactionStore:
         id_tag: str | None,
         samples: Sequence[Sample],
     ) -> StopOutcome:
+        if not 0 < transaction_id <= MAX_TRANSACTION_ID:
+            return StopOutcome.UNKNOWN  # none of ours: nothing to look up
 
         def stop(conn: Connection) -> StopOutcome:
             row = conn.execute(
-                "SELECT connector_id, stopped_at FROM transactions WHERE id = ? AND charger_id = ?",
+                "SELECT connector_id, stopped_at, id_tag_status, meter_start_wh FROM transactions"
+                " WHERE id = ? AND charger_id = ?",
                 (transaction_id, charger_id),
             ).fetchone()
             if row is None:
@@ -171,9 +196,32 @@ class TransactionStore:
                     transaction_id,
                 ),
             )
-            return StopOutcome.STOPPED
+            ran = row["id_tag_status"] != ACCEPTED and meter_stop_wh > row["meter_start_wh"]
+            return StopOutcome.REFUSED_RAN if ran else StopOutcome.STOPPED
 
         return await self._db.write(stop)
+
+    async def lapse_on_boot(self, charger_id: str) -> int:
+        """The charger booted: none of its open transactions can still be running.
+
+        Returns how many lapsed (`start` no longer counts them for their tags)."""
+        now = now_text()
+        return await self._db.execute(
+            "UPDATE transactions SET lapsed_at = ?, updated_at = ? WHERE charger_id = ?"
+            " AND stopped_at IS NULL AND lapsed_at IS NULL",
+            (now, now, charger_id),
+        )
+
+    async def lapse_on_available(self, charger_id: str, connector_id: int, at: str) -> int:
+        """The connector reported Available at `at` (the charger's time, database form): the
+        transactions on it that started no later can no longer be running."""
+        now = now_text()
+        return await self._db.execute(
+            "UPDATE transactions SET lapsed_at = ?, updated_at = ? WHERE charger_id = ?"
+            " AND connector_id = ? AND stopped_at IS NULL AND lapsed_at IS NULL"
+            " AND started_at <= ?",
+            (now, now, charger_id, connector_id, at),
+        )
 
     async def get(self, transaction_id: int) -> Row | None:
         return await self._db.fetchone("SELECT * FROM transactions WHERE id = ?", (transaction_id,))
@@ -217,11 +265,18 @@ class TransactionStore:
         )
 
 
-def _owns(conn: Connection, charger_id: str, transaction_id: int) -> bool:
+def _linked(conn: Connection, charger_id: str, transaction_id: int) -> Linked | None:
+    """The charger's own transaction of that id, or None."""
+    if not 0 < transaction_id <= MAX_TRANSACTION_ID:
+        return None
     row = conn.execute(
-        "SELECT 1 FROM transactions WHERE id = ? AND charger_id = ?", (transaction_id, charger_id)
+        "SELECT id_tag_status, stopped_at FROM transactions WHERE id = ? AND charger_id = ?",
+        (transaction_id, charger_id),
     ).fetchone()
-    return row is not None
+    if row is None:
+        return None
+    refused = row["id_tag_status"] != ACCEPTED and row["stopped_at"] is None
+    return Linked(transaction_id, refused)
 
 
 def _insert_samples(
