@@ -56,8 +56,9 @@ def load_migrations(component: str, package: str, dialect: str = "sqlite") -> li
             )
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"{component} migrations must be numbered 1..n without gaps: {versions}")
+    # Numbers may skip (one reserved for a change that ships separately), never repeat.
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise RuntimeError(f"{component} migrations must have distinct numbers from 1: {versions}")
     return found
 
 
