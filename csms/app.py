@@ -23,12 +23,14 @@ from csms.api.docs import register_docs
 from csms.api.management import build_api
 from csms.api.server import HttpServer, create_app
 from csms.authorization import Authorizer
+from csms.certs.issuer import Issuer
 from csms.cluster.bus import Bus, LocalBus, PgBus
 from csms.cluster.routing import CommandRelay
 from csms.cluster.view import ClusterView
 from csms.config import Config, ConfigError
 from csms.heap import keep_collections_short
 from csms.metrics import Metrics
+from csms.ocpp16.certificates import ChargerCertificates
 from csms.ocpp16.commands import ChargerCommands, LocalCommands
 from csms.ocpp16.control import RemoteControl
 from csms.ocpp16.dispatch import Dispatcher
@@ -38,6 +40,7 @@ from csms.ocpp16.schemas import warm_up
 from csms.ocpp16.server import OcppServer
 from csms.open_files import raise_open_files_limit
 from csms.store.api_keys import ApiKeys
+from csms.store.certificates import CertificateStore
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionStore
@@ -166,6 +169,7 @@ class CentralSystem:
         self.runner.start()
         self.alerts.start()
         self.reconciler.start()
+        self.certificates.start()
         log.info(
             "csms.started",
             ocpp=f"ws://{config.server.ocpp_host}:{self.ocpp.port}{config.server.ocpp_path}/{{id}}",
@@ -281,10 +285,19 @@ class CentralSystem:
             events=charger_events,
             vendor_handlers=self._vendor_handlers,
         )
+        certificates = CertificateStore(self.db)
+        self.certificates = ChargerCertificates(
+            self.config.certs,
+            Issuer(self.config.certs, certificates, self._clock),
+            certificates,
+            self.commands,
+            clock=self._clock,
+            lead=self.node.lead,
+        )
         self.ocpp = OcppServer(
             self.config,
             self.chargers,
-            Dispatcher(messages.handlers(), self.metrics),
+            Dispatcher({**messages.handlers(), **self.certificates.handlers()}, self.metrics),
             self.sessions,
             self.view,
             events=charger_events,
@@ -411,6 +424,7 @@ class CentralSystem:
         await self.http.close()
         await self.ocpp.close()
         await self.reconciler.stop()
+        await self.certificates.stop()
         await self.runner.stop(max(0.0, deadline - loop.time()))
         await self.alerts.stop()
         await self.relay.stop()

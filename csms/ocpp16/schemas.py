@@ -29,6 +29,7 @@ CHARGER_ACTIONS = frozenset(
         "FirmwareStatusNotification",
         "Heartbeat",
         "MeterValues",
+        "SignCertificate",
         "StartTransaction",
         "StatusNotification",
         "StopTransaction",
@@ -39,11 +40,13 @@ CHARGER_ACTIONS = frozenset(
 CSMS_ACTIONS = frozenset(
     {
         "CancelReservation",
+        "CertificateSigned",
         "ChangeAvailability",
         "ChangeConfiguration",
         "ClearCache",
         "ClearChargingProfile",
         "DataTransfer",
+        "ExtendedTriggerMessage",
         "GetCompositeSchedule",
         "GetConfiguration",
         "GetDiagnostics",
