@@ -124,7 +124,9 @@ class CertificateCharger(SimulatedCharger):
     def _new_link(self, ws: ClientConnection) -> OcppLink:
         return CertificateLink(self, ws)
 
-    def _tls_context(self) -> ssl.SSLContext:
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if not self._endpoint.startswith("wss://"):
+            return None
         context = ssl.create_default_context(cafile=str(self.trust))
         if self.client_files is not None:
             context.load_cert_chain(*self.client_files)
