@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 
 from csms.certs.authority import Authority, cert_pem, key_pem, parse_request, write_private
-from simulators.chargepoint.certificates import make_csr, new_key
+from simulators.chargepoint.client_certificate import make_csr, new_key
 from storage.clock import utc_now
 
 ORGANISATION = "Example CPO"

@@ -32,7 +32,7 @@ from csms.config import ServerSettings
 from csms.logs import configure_logging
 from csms.ocpp16.auth import tls_context
 from csms.store.certificates import CertificateStore
-from simulators.chargepoint.certificates import CertificateCharger, make_csr, new_key
+from simulators.chargepoint.client_certificate import CertificateCharger, make_csr, new_key
 from storage.clock import utc_now
 from tests.conftest import MakeConfig, ocpp_url
 from tests.ocpp_client import RawCharger

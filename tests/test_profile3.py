@@ -18,7 +18,7 @@ from csms.certs.authority import Authority, common_name
 from csms.config import Config, ConfigError
 from csms.ocpp16.auth import hash_password
 from csms.store.certificates import CertificateStore
-from simulators.chargepoint.certificates import CertificateCharger
+from simulators.chargepoint.client_certificate import CertificateCharger
 from storage.clock import to_text, utc_now
 from tests.conftest import MakeConfig
 from tests.pki import ORGANISATION, Pki, events, make_pki

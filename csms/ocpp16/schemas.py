@@ -40,13 +40,11 @@ CHARGER_ACTIONS = frozenset(
 CSMS_ACTIONS = frozenset(
     {
         "CancelReservation",
-        "CertificateSigned",
         "ChangeAvailability",
         "ChangeConfiguration",
         "ClearCache",
         "ClearChargingProfile",
         "DataTransfer",
-        "ExtendedTriggerMessage",
         "GetCompositeSchedule",
         "GetConfiguration",
         "GetDiagnostics",
@@ -60,6 +58,8 @@ CSMS_ACTIONS = frozenset(
         "TriggerMessage",
         "UnlockConnector",
         "UpdateFirmware",
+        "CertificateSigned",
+        "ExtendedTriggerMessage",
     }
 )
 

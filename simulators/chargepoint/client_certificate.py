@@ -57,12 +57,16 @@ class CertificateLink(OcppLink):
 
     @on(Action.extended_trigger_message)
     def on_extended_trigger_message(
-        self, requested_message: str, **_: Any
+        self, requested_message: str, **rest: Any
     ) -> call_result.ExtendedTriggerMessage:
-        if requested_message != MessageTrigger.sign_charge_point_certificate:
+        if requested_message == MessageTrigger.sign_charge_point_certificate:
+            self._then(self._charger.request_certificate)
+            return call_result.ExtendedTriggerMessage(TriggerMessageStatus.accepted)
+        # The other messages, when the link answers them itself.
+        others = getattr(super(), "on_extended_trigger_message", None)
+        if others is None:
             return call_result.ExtendedTriggerMessage(TriggerMessageStatus.not_implemented)
-        self._then(self._charger.request_certificate)
-        return call_result.ExtendedTriggerMessage(TriggerMessageStatus.accepted)
+        return others(requested_message=requested_message, **rest)  # type: ignore[no-any-return]
 
 
 class CertificateCharger(SimulatedCharger):
