@@ -291,6 +291,7 @@ class CentralSystem:
             Issuer(self.config.certs, certificates, self._clock),
             certificates,
             self.commands,
+            self.chargers,
             clock=self._clock,
             lead=self.node.lead,
         )

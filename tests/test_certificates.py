@@ -8,7 +8,8 @@ import asyncio
 import base64
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from websockets.asyncio.client import connect
 
 from csms.app import CentralSystem
 from csms.certs.authority import (
@@ -30,7 +32,7 @@ from csms.certs.authority import (
 from csms.cli import main
 from csms.config import ServerSettings
 from csms.logs import configure_logging
-from csms.ocpp16.auth import tls_context
+from csms.ocpp16.auth import hash_password, tls_context
 from csms.store.certificates import CertificateStore
 from simulators.chargepoint.client_certificate import CertificateCharger, make_csr, new_key
 from storage.clock import utc_now
@@ -117,6 +119,25 @@ def test_good_requests_pass() -> None:
 # SignCertificate over OCPP
 
 
+PASSWORD = "certificate-tests-password"
+_HASH = hash_password(PASSWORD)  # once: about 50 ms each
+
+
+@asynccontextmanager
+async def authenticated(system: CentralSystem, charger_id: str) -> AsyncIterator[RawCharger]:
+    """A raw client connected as a profile 1 charger: only those with credentials may ask
+    for a certificate."""
+    await system.chargers.register_with_password(charger_id, 1, _HASH)
+    token = base64.b64encode(f"{charger_id}:{PASSWORD}".encode()).decode()
+    async with connect(
+        f"{ocpp_url(system)}/{charger_id}",
+        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        additional_headers={"Authorization": f"Basic {token}"},
+        proxy=None,
+    ) as connection:
+        yield RawCharger(connection)
+
+
 async def sign(client: RawCharger, csr: str) -> str:
     return (await client.call("SignCertificate", {"csr": csr}))["status"]
 
@@ -128,7 +149,7 @@ async def test_sign_certificate_then_certificate_signed(
     config = make_config(certs={"folder": str(pki.folder), "organisation": ORGANISATION})
     async with (
         CentralSystem(config) as system,
-        RawCharger.connect(ocpp_url(system), "CP-1") as client,
+        authenticated(system, "CP-1") as client,
     ):
         key = new_key()
         assert await sign(client, make_csr(key, "CP-1", ORGANISATION)) == "Accepted"
@@ -161,7 +182,7 @@ async def test_bad_requests_are_rejected_and_change_nothing(
     ]
     async with (
         CentralSystem(config) as system,
-        RawCharger.connect(ocpp_url(system), "CP-1") as client,
+        authenticated(system, "CP-1") as client,
     ):
         for csr in bad:
             assert await sign(client, csr) == "Rejected"
@@ -175,10 +196,25 @@ async def test_bad_requests_are_rejected_and_change_nothing(
     assert len(reasons) == 4 and "not the charge point id" in reasons[2]
 
 
+async def test_chargers_without_credentials_get_no_certificate(
+    make_config: MakeConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    pki = make_pki(tmp_path)
+    async with (
+        CentralSystem(make_config(certs={"folder": str(pki.folder)})) as system,
+        RawCharger.connect(ocpp_url(system), "CP-0") as client,  # profile 0, registered now
+    ):
+        assert await sign(client, make_csr(new_key(), "CP-0")) == "Rejected"
+        assert await CertificateStore(system.db).list() == []
+    [event] = events(caplog, "ocpp.csr_rejected")
+    assert "profile 0" in event["reason"]
+
+
 async def test_without_a_ca_requests_are_rejected(make_config: MakeConfig) -> None:
     async with (
         CentralSystem(make_config()) as system,
-        RawCharger.connect(ocpp_url(system), "CP-1") as client,
+        authenticated(system, "CP-1") as client,
     ):
         assert await sign(client, make_csr(new_key(), "CP-1")) == "Rejected"
 
@@ -228,7 +264,7 @@ async def test_external_ca_command(
     config = make_config(certs={"external_ca_command": command})
     async with (
         CentralSystem(config) as system,
-        RawCharger.connect(ocpp_url(system), "CP-1") as client,
+        authenticated(system, "CP-1") as client,
     ):
         key = new_key()
         assert await sign(client, make_csr(key, "CP-1")) == "Accepted"
@@ -272,8 +308,9 @@ async def test_chargers_due_are_asked_for_a_new_certificate(
     async with CentralSystem(config) as system:
         await system.chargers.register("CP-OFF")
         store = CertificateStore(system.db)
+        await system.chargers.register_with_password("CP-1", 1, _HASH)
         charger = CertificateCharger(
-            ocpp_url(system), "CP-1", folder=tmp_path / "charger", trust=pki.ca, meter_interval=0
+            ocpp_url(system), "CP-1", folder=tmp_path / "charger", trust=pki.ca, password=PASSWORD
         )
         await charger.start()
         try:

@@ -19,8 +19,10 @@ import structlog
 from csms.certs.authority import CertificateError, check_charger_request, parse_request
 from csms.certs.issuer import Issuer
 from csms.config import CertsSettings
+from csms.ocpp16.auth import PROFILE_NONE, security_profile
 from csms.ocpp16.commands import Answered, ChargerCommands
 from csms.store.certificates import CertificateStore
+from csms.store.chargers import ChargerStore
 from storage.clock import utc_now
 from storage.nodes import Leader, sole_node
 
@@ -36,6 +38,7 @@ class ChargerCertificates:
         issuer: Issuer,
         store: CertificateStore,
         commands: ChargerCommands,
+        chargers: ChargerStore,
         *,
         clock: Callable[[], datetime] = utc_now,
         lead: Leader = sole_node,
@@ -44,6 +47,7 @@ class ChargerCertificates:
         self._issuer = issuer
         self._store = store
         self._commands = commands
+        self._chargers = chargers
         self._clock = clock
         self._lead = lead
         self._tasks: set[asyncio.Task[None]] = set()
@@ -53,7 +57,13 @@ class ChargerCertificates:
         return {"SignCertificate": self.sign_certificate}
 
     async def sign_certificate(self, charger_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Accepted when the request is a valid CSR for this charger and a CA can sign it."""
+        """Accepted when the request is a valid CSR for this charger, the charger proved who
+        it is on connecting (security profile 1 or more), and a CA can sign it."""
+        charger = await self._chargers.get(charger_id)
+        if charger is None or security_profile(charger) == PROFILE_NONE:
+            # Anybody may claim a profile 0 charger's id: no certificate in its name.
+            log.warning("ocpp.csr_rejected", reason="the charger has no credentials (profile 0)")
+            return {"status": "Rejected"}
         try:
             csr = parse_request(request["csr"])
             check_charger_request(csr, charger_id, self._settings.organisation)
