@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+CertificatePublicKeyTypes = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
 CA_KEY = "ca.key"
 CA_CERT = "ca.pem"
 # Certificates start a little in the past: a charger whose clock is slightly behind
@@ -122,26 +124,25 @@ class Authority:
         except (ValueError, TypeError, UnsupportedAlgorithm) as error:
             raise CertificateError(f"{folder}: CA key or certificate unreadable: {error}") from None
         if not isinstance(key, ec.EllipticCurvePrivateKey) or (
-            key.public_key().public_numbers() != certificate.public_key().public_numbers()  # type: ignore[union-attr]
+            key.public_key() != certificate.public_key()
         ):
             raise CertificateError(f"{folder}: {CA_KEY} is not the key of {CA_CERT}")
         return cls(key, certificate)
 
-    def _builder(self, subject: x509.Name, public_key: object, days: int, now: datetime):  # type: ignore[no-untyped-def]
+    def _builder(
+        self, subject: x509.Name, public_key: CertificatePublicKeyTypes, days: int, now: datetime
+    ) -> x509.CertificateBuilder:
         not_after = min(now + timedelta(days=days), self.certificate.not_valid_after_utc)
         return (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(self.certificate.subject)
-            .public_key(public_key)  # type: ignore[arg-type]
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - BACKDATE)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(public_key),  # type: ignore[arg-type]
-                critical=False,
-            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                 critical=False,
