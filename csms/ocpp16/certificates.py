@@ -20,7 +20,7 @@ from csms.certs.authority import CertificateError, check_charger_request, parse_
 from csms.certs.issuer import Issuer
 from csms.config import CertsSettings
 from csms.ocpp16.auth import PROFILE_NONE, security_profile
-from csms.ocpp16.commands import Answered, ChargerCommands
+from csms.ocpp16.commands import Answered, ChargerCommands, InvalidCommand
 from csms.store.certificates import CertificateStore
 from csms.store.chargers import ChargerStore
 from storage.clock import utc_now
@@ -86,9 +86,13 @@ class ChargerCertificates:
         except CertificateError as error:
             bound.error("ocpp.certificate_not_issued", reason=str(error))
             return
-        result = await self._commands.send(
-            charger_id, "CertificateSigned", {"certificateChain": chain}
-        )
+        try:
+            result = await self._commands.send(
+                charger_id, "CertificateSigned", {"certificateChain": chain}
+            )
+        except InvalidCommand as error:  # a chain longer than OCPP's 10,000 characters
+            bound.error("ocpp.certificate_not_sent", reason=str(error))
+            return
         status = result.payload["status"] if isinstance(result, Answered) else None
         if status == "Accepted":
             bound.info("ocpp.certificate_installed")

