@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -148,6 +149,12 @@ class CertsSettings:
     # that prints the certificate chain (PEM, the charger's first) and exits 0.
     external_ca_command: str = _setting("")
     external_ca_timeout: float = _setting(60.0, min=1)
+
+    def __post_init__(self) -> None:
+        try:  # split as csms/certs/issuer.py runs it: a stray quote stops start-up here
+            shlex.split(self.external_ca_command)
+        except ValueError as error:
+            raise ConfigError(f"certs.external_ca_command: {error}") from None
 
 
 @dataclass(frozen=True)

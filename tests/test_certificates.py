@@ -30,7 +30,7 @@ from csms.certs.authority import (
     parse_request,
 )
 from csms.cli import main
-from csms.config import ServerSettings
+from csms.config import ConfigError, ServerSettings, load_config
 from csms.logs import configure_logging
 from csms.ocpp16.auth import hash_password, tls_context
 from csms.store.certificates import CertificateStore
@@ -346,6 +346,38 @@ async def test_chargers_due_are_asked_for_a_new_certificate(
             ]
         finally:
             await charger.stop()
+
+
+async def test_the_renewal_job_asks_on_its_own(make_config: MakeConfig, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    config = make_config(
+        certs={"folder": str(pki.folder), "renew_before_days": 400, "renewal_check_interval": 0.05}
+    )
+    async with CentralSystem(config) as system:
+        await system.chargers.register_with_password("CP-1", 1, _HASH)
+        # Due from the start: issued before the charger connects.
+        await CertificateStore(system.db).add("0a", "CP-1", utc_now(), utc_now(), "-")
+        charger = CertificateCharger(
+            ocpp_url(system), "CP-1", folder=tmp_path / "charger", trust=pki.ca, password=PASSWORD
+        )
+        await charger.start()
+        try:
+
+            async def renewed() -> bool:
+                return charger.certificate is not None
+
+            await eventually(renewed)
+            assert (
+                "ExtendedTriggerMessage",
+                {"requestedMessage": "SignChargePointCertificate"},
+            ) in (charger.received_calls)
+        finally:
+            await charger.stop()
+
+
+def test_a_stray_quote_in_the_external_command_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"^certs\.external_ca_command: No closing quotation"):
+        load_config(env={"CSMS_CERTS_EXTERNAL_CA_COMMAND": "sign 'ca"})
 
 
 async def test_nothing_is_due_outside_the_window(make_config: MakeConfig, tmp_path: Path) -> None:
