@@ -424,6 +424,8 @@ def test_certs_commands(
 
     code, out, _ = run(capsys, "certs", "server", "127.0.0.1", "csms.example")
     assert code == 0 and f'tls_cert = "{cli / "ca" / "server.pem"}"' in out
+    code, _, err = run(capsys, "certs", "server", "127.0.0.1")
+    assert code == 2 and "server.key: File exists (remove it, or name others with" in err
     settings = ServerSettings(
         tls_cert=str(cli / "ca" / "server.pem"), tls_key=str(cli / "ca" / "server.key")
     )
