@@ -99,7 +99,8 @@ async def _server(config: Config, args: argparse.Namespace) -> int:
     try:
         write_private(key_path, key_pem(key))
     except OSError as error:
-        hint = " (remove it, or name others with --cert and --key)" if key_path.exists() else ""
+        exists = isinstance(error, FileExistsError)
+        hint = " (remove it, or name others with --cert and --key)" if exists else ""
         return _fail(f"cannot write {key_path}: {error.strerror}{hint}")
     cert_path.write_text(cert_pem(certificate))  # noqa: ASYNC240 (nothing else runs here)
     print(f"{cert_path}: for {', '.join(args.names)}")
