@@ -112,8 +112,21 @@ async def test_certificate_from_sign_certificate_then_profile_3(
             assert on_certificate.booted
             await on_certificate.send_heartbeat()
             assert system.sessions.get("CP-3") is not None
+            # Renewal on profile 3: a new key and certificate, used from the next connection.
+            assert await on_certificate.request_certificate() == "Accepted"
+
+            async def renewed() -> bool:
+                return on_certificate.certificate is not None
+
+            await eventually(renewed)
+            await on_certificate.stop()
+            await on_certificate.start()
+            assert on_certificate.booted
         finally:
             await on_certificate.stop()
+        assert on_certificate.certificate is not None
+        assert on_certificate.certificate.serial_number != certificate.serial_number
+        assert len(await store.list("CP-3")) == 2
 
         # The password no longer lets it in.
         with_password = CertificateCharger(wss(system), "CP-3", password=PASSWORD, **options)
