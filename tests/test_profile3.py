@@ -17,7 +17,9 @@ from csms.app import CentralSystem
 from csms.certs.authority import Authority, common_name
 from csms.config import Config, ConfigError
 from csms.ocpp16.auth import hash_password
+from csms.ocpp16.commands import Answered
 from csms.store.certificates import CertificateStore
+from simulators.chargepoint.__main__ import build_chargers, parse_args
 from simulators.chargepoint.client_certificate import CertificateCharger
 from storage.clock import to_text, utc_now
 from tests.conftest import MakeConfig
@@ -106,7 +108,8 @@ async def test_certificate_from_sign_certificate_then_profile_3(
         # Profile 3: the certificate alone, no password.
         assert await store.require("CP-3", True)
         on_certificate = CertificateCharger(wss(system), "CP-3", **options)
-        on_certificate.client_files = charger.client_files
+        # It finds the key and certificate where the first run kept them.
+        assert on_certificate.client_files == charger.client_files
         await on_certificate.start()
         try:
             assert on_certificate.booted
@@ -116,7 +119,8 @@ async def test_certificate_from_sign_certificate_then_profile_3(
             assert await on_certificate.request_certificate() == "Accepted"
 
             async def renewed() -> bool:
-                return on_certificate.certificate is not None
+                new = on_certificate.certificate
+                return new is not None and new.serial_number != certificate.serial_number
 
             await eventually(renewed)
             await on_certificate.stop()
@@ -129,7 +133,8 @@ async def test_certificate_from_sign_certificate_then_profile_3(
         assert len(await store.list("CP-3")) == 2
 
         # The password no longer lets it in.
-        with_password = CertificateCharger(wss(system), "CP-3", password=PASSWORD, **options)
+        elsewhere = {**options, "folder": tmp_path / "no-certificate"}
+        with_password = CertificateCharger(wss(system), "CP-3", password=PASSWORD, **elsewhere)
         with pytest.raises(InvalidStatus) as refused:
             await with_password.start()
         assert refused.value.response.status_code == 403
@@ -203,3 +208,40 @@ async def test_a_certs_folder_without_a_ca_stops_start_up(
             await system.start()
     finally:
         await system.stop()
+
+
+async def test_simulator_command_line_keeps_its_certificate_across_runs(
+    make_config: MakeConfig, pki: Pki, tmp_path: Path
+) -> None:
+    """`python -m simulators.chargepoint --ca ...`: asked by the CSMS, the charger requests a
+    certificate and keeps it in --certificates; run again, it connects with it on profile 3."""
+    folder = tmp_path / "sim"
+    async with CentralSystem(tls_config(make_config, pki)) as system:
+        assert await system.chargers.register_with_password("SIM", 2, hash_password(PASSWORD))
+        argv = ["--url", f"{wss(system)}", "--id", "SIM", "--ca", str(pki.ca)]
+        argv += ["--certificates", str(folder), "--organisation", ORGANISATION]
+        [first] = build_chargers(parse_args([*argv, "--password", PASSWORD]))
+        assert isinstance(first, CertificateCharger) and first.client_files is None
+        await first.start()
+        try:
+            result = await system.commands.send(
+                "SIM", "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}
+            )
+            assert result == Answered({"status": "Accepted"})
+
+            async def installed() -> bool:
+                return first.certificate is not None
+
+            await eventually(installed)
+        finally:
+            await first.stop()
+        assert sorted(p.name for p in folder.iterdir()) == ["SIM.key", "SIM.pem"]
+
+        assert await CertificateStore(system.db).require("SIM", True)
+        [second] = build_chargers(parse_args(argv))
+        assert isinstance(second, CertificateCharger) and second.certificate == first.certificate
+        await second.start()
+        try:
+            assert second.booted and system.sessions.get("SIM") is not None
+        finally:
+            await second.stop()

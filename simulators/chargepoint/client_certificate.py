@@ -86,9 +86,20 @@ class CertificateCharger(SimulatedCharger):
         super().__init__(url, charge_point_id, **options)
         self.folder, self.trust, self.organisation = folder, trust, organisation
         self._pending: ec.EllipticCurvePrivateKey | None = None
-        # The client certificate and key presented on connecting, when there is one.
+        # The client certificate and key presented on connecting, when there is one: those
+        # kept in `folder` from an earlier run.
         self.client_files: tuple[Path, Path] | None = None
         self.certificate: x509.Certificate | None = None
+        cert_path, key_path = self._paths()
+        if cert_path.is_file() and key_path.is_file():
+            self.client_files = (cert_path, key_path)
+            self.certificate = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
+
+    def _paths(self) -> tuple[Path, Path]:
+        return (
+            self.folder / f"{self.charge_point_id}.pem",
+            self.folder / f"{self.charge_point_id}.key",
+        )
 
     async def request_certificate(self) -> str:
         """Send SignCertificate with a request for a new key; the CSMS's answer."""
@@ -109,8 +120,7 @@ class CertificateCharger(SimulatedCharger):
             log.warning("%s: CertificateSigned for a key not requested", self.charge_point_id)
             return False
         self.folder.mkdir(parents=True, exist_ok=True)
-        key_path = self.folder / f"{self.charge_point_id}.key"
-        cert_path = self.folder / f"{self.charge_point_id}.pem"
+        cert_path, key_path = self._paths()
         key_path.write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM,
