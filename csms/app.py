@@ -25,12 +25,14 @@ from csms.api.docs import register_docs
 from csms.api.management import build_api
 from csms.api.server import HttpServer, create_app
 from csms.authorization import Authorizer
+from csms.certs.issuer import Issuer
 from csms.cluster.bus import Bus, LocalBus, PgBus
 from csms.cluster.routing import CommandRelay
 from csms.cluster.view import ClusterView
 from csms.config import Config, ConfigError
 from csms.heap import keep_collections_short
 from csms.metrics import Metrics
+from csms.ocpp16.certificates import ChargerCertificates
 from csms.ocpp16.commands import ChargerCommands, LocalCommands
 from csms.ocpp16.control import RemoteControl
 from csms.ocpp16.dispatch import Dispatcher
@@ -43,6 +45,7 @@ from csms.ocpp16.server import OcppServer
 from csms.ocpp16.values import PayloadRules
 from csms.open_files import raise_open_files_limit
 from csms.store.api_keys import ApiKeys
+from csms.store.certificates import CertificateStore
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.security import SecurityStore
@@ -191,6 +194,7 @@ class CentralSystem:
         self.runner.start()
         self.alerts.start()
         self.reconciler.start()
+        self.certificates.start()
         log.info(
             "csms.started",
             ocpp=f"ws://{config.server.ocpp_host}:{self.ocpp.port}{config.server.ocpp_path}/{{id}}",
@@ -315,11 +319,25 @@ class CentralSystem:
             refused=self.refused,
         )
         rules = PayloadRules(settings.max_connector_id, settings.timestamps_without_zone)
+        certificates = CertificateStore(self.db)
+        self.certificates = ChargerCertificates(
+            self.config.certs,
+            Issuer(self.config.certs, certificates, self._clock),
+            certificates,
+            self.commands,
+            self.chargers,
+            clock=self._clock,
+            lead=self.node.lead,
+        )
         self.ocpp = OcppServer(
             self.config,
             self.chargers,
             Dispatcher(
-                {**messages.handlers(), **SecurityMessages(self.security).handlers()},
+                {
+                    **messages.handlers(),
+                    **SecurityMessages(self.security).handlers(),
+                    **self.certificates.handlers(),
+                },
                 self.metrics,
                 rules,
             ),
@@ -456,6 +474,7 @@ class CentralSystem:
         await self.ocpp.close()
         await self.refused.close()
         await self.reconciler.stop()
+        await self.certificates.stop()
         await self.runner.stop(max(0.0, deadline - loop.time()))
         await self.alerts.stop()
         await self.relay.stop()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from csms.api.transactions import transactions_csv
 from csms.app import default_tariff, open_database, serve
+from csms.cli_certs import add_certs_commands
 from csms.cli_ops import add_operator_commands
 from csms.cli_reconcile import add_reconcile_command
 from csms.cli_security import add_security_command
@@ -18,7 +19,13 @@ from csms.clock import normalise_ocpp_time
 from csms.config import Config, ConfigError, load_config
 from csms.demo import demo_config, print_summary, run_demo
 from csms.logs import configure_logging
-from csms.ocpp16.auth import PASSWORD_RULE, PROFILE_BASIC, hash_password, valid_password
+from csms.ocpp16.auth import (
+    PASSWORD_RULE,
+    PROFILE_BASIC,
+    PROFILE_TLS_CERTIFICATE,
+    hash_password,
+    valid_password,
+)
 from csms.ocpp16.handshake import CHARGE_POINT_ID_RULE, charge_point_id_from_path
 from csms.qr import (
     BaseUrlError,
@@ -31,6 +38,7 @@ from csms.qr import (
     qr_svg,
 )
 from csms.startup import StartupError
+from csms.store.certificates import CertificateStore
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionFilter, TransactionStore
@@ -86,9 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--security-profile",
         type=int,
-        choices=(1, 2),
+        choices=(1, 2, 3),
         help="1: password over ws:// or wss://, 2: password over wss:// only (default with"
-        " --password: 1; without one, the charger needs no password)",
+        " --password: 1; without one, the charger needs no password), 3: a client certificate"
+        " from the operator CA over wss:// (csms certs), no password",
     )
     add.set_defaults(run=_add_charger)
     chargers_commands.add_parser("list", help="list chargers").set_defaults(run=_list_chargers)
@@ -177,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     add_operator_commands(commands)
     add_reconcile_command(commands)
     add_security_command(commands)
+    add_certs_commands(commands)
     return parser
 
 
@@ -201,8 +211,12 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.security_profile is not None and args.password is None:
+    certificate = args.security_profile == PROFILE_TLS_CERTIFICATE
+    if args.security_profile is not None and args.password is None and not certificate:
         print("csms: --security-profile needs --password", file=sys.stderr)
+        return 2
+    if certificate and args.password is not None:
+        print("csms: --password: profile 3 uses a client certificate instead", file=sys.stderr)
         return 2
     if args.password is not None and not valid_password(args.password):
         print(f"csms: --password: {PASSWORD_RULE}", file=sys.stderr)
@@ -233,11 +247,15 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
             )
             if not created:
                 await store.set_security(charger_id, profile, password_hash)
+        if args.security_profile is not None or args.password is not None:
+            await CertificateStore(db).require(charger_id, certificate)
     finally:
         await db.close()
     outcome = "registered" if created else "already registered"
     if args.password is not None:
         outcome += f"; password set, security profile {profile}"
+    elif certificate:
+        outcome += "; security profile 3 (client certificate)"
     print(f"{charger_id}: {outcome}")
     return 0
 

@@ -11,6 +11,7 @@ import difflib
 import logging
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -150,6 +151,31 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class CertsSettings:
+    # The operator CA for chargers' client certificates (security profile 3): a folder
+    # holding ca.key and ca.pem (`csms certs init`). Empty: no CA, so no profile 3.
+    folder: str = _setting("")
+    # The O (organisation) of the CA and of chargers' certificates; when set, a charger's
+    # certificate signing request must carry it.
+    organisation: str = _setting("")
+    # Days a charger's certificate is valid, and how many days before its end it is renewed.
+    charger_validity_days: int = _setting(365, min=1)
+    renew_before_days: int = _setting(30, min=0)
+    # Seconds between checks for certificates due for renewal (0: never).
+    renewal_check_interval: float = _setting(3600.0, min=0)
+    # Instead of the operator CA: a command given the request (PEM) on its standard input
+    # that prints the certificate chain (PEM, the charger's first) and exits 0.
+    external_ca_command: str = _setting("")
+    external_ca_timeout: float = _setting(60.0, min=1)
+
+    def __post_init__(self) -> None:
+        try:  # split as csms/certs/issuer.py runs it: a stray quote stops start-up here
+            shlex.split(self.external_ca_command)
+        except ValueError as error:
+            raise ConfigError(f"certs.external_ca_command: {error}") from None
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     keys: str = _setting("")
 
@@ -244,6 +270,7 @@ class Config:
     ocpp: OcppSettings = field(default_factory=OcppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    certs: CertsSettings = field(default_factory=CertsSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     stripe: StripeSettings = field(default_factory=StripeSettings)
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)

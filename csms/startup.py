@@ -16,6 +16,7 @@ from pathlib import Path
 
 from csms.config import Config, DatabaseSettings
 from csms.ocpp16.auth import tls_context
+from csms.ocpp16.server import client_ca
 from storage.db import is_postgres
 
 WILDCARDS = ("", "0.0.0.0", "::")
@@ -89,7 +90,7 @@ def listeners(config: Config) -> dict[str, Listener]:
 def check_before_start(config: Config) -> None:
     """The TLS files load, the database's folder exists and every address can be bound,
     else ConfigError or StartupError naming the setting; nothing is created here."""
-    tls_context(config.server)
+    tls_context(config.server, client_ca(config) if config.server.tls_cert else "")
     check_database_folder(config.database)
     found = list(listeners(config).values())
     for index, listener in enumerate(found):

@@ -1,8 +1,9 @@
-"""Charger authentication: OCPP 1.6 Security Whitepaper profiles 1 and 2.
+"""Charger authentication: OCPP 1.6 Security Whitepaper profiles 1, 2 and 3.
 
 Profile 1 is HTTP Basic auth on the WebSocket upgrade: the username is the charge point
-id, the password the charger's AuthorizationKey. Profile 2 is the same over TLS. Profile 0
-is no authentication, for chargers registered without a password.
+id, the password the charger's AuthorizationKey. Profile 2 is the same over TLS. Profile 3
+is TLS with a client certificate from the operator CA whose CN is the charge point id.
+Profile 0 is no authentication, for chargers registered without a password.
 
 Passwords are kept only as scrypt hashes (`scrypt$n=..,r=..,p=..$salt$hash`, hex), and
 compared in constant time. Failed attempts are counted per client address by
@@ -21,10 +22,11 @@ import ipaddress
 import re
 import secrets
 import ssl
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from csms.config import ConfigError, ServerSettings
 from storage.clock import utc_now
@@ -34,7 +36,8 @@ from storage.limits import WindowCounter
 PROFILE_NONE = 0
 PROFILE_BASIC = 1
 PROFILE_TLS_BASIC = 2
-SECURITY_PROFILES = (PROFILE_NONE, PROFILE_BASIC, PROFILE_TLS_BASIC)
+PROFILE_TLS_CERTIFICATE = 3
+SECURITY_PROFILES = (PROFILE_NONE, PROFILE_BASIC, PROFILE_TLS_BASIC, PROFILE_TLS_CERTIFICATE)
 
 CHALLENGE = 'Basic realm="csms"'
 
@@ -120,6 +123,25 @@ def transport_allowed(security_profile: int, *, over_tls: bool) -> bool:
     return over_tls or security_profile < PROFILE_TLS_BASIC
 
 
+def security_profile(charger: Mapping[str, Any]) -> int:
+    """A charger row's profile: 3 when it must show a client certificate, else its own."""
+    if charger["certificate_required"]:
+        return PROFILE_TLS_CERTIFICATE
+    return int(charger["security_profile"])
+
+
+def check_client_certificate(peer: dict[str, Any] | None, charge_point_id: str) -> str | None:
+    """None when the verified client certificate (`SSLObject.getpeercert()`) names
+    `charge_point_id` in its subject's CN, else what is wrong. TLS has already checked
+    that the operator CA issued it and that it is within its validity."""
+    if not peer:
+        return "no_certificate"
+    names = [value for rdn in peer.get("subject", ()) for key, value in rdn if key == "commonName"]
+    if names != [charge_point_id]:
+        return "cn_mismatch"
+    return None
+
+
 def throttle_key(address: str) -> str:
     """What failures are counted against: the IPv4 address, or the IPv6 /64 network.
 
@@ -197,11 +219,13 @@ class FailureThrottle:
         await self._counter.hit(key)
 
 
-def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
+def tls_context(settings: ServerSettings, client_ca: str = "") -> ssl.SSLContext | None:
     """The OCPP endpoint's TLS context from [server] tls_cert and tls_key; None without them.
 
-    A file that cannot be read, or that is not a PEM certificate (chain) or key, is a
-    ConfigError naming its key.
+    With `client_ca` (the operator CA's certificate, PEM), clients are asked for a
+    certificate: one it did not issue fails the handshake, none at all is let through (the
+    charger's profile decides). A file that cannot be read, or that is not a PEM
+    certificate (chain) or key, is a ConfigError naming its key.
     """
     if not settings.tls_cert and not settings.tls_key:
         return None
@@ -227,4 +251,10 @@ def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
             f"server.tls_cert, server.tls_key: not a certificate and its private key"
             f" ({settings.tls_cert}, {settings.tls_key}): {error}"
         ) from None
+    if client_ca:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (ssl.SSLError, OSError) as error:
+            raise ConfigError(f"certs.folder: cannot load the CA {client_ca}: {error}") from None
+        context.verify_mode = ssl.CERT_OPTIONAL
     return context

@@ -29,6 +29,7 @@ CHARGER_ACTIONS = frozenset(
         "FirmwareStatusNotification",
         "Heartbeat",
         "MeterValues",
+        "SignCertificate",
         "StartTransaction",
         "StatusNotification",
         "StopTransaction",

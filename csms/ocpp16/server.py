@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from http import HTTPStatus
+from pathlib import Path
 from typing import Protocol
 from weakref import WeakKeyDictionary
 
@@ -15,12 +16,16 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from csms.config import Config
+from csms.certs.authority import CA_CERT
+from csms.config import Config, ConfigError
 from csms.ocpp16.auth import (
     CHALLENGE,
     PROFILE_NONE,
+    PROFILE_TLS_CERTIFICATE,
     FailureThrottle,
     check_basic_auth,
+    check_client_certificate,
+    security_profile,
     throttle_key,
     tls_context,
     transport_allowed,
@@ -29,6 +34,7 @@ from csms.ocpp16.events import ChargerEvents
 from csms.ocpp16.handshake import charge_point_id_from_path, select_subprotocol
 from csms.ocpp16.registry import Sessions
 from csms.ocpp16.session import ChargerSession, Dispatch
+from csms.ocpp16.tls_gate import gated
 from csms.store.chargers import ChargerStore
 from httpapi.forwarded import HEADER, client_address
 from storage.clock import utc_now
@@ -40,6 +46,19 @@ log = structlog.get_logger()
 CLOSE_GOING_AWAY = 1001
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_POLICY = 1008
+# Seconds for the TLS handshake, and then for the WebSocket upgrade (websockets' default).
+OPEN_TIMEOUT = 10.0
+
+
+def client_ca(config: Config) -> str:
+    """The operator CA's certificate that clients' certificates are checked against: ca.pem
+    in [certs] folder; empty without a folder. A folder without one stops start-up."""
+    if not config.certs.folder:
+        return ""
+    path = Path(config.certs.folder) / CA_CERT
+    if not path.is_file():
+        raise ConfigError(f"certs.folder: no {CA_CERT} in {config.certs.folder} (csms certs init)")
+    return str(path)
 
 
 class Presence(Protocol):
@@ -91,7 +110,8 @@ class OcppServer:
     async def start(self) -> None:
         settings = self._config.ocpp
         # Read before listening: a bad certificate or key stops start-up, naming its key.
-        tls = tls_context(self._config.server)
+        server = self._config.server
+        tls = tls_context(server, client_ca(self._config) if server.tls_cert else "")
         self._server = await serve(
             self._serve_connection,
             self._config.server.ocpp_host,
@@ -105,7 +125,9 @@ class OcppServer:
             max_size=settings.max_frame_bytes,
             # Meter values compress well, but deflate costs CPU and memory per connection.
             compression=None,
-            ssl=tls,
+            # TLS started by each connection, so that a refused handshake is logged.
+            create_connection=None if tls is None else gated(tls, OPEN_TIMEOUT),
+            open_timeout=OPEN_TIMEOUT,
         )
         if tls is not None:
             log.info("ocpp.tls", cert=self._config.server.tls_cert)
@@ -152,15 +174,26 @@ class OcppServer:
             self._accepted[connection] = charge_point_id
             return None  # security profile 0: no credentials to check
         charge_point_id = self._accepted[connection] = charger["id"]
-        profile = charger["security_profile"]
+        profile = security_profile(charger)
         if profile == PROFILE_NONE:
             return None  # credentials it may send are not checked, as before profiles existed
-        over_tls = connection.transport.get_extra_info("ssl_object") is not None
-        if not transport_allowed(profile, over_tls=over_tls):
+        tls = connection.transport.get_extra_info("ssl_object")
+        if not transport_allowed(profile, over_tls=tls is not None):
             log.warning(
                 "ocpp.tls_required", charge_point_id=charge_point_id, remote=remote, profile=profile
             )
             return connection.respond(HTTPStatus.FORBIDDEN, "This charge point must use wss://\n")
+        if profile == PROFILE_TLS_CERTIFICATE:
+            problem = check_client_certificate(tls.getpeercert(), charge_point_id)
+            if problem is None:
+                return None
+            log.warning(
+                "ocpp.certificate_refused",
+                charge_point_id=charge_point_id,
+                remote=remote,
+                reason=problem,
+            )
+            return connection.respond(HTTPStatus.FORBIDDEN, "Client certificate required\n")
         return await self._check_credentials(connection, request, charger, address, remote)
 
     async def _check_credentials(

@@ -164,7 +164,8 @@ class ChargerStore:
         Takes effect from the charger's next connection.
         """
         changed = await self._db.execute(
-            "UPDATE chargers SET security_profile = ?, password_hash = ? WHERE id = ?",
+            "UPDATE chargers SET security_profile = ?, password_hash = ?, certificate_required = 0"
+            " WHERE id = ?",
             (security_profile, password_hash, charger_id),
         )
         return changed > 0

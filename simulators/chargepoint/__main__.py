@@ -7,9 +7,13 @@ import asyncio
 import logging
 import signal
 from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 from .behaviour import Behaviour
 from .charger import SimulatedCharger
+from .client_certificate import CertificateCharger
 from .fleet import Scenario, fleet_ids, run_fleet
 
 
@@ -52,6 +56,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--password", help="HTTP Basic auth password (username is the charge point id)"
     )
     parser.add_argument(
+        "--ca",
+        help="the CSMS's CA certificate (PEM) to trust on wss://; with it, each charger keeps"
+        " a key and client certificate (security profile 3) in --certificates and asks for one"
+        " when ExtendedTriggerMessage(SignChargePointCertificate) says so",
+    )
+    parser.add_argument(
+        "--certificates", default="sim-certificates", help="folder for <id>.key and <id>.pem"
+    )
+    parser.add_argument("--organisation", default="", help="the O of certificate requests")
+    parser.add_argument(
         "--plug-after",
         type=float,
         help="seconds after an accepted remote start until the driver plugs in",
@@ -84,10 +98,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def main_async(args: argparse.Namespace) -> int:
+def build_chargers(args: argparse.Namespace) -> list[SimulatedCharger]:
     behaviour = Behaviour(reject_remote_start=args.reject_remote_start, plug_after=args.plug_after)
+    kind: Any = SimulatedCharger
+    if args.ca:
+        kind = partial(
+            CertificateCharger,
+            folder=Path(args.certificates),
+            trust=Path(args.ca),
+            organisation=args.organisation,
+        )
     chargers = [
-        SimulatedCharger(
+        kind(
             url=args.url,
             charge_point_id=charge_point_id,
             connectors=args.connectors,
@@ -102,6 +124,11 @@ async def main_async(args: argparse.Namespace) -> int:
         )
         for number, charge_point_id in enumerate(fleet_ids(args.id, args.count), start=1)
     ]
+    return chargers
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    chargers = build_chargers(args)
     scenario = Scenario(
         start_after=args.start_after,
         id_tag=args.id_tag,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import ssl
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -180,6 +181,10 @@ class OcppSession(ABC):
     def _password(self) -> str | None:
         """The HTTP Basic auth password for the next connection, if any."""
 
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context for a wss:// connection (None: the system's defaults)."""
+        return None
+
     @abstractmethod
     async def _boot(self) -> None:
         """BootNotification until Accepted; must set `booted`."""
@@ -205,6 +210,7 @@ class OcppSession(ABC):
         if password:
             token = base64.b64encode(f"{self.charge_point_id}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
+        tls = self._tls_context()
         # proxy=None: a charger does not pick up the host's proxy settings.
         ws = await connect(
             self._endpoint,
@@ -212,6 +218,7 @@ class OcppSession(ABC):
             additional_headers=headers,
             open_timeout=OPEN_TIMEOUT,
             proxy=None,
+            **({"ssl": tls} if tls is not None else {}),
         )
         if ws.subprotocol != SUBPROTOCOL:
             log.warning(
