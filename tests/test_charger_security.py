@@ -431,11 +431,11 @@ async def test_api_sets_a_password_and_never_returns_it(csms: CentralSystem) -> 
                 assert PASSWORD not in text and OTHER not in text and "scrypt" not in text
                 answer = await response.json()
                 if response.status == 200:
-                    assert not {"password", "passwordHash", "securityProfile"} & _keys(answer)
+                    assert not {"password", "passwordHash"} & _keys(answer)
                 return response.status, answer
 
         status, answer = await call("PATCH", "/CP-0", {"password": PASSWORD, "name": "Bay 1"})
-        assert status == 200 and answer["name"] == "Bay 1"
+        assert status == 200 and (answer["name"], answer["securityProfile"]) == ("Bay 1", 1)
         row = await csms.chargers.get("CP-0")
         assert row is not None and row["security_profile"] == 1
         assert verify_password(PASSWORD, row["password_hash"])
@@ -454,7 +454,8 @@ async def test_api_sets_a_password_and_never_returns_it(csms: CentralSystem) -> 
             ({"password": "é" * 20}, "password"),
             ({"password": None}, "password"),
             ({"password": PASSWORD, "securityProfile": 0}, "securityProfile"),
-            ({"securityProfile": 3}, "securityProfile"),
+            ({"password": PASSWORD, "securityProfile": 3}, "password"),
+            ({"securityProfile": 4}, "securityProfile"),
         ):
             status, answer = await call("PATCH", "/CP-0", {**body, "name": "not applied"})
             assert status == 400 and answer["error"]["field"] == field, (body, answer)
@@ -467,6 +468,15 @@ async def test_api_sets_a_password_and_never_returns_it(csms: CentralSystem) -> 
         assert status == 400 and answer["error"]["field"] == "password"
         row = await csms.chargers.get("CP-9")
         assert row is not None and row["name"] is None and row["security_profile"] == 0
+
+        # Profile 3 asks for a client certificate instead; another profile takes it off 3
+        # again, with the password it kept.
+        status, answer = await call("PATCH", "/CP-0", {"securityProfile": 3})
+        assert status == 200 and answer["securityProfile"] == 3
+        assert await upgrade(f"{ocpp_url(csms)}/CP-0", basic("CP-0", OTHER)) == 403  # ws://
+        status, answer = await call("PATCH", "/CP-0", {"securityProfile": 1})
+        assert status == 200 and answer["securityProfile"] == 1
+        assert await upgrade(f"{ocpp_url(csms)}/CP-0", basic("CP-0", OTHER)) == 101
 
         # Profile 0 removes the password.
         status, answer = await call("PATCH", "/CP-0", {"securityProfile": 0})

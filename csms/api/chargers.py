@@ -10,7 +10,14 @@ from pydantic import Field, field_validator
 
 from csms.api.transactions import TransactionOut
 from csms.cluster.view import ClusterView
-from csms.ocpp16.auth import PASSWORD_PATTERN, PROFILE_BASIC, PROFILE_NONE, hash_password
+from csms.ocpp16.auth import (
+    PASSWORD_PATTERN,
+    PROFILE_BASIC,
+    PROFILE_NONE,
+    PROFILE_TLS_CERTIFICATE,
+    hash_password,
+    security_profile,
+)
 from csms.ocpp16.handshake import CHARGE_POINT_ID_RULE, charge_point_id_from_path
 from csms.store.chargers import ChargerStore, ConnectorStatus
 from csms.store.transactions import TransactionFilter, TransactionStore
@@ -86,6 +93,10 @@ class ChargerTariff(ApiModel):
 
 
 class ChargerDetail(ChargerOut):
+    security_profile: int = Field(
+        description="OCPP 1.6 security profile, from the charger's next connection: 0 none,"
+        " 1 password, 2 password over TLS, 3 client certificate"
+    )
     serial_number: str | None
     charge_box_serial_number: str | None
     iccid: str | None
@@ -149,10 +160,11 @@ class ChargerChange(ApiModel):
         " the charger's profile 2. From the charger's next connection",
         json_schema_extra={"writeOnly": True},
     )
-    security_profile: Literal[0, 1, 2] | None = Field(
+    security_profile: Literal[0, 1, 2, 3] | None = Field(
         default=None,
         description="0: no password (removes it), 1: password over ws:// or wss://,"
-        " 2: password over wss:// only. 1 and 2 need a password set now or before",
+        " 2: password over wss:// only, 3: a client certificate from the operator CA over"
+        " wss:// (no password). 1 and 2 need a password set now or before",
     )
 
 
@@ -276,6 +288,7 @@ class ChargerRoutes:
         node = self._connections.holder(charger_id)
         return ChargerDetail(
             **ChargerOut.of(row, node, connectors).model_dump(),
+            security_profile=security_profile(row),
             serial_number=row["serial_number"],
             charge_box_serial_number=row["charge_box_serial_number"],
             iccid=row["iccid"],
@@ -316,6 +329,12 @@ async def _security_change(body: ChargerChange, current: Row) -> tuple[int, str 
             400, "invalid", "a password cannot be null; securityProfile 0 removes it", "password"
         )
     profile = body.security_profile
+    if profile == PROFILE_TLS_CERTIFICATE:
+        if body.password is not None:
+            raise ApiError(
+                400, "invalid", "profile 3 uses a client certificate, not a password", "password"
+            )
+        return profile, current["password_hash"]
     if body.password is not None:
         if profile == PROFILE_NONE:
             raise ApiError(400, "invalid", "profile 0 has no password", "securityProfile")

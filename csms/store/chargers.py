@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from csms.clock import normalise_ocpp_time
+from csms.ocpp16.auth import PROFILE_TLS_CERTIFICATE
 from storage.clock import now_text
 from storage.db import Connection, Database, Row
 from storage.sql import row_limit
@@ -160,9 +161,16 @@ class ChargerStore:
         self, charger_id: str, security_profile: int, password_hash: str | None
     ) -> bool:
         """Profile 1 or 2 with a password hash, or 0 with None; False when there is no such charger.
+        Profile 3 (a client certificate) keeps the stored profile and password: another
+        profile later takes it off 3 again.
 
         Takes effect from the charger's next connection.
         """
+        if security_profile == PROFILE_TLS_CERTIFICATE:
+            changed = await self._db.execute(
+                "UPDATE chargers SET certificate_required = 1 WHERE id = ?", (charger_id,)
+            )
+            return changed > 0
         changed = await self._db.execute(
             "UPDATE chargers SET security_profile = ?, password_hash = ?, certificate_required = 0"
             " WHERE id = ?",
