@@ -5,16 +5,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
+import sys
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from .behaviour import Behaviour
 from .charger import SimulatedCharger
 from .client_certificate import CertificateCharger
+from .control import Controller, serve_http, serve_stdin
 from .fleet import Scenario, fleet_ids, run_fleet
+
+# Options that are a number of seconds, which cannot be negative.
+SECONDS_OPTIONS = (
+    "plug-after",
+    "plug-after-remote-start",
+    "unplug-after-stop",
+    "start-after",
+    "stop-after",
+    "offline-after",
+    "offline-for",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,7 +84,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--plug-after",
         type=float,
-        help="seconds after an accepted remote start until the driver plugs in",
+        help="plug in connector 1 (of each charger) this many seconds after start, whether or"
+        " not a remote start came: a driver's paid session then starts once paid",
+    )
+    parser.add_argument(
+        "--plug-after-remote-start",
+        type=float,
+        help="seconds after an accepted remote start (with the cable out) until the driver"
+        " plugs in",
+    )
+    parser.add_argument(
+        "--unplug-after-stop",
+        type=float,
+        help="seconds after a transaction stops until the driver unplugs",
     )
     parser.add_argument(
         "--reject-remote-start", action="store_true", help="answer RemoteStart with Rejected"
@@ -92,14 +120,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         help="seconds to stay offline (default: until the simulator stops)",
     )
+    parser.add_argument(
+        "--control-stdin",
+        action="store_true",
+        help="read commands from standard input, one a line (`help` lists them)",
+    )
+    parser.add_argument(
+        "--control-port",
+        type=int,
+        help="take commands over HTTP on 127.0.0.1:PORT (POST / with the command as the body;"
+        " 0: any free port, printed at start)",
+    )
     args = parser.parse_args(argv)
     if args.count < 1 or args.connectors < 1:
         parser.error("--count and --connectors must be at least 1")
+    for option in SECONDS_OPTIONS:
+        value = getattr(args, option.replace("-", "_"))
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            parser.error(f"--{option} must be a number of seconds >= 0, not {value}")
+    if args.control_port is not None and not 0 <= args.control_port <= 65535:
+        parser.error(f"--control-port must be 0 to 65535, not {args.control_port}")
     return args
 
 
 def build_chargers(args: argparse.Namespace) -> list[SimulatedCharger]:
-    behaviour = Behaviour(reject_remote_start=args.reject_remote_start, plug_after=args.plug_after)
+    behaviour = Behaviour(
+        reject_remote_start=args.reject_remote_start,
+        plug_after=args.plug_after_remote_start,
+        unplug_after_stop=args.unplug_after_stop,
+    )
     kind: Any = SimulatedCharger
     if args.ca:
         kind = partial(
@@ -135,12 +184,29 @@ async def main_async(args: argparse.Namespace) -> int:
         stop_after=args.stop_after,
         offline_after=args.offline_after,
         offline_for=args.offline_for,
+        plug_after=args.plug_after,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    return await run_fleet(chargers, scenario, stop)
+    controller = Controller(chargers)
+    runner: web.AppRunner | None = None
+    if args.control_port is not None:
+        try:
+            runner, port = await serve_http(controller, args.control_port)
+        except OSError as exc:
+            print(f"--control-port {args.control_port}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        print(f"control: POST commands to http://127.0.0.1:{port}/", flush=True)
+    reader = asyncio.create_task(serve_stdin(controller)) if args.control_stdin else None
+    try:
+        return await run_fleet(chargers, scenario, stop)
+    finally:
+        if reader is not None:
+            reader.cancel()
+        if runner is not None:
+            await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:

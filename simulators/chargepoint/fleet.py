@@ -26,11 +26,16 @@ class Scenario:
     # Drop the connection once, this long after boot, for offline_for (None: until the end).
     offline_after: float | None = None
     offline_for: float | None = None
+    # Plug in connector 1 this long after boot, whatever the central system does (a paid
+    # session then starts when the driver has paid: the cable is in, so RemoteStart starts it).
+    plug_after: float | None = None
 
 
 async def play(charger: SimulatedCharger, scenario: Scenario) -> None:
     """Drive one booted charger through `scenario`."""
     steps: list[Coroutine[Any, Any, None]] = []
+    if scenario.plug_after is not None:
+        steps.append(_plug(charger, scenario.plug_after))
     if scenario.start_after is not None:
         steps.append(_session(charger, scenario, scenario.start_after))
     if scenario.offline_after is not None:
@@ -38,6 +43,11 @@ async def play(charger: SimulatedCharger, scenario: Scenario) -> None:
     for result in await asyncio.gather(*steps, return_exceptions=True):
         if isinstance(result, Exception):
             log.error("%s: scenario step failed: %r", charger.charge_point_id, result)
+
+
+async def _plug(charger: SimulatedCharger, after: float) -> None:
+    await asyncio.sleep(after)
+    await charger.plug_in(1)
 
 
 async def _session(charger: SimulatedCharger, scenario: Scenario, start_after: float) -> None:
