@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import math
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -137,7 +138,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for option in SECONDS_OPTIONS:
         value = getattr(args, option.replace("-", "_"))
         if value is not None and not (value >= 0 and math.isfinite(value)):
-            parser.error(f"--{option} must be a number of seconds >= 0, not {value}")
+            parser.error(f"--{option} must be a number of seconds >= 0, not {value:g}")
     if args.control_port is not None and not 0 <= args.control_port <= 65535:
         parser.error(f"--control-port must be 0 to 65535, not {args.control_port}")
     return args
@@ -196,7 +197,8 @@ async def main_async(args: argparse.Namespace) -> int:
         try:
             runner, port = await serve_http(controller, args.control_port)
         except OSError as exc:
-            print(f"--control-port {args.control_port}: {exc.strerror or exc}", file=sys.stderr)
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            print(f"--control-port {args.control_port}: {reason}", file=sys.stderr)
             return 2
         print(f"control: POST commands to http://127.0.0.1:{port}/", flush=True)
     reader = asyncio.create_task(serve_stdin(controller)) if args.control_stdin else None
