@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import signal
 import socket
 import sys
@@ -22,6 +23,7 @@ from tests.conftest import API_HEADERS, MakeConfig, ocpp_url
 from tests.payflow import TARIFF, Driver
 from tests.waiting import eventually
 
+ROOT = Path(__file__).resolve().parent.parent
 # Guards against a hang only; no assertion depends on it.
 HANG_GUARD = 30
 
@@ -50,28 +52,28 @@ class Simulator:
 @asynccontextmanager
 async def simulator(system: CentralSystem, folder: Path, *argv: str) -> AsyncIterator[Simulator]:
     """The simulator as a developer runs it, fast: 600 times real time (unless `argv` says
-    otherwise), a sample each 0.2 s.
-    On leaving it gets SIGTERM, must exit 0 and must have logged no traceback."""
+    otherwise), a sample each 0.2 s."""
+    program = [sys.executable, "-m", "simulators.chargepoint", "--url", ocpp_url(system)]
+    fast = ["--speed", "600", "--meter-interval", "0.2"]
+    async with running([*program, *fast, *argv], folder) as sim:
+        yield sim
+
+
+@asynccontextmanager
+async def running(command: list[str], folder: Path) -> AsyncIterator[Simulator]:
+    """`command` (a simulator) in a process of its own. On leaving it gets SIGTERM, must exit
+    0 and must have logged no traceback."""
     log = folder / "simulator.log"
     with log.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "simulators.chargepoint",
-            "--url",
-            ocpp_url(system),
-            "--speed",
-            "600",
-            "--meter-interval",
-            "0.2",
-            *argv,
+            *command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
         )
     try:
         control_url = None
-        if "--control-port" in argv:
+        if "--control-port" in command:
             assert process.stdout is not None
             async with asyncio.timeout(HANG_GUARD):
                 first = (await process.stdout.readline()).decode()
@@ -203,6 +205,56 @@ async def test_stdin_plug_and_unplug_walk_a_paid_session_with_idle_fees(
         assert done["breakdown"]["idleFee"] == 0
         # The hold covers 5 kWh, the session fee and an hour of idle fees: 8.50.
         await assert_captured(system, done, "Remote", hold=850)
+
+
+def readme_walkthrough() -> tuple[str, list[str]]:
+    """The Quick start's paid session by hand: the command that starts the simulator, and
+    the commands its steps type, in order."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n### A paid session by hand", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 1, blocks
+    steps = section.split("\n1. ", 1)[1].split("\n\n", 1)[0]
+    return blocks[0], re.findall(r"type `(\w+)`", steps, re.IGNORECASE)
+
+
+async def test_the_readme_walkthrough_works_as_written(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
+    """The default tariff (idle fees), the simulator started exactly as the README says (only
+    the server's port and the Python are put in), and the steps' commands typed in order; the
+    browser's part done over HTTP as the pages would."""
+    script, typed = readme_walkthrough()
+    assert typed == ["plug", "stop", "unplug"]
+    async with CentralSystem(make_config()) as system, aiohttp.ClientSession() as http:
+        for written, actual in (
+            ("ws://127.0.0.1:9000/ocpp", ocpp_url(system)),
+            (".venv/bin/python", shlex.quote(sys.executable)),
+        ):
+            assert written in script, written
+            script = script.replace(written, actual)
+        driver = Driver(system, http)
+        async with running(["bash", "-c", f"exec {script}"], tmp_path) as sim:
+            await until_connectors(driver, "CP-1", "Available")
+            async with http.get(f"{driver.base}/c/CP-1/1") as page:
+                assert page.status == 200
+            _, created = await driver.create("CP-1", 1)
+            rid = created["reservationId"]
+            await driver.pay(created["checkoutUrl"])
+            await driver.wait_for_state(rid, "AwaitingPlug")
+            assert (await sim.say(typed[0])).startswith("CP-1: connector 1 plugged in")
+            await driver.wait_for_state(rid, "Charging")
+            # Past payments.minimum_energy_wh (1 kWh), as the README says to wait for.
+            await eventually(lambda: driver.has_energy(rid, 1000), HANG_GUARD)
+            assert "stopped (Local)" in await sim.say(typed[1])
+            await driver.wait_for_state(rid, "WaitingForDisconnect")
+            assert await sim.say(typed[2]) == "CP-1: connector 1 unplugged (Available)"
+            done = await driver.wait_for_state(rid, "Completed")
+    # 0.40/kWh and 0.50 per session, the default tariff; unplugged within the idle grace.
+    energy = done["breakdown"]["energyWh"]
+    assert energy > 1000 and done["breakdown"]["idleFee"] == 0
+    assert done["capturedAmount"] == round(energy * 40 / 1000 + 1e-9) + 50
+    assert done["capturedAmount"] + done["releasedAmount"] == created["maxAmount"]
 
 
 async def test_a_fleet_plugs_in_and_takes_commands_per_charger(
