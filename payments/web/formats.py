@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 from babel import Locale
@@ -46,9 +46,11 @@ class Formats:
         )
 
     def number(self, value: Decimal | int | float, digits: int) -> str:
-        """A number with exactly `digits` decimals: 1234.5, 2 -> "1,234.50" / "1.234,50"."""
+        """A number with exactly `digits` decimals, halves rounded up: 1234.5, 2 ->
+        "1,234.50" / "1.234,50"."""
+        exact = Decimal(str(value)).quantize(Decimal(1).scaleb(-digits), ROUND_HALF_UP)
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
-        return format_decimal(value, format=pattern, locale=self._locale)
+        return format_decimal(exact, format=pattern, locale=self._locale)
 
     def energy(self, wh: int, digits: int = 2) -> str:
         """Watt-hours as a number of kilowatt-hours: 12345, 3 -> "12.345" / "12,345"."""
