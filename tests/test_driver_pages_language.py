@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 import orjson
 import pytest
 
-from csms.app import CentralSystem
+from csms.app import SANDBOX_API_KEY, CentralSystem
+from payments.stripe_gateway import CheckoutRequest, StripeGateway, StripeRejected
 from simulators.chargepoint import SimulatedCharger
 from tests.payflow import Driver
 from tests.waiting import eventually
@@ -164,3 +166,45 @@ async def test_english_checkout_and_unknown_languages(
     assert system.sandbox is not None
     session = system.sandbox.get(orjson.loads(row["data"])["checkout_session_id"])
     assert session["locale"] == "en"
+
+
+@pytest.mark.parametrize(("locale", "recorded"), [("de", "de"), ("en", "en"), (None, None)])
+async def test_the_gateway_sends_checkouts_locale(
+    system: CentralSystem, locale: str | None, recorded: str | None
+) -> None:
+    assert system.sandbox is not None
+    gateway = StripeGateway(SANDBOX_API_KEY, api_base=system.sandbox.base_url)
+    try:
+        session = await gateway.create_checkout(_request(system, locale), f"checkout:{locale}")
+    finally:
+        await gateway.close()
+    assert system.sandbox.get(session.id)["locale"] == recorded
+
+
+async def test_the_sandbox_refuses_a_locale_stripe_does_not_offer(system: CentralSystem) -> None:
+    assert system.sandbox is not None
+    gateway = StripeGateway(SANDBOX_API_KEY, api_base=system.sandbox.base_url)
+    try:
+        with pytest.raises(StripeRejected) as refused:
+            await gateway.create_checkout(_request(system, "de-DE"), "checkout:de-DE")
+    finally:
+        await gateway.close()
+    assert "locale" in refused.value.message
+
+
+def _request(system: CentralSystem, locale: str | None) -> CheckoutRequest:
+    assert system.sandbox is not None
+    return CheckoutRequest(
+        reservation_id="res_1",
+        charger_id="CP-1",
+        connector_id=1,
+        id_tag="TAG-1",
+        amount=250,
+        currency="eur",
+        description="Charging",
+        email=None,
+        success_url="http://127.0.0.1:9/done",
+        cancel_url="http://127.0.0.1:9/cancelled",
+        expires_at=datetime.fromtimestamp(system.sandbox.now() + 3600, UTC),
+        locale=locale,
+    )
