@@ -138,6 +138,10 @@ async def test_the_switch_is_remembered(system: CentralSystem, http: aiohttp.Cli
     assert '<a id="lang-de" href="/c/NOPE/1?lang=de"' in english
     assert '<span id="lang-en"' in english and 'aria-current="page"' in english
 
+    async with http.get(f"{base}/c/NOPE/1?lang=de") as answer:
+        assert answer.headers["Content-Language"] == "de"
+        assert "Accept-Language" in answer.headers["Vary"]
+        assert answer.cookies["csms_lang"].value == "de"
     switched = await _get(http, f"{base}/c/NOPE/1?lang=de", status=404)
     assert "Ladestation nicht gefunden" in switched
     assert '<a id="lang-en" href="/c/NOPE/1?lang=en"' in switched
@@ -208,3 +212,20 @@ def _request(system: CentralSystem, locale: str | None) -> CheckoutRequest:
         expires_at=datetime.fromtimestamp(system.sandbox.now() + 3600, UTC),
         locale=locale,
     )
+
+
+async def test_a_refused_form_answers_in_german_and_switches_to_the_page_before(
+    system: CentralSystem, german: aiohttp.ClientSession
+) -> None:
+    base = _base(system)
+    await _get(german, f"{base}/c/CP-9/2", status=404)  # unknown, but it sets the CSRF cookie
+    csrf = next(c.value for c in german.cookie_jar if c.key == "csms_csrf")
+    form = {"cp": "CP-9", "conn": "2", "csrf": csrf, "email": "no address"}
+    async with german.post(f"{base}/start", data=form) as refused:
+        assert refused.status == 400
+        html = await refused.text()
+    assert "Etwas stimmt nicht" in html and "„no address“ ist keine E-Mail-Adresse." in html
+    assert '<a id="lang-en" href="/c/CP-9/2?lang=en"' in html
+    async with german.post(f"{base}/start", data={**form, "csrf": "forged"}) as expired:
+        assert expired.status == 403
+        assert "Diese Seite ist abgelaufen" in await expired.text()

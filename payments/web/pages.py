@@ -103,6 +103,7 @@ class DriverPages:
             **values,
         )
         response = web.Response(text=html, status=status, content_type="text/html")
+        response.headers["Content-Language"] = t.language
         response.headers["Vary"] = "Accept-Language, Cookie"
         remember_csrf(response, csrf)
         asked = language.supported(request.query.get(language.PARAM))
