@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from payments.codec import decode_effect, encode_effect
 from payments.pricing import Tariff
+from payments.reservation import CreateCheckout
 from payments.web.describe import tariff_in_words
 from payments.web.formats import Formats
 from payments.web.language import COOKIE, accepted, choose, supported
@@ -150,3 +152,10 @@ def test_tariff_in_each_language() -> None:
         "0,05\xa0€ pro Minute Ladezeit nach 30 Minuten",
     ]
     assert tariff_in_words(Tariff("jpy", price_per_kwh=45), Texts("en")) == ["¥45 per kWh"]
+
+
+def test_checkouts_locale_travels_through_the_outbox() -> None:
+    queued = CreateCheckout("de")
+    assert decode_effect("CreateCheckout", encode_effect(queued)) == queued
+    # An effect queued before the locale was kept still decodes: Stripe picks the language.
+    assert decode_effect("CreateCheckout", "{}") == CreateCheckout(None)
