@@ -87,7 +87,7 @@ def qr_png(url: str, scale: int = 10) -> bytes:
 
 
 def price_in_words(tariff: Tariff) -> str:
-    """The price as the start page words it, e.g. "0.40 EUR per kWh + 0.50 EUR per session"."""
+    """The price as the start page words it, e.g. "€0.40 per kWh + €0.50 per session"."""
     return " + ".join(tariff_in_words(tariff, _TEXTS)) or "Free"
 
 

@@ -124,9 +124,15 @@ class Coordinator:
     # -- creating a reservation
 
     async def create(
-        self, charger_id: str, connector_id: int, tariff: Tariff, email: str | None
+        self,
+        charger_id: str,
+        connector_id: int,
+        tariff: Tariff,
+        email: str | None,
+        locale: str | None = None,
     ) -> tuple[Reservation, str]:
         """Insert a reservation and its first effect; returns it with the driver's token.
+        `locale`: the language Checkout is shown in.
 
         Raises Conflict when the connector already has an active reservation.
         """
@@ -148,7 +154,7 @@ class Coordinator:
         if r.hold_amount == 0:
             decision = machine.free_session(r, facts, now, self.policy)
         else:
-            decision = Decision(r, (machine.CreateCheckout(),))
+            decision = Decision(r, (machine.CreateCheckout(locale),))
 
         reservations, outbox, audit = self.reservations, self.outbox, self.audit
         policy = self.policy

@@ -60,8 +60,8 @@ class EffectExecutor:
         left by a process that died while carrying it out)."""
         key = pending.idempotency_key
         match pending.effect:
-            case machine.CreateCheckout():
-                return await self._create_checkout(r, token, email, key)
+            case machine.CreateCheckout(locale):
+                return await self._create_checkout(r, token, email, key, locale)
             case machine.ExpireCheckout(session_id):
                 if await self._gateway.expire_checkout(session_id, key) == "complete":
                     return machine.PaymentCompleted()  # paid meanwhile: a hold to look at
@@ -125,7 +125,7 @@ class EffectExecutor:
         return record.reason if record else ""
 
     async def _create_checkout(
-        self, r: Reservation, token: str, email: str | None, key: str
+        self, r: Reservation, token: str, email: str | None, key: str, locale: str | None
     ) -> Event:
         base = self.public_base_url.rstrip("/")
         request = CheckoutRequest(
@@ -140,6 +140,7 @@ class EffectExecutor:
                 f"{format_money(r.hold_amount, r.tariff.currency)}, only the energy used is charged"
             ),
             email=email,
+            locale=locale,
             success_url=f"{base}/pay/{token}/success?session_id={{CHECKOUT_SESSION_ID}}",
             cancel_url=f"{base}/pay/{token}/cancel",
             expires_at=self._checkout_expires_at(r),

@@ -296,7 +296,8 @@ Event = (
 
 @dataclass(frozen=True)
 class CreateCheckout:
-    pass
+    # The language of the driver's pages ("en", "de"), for Checkout's; None: Stripe picks.
+    locale: str | None = None
 
 
 @dataclass(frozen=True)

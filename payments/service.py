@@ -117,9 +117,10 @@ class Payments:
     # -- a session, from the driver's side
 
     async def start_session(
-        self, charger_id: str, connector_id: int, email: str | None
+        self, charger_id: str, connector_id: int, email: str | None, *, locale: str | None = None
     ) -> tuple[Reservation, str]:
-        """Check the connector, then create the reservation and its checkout.
+        """Check the connector, then create the reservation and its checkout (shown in
+        `locale`, the driver's language; None: Stripe picks).
 
         Raises SessionRefused when the session cannot begin; nothing is left behind then.
         Should the process die on the way, the reservation expires with the short hand-over
@@ -137,7 +138,9 @@ class Payments:
             log.error("payments.bad_tariff", charge_point_id=charger_id, error=str(error))
             raise SessionRefused(503, "PaymentsUnavailable", "no usable tariff") from None
         try:
-            r, token = await self._coordinator.create(charger_id, connector_id, tariff, email)
+            r, token = await self._coordinator.create(
+                charger_id, connector_id, tariff, email, locale
+            )
         except Conflict:
             # Another driver won the race for this connector.
             raise SessionRefused(409, "ConnectorBusy", "reserved by another driver") from None

@@ -64,6 +64,7 @@ class CheckoutRequest:
     success_url: str
     cancel_url: str
     expires_at: datetime
+    locale: str | None = None  # Checkout's language ("en", "de"); None: the browser's
 
 
 class StripeGateway:
@@ -115,6 +116,8 @@ class StripeGateway:
             "cancel_url": request.cancel_url,
             "expires_at": int(request.expires_at.timestamp()),
         }
+        if request.locale:
+            params["locale"] = request.locale
         if request.email:
             params["customer_email"] = request.email
             params["payment_intent_data"]["receipt_email"] = request.email

@@ -68,6 +68,44 @@ class Browser:
             lambda: self.driver.find_element(By.ID, element_id).get_attribute(name)
         )
 
+    async def emulate_phone(self, on: bool = True) -> None:
+        """Lay pages out at exactly PHONE's size, as a phone (headless Chromium's window is
+        never narrower than 500 px); `on=False` goes back to the window's size."""
+        if on:
+            width, height = PHONE
+            metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True}
+            await self._run(
+                lambda: self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+            )
+        else:
+            await self._run(
+                lambda: self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+            )
+
+    async def viewport_width(self) -> int:
+        return await self._run(lambda: self.driver.execute_script("return window.innerWidth"))
+
+    async def page_width(self) -> int:
+        """How wide the page is laid out: wider than the viewport means sideways scrolling."""
+        return await self._run(
+            lambda: self.driver.execute_script("return document.documentElement.scrollWidth")
+        )
+
+    async def language(self) -> str | None:
+        """The page's language, as its <html lang> says."""
+        return await self._run(
+            lambda: self.driver.find_element(By.TAG_NAME, "html").get_attribute("lang")
+        )
+
+    async def right_edge(self, element_id: str) -> float:
+        """Where the element ends, in CSS pixels from the left of the page."""
+        return await self._run(
+            lambda: self.driver.execute_script(
+                "return document.getElementById(arguments[0]).getBoundingClientRect().right",
+                element_id,
+            )
+        )
+
     async def page_text(self) -> str:
         return await self._run(lambda: self.driver.find_element(By.TAG_NAME, "body").text)
 

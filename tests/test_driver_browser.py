@@ -10,7 +10,7 @@ import pytest
 from selenium import webdriver
 
 from csms.app import CentralSystem
-from tests.browser import Browser, start_chromium
+from tests.browser import PHONE, Browser, start_chromium
 from tests.conftest import MakeConfig
 from tests.payflow import charger
 
@@ -69,8 +69,8 @@ async def test_scan_pay_charge_stop_receipt(system: CentralSystem, browser: Brow
         await browser.open(f"{_base(system)}/c/CP-1/1")
         assert "Harbour car park" in await browser.page_text()
         price = await browser.text("price")
-        assert "0.40 EUR per kWh" in price and "0.50 EUR per session" in price
-        assert "8.50 EUR" in await browser.text("hold")  # 20 kWh x 0.40 + 0.50
+        assert "€0.40 per kWh" in price and "€0.50 per session" in price
+        assert "€8.50" in await browser.text("hold")  # 20 kWh x 0.40 + 0.50
         await browser.screenshot("1-start")
 
         await browser.fill("email", "driver@example.com")
@@ -98,7 +98,7 @@ async def test_scan_pay_charge_stop_receipt(system: CentralSystem, browser: Brow
     finally:
         await sim.stop()
     (row,) = await system.db.fetchall("SELECT captured_amount, currency FROM reservations")
-    assert captured == f"{row['captured_amount'] / 100:,.2f} EUR" and row["captured_amount"] > 0
+    assert captured == f"€{row['captured_amount'] / 100:,.2f}" and row["captured_amount"] > 0
     assert system.sandbox is not None
     (ledger,) = system.sandbox.ledger().values()
     assert ledger["amount_captured"] == row["captured_amount"]
@@ -140,6 +140,46 @@ async def test_offline_and_unknown_chargers(system: CentralSystem, browser: Brow
     await browser.screenshot("9-offline")
     await browser.open(f"{_base(system)}/start?cp=NOPE")
     assert "Charger not found" in await browser.page_text()
+
+
+async def test_switching_language_on_a_phone(system: CentralSystem, browser: Browser) -> None:
+    sim = charger(system)
+    await sim.start()
+    await browser.emulate_phone()
+    try:
+        await browser.open(f"{_base(system)}/c/CP-1/1?lang=en")
+        assert await browser.viewport_width() == PHONE[0]
+        assert await browser.language() == "en"
+        assert "€0.40 per kWh" in await browser.text("price")
+        assert await browser.visible("lang-de")
+        # On screen, without sideways scrolling.
+        assert await browser.right_edge("lang-de") <= PHONE[0]
+        assert await browser.page_width() <= PHONE[0]
+        await browser.click("lang-de")
+        await browser.until(lambda: _language_is(browser, "de"))
+        assert (await browser.url()).endswith("/c/CP-1/1?lang=de")
+        assert "0,40 € pro kWh" in await browser.text("price")  # (Selenium shows nbsp as a space)
+        assert "Bezahlen und laden" in await browser.text("pay")
+        await browser.screenshot("10-start-de")
+        # Remembered: the same page without ?lang stays German, and so does Checkout.
+        await browser.open(f"{_base(system)}/c/CP-1/1")
+        assert await browser.language() == "de"
+        assert await browser.text("lang-de") == "Deutsch"
+        await browser.click("pay")
+        await browser.until(lambda: _on_checkout(browser))
+        assert await browser.language() == "de"
+        # And back to English with the switch.
+        await browser.open(f"{_base(system)}/c/CP-1/2")
+        await browser.click("lang-en")
+        await browser.until(lambda: _language_is(browser, "en"))
+        assert "Pay and charge" in await browser.text("pay")
+    finally:
+        await browser.emulate_phone(on=False)
+        await sim.stop()
+
+
+async def _language_is(browser: Browser, language: str) -> bool:
+    return await browser.language() == language
 
 
 async def _on_checkout(browser: Browser) -> bool:

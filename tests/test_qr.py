@@ -120,17 +120,17 @@ def test_svg_decodes_to_the_url_and_prints_at_1_mm_per_module() -> None:
 
 def test_price_in_words() -> None:
     eur = Tariff("eur", price_per_kwh=40, session_fee=50, max_energy_wh=50_000)
-    assert price_in_words(eur) == "0.40 EUR per kWh + 0.50 EUR per session"
+    assert price_in_words(eur) == "€0.40 per kWh + €0.50 per session"
     jpy = Tariff("jpy", price_per_kwh=45, session_fee=100, max_energy_wh=50_000)
-    assert price_in_words(jpy) == "45 JPY per kWh + 100 JPY per session"
+    assert price_in_words(jpy) == "¥45 per kWh + ¥100 per session"
     timed = Tariff("eur", time_fee_per_minute=5, time_fee_free_minutes=30, max_duration_minutes=240)
-    assert price_in_words(timed) == "0.05 EUR per minute of charging after 30 minutes"
+    assert price_in_words(timed) == "€0.05 per minute of charging after 30 minutes"
     idle = Tariff(
         "eur", session_fee=1000, idle_fee_per_minute=10, idle_grace_minutes=15,
         idle_fee_max_minutes=60,
     )  # fmt: skip
     assert price_in_words(idle) == (
-        "10.00 EUR per session + 0.10 EUR per minute the car stays plugged in after charging,"
+        "€10.00 per session + €0.10 per minute the car stays plugged in after charging,"
         " after 15 minutes, for at most 60 minutes"
     )
     assert price_in_words(Tariff("eur")) == "Free"
@@ -253,8 +253,8 @@ def test_cli_sheet(scratch: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     prices = re.findall(r'<div class="price">(.*?)</div>', html)
     default_price = price_in_words(default_tariff(load_config()))
-    assert default_price.startswith("0.40 EUR per kWh + 0.50 EUR per session")
-    assert prices == [default_price, "45 JPY per kWh", default_price]
+    assert default_price.startswith("€0.40 per kWh + €0.50 per session")
+    assert prices == [default_price, "¥45 per kWh", default_price]
 
     code, out, _ = run(capsys, "qr", "--sheet", "CP-2", "--base-url", BASE, "--output", "b.html")
     assert (code, out) == (0, "b.html: 1 label\n")

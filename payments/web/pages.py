@@ -4,6 +4,9 @@ A driver at a charger scans the QR code (`/c/{charger}/{connector}`), sees the p
 the hold, pays on Stripe Checkout, comes back to a page that follows the charge live
 (server-sent events; without JavaScript it still works, refreshed by the browser) and
 ends on a printable receipt. Every refusal is a page that says what happened.
+
+Each page is in the driver's language (`language.choose`: a `?lang=` link, remembered in a
+cookie, or the browser's Accept-Language), with a switch to the others on every page.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ import orjson
 import structlog
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
+from yarl import URL
 
 from httpapi.forwarded import HEADER, TrustedProxies, client_address
 from payments.http import valid_email
-from payments.pricing import format_money, hold_amount
+from payments.pricing import hold_amount
 from payments.reservation import TERMINAL, Hold, Reservation
 from payments.service import Payments, SessionRefused
 from payments.views import cost_so_far, released_amount, stage
+from payments.web import language
 from payments.web.describe import tariff_in_words
 from payments.web.guards import RateLimit, csrf_ok, csrf_token, remember_csrf
 from payments.web.texts import Texts
@@ -35,6 +40,15 @@ SESSION_COOKIE = "csms_session"
 _STOPPABLE = frozenset({"charging", "waiting_for_plug", "waiting_for_charger", "starting"})
 # One server-sent-events connection is held at most this long; the browser reconnects.
 _STREAM_SECONDS = 600
+# A language picked with the switch is remembered for a year.
+_LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+# Why a connector is busy (`Payments.busy_reason`), in the driver's words.
+_BUSY_WORDS = {
+    "the connector has not reported its status": "busy.no_status",
+    "a charging session is in progress": "busy.in_progress",
+    "reserved by another driver": "busy.reserved",
+}
+_BUSY_STATUS = "the connector is "
 
 
 class DriverPages:
@@ -45,14 +59,12 @@ class DriverPages:
         rate_limit: RateLimit,
         trusted_proxies: TrustedProxies | None = None,
         enabled: bool = True,
-        texts: Texts | None = None,
         update_interval: float = 1.0,
     ) -> None:
         self._payments = payments
         self._rate_limit = rate_limit
         self._proxies = trusted_proxies or TrustedProxies()
         self._enabled = enabled
-        self.t = texts or Texts()
         self._update_interval = update_interval
         self._closing = asyncio.Event()
         self._templates = Environment(
@@ -82,22 +94,42 @@ class DriverPages:
         self, request: web.Request, template: str, status: int = 200, **values: Any
     ) -> web.Response:
         csrf = csrf_token(request)
+        t = texts_for(request)
         html = self._templates.get_template(template).render(
-            t=self.t, lang="en", csrf=csrf, **values
+            t=t,
+            lang=t.language,
+            languages=_switch(request, t.language, values.get("back")),
+            csrf=csrf,
+            **values,
         )
         response = web.Response(text=html, status=status, content_type="text/html")
+        response.headers["Content-Language"] = t.language
+        response.headers["Vary"] = "Accept-Language, Cookie"
         remember_csrf(response, csrf)
+        asked = language.supported(request.query.get(language.PARAM))
+        if asked is not None:
+            response.set_cookie(
+                language.COOKIE,
+                asked,
+                max_age=_LANGUAGE_COOKIE_SECONDS,
+                httponly=True,
+                samesite="Lax",
+                path="/",
+            )
         return response
 
     def _problem(
         self, request: web.Request, status: int, kind: str, back: str | None = None, **words: Any
     ) -> web.Response:
+        t = texts_for(request)
+        if "reason" in words:
+            words["reason"] = _busy_words(words["reason"], t)
         return self._render(
             request,
             "message.html",
             status=status,
-            title=self.t(f"problem.{kind}.title"),
-            text=self.t(f"problem.{kind}.text", **words),
+            title=t(f"problem.{kind}.title"),
+            text=t(f"problem.{kind}.text", **words),
             problem=True,
             back=back,
         )
@@ -132,21 +164,19 @@ class DriverPages:
             )
         tariff = await self._payments.tariff_for(charger_id, connector)
         status = self._payments.connector_status(charger_id, connector)
-        status_key = f"status.{status}"
+        t = texts_for(request)
         return self._render(
             request,
             "start.html",
-            title=f"{self.t('start.title')}: {name}",
+            title=f"{t('start.title')}: {name}",
             charger_id=charger_id,
             charger_name=name,
             location=info["location"],
             connector=connector,
-            connector_status=(
-                self.t(status_key) if self.t.has(status_key) else self.t("status.unknown")
-            ),
-            price_words=tariff_in_words(tariff, self.t),
-            hold=format_money(hold_amount(tariff), tariff.currency),
-            max_energy=f"{tariff.max_energy_wh / 1000:g}" if tariff.max_energy_wh else None,
+            connector_status=_status_words(status, t, t("status.unknown")),
+            price_words=tariff_in_words(tariff, t),
+            hold=t.fmt.money(hold_amount(tariff), tariff.currency),
+            max_energy=t.fmt.energy_limit(tariff.max_energy_wh) if tariff.max_energy_wh else None,
             ongoing=ongoing,
         )
 
@@ -165,19 +195,22 @@ class DriverPages:
         charger_id = str(form.get("cp", ""))
         connector = _connector_number(str(form.get("conn", "")))
         back = f"/c/{quote(charger_id, safe='')}/{connector or 1}"
+        t = texts_for(request)
         if connector is None or not charger_id:
-            return self._problem(request, 400, "invalid", message="unknown connector", back=back)
+            return self._problem(request, 400, "invalid", message=t("invalid.connector"), back=back)
         email = str(form.get("email", "")).strip() or None
         if email is not None and not valid_email(email):
             return self._problem(
-                request, 400, "invalid", message=f"{email!r} is not an e-mail address", back=back
+                request, 400, "invalid", message=t("invalid.email", email=email), back=back
             )
         client = client_address(request.remote, request.headers.getall(HEADER, []), self._proxies)
         if not await self._rate_limit.allow(client):
             log.warning("payments.rate_limited", remote=client)
             return self._problem(request, 429, "too_many", back=back)
         try:
-            r, token = await self._payments.start_session(charger_id, connector, email)
+            r, token = await self._payments.start_session(
+                charger_id, connector, email, locale=t.language
+            )
         except SessionRefused as refused:
             return self._refused(request, refused, charger_id, connector, back)
         target = r.checkout_url if r.checkout_url and r.hold is Hold.NONE else f"/session/{token}"
@@ -222,11 +255,12 @@ class DriverPages:
         if r is None:
             return self._not_found(request)
         await self._payments.cancel(r.id, actor="driver")
+        t = texts_for(request)
         return self._render(
             request,
             "message.html",
-            title=self.t("cancelled.title"),
-            text=self.t("cancelled.text"),
+            title=t("cancelled.title"),
+            text=t("cancelled.text"),
             problem=False,
             back=f"/c/{quote(r.charger_id, safe='')}/{r.connector_id}",
         )
@@ -239,11 +273,12 @@ class DriverPages:
             return self._not_found(request)
         token = request.match_info["token"]
         info = await self._payments.charger_info(r.charger_id)
-        view = self.driver_view(r, self._payments.clock())
+        t = texts_for(request)
+        view = self.driver_view(r, self._payments.clock(), t)
         response = self._render(
             request,
             "session.html",
-            title=self.t("session.title"),
+            title=t("session.title"),
             token=token,
             charger_name=(info or {}).get("name") or r.charger_id,
             connector=r.connector_id,
@@ -262,12 +297,13 @@ class DriverPages:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
+        t = texts_for(request)
         last = None
         async with asyncio.timeout(_STREAM_SECONDS):
             while True:
                 current = await self._payments.get(r.id)
                 assert current is not None
-                view = self.driver_view(current, self._payments.clock())
+                view = self.driver_view(current, self._payments.clock(), t)
                 if view != last:
                     await response.write(b"data: " + orjson.dumps(view) + b"\n\n")
                     last = view
@@ -292,8 +328,9 @@ class DriverPages:
         await self._payments.stop(r.id, actor="driver")
         raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
 
-    def driver_view(self, r: Reservation, now: datetime) -> dict[str, Any]:
+    def driver_view(self, r: Reservation, now: datetime, t: Texts) -> dict[str, Any]:
         current = stage(r)
+        fmt = t.fmt
         money = r.tariff.currency
         elapsed = 0
         if r.started_at is not None:
@@ -302,12 +339,12 @@ class DriverPages:
         final = r.state in TERMINAL and settled
         return {
             "stage": current,
-            "stageText": self.t(f"stage.{current}"),
-            "energy": f"{r.energy_wh / 1000:.2f} kWh",
-            "power": f"{r.power_w / 1000:.1f} kW",
-            "cost": format_money(cost_so_far(r, now), money),
+            "stageText": t(f"stage.{current}"),
+            "energy": fmt.kwh(r.energy_wh, 2),
+            "power": fmt.kw(r.power_w),
+            "cost": fmt.money(cost_so_far(r, now), money),
             "elapsed": f"{elapsed // 3600}:{elapsed % 3600 // 60:02d}:{elapsed % 60:02d}",
-            "hold": format_money(r.hold_amount, money),
+            "hold": fmt.money(r.hold_amount, money),
             "reason": r.failure_reason if current == "failed" else None,
             "stoppable": current in _STOPPABLE,
             "receipt": current == "done",
@@ -324,34 +361,24 @@ class DriverPages:
         if stage(r) != "done":
             raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
         info = await self._payments.charger_info(r.charger_id)
-        money = r.tariff.currency
-        lines = []
-        if r.breakdown is not None:
-            b = r.breakdown
-            lines.append(
-                (self.t("receipt.line.energy", energy=f"{b.energy_wh / 1000:.3f}"), b.energy)
-            )
-            lines.append((self.t("receipt.line.session_fee"), b.session_fee))
-            if b.time_fee:
-                lines.append((self.t("receipt.line.time_fee", minutes=b.time_minutes), b.time_fee))
-            if b.idle_fee:
-                lines.append((self.t("receipt.line.idle_fee", minutes=b.idle_minutes), b.idle_fee))
+        t = texts_for(request)
+        fmt, money = t.fmt, r.tariff.currency
         row = await self._payments.row(r.id)
         return self._render(
             request,
             "receipt.html",
-            title=self.t("receipt.title"),
+            title=t("receipt.title"),
             charger_name=(info or {}).get("name") or r.charger_id,
             connector=r.connector_id,
-            started=_when(r.started_at),
-            stopped=_when(r.stopped_at),
-            energy=f"{r.energy_wh / 1000:.3f} kWh",
+            started=fmt.moment(r.started_at) if r.started_at else None,
+            stopped=fmt.moment(r.stopped_at) if r.stopped_at else None,
+            energy=fmt.kwh(r.energy_wh, 3),
             transaction=r.transaction_id,
             reference=r.id,
-            lines=[(label, format_money(amount, money)) for label, amount in lines],
-            total=format_money(r.breakdown.total if r.breakdown else 0, money),
-            captured=format_money(r.captured_amount, money),
-            released=format_money(released_amount(r), money),
+            lines=[(label, fmt.money(amount, money)) for label, amount in _receipt_lines(r, t)],
+            total=fmt.money(r.breakdown.total if r.breakdown else 0, money),
+            captured=fmt.money(r.captured_amount, money),
+            released=fmt.money(released_amount(r), money),
             email=row["email"] if row else None,
         )
 
@@ -360,5 +387,53 @@ def _connector_number(text: str) -> int | None:
     return int(text) if text.isdigit() and 1 <= int(text) <= 99 else None
 
 
-def _when(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else None
+def texts_for(request: web.Request) -> Texts:
+    """The texts and formats in the language this request's page is to be in."""
+    return Texts(
+        language.choose(request.query, request.cookies, request.headers.get("Accept-Language"))
+    )
+
+
+def _switch(request: web.Request, current: str, back: str | None) -> list[dict[str, Any]]:
+    """A link per language to this same page (for a form's answer, the page to go back to)."""
+    target = request.rel_url if request.method == "GET" or not back else URL(back)
+    return [
+        {
+            "code": code,
+            "name": language.NAMES[code],
+            "href": str(target.update_query({language.PARAM: code})),
+            "current": code == current,
+        }
+        for code in language.LANGUAGES
+    ]
+
+
+def _status_words(status: str | None, t: Texts, otherwise: str) -> str:
+    key = f"status.{status}"
+    return t(key) if t.has(key) else otherwise
+
+
+def _busy_words(reason: str, t: Texts) -> str:
+    """Why a connector is busy, in the page's language (as given when not one of the known)."""
+    if reason in _BUSY_WORDS:
+        return t(_BUSY_WORDS[reason])
+    if reason.startswith(_BUSY_STATUS):
+        status = reason.removeprefix(_BUSY_STATUS)
+        return t("busy.status", status=_status_words(status, t, status))
+    return reason
+
+
+def _receipt_lines(r: Reservation, t: Texts) -> list[tuple[str, int]]:
+    """The breakdown's lines: what each is for, and its amount in minor units."""
+    b = r.breakdown
+    if b is None:
+        return []
+    lines = [
+        (t("receipt.line.energy", energy=t.fmt.energy(b.energy_wh, 3)), b.energy),
+        (t("receipt.line.session_fee"), b.session_fee),
+    ]
+    if b.time_fee:
+        lines.append((t("receipt.line.time_fee", minutes=b.time_minutes), b.time_fee))
+    if b.idle_fee:
+        lines.append((t("receipt.line.idle_fee", minutes=b.idle_minutes), b.idle_fee))
+    return lines

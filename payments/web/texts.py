@@ -1,117 +1,23 @@
-"""Every text the driver reads, in one place, so that a translation is one more dictionary."""
+"""Every text the driver reads, one catalogue per language (`texts_en`, `texts_de`), each
+with the same keys and placeholders; numbers, money and dates go through `formats`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-ENGLISH = {
-    "app.name": "Charging",
-    "start.title": "Charge here",
-    "start.connector": "Connector {connector}",
-    "start.status": "Status",
-    "start.price": "Price",
-    "start.free": "Charging here is free.",
-    "start.hold": (
-        "To start, we reserve {hold} on your card. You pay only for what you use: "
-        "the rest of the reservation is released as soon as the charge ends."
-    ),
-    "start.max_energy": "A session delivers at most {energy} kWh.",
-    "start.email": "E-mail for the receipt (optional)",
-    "start.pay": "Pay and charge",
-    "start.start_free": "Start charging",
-    "start.back_to_session": "You have a charging session in progress.",
-    "start.view_session": "See your session",
-    "price.per_kwh": "{amount} per kWh",
-    "price.session_fee": "{amount} per session",
-    "price.time_fee": "{amount} per minute of charging",
-    "price.time_fee_after": "{amount} per minute of charging after {minutes} minutes",
-    "price.idle_fee": (
-        "{amount} per minute the car stays plugged in after charging, after {minutes} "
-        "minutes, for at most {cap} minutes"
-    ),
-    "status.Available": "Available",
-    "status.Preparing": "Cable plugged in",
-    "status.Charging": "Charging",
-    "status.SuspendedEV": "Paused by the car",
-    "status.SuspendedEVSE": "Paused by the charger",
-    "status.Finishing": "Finishing",
-    "status.Reserved": "Reserved",
-    "status.Unavailable": "Out of service",
-    "status.Faulted": "Out of order",
-    "status.unknown": "Unknown",
-    "problem.unknown.title": "Charger not found",
-    "problem.unknown.text": "There is no charger {charger} here. Check the code on the label.",
-    "problem.offline.title": "Charger offline",
-    "problem.offline.text": (
-        "{charger} is not connected right now, so it cannot start a charge. "
-        "Nothing was charged. Please try another charger or come back later."
-    ),
-    "problem.busy.title": "Connector busy",
-    "problem.busy.text": "Connector {connector} of {charger} cannot be used now: {reason}.",
-    "problem.disabled.title": "Payments are switched off",
-    "problem.disabled.text": "Paying at this charger is not possible at the moment.",
-    "problem.unavailable.title": "Payment is not possible right now",
-    "problem.unavailable.text": (
-        "We could not reach the payment service. Nothing was charged. Please try again in a minute."
-    ),
-    "problem.invalid.title": "Something is not right",
-    "problem.invalid.text": "{message}",
-    "problem.expired_form.title": "This page has expired",
-    "problem.expired_form.text": "Please go back, reload the page and try again.",
-    "problem.too_many.title": "Too many attempts",
-    "problem.too_many.text": "Please wait a few minutes before trying again.",
-    "problem.not_found.title": "Session not found",
-    "problem.not_found.text": "This charging session does not exist.",
-    "problem.back": "Back",
-    "session.title": "Your charging session",
-    "stage.payment": "Waiting for your payment",
-    "stage.waiting_for_charger": "Payment received. Waiting for the charger",
-    "stage.waiting_for_plug": "Payment received. Plug in your car to start",
-    "stage.starting": "Starting the charge",
-    "stage.charging": "Charging",
-    "stage.stopping": "Stopping the charge",
-    "stage.waiting_for_disconnect": "Charge finished. Please unplug your car",
-    "stage.finishing": "Charge finished. Settling the payment",
-    "stage.done": "Done. Thank you",
-    "stage.failed": "This session did not go through",
-    "session.energy": "Energy",
-    "session.power": "Power",
-    "session.cost": "Cost so far",
-    "session.elapsed": "Time",
-    "session.hold": "Reserved on your card",
-    "session.reason": "Reason",
-    "session.stop": "Stop charging",
-    "session.cancel": "Cancel",
-    "session.receipt": "See the receipt",
-    "session.no_charge": "Nothing was charged: the reservation on your card has been released.",
-    "session.refresh": "Refresh",
-    "cancelled.title": "Payment cancelled",
-    "cancelled.text": "No money was taken: any reservation on your card has been released.",
-    "receipt.title": "Receipt",
-    "receipt.charger": "Charger",
-    "receipt.connector": "Connector",
-    "receipt.started": "Started",
-    "receipt.stopped": "Stopped",
-    "receipt.energy": "Energy",
-    "receipt.line.energy": "Energy ({energy} kWh)",
-    "receipt.line.session_fee": "Session fee",
-    "receipt.line.time_fee": "Time fee ({minutes} min)",
-    "receipt.line.idle_fee": "Idle fee ({minutes} min)",
-    "receipt.total": "Total",
-    "receipt.captured": "Charged to your card",
-    "receipt.released": "Released",
-    "receipt.transaction": "Transaction",
-    "receipt.reference": "Reference",
-    "receipt.print": "Print",
-    "receipt.email_sent": "Stripe e-mails a receipt to {email}.",
-}
+from payments.web.formats import Formats
+from payments.web.language import DEFAULT
+from payments.web.texts_de import GERMAN
+from payments.web.texts_en import ENGLISH
 
-LANGUAGES = {"en": ENGLISH}
+CATALOGUES: dict[str, dict[str, str]] = {"en": ENGLISH, "de": GERMAN}
 
 
 class Texts:
-    def __init__(self, language: str = "en") -> None:
-        self._texts = LANGUAGES.get(language, ENGLISH)
+    def __init__(self, language: str = DEFAULT) -> None:
+        self.language = language if language in CATALOGUES else DEFAULT
+        self._texts = CATALOGUES[self.language]
+        self.fmt = Formats(self.language)
 
     def __call__(self, key: str, **values: Any) -> str:
         return self._texts[key].format(**values)

@@ -46,6 +46,13 @@ _SESSION_SUPPORTED = [
     "success_url",
     "ui_mode",
 ]
+# The languages Checkout is shown in (Stripe's `locale` parameter).
+CHECKOUT_LOCALES = (
+    "auto", "bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et", "fi", "fil",
+    "fr", "fr-CA", "hr", "hu", "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl",
+    "pl", "pt", "pt-BR", "ro", "ru", "sk", "sl", "sv", "th", "tr", "vi", "zh", "zh-HK",
+    "zh-TW",
+)  # fmt: skip
 _SESSION_UNSUPPORTED = [
     "adaptive_pricing",
     "after_expiration",
@@ -222,7 +229,7 @@ class Api:
             customer_email=_email(p, "customer_email"),
             client_reference_id=p.string("client_reference_id", max_length=200),
             metadata=_clean(p.metadata()),
-            locale=p.string("locale"),
+            locale=p.string("locale", choices=CHECKOUT_LOCALES),
             submit_type=p.string("submit_type", choices=("auto", "book", "donate", "pay")),
             billing_address_collection=p.string(
                 "billing_address_collection", choices=("auto", "required")

@@ -38,10 +38,12 @@ a{color:#635bff}
 """
 
 
-def _document(title: str, body: str) -> str:
+def _document(title: str, body: str, locale: str | None = None) -> str:
+    """`locale`: the session's, recorded as the page's language (the texts stay English)."""
+    lang = locale if locale and locale != "auto" else "en"
     return (
         "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
+        f'<html lang="{escape(lang)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
         f'<body><main><h1>Stripe sandbox<span class="badge">TEST MODE</span></h1>'
@@ -133,7 +135,7 @@ def checkout(
         "declined, 4000 0000 0000 9995 has insufficient funds, 4000 0025 0000 3155 asks for "
         "authentication. Any future date and any CVC.</p>"
     )
-    return _document("Pay with card", body)
+    return _document("Pay with card", body, session.get("locale"))
 
 
 def authenticate(session: JSON) -> str:

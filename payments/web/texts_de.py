@@ -1,0 +1,124 @@
+"""The driver's pages in German: the same keys and placeholders as the English catalogue."""
+
+GERMAN = {
+    "app.name": "Laden",
+    "language": "Sprache",
+    "start.title": "Hier laden",
+    "start.connector": "Anschluss {connector}",
+    "start.status": "Status",
+    "start.price": "Preis",
+    "start.free": "Das Laden ist hier kostenlos.",
+    "start.hold": (
+        "Zum Start reservieren wir {hold} auf Ihrer Karte. Sie zahlen nur, was Sie laden: "
+        "Der Rest der Reservierung wird freigegeben, sobald der Ladevorgang endet."
+    ),
+    "start.max_energy": "Ein Ladevorgang liefert höchstens {energy} kWh.",
+    "start.email": "E-Mail für die Quittung (optional)",
+    "start.pay": "Bezahlen und laden",
+    "start.start_free": "Laden starten",
+    "start.back_to_session": "Sie haben einen laufenden Ladevorgang.",
+    "start.view_session": "Zum Ladevorgang",
+    "price.per_kwh": "{amount} pro kWh",
+    "price.session_fee": "{amount} pro Ladevorgang",
+    "price.time_fee": "{amount} pro Minute Ladezeit",
+    "price.time_fee_after": "{amount} pro Minute Ladezeit nach {minutes} Minuten",
+    "price.idle_fee": (
+        "{amount} pro Minute, die das Auto nach dem Laden angesteckt bleibt, nach {minutes} "
+        "Minuten, für höchstens {cap} Minuten"
+    ),
+    "status.Available": "Frei",
+    "status.Preparing": "Kabel eingesteckt",
+    "status.Charging": "Lädt",
+    "status.SuspendedEV": "Vom Auto pausiert",
+    "status.SuspendedEVSE": "Von der Ladestation pausiert",
+    "status.Finishing": "Wird beendet",
+    "status.Reserved": "Reserviert",
+    "status.Unavailable": "Außer Betrieb",
+    "status.Faulted": "Gestört",
+    "status.unknown": "Unbekannt",
+    "problem.unknown.title": "Ladestation nicht gefunden",
+    "problem.unknown.text": (
+        "Hier gibt es keine Ladestation {charger}. Prüfen Sie den Code auf dem Aufkleber."
+    ),
+    "problem.offline.title": "Ladestation offline",
+    "problem.offline.text": (
+        "{charger} ist gerade nicht verbunden und kann deshalb keinen Ladevorgang starten. "
+        "Es wurde nichts berechnet. Bitte nutzen Sie eine andere Ladestation oder kommen Sie "
+        "später wieder."
+    ),
+    "problem.busy.title": "Anschluss belegt",
+    "problem.busy.text": (
+        "Anschluss {connector} von {charger} kann gerade nicht genutzt werden: {reason}."
+    ),
+    "problem.disabled.title": "Bezahlen ist ausgeschaltet",
+    "problem.disabled.text": "An dieser Ladestation kann gerade nicht bezahlt werden.",
+    "problem.unavailable.title": "Bezahlen ist gerade nicht möglich",
+    "problem.unavailable.text": (
+        "Der Zahlungsdienst war nicht erreichbar. Es wurde nichts berechnet. Bitte versuchen "
+        "Sie es in einer Minute noch einmal."
+    ),
+    "problem.invalid.title": "Etwas stimmt nicht",
+    "problem.invalid.text": "{message}",
+    "invalid.connector": "Diesen Anschluss gibt es nicht.",
+    "invalid.email": "„{email}“ ist keine E-Mail-Adresse.",
+    "busy.no_status": "der Anschluss hat seinen Status noch nicht gemeldet",
+    "busy.status": "der Anschluss meldet „{status}“",
+    "busy.in_progress": "ein Ladevorgang läuft",
+    "busy.reserved": "von einer anderen Person reserviert",
+    "problem.expired_form.title": "Diese Seite ist abgelaufen",
+    "problem.expired_form.text": (
+        "Bitte gehen Sie zurück, laden Sie die Seite neu und versuchen Sie es noch einmal."
+    ),
+    "problem.too_many.title": "Zu viele Versuche",
+    "problem.too_many.text": (
+        "Bitte warten Sie ein paar Minuten, bevor Sie es noch einmal versuchen."
+    ),
+    "problem.not_found.title": "Ladevorgang nicht gefunden",
+    "problem.not_found.text": "Diesen Ladevorgang gibt es nicht.",
+    "problem.back": "Zurück",
+    "session.title": "Ihr Ladevorgang",
+    "stage.payment": "Wartet auf Ihre Zahlung",
+    "stage.waiting_for_charger": "Zahlung erhalten. Wartet auf die Ladestation",
+    "stage.waiting_for_plug": "Zahlung erhalten. Stecken Sie Ihr Auto an, um zu starten",
+    "stage.starting": "Ladevorgang startet",
+    "stage.charging": "Lädt",
+    "stage.stopping": "Ladevorgang wird beendet",
+    "stage.waiting_for_disconnect": "Laden beendet. Bitte stecken Sie Ihr Auto ab",
+    "stage.finishing": "Laden beendet. Die Zahlung wird abgerechnet",
+    "stage.done": "Fertig. Vielen Dank",
+    "stage.failed": "Dieser Ladevorgang kam nicht zustande",
+    "session.energy": "Energie",
+    "session.power": "Leistung",
+    "session.cost": "Kosten bisher",
+    "session.elapsed": "Dauer",
+    "session.hold": "Auf Ihrer Karte reserviert",
+    "session.reason": "Grund",
+    "session.stop": "Laden beenden",
+    "session.cancel": "Abbrechen",
+    "session.receipt": "Zur Quittung",
+    "session.no_charge": (
+        "Es wurde nichts berechnet: Die Reservierung auf Ihrer Karte wurde freigegeben."
+    ),
+    "session.refresh": "Aktualisieren",
+    "cancelled.title": "Zahlung abgebrochen",
+    "cancelled.text": (
+        "Es wurde kein Geld abgebucht: Eine Reservierung auf Ihrer Karte wurde freigegeben."
+    ),
+    "receipt.title": "Quittung",
+    "receipt.charger": "Ladestation",
+    "receipt.connector": "Anschluss",
+    "receipt.started": "Beginn",
+    "receipt.stopped": "Ende",
+    "receipt.energy": "Energie",
+    "receipt.line.energy": "Energie ({energy} kWh)",
+    "receipt.line.session_fee": "Grundgebühr",
+    "receipt.line.time_fee": "Zeitgebühr ({minutes} Min.)",
+    "receipt.line.idle_fee": "Standgebühr ({minutes} Min.)",
+    "receipt.total": "Summe",
+    "receipt.captured": "Von Ihrer Karte abgebucht",
+    "receipt.released": "Freigegeben",
+    "receipt.transaction": "Transaktion",
+    "receipt.reference": "Referenz",
+    "receipt.print": "Drucken",
+    "receipt.email_sent": "Stripe schickt eine Quittung an {email}.",
+}
