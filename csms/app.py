@@ -399,6 +399,7 @@ class CentralSystem:
             ),
             trusted_proxies=config.server.proxies,
             enabled=config.payments.enabled,
+            support_contact=config.payments.support_contact,
         )
         self.driver_pages.register(app)
         self.http = HttpServer(

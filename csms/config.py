@@ -225,6 +225,8 @@ class PaymentsSettings:
     start_limit_window: int = _setting(600, min=1)
     reconcile_interval: float = _setting(300.0, min=0)
     reconcile_window_hours: int = _setting(192, min=1)
+    # Shown to drivers on a session that went wrong: a phone number, an e-mail, a web page.
+    support_contact: str = _setting("")
 
 
 @dataclass(frozen=True)

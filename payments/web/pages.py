@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -26,18 +25,18 @@ from yarl import URL
 from httpapi.forwarded import HEADER, TrustedProxies, client_address
 from payments.http import valid_email
 from payments.pricing import hold_amount
-from payments.reservation import TERMINAL, Hold, Reservation
+from payments.reservation import Hold, Reservation
 from payments.service import Payments, SessionRefused
-from payments.views import cost_so_far, released_amount, stage
+from payments.views import released_amount, stage
 from payments.web import language
 from payments.web.describe import tariff_in_words
 from payments.web.guards import RateLimit, csrf_ok, csrf_token, remember_csrf
+from payments.web.session_view import ChargerState, driver_view
 from payments.web.texts import Texts
 
 log = structlog.get_logger()
 
 SESSION_COOKIE = "csms_session"
-_STOPPABLE = frozenset({"charging", "waiting_for_plug", "waiting_for_charger", "starting"})
 # One server-sent-events connection is held at most this long; the browser reconnects.
 _STREAM_SECONDS = 600
 # A language picked with the switch is remembered for a year.
@@ -60,12 +59,14 @@ class DriverPages:
         trusted_proxies: TrustedProxies | None = None,
         enabled: bool = True,
         update_interval: float = 1.0,
+        support_contact: str = "",
     ) -> None:
         self._payments = payments
         self._rate_limit = rate_limit
         self._proxies = trusted_proxies or TrustedProxies()
         self._enabled = enabled
         self._update_interval = update_interval
+        self._support_contact = support_contact
         self._closing = asyncio.Event()
         self._templates = Environment(
             loader=PackageLoader("payments.web"),
@@ -148,15 +149,19 @@ class DriverPages:
 
     async def _start_page(self, request: web.Request, charger_id: str, conn: str) -> web.Response:
         connector = _connector_number(conn)
+        t = texts_for(request)
         info = await self._payments.charger_info(charger_id) if charger_id else None
         if info is None or connector is None:
             return self._problem(request, 404, "unknown", charger=charger_id or "?")
         name = info["name"] or charger_id
         if not self._enabled:
             return self._problem(request, 503, "disabled")
-        if not self._payments.is_online(charger_id):
-            return self._problem(request, 503, "offline", charger=name)
         ongoing = await self._ongoing(request)
+        if not self._payments.is_online(charger_id):
+            if ongoing:
+                text = t("problem.offline.ongoing", charger=name)
+                return self._way_back(request, 503, ongoing, text)
+            return self._problem(request, 503, "offline", charger=name)
         busy = await self._payments.busy_reason(charger_id, connector)
         if busy and not ongoing:
             return self._problem(
@@ -164,7 +169,6 @@ class DriverPages:
             )
         tariff = await self._payments.tariff_for(charger_id, connector)
         status = self._payments.connector_status(charger_id, connector)
-        t = texts_for(request)
         return self._render(
             request,
             "start.html",
@@ -178,6 +182,20 @@ class DriverPages:
             hold=t.fmt.money(hold_amount(tariff), tariff.currency),
             max_energy=t.fmt.energy_limit(tariff.max_energy_wh) if tariff.max_energy_wh else None,
             ongoing=ongoing,
+        )
+
+    def _way_back(self, request: web.Request, status: int, session: str, text: str) -> web.Response:
+        """A page that cannot do what was asked, with the way back to the driver's session."""
+        t = texts_for(request)
+        return self._render(
+            request,
+            "message.html",
+            status=status,
+            title=t("problem.offline.title"),
+            text=text,
+            problem=True,
+            back=session,
+            back_label=t("start.view_session"),
         )
 
     async def _ongoing(self, request: web.Request) -> str | None:
@@ -274,7 +292,7 @@ class DriverPages:
         token = request.match_info["token"]
         info = await self._payments.charger_info(r.charger_id)
         t = texts_for(request)
-        view = self.driver_view(r, self._payments.clock(), t)
+        view = self.driver_view(r, t)
         response = self._render(
             request,
             "session.html",
@@ -303,7 +321,7 @@ class DriverPages:
             while True:
                 current = await self._payments.get(r.id)
                 assert current is not None
-                view = self.driver_view(current, self._payments.clock(), t)
+                view = self.driver_view(current, t)
                 if view != last:
                     await response.write(b"data: " + orjson.dumps(view) + b"\n\n")
                     last = view
@@ -328,29 +346,13 @@ class DriverPages:
         await self._payments.stop(r.id, actor="driver")
         raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
 
-    def driver_view(self, r: Reservation, now: datetime, t: Texts) -> dict[str, Any]:
-        current = stage(r)
-        fmt = t.fmt
-        money = r.tariff.currency
-        elapsed = 0
-        if r.started_at is not None:
-            elapsed = int(((r.stopped_at or now) - r.started_at).total_seconds())
-        settled = r.hold in (Hold.CAPTURED, Hold.RELEASED, Hold.FREE, Hold.LOST, Hold.NONE)
-        final = r.state in TERMINAL and settled
-        return {
-            "stage": current,
-            "stageText": t(f"stage.{current}"),
-            "energy": fmt.kwh(r.energy_wh, 2),
-            "power": fmt.kw(r.power_w),
-            "cost": fmt.money(cost_so_far(r, now), money),
-            "elapsed": f"{elapsed // 3600}:{elapsed % 3600 // 60:02d}:{elapsed % 60:02d}",
-            "hold": fmt.money(r.hold_amount, money),
-            "reason": r.failure_reason if current == "failed" else None,
-            "stoppable": current in _STOPPABLE,
-            "receipt": current == "done",
-            "nothingCharged": r.hold is Hold.RELEASED and r.captured_amount == 0,
-            "final": final,
-        }
+    def driver_view(self, r: Reservation, t: Texts) -> dict[str, Any]:
+        charger = ChargerState(
+            online=self._payments.is_online(r.charger_id),
+            connector_status=self._payments.connector_status(r.charger_id, r.connector_id),
+            support_contact=self._support_contact,
+        )
+        return driver_view(r, self._payments.clock(), charger, t)
 
     # -- the receipt
 

@@ -100,6 +100,45 @@ GERMAN = {
         "Es wurde nichts berechnet: Die Reservierung auf Ihrer Karte wurde freigegeben."
     ),
     "session.refresh": "Aktualisieren",
+    "session.cost_final": "Kosten",
+    "session.offline": "Die Ladestation hat keine Verbindung",
+    "session.offline_money": (
+        "Die Ladestation ist offline. Sie speichert ihre Zählerstände und sendet sie, sobald "
+        "sie wieder verbunden ist; Sie zahlen nur die gemeldete Energie, und die Reservierung "
+        "bleibt bis dahin auf Ihrer Karte. Wenn der Ladevorgang beendet ist, stecken Sie Ihr "
+        "Auto ab."
+    ),
+    "session.contact": "Fragen? Kontakt: {contact}",
+    "session.start_again": "Neu starten",
+    "money.captured": "{captured} wurden von Ihrer Karte abgebucht.",
+    "money.captured_rest": (
+        "{captured} wurden von Ihrer Karte abgebucht; der Rest der Reservierung ({released}) "
+        "wurde freigegeben."
+    ),
+    "money.capturing": "Ihre Zahlung für die genutzte Energie wird abgebucht.",
+    "money.releasing": (
+        "Die Reservierung auf Ihrer Karte wird freigegeben. Es wird nichts berechnet."
+    ),
+    "money.lost": (
+        "Die Reservierung auf Ihrer Karte wurde von der Bank storniert. Es wurde nichts berechnet."
+    ),
+    "money.checking": (
+        "Die Reservierung von {hold} auf Ihrer Karte wird geprüft. Berechnet wird höchstens, "
+        "was Sie genutzt haben; der Rest wird freigegeben."
+    ),
+    "reason.Expired": "Die Zahlung wurde nicht rechtzeitig abgeschlossen.",
+    "reason.PaymentFailed": "Die Zahlung ist nicht durchgegangen.",
+    "reason.Cancelled": "Der Ladevorgang wurde vor dem Start abgebrochen.",
+    "reason.StartRejected": "Die Ladestation hat den Start abgelehnt.",
+    "reason.StartTimeout": (
+        "Der Ladevorgang hat nicht rechtzeitig begonnen: War das Auto eingesteckt?"
+    ),
+    "reason.NeedsReview": "Die Abrechnung ist nicht durchgegangen. Wir prüfen sie.",
+    "reason.Resolved": "Dieser Ladevorgang wurde vom Betreiber geprüft.",
+    "problem.offline.ongoing": (
+        "{charger} ist gerade nicht verbunden. Ihr Ladevorgang wird weiter verfolgt: Öffnen Sie "
+        "ihn, um die Werte zu sehen und was mit dem Geld geschieht."
+    ),
     "cancelled.title": "Zahlung abgebrochen",
     "cancelled.text": (
         "Es wurde kein Geld abgebucht: Eine Reservierung auf Ihrer Karte wurde freigegeben."

@@ -88,6 +88,38 @@ ENGLISH = {
     "session.receipt": "See the receipt",
     "session.no_charge": "Nothing was charged: the reservation on your card has been released.",
     "session.refresh": "Refresh",
+    "session.cost_final": "Cost",
+    "session.offline": "The charger has lost its connection",
+    "session.offline_money": (
+        "The charger is offline. It keeps its meter readings and sends them when it is back; "
+        "you pay only for the energy it reports, and the reservation stays on your card until "
+        "then. If the charge stopped, unplug your car."
+    ),
+    "session.contact": "Questions? Contact {contact}",
+    "session.start_again": "Start again",
+    "money.captured": "{captured} was charged to your card.",
+    "money.captured_rest": (
+        "{captured} was charged to your card; the rest of the reservation ({released}) has "
+        "been released."
+    ),
+    "money.capturing": "Your payment is being taken for what you used.",
+    "money.releasing": "The reservation on your card is being released. Nothing is charged.",
+    "money.lost": "The reservation on your card was cancelled by the bank. Nothing was charged.",
+    "money.checking": (
+        "The reservation of {hold} on your card is being checked. You will be charged at most "
+        "for what you used; the rest will be released."
+    ),
+    "reason.Expired": "The payment was not completed in time.",
+    "reason.PaymentFailed": "The payment did not go through.",
+    "reason.Cancelled": "The session was cancelled before the charge started.",
+    "reason.StartRejected": "The charger refused to start the charge.",
+    "reason.StartTimeout": "The charge did not start in time: was the car plugged in?",
+    "reason.NeedsReview": "Settling the payment did not go through. We are checking it.",
+    "reason.Resolved": "This session has been checked by the operator.",
+    "problem.offline.ongoing": (
+        "{charger} is not connected right now. Your charging session is still being followed: "
+        "open it to see the figures and what happens to the money."
+    ),
     "cancelled.title": "Payment cancelled",
     "cancelled.text": "No money was taken: any reservation on your card has been released.",
     "receipt.title": "Receipt",
