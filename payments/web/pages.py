@@ -156,11 +156,13 @@ class DriverPages:
         name = info["name"] or charger_id
         if not self._enabled:
             return self._problem(request, 503, "disabled")
-        ongoing = await self._ongoing(request)
+        ongoing, here = await self._ongoing(request, charger_id, connector)
+        if ongoing and not self._payments.is_online(charger_id):
+            text = t("problem.offline.ongoing", charger=name)
+            return self._way_back(request, 503, ongoing, t("problem.offline.title"), text)
+        if here and ongoing:
+            return self._way_back(request, 200, ongoing, t("session.title"), t("start.here"))
         if not self._payments.is_online(charger_id):
-            if ongoing:
-                text = t("problem.offline.ongoing", charger=name)
-                return self._way_back(request, 503, ongoing, text)
             return self._problem(request, 503, "offline", charger=name)
         busy = await self._payments.busy_reason(charger_id, connector)
         if busy and not ongoing:
@@ -184,27 +186,33 @@ class DriverPages:
             ongoing=ongoing,
         )
 
-    def _way_back(self, request: web.Request, status: int, session: str, text: str) -> web.Response:
-        """A page that cannot do what was asked, with the way back to the driver's session."""
+    def _way_back(
+        self, request: web.Request, status: int, session: str, title: str, text: str
+    ) -> web.Response:
+        """Instead of the start page: the way back to the driver's own session."""
         t = texts_for(request)
         return self._render(
             request,
             "message.html",
             status=status,
-            title=t("problem.offline.title"),
+            title=title,
             text=text,
-            problem=True,
+            problem=status >= 400,
             back=session,
             back_label=t("start.view_session"),
         )
 
-    async def _ongoing(self, request: web.Request) -> str | None:
-        """The driver's own session in progress (from the cookie), to offer a way back."""
+    async def _ongoing(
+        self, request: web.Request, charger_id: str, connector: int
+    ) -> tuple[str | None, bool]:
+        """The driver's own session in progress (from the cookie), to offer a way back, and
+        whether it is at this connector."""
         token = request.cookies.get(SESSION_COOKIE)
-        if not token:
-            return None
-        r = await self._payments.by_token(token)
-        return f"/session/{quote(token)}" if r is not None and r.active else None
+        r = await self._payments.by_token(token) if token else None
+        if r is None or not r.active:
+            return None, False
+        here = r.charger_id == charger_id and r.connector_id == connector
+        return f"/session/{quote(token or '')}", here
 
     async def start(self, request: web.Request) -> web.Response:
         form = await request.post()

@@ -61,6 +61,8 @@ def driver_view(r: Reservation, now: datetime, charger: ChargerState, t: Texts) 
     final = r.state in TERMINAL and r.hold in _SETTLED
     offline = not charger.online and current in _NEEDS_CHARGER
     failed = current == "failed"
+    # The hold as a figure while it simply stands; once settled or in question, in words.
+    held = r.hold is Hold.HELD and not failed
     return {
         "stage": current,
         "stageText": _status_line(r, current, charger, t),
@@ -69,7 +71,7 @@ def driver_view(r: Reservation, now: datetime, charger: ChargerState, t: Texts) 
         "costLabel": t("session.cost_final" if r.breakdown or final else "session.cost"),
         "cost": fmt.money(cost_so_far(r, now), money),
         "elapsed": f"{elapsed // 3600}:{elapsed % 3600 // 60:02d}:{elapsed % 60:02d}",
-        "hold": fmt.money(r.hold_amount, money) if r.hold is Hold.HELD else None,
+        "hold": fmt.money(r.hold_amount, money) if held else None,
         "offline": t("session.offline_money") if offline else None,
         "money": _money_words(r, t),
         "reason": t(f"reason.{r.state.value}") if failed else None,

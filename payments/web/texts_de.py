@@ -110,6 +110,7 @@ GERMAN = {
     ),
     "session.contact": "Fragen? Kontakt: {contact}",
     "session.start_again": "Neu starten",
+    "start.here": "Ihr Ladevorgang an diesem Anschluss läuft.",
     "money.captured": "{captured} wurden von Ihrer Karte abgebucht.",
     "money.captured_rest": (
         "{captured} wurden von Ihrer Karte abgebucht; der Rest der Reservierung ({released}) "

@@ -97,6 +97,7 @@ ENGLISH = {
     ),
     "session.contact": "Questions? Contact {contact}",
     "session.start_again": "Start again",
+    "start.here": "Your charging session at this connector is in progress.",
     "money.captured": "{captured} was charged to your card.",
     "money.captured_rest": (
         "{captured} was charged to your card; the rest of the reservation ({released}) has "
