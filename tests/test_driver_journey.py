@@ -171,6 +171,7 @@ async def test_offline_mid_charge_is_shown_and_rescanning_leads_back(
     assert _shown(offline, "stage") == "The charger has lost its connection"
     assert "you pay only for the energy it reports" in (_shown(offline, "offline") or "")
     assert _shown(offline, "hold") == "€2.50"  # still held: nothing settled meanwhile
+    assert _shown(offline, "power") is None  # no stale power figure
     view = await _first_event(http, page)
     assert view["stageText"] == "The charger has lost its connection" and view["offline"]
 
@@ -268,3 +269,19 @@ async def test_review_page_has_no_internal_text_and_gives_the_contact(
     view = await _first_event(http, page)
     assert view["reason"] == "Settling the payment did not go through. We are checking it."
     assert view["contact"] == CONTACT
+
+
+async def test_connector_statuses_are_in_driver_words(
+    system: CentralSystem, sim: SimulatedCharger, http: aiohttp.ClientSession
+) -> None:
+    await sim.fault(2)
+    await sim.wait_for_status(2, "Faulted")
+    await eventually(lambda: _status_is(system, 2, "Faulted"))
+    busy = await _get(http, f"{_base(system)}/c/CP-1/2", status=409)
+    assert "the connector is Out of order" in busy
+    for raw in RAW_STATUSES:
+        assert raw not in busy, raw
+
+
+async def _status_is(system: CentralSystem, connector: int, status: str) -> bool:
+    return system.payment_service.connector_status("CP-1", connector) == status

@@ -21,8 +21,6 @@ from payments.web.texts import Texts
 # it stops the charge.
 _CANCELLABLE = frozenset({"waiting_for_plug", "waiting_for_charger", "starting"})
 _STOPPABLE = frozenset({"charging"})
-# Stages where the charge is over: power is no longer shown.
-_AFTER_CHARGE = frozenset({"stopping", "waiting_for_disconnect", "finishing", "done", "failed"})
 # Stages where the charger's connection matters to the driver (a charge is under way or due).
 _NEEDS_CHARGER = frozenset(
     {"waiting_for_charger", "waiting_for_plug", "starting", "charging", "stopping"}
@@ -67,7 +65,8 @@ def driver_view(r: Reservation, now: datetime, charger: ChargerState, t: Texts) 
         "stage": current,
         "stageText": _status_line(r, current, charger, t),
         "energy": fmt.kwh(r.energy_wh, 2),
-        "power": None if current in _AFTER_CHARGE else fmt.kw(r.power_w),
+        # Power only while it flows and is known: not before, after, or while offline.
+        "power": fmt.kw(r.power_w) if current == "charging" and not offline else None,
         "costLabel": t("session.cost_final" if r.breakdown or final else "session.cost"),
         "cost": fmt.money(cost_so_far(r, now), money),
         "elapsed": f"{elapsed // 3600}:{elapsed % 3600 // 60:02d}:{elapsed % 60:02d}",
