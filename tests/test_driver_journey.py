@@ -231,6 +231,11 @@ async def test_start_timeout_says_released_and_offers_a_retry(
     assert _shown(html, "contact") == f"Questions? Contact {CONTACT}"
     assert _shown(html, "stop-form") is None
     _no_internal_text(html, page)
+    german = await _get(http, f"{page}?lang=de")
+    assert _shown(german, "retry") == "Neu starten"
+    assert _shown(german, "contact") == f"Fragen? Kontakt: {CONTACT}"
+    assert "War das Auto eingesteckt?" in (_shown(german, "reason-text") or "")
+    assert "freigegeben" in (_shown(german, "money") or "")
 
 
 async def _hold_is(driver: Driver, rid: str, hold: str) -> bool:
