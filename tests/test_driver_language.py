@@ -94,8 +94,9 @@ def test_busy_reasons_are_worded_in_the_language() -> None:
     de = Texts("de")
     assert _busy_words("the connector is Charging", de) == "der Anschluss meldet „Lädt“"
     assert _busy_words("reserved by another driver", de) == "von einer anderen Person reserviert"
-    assert _busy_words("the connector is Mystery", de) == "der Anschluss meldet „Mystery“"
-    assert _busy_words("something new", de) == "something new"
+    # Neither an unknown OCPP status nor an internal reason is shown as it is.
+    assert _busy_words("the connector is Mystery", de) == "der Anschluss meldet „Unbekannt“"
+    assert _busy_words("something new", de) == "er ist nicht frei"
 
 
 # -- formats

@@ -424,13 +424,14 @@ def _status_words(status: str | None, t: Texts, otherwise: str) -> str:
 
 
 def _busy_words(reason: str, t: Texts) -> str:
-    """Why a connector is busy, in the page's language (as given when not one of the known)."""
+    """Why a connector is busy, in the page's language (in general words when not one of the
+    known: an internal reason is not for drivers)."""
     if reason in _BUSY_WORDS:
         return t(_BUSY_WORDS[reason])
     if reason.startswith(_BUSY_STATUS):
         status = reason.removeprefix(_BUSY_STATUS)
-        return t("busy.status", status=_status_words(status, t, status))
-    return reason
+        return t("busy.status", status=_status_words(status, t, t("status.unknown")))
+    return t("busy.other")
 
 
 def _receipt_lines(r: Reservation, t: Texts) -> list[tuple[str, int]]:

@@ -65,6 +65,7 @@ GERMAN = {
     "busy.status": "der Anschluss meldet „{status}“",
     "busy.in_progress": "ein Ladevorgang läuft",
     "busy.reserved": "von einer anderen Person reserviert",
+    "busy.other": "er ist nicht frei",
     "problem.expired_form.title": "Diese Seite ist abgelaufen",
     "problem.expired_form.text": (
         "Bitte gehen Sie zurück, laden Sie die Seite neu und versuchen Sie es noch einmal."

@@ -59,6 +59,7 @@ ENGLISH = {
     "busy.status": "the connector is {status}",
     "busy.in_progress": "a charging session is in progress",
     "busy.reserved": "reserved by another driver",
+    "busy.other": "it is not free",
     "problem.expired_form.title": "This page has expired",
     "problem.expired_form.text": "Please go back, reload the page and try again.",
     "problem.too_many.title": "Too many attempts",
