@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from httpapi.forwarded import TrustedProxies
 
@@ -240,6 +241,34 @@ class TariffSettings:
     idle_fee_max_minutes: int = _setting(60, min=0)
     max_energy_wh: int = _setting(50000, min=0)
     max_duration_minutes: int = _setting(480, min=0)
+    # VAT included in the prices (they are gross), in percent: "19", "7.7"; "0": none shown.
+    tax_rate_percent: str = _setting("0", pattern=r"\d{1,2}(\.\d{1,2})?|100")
+
+
+_URL = r"(https?://[^\s]+)?"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Who runs the chargers, as the driver's pages and receipts name them."""
+
+    name: str = _setting("")
+    address: str = _setting("")
+    support_email: str = _setting("", pattern=r"([^@\s]+@[^@\s]+\.[^@\s]+)?")
+    support_phone: str = _setting("", pattern=r"(\+?[0-9 ()/-]{3,30})?")
+    support_url: str = _setting("", pattern=_URL)
+    terms_url: str = _setting("", pattern=_URL)
+    privacy_url: str = _setting("", pattern=_URL)
+    time_zone: str = _setting("UTC")
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"operator.time_zone: not a known IANA time zone (e.g. Europe/Berlin, UTC); "
+                f"got {self.time_zone!r}"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -275,6 +304,7 @@ class Config:
     stripe: StripeSettings = field(default_factory=StripeSettings)
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
     tariff: TariffSettings = field(default_factory=TariffSettings)
+    operator: OperatorSettings = field(default_factory=OperatorSettings)
     log: LogSettings = field(default_factory=LogSettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
 

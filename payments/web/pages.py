@@ -28,10 +28,12 @@ from payments.http import valid_email
 from payments.pricing import hold_amount
 from payments.reservation import TERMINAL, Hold, Reservation
 from payments.service import Payments, SessionRefused
-from payments.views import cost_so_far, released_amount, stage
+from payments.views import cost_so_far, stage
 from payments.web import language
 from payments.web.describe import tariff_in_words
 from payments.web.guards import RateLimit, csrf_ok, csrf_token, remember_csrf
+from payments.web.operator import Operator
+from payments.web.receipt import receipt_values, tax_rate
 from payments.web.texts import Texts
 
 log = structlog.get_logger()
@@ -60,7 +62,9 @@ class DriverPages:
         trusted_proxies: TrustedProxies | None = None,
         enabled: bool = True,
         update_interval: float = 1.0,
+        operator: Operator | None = None,
     ) -> None:
+        self._operator = operator or Operator()
         self._payments = payments
         self._rate_limit = rate_limit
         self._proxies = trusted_proxies or TrustedProxies()
@@ -178,6 +182,8 @@ class DriverPages:
             hold=t.fmt.money(hold_amount(tariff), tariff.currency),
             max_energy=t.fmt.energy_limit(tariff.max_energy_wh) if tariff.max_energy_wh else None,
             ongoing=ongoing,
+            operator=self._operator,
+            vat=tax_rate(tariff.tax_rate_basis_points, t) if tariff.tax_rate_basis_points else None,
         )
 
     async def _ongoing(self, request: web.Request) -> str | None:
@@ -362,24 +368,16 @@ class DriverPages:
             raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
         info = await self._payments.charger_info(r.charger_id)
         t = texts_for(request)
-        fmt, money = t.fmt, r.tariff.currency
         row = await self._payments.row(r.id)
+        refunds = await self._payments.refunds_of(r.id)
         return self._render(
             request,
             "receipt.html",
             title=t("receipt.title"),
             charger_name=(info or {}).get("name") or r.charger_id,
             connector=r.connector_id,
-            started=fmt.moment(r.started_at) if r.started_at else None,
-            stopped=fmt.moment(r.stopped_at) if r.stopped_at else None,
-            energy=fmt.kwh(r.energy_wh, 3),
-            transaction=r.transaction_id,
-            reference=r.id,
-            lines=[(label, fmt.money(amount, money)) for label, amount in _receipt_lines(r, t)],
-            total=fmt.money(r.breakdown.total if r.breakdown else 0, money),
-            captured=fmt.money(r.captured_amount, money),
-            released=fmt.money(released_amount(r), money),
             email=row["email"] if row else None,
+            **receipt_values(r, refunds, t, self._operator),
         )
 
 
@@ -421,19 +419,3 @@ def _busy_words(reason: str, t: Texts) -> str:
         status = reason.removeprefix(_BUSY_STATUS)
         return t("busy.status", status=_status_words(status, t, status))
     return reason
-
-
-def _receipt_lines(r: Reservation, t: Texts) -> list[tuple[str, int]]:
-    """The breakdown's lines: what each is for, and its amount in minor units."""
-    b = r.breakdown
-    if b is None:
-        return []
-    lines = [
-        (t("receipt.line.energy", energy=t.fmt.energy(b.energy_wh, 3)), b.energy),
-        (t("receipt.line.session_fee"), b.session_fee),
-    ]
-    if b.time_fee:
-        lines.append((t("receipt.line.time_fee", minutes=b.time_minutes), b.time_fee))
-    if b.idle_fee:
-        lines.append((t("receipt.line.idle_fee", minutes=b.idle_minutes), b.idle_fee))
-    return lines

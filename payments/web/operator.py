@@ -1,0 +1,26 @@
+"""Who runs the chargers, as the driver's pages name them (the `[operator]` settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, tzinfo
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str = ""
+    address: str = ""  # lines separated by newlines
+    support_email: str = ""
+    support_phone: str = ""
+    support_url: str = ""
+    terms_url: str = ""
+    privacy_url: str = ""
+    time_zone: tzinfo = UTC  # the receipt's times are in it, and name it
+
+    @property
+    def address_lines(self) -> list[str]:
+        return [line.strip() for line in self.address.splitlines() if line.strip()]
+
+    @property
+    def has_support(self) -> bool:
+        return bool(self.support_email or self.support_phone or self.support_url)
