@@ -242,7 +242,7 @@ class TariffSettings:
     max_energy_wh: int = _setting(50000, min=0)
     max_duration_minutes: int = _setting(480, min=0)
     # VAT included in the prices (they are gross), in percent: "19", "7.7"; "0": none shown.
-    tax_rate_percent: str = _setting("0", pattern=r"\d{1,2}(\.\d{1,2})?|100")
+    tax_rate_percent: str = _setting("0")
 
 
 _URL = r"(https?://[^\s]+)?"
