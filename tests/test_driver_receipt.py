@@ -212,3 +212,29 @@ def test_operator_links_must_be_urls() -> None:
     with pytest.raises(ConfigError, match=r"^operator\.support_email: "):
         with_overrides(Config(), operator={"support_email": "not an address"})
     assert with_overrides(Config(), operator={"time_zone": "America/New_York"})
+
+
+async def test_a_tariff_from_the_api_carries_its_own_rate(
+    system: CentralSystem, driver: Driver
+) -> None:
+    tariff = {"id": "reduced", "currency": "eur", "pricePerKwh": 30, "maxEnergyWh": 5000}
+    status, refused = await driver.post("/api/tariffs", {**tariff, "taxRateBasisPoints": 10001})
+    assert status == 400 and "taxRateBasisPoints" in str(refused), refused
+    status, created = await driver.post("/api/tariffs", {**tariff, "taxRateBasisPoints": 770})
+    assert status == 201, created
+    assert created["taxRateBasisPoints"] == 770
+    async with driver.http.put(
+        f"{driver.base}/api/tariffs/reduced/assignments",
+        json={"chargerId": "CP-1", "connectorId": 2},
+        headers=API_HEADERS,
+    ) as response:
+        assert response.status < 300, await response.text()
+    sim = charger(system)
+    await sim.start()
+    try:
+        reduced = await _get(driver, "/c/CP-1/2?lang=de")
+        default = await _get(driver, "/c/CP-1/1?lang=de")
+    finally:
+        await sim.stop()
+    assert 'id="vat">Preise inkl. MwSt. (7,7 %).<' in reduced
+    assert 'id="vat">Preise inkl. MwSt. (19 %).<' in default
