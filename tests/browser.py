@@ -83,6 +83,22 @@ class Browser:
                 lambda: self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
             )
 
+    async def emulate_print(self, on: bool = True) -> None:
+        """Lay pages out as printed (CSS @media print), or back on screen."""
+        media = {"media": "print" if on else ""}
+        await self._run(lambda: self.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", media))
+
+    async def style(self, selector: str, prop: str) -> str:
+        """The computed CSS value of `prop` on the first element `selector` matches."""
+        return await self._run(
+            lambda: self.driver.execute_script(
+                "return getComputedStyle(document.querySelector(arguments[0]))"
+                ".getPropertyValue(arguments[1])",
+                selector,
+                prop,
+            )
+        )
+
     async def viewport_width(self) -> int:
         return await self._run(lambda: self.driver.execute_script("return window.innerWidth"))
 

@@ -144,6 +144,9 @@ async def test_start_page_names_the_operator_and_the_vat(
     finally:
         await sim.stop()
     assert 'id="vat">Prices include VAT (19 %).<' in english
+    # What the charger said of itself when it booted; nothing about its plug is invented.
+    assert 'id="model">Charger: Simulator SIM-22<' in english
+    assert 'id="model">Ladestation: Simulator SIM-22<' in german
     assert "Stadtwerke Hafenstadt GmbH" in english
     assert 'href="https://hafenstadt.example/agb" id="terms">Terms of use<' in english
     assert 'href="https://hafenstadt.example/datenschutz" id="privacy">Privacy<' in english

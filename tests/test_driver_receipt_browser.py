@@ -75,5 +75,14 @@ async def test_the_receipt_fits_a_small_phone(
             assert await browser.page_width() <= size[0]
             assert await browser.overflowing() == []
             await browser.screenshot(f"receipt-{size[0]}-{language}")
+        # Printed: black on white, no buttons, no language switch.
+        assert await browser.visible("print") and await browser.visible("lang-en")
+        await browser.emulate_print()
+        assert not await browser.visible("print") and not await browser.visible("lang-en")
+        assert await browser.style("body", "background-color") == "rgb(255, 255, 255)"
+        assert await browser.style(".card", "background-color") == "rgb(255, 255, 255)"
+        assert await browser.style("#total", "color") == "rgb(0, 0, 0)"
+        assert await browser.style("dt", "color") == "rgb(0, 0, 0)"
     finally:
+        await browser.emulate_print(on=False)
         await browser.emulate_phone(on=False)

@@ -176,6 +176,7 @@ class DriverPages:
             charger_id=charger_id,
             charger_name=name,
             location=info["location"],
+            model=info.get("model"),
             connector=connector,
             connector_status=_status_words(status, t, t("status.unknown")),
             price_words=tariff_in_words(tariff, t),

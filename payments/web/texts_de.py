@@ -128,5 +128,6 @@ GERMAN = {
     "operator.support": "Fragen zu diesem Ladevorgang",
     "operator.terms": "Nutzungsbedingungen",
     "operator.privacy": "Datenschutz",
+    "start.model": "Ladestation: {model}",
     "start.incl_vat": "Preise inkl. MwSt. ({rate} %).",
 }

@@ -114,5 +114,6 @@ ENGLISH = {
     "operator.support": "Questions about this charge",
     "operator.terms": "Terms of use",
     "operator.privacy": "Privacy",
+    "start.model": "Charger: {model}",
     "start.incl_vat": "Prices include VAT ({rate} %).",
 }
