@@ -16,6 +16,7 @@ class ChargerInfo(TypedDict):
     name: str | None
     location: str | None
     model: str | None  # vendor and model from its BootNotification (None: not booted yet)
+    time_zone: str | None  # IANA zone its receipts give times in (None: the operator's)
 
 
 class ChargerControl(Protocol):

@@ -241,3 +241,34 @@ async def test_a_tariff_from_the_api_carries_its_own_rate(
         await sim.stop()
     assert 'id="vat">Preise inkl. MwSt. (7,7 %).<' in reduced
     assert 'id="vat">Preise inkl. MwSt. (19 %).<' in default
+
+
+async def test_a_charger_in_another_time_zone(system: CentralSystem, driver: Driver) -> None:
+    async def patch(body: dict) -> tuple[int, dict]:
+        async with driver.http.patch(
+            f"{driver.base}/api/chargers/CP-1", json=body, headers=API_HEADERS
+        ) as response:
+            return response.status, await response.json()
+
+    status, refused = await patch({"timeZone": "Mars/Olympus"})
+    assert status == 400 and refused["error"]["field"] == "timeZone", refused
+    status, changed = await patch({"timeZone": "America/New_York"})
+    assert status == 200 and changed["timeZone"] == "America/New_York", changed
+    sim = charger(system, unplug_after_stop=0.1)
+    await sim.start()
+    try:
+        rid, token = await finished_session(driver, sim)
+    finally:
+        await sim.stop()
+    r = await system.payment_service.get(rid)
+    assert r is not None and r.stopped_at is not None
+    local = r.stopped_at.astimezone(ZoneInfo("America/New_York"))
+    assert local.tzname() in ("EST", "EDT")
+    german = await _get(driver, f"/receipt/{token}?lang=de")
+    assert f'id="stopped">{local:%d.%m.%Y, %H:%M} {local.tzname()}<' in german, german
+    # Back to the operator's zone.
+    status, changed = await patch({"timeZone": None})
+    assert status == 200 and changed["timeZone"] is None
+    berlin = r.stopped_at.astimezone(BERLIN)
+    again = await _get(driver, f"/receipt/{token}?lang=de")
+    assert f'id="stopped">{berlin:%d.%m.%Y, %H:%M} {berlin.tzname()}<' in again

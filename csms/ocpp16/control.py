@@ -34,7 +34,12 @@ class RemoteControl:
         if row is None:
             return None
         model = " ".join(part for part in (row["vendor"], row["model"]) if part) or None
-        return {"name": row["name"], "location": row["location"], "model": model}
+        return {
+            "name": row["name"],
+            "location": row["location"],
+            "model": model,
+            "time_zone": row["time_zone"],
+        }
 
     def connector_status(self, charger_id: str, connector_id: int) -> str | None:
         return self._live.status(charger_id, connector_id)

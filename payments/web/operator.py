@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -24,3 +25,12 @@ class Operator:
     @property
     def has_support(self) -> bool:
         return bool(self.support_email or self.support_phone or self.support_url)
+
+
+def known_time_zone(name: str) -> bool:
+    """Whether `name` is an IANA time zone this system knows: "Europe/Berlin", "UTC"."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

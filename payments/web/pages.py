@@ -378,7 +378,7 @@ class DriverPages:
             charger_name=(info or {}).get("name") or r.charger_id,
             connector=r.connector_id,
             email=row["email"] if row else None,
-            **receipt_values(r, refunds, t, self._operator),
+            **receipt_values(r, refunds, t, self._operator, (info or {}).get("time_zone")),
         )
 
 

@@ -4,15 +4,16 @@ units until formatted; nothing here changes an amount, it only shows it."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from payments.pricing import included_tax
 from payments.refunds import RefundRecord
 from payments.reservation import Reservation
 from payments.views import released_amount
-from payments.web.operator import Operator
+from payments.web.operator import Operator, known_time_zone
 from payments.web.texts import Texts
 
 # Refunds the driver is told of: done, or asked of Stripe and not yet answered.
@@ -20,10 +21,17 @@ _SHOWN = ("succeeded", "pending")
 
 
 def receipt_values(
-    r: Reservation, refunds: list[RefundRecord], t: Texts, operator: Operator
+    r: Reservation,
+    refunds: list[RefundRecord],
+    t: Texts,
+    operator: Operator,
+    time_zone: str | None = None,
 ) -> dict[str, Any]:
-    """The receipt template's values for a finished session `r` and its refunds."""
-    fmt, money, zone = t.fmt, r.tariff.currency, operator.time_zone
+    """The receipt template's values for a finished session `r` and its refunds; times in
+    the charger's `time_zone` when it has one, else the operator's."""
+    fmt, money = t.fmt, r.tariff.currency
+    known = time_zone is not None and known_time_zone(time_zone)
+    zone = ZoneInfo(time_zone) if time_zone and known else operator.time_zone
     refunded = sum(x.amount for x in refunds if x.status == "succeeded")
     paid = r.captured_amount - refunded
     rate = r.tariff.tax_rate_basis_points
@@ -37,7 +45,7 @@ def receipt_values(
         "total": fmt.money(r.breakdown.total if r.breakdown else 0, money),
         "captured": fmt.money(r.captured_amount, money),
         "released": fmt.money(released_amount(r), money),
-        "refunds": [_refund(x, t, money, operator) for x in refunds if x.status in _SHOWN],
+        "refunds": [_refund(x, t, money, zone) for x in refunds if x.status in _SHOWN],
         "paid": fmt.money(paid, money) if refunded else None,
         "vat": (t("receipt.vat", rate=tax_rate(rate, t)) if rate and paid > 0 else None),
         "vat_amount": fmt.money(included_tax(paid, rate), money),
@@ -51,11 +59,11 @@ def tax_rate(basis_points: int, t: Texts) -> str:
     return t.fmt.number(Decimal(basis_points).scaleb(-2), digits)
 
 
-def _refund(x: RefundRecord, t: Texts, currency: str, operator: Operator) -> dict[str, Any]:
+def _refund(x: RefundRecord, t: Texts, currency: str, zone: tzinfo) -> dict[str, Any]:
     when = datetime.fromisoformat(x.updated_at or x.created_at)
     return {
         "amount": t.fmt.money(x.amount, currency),
-        "date": t.fmt.moment(when, operator.time_zone),
+        "date": t.fmt.moment(when, zone),
         "pending": x.status == "pending",
     }
 
