@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from httpapi.forwarded import TrustedProxies
+from payments.web.operator import known_time_zone
 
 ENV_PREFIX = "CSMS_"
 # The CSMS_ variables that are not settings, and what reads them. Any other CSMS_ name that
@@ -262,13 +262,11 @@ class OperatorSettings:
     time_zone: str = _setting("UTC")
 
     def __post_init__(self) -> None:
-        try:
-            ZoneInfo(self.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
+        if not known_time_zone(self.time_zone):
             raise ConfigError(
                 f"operator.time_zone: not a known IANA time zone (e.g. Europe/Berlin, UTC); "
                 f"got {self.time_zone!r}"
-            ) from None
+            )
 
 
 @dataclass(frozen=True)

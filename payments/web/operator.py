@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,17 @@ class Operator:
 
 
 def known_time_zone(name: str) -> bool:
-    """Whether `name` is an IANA time zone this system knows: "Europe/Berlin", "UTC"."""
+    """Whether `name` is an IANA time zone this system knows: "Europe/Berlin", "UTC" (not a
+    file of the zone database that is no zone, such as "posixrules")."""
+    if name not in _zones():
+        return False
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
