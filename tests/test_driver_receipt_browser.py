@@ -15,7 +15,8 @@ from tests.browser import PHONE, SMALL_PHONE, Browser, start_chromium
 from tests.conftest import MakeConfig
 from tests.payflow import TARIFF, Driver, charger, finished_session
 
-LONG_NAME = "Ladepark-Hauptbahnhof-Nordausgang-Parkdeck-Ebene-minus-zwei-Stellplatz-14A"
+# One word of 60 letters: nowhere to break it but anywhere.
+LONG_NAME = "Ladepark Hauptbahnhof ParkdeckEbeneMinusZweiStellplatzVierzehnAmNordausgangSchnell"
 OPERATOR = {
     "name": "Stadtwerke-Hafenstadt-Energievertriebs-und-Ladeinfrastrukturgesellschaft mbH",
     "address": "Kaistraße 7\n20457 Hamburg",
@@ -51,7 +52,16 @@ async def test_the_receipt_fits_a_small_phone(
 ) -> None:
     sim = charger(system, unplug_after_stop=0.1)
     await sim.start()
+    browser = Browser(chromium)
     try:
+        # The start page too, with the long name and the operator's links.
+        await browser.emulate_phone(size=size)
+        await browser.open(f"http://127.0.0.1:{system.http.port}/c/CP-1/1")
+        assert await browser.viewport_width() == size[0]
+        assert await browser.visible("terms") is False  # none configured: no link
+        assert await browser.page_width() <= size[0]
+        assert await browser.overflowing() == []
+        await browser.screenshot(f"start-{size[0]}")
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             driver = Driver(system, http)
             rid, token = await finished_session(driver, sim)
@@ -61,8 +71,6 @@ async def test_the_receipt_fits_a_small_phone(
             assert status == 201
     finally:
         await sim.stop()
-    browser = Browser(chromium)
-    await browser.emulate_phone(size=size)
     try:
         for language in ("en", "de"):
             await browser.open(
