@@ -16,6 +16,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -68,6 +69,7 @@ from payments.service import Payments
 from payments.stripe_gateway import StripeGateway
 from payments.tariff_store import TariffStore
 from payments.web.guards import RateLimit
+from payments.web.operator import Operator
 from payments.web.pages import DriverPages
 from simulators.stripe_sandbox import StripeSandbox
 from storage.clock import utc_now
@@ -104,6 +106,12 @@ async def open_database(config: Config) -> Database:
         return await open_database_at(target, migrations(dialect), synchronous=settings.synchronous)
     except startup.database_errors(target) as error:
         raise startup.database_error(settings, error) from None
+
+
+def operator(config: Config) -> Operator:
+    """The [operator] section as the driver's pages use it (the zone is checked by config)."""
+    settings = asdict(config.operator)
+    return Operator(**{**settings, "time_zone": ZoneInfo(settings["time_zone"])})
 
 
 def default_tariff(config: Config) -> Tariff:
@@ -399,7 +407,7 @@ class CentralSystem:
             ),
             trusted_proxies=config.server.proxies,
             enabled=config.payments.enabled,
-            support_contact=config.payments.support_contact,
+            operator=operator(config),
         )
         self.driver_pages.register(app)
         self.http = HttpServer(

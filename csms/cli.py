@@ -113,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
         tariff_set.add_argument(f"--{money.replace('_', '-')}", dest=money, metavar="AMOUNT")
     for whole in _WHOLE_NUMBER_FIELDS:
         tariff_set.add_argument(f"--{whole.replace('_', '-')}", dest=whole, type=int, metavar="N")
+    tariff_set.add_argument(
+        "--tax-rate-percent",
+        dest="tax_rate_percent",
+        metavar="PERCENT",
+        help="VAT included in the prices (they are gross), e.g. 19",
+    )
     tariff_set.set_defaults(run=_set_tariff)
     assign = tariff_commands.add_parser("assign", help="apply a tariff to a charger or connector")
     assign.add_argument("tariff_id")
@@ -285,7 +291,7 @@ _WHOLE_NUMBER_FIELDS = (
 async def _set_tariff(config: Config, args: argparse.Namespace) -> int:
     settings = {
         name: getattr(args, name)
-        for name in (*MONEY_FIELDS, *_WHOLE_NUMBER_FIELDS)
+        for name in (*MONEY_FIELDS, *_WHOLE_NUMBER_FIELDS, "tax_rate_percent")
         if getattr(args, name) is not None
     }
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from httpapi.forwarded import TrustedProxies
+from payments.web.operator import known_time_zone
 
 ENV_PREFIX = "CSMS_"
 # The CSMS_ variables that are not settings, and what reads them. Any other CSMS_ name that
@@ -225,8 +226,6 @@ class PaymentsSettings:
     start_limit_window: int = _setting(600, min=1)
     reconcile_interval: float = _setting(300.0, min=0)
     reconcile_window_hours: int = _setting(192, min=1)
-    # Shown to drivers on a session that went wrong: a phone number, an e-mail, a web page.
-    support_contact: str = _setting("")
 
 
 @dataclass(frozen=True)
@@ -242,6 +241,32 @@ class TariffSettings:
     idle_fee_max_minutes: int = _setting(60, min=0)
     max_energy_wh: int = _setting(50000, min=0)
     max_duration_minutes: int = _setting(480, min=0)
+    # VAT included in the prices (they are gross), in percent: "19", "7.7"; "0": none shown.
+    tax_rate_percent: str = _setting("0")
+
+
+_URL = r"(https?://[^\s]+)?"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Who runs the chargers, as the driver's pages and receipts name them."""
+
+    name: str = _setting("")
+    address: str = _setting("")
+    support_email: str = _setting("", pattern=r"([^@\s]+@[^@\s]+\.[^@\s]+)?")
+    support_phone: str = _setting("", pattern=r"(\+?[0-9 ()/-]{3,30})?")
+    support_url: str = _setting("", pattern=_URL)
+    terms_url: str = _setting("", pattern=_URL)
+    privacy_url: str = _setting("", pattern=_URL)
+    time_zone: str = _setting("UTC")
+
+    def __post_init__(self) -> None:
+        if not known_time_zone(self.time_zone):
+            raise ConfigError(
+                f"operator.time_zone: not a known IANA time zone (e.g. Europe/Berlin, UTC); "
+                f"got {self.time_zone!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -277,6 +302,7 @@ class Config:
     stripe: StripeSettings = field(default_factory=StripeSettings)
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
     tariff: TariffSettings = field(default_factory=TariffSettings)
+    operator: OperatorSettings = field(default_factory=OperatorSettings)
     log: LogSettings = field(default_factory=LogSettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
 

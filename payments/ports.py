@@ -15,6 +15,8 @@ CommandOutcome = Literal["Accepted", "Rejected", "Offline", "Timeout", "Failed"]
 class ChargerInfo(TypedDict):
     name: str | None
     location: str | None
+    model: str | None  # vendor and model from its BootNotification (None: not booted yet)
+    time_zone: str | None  # IANA zone its receipts give times in (None: the operator's)
 
 
 class ChargerControl(Protocol):
@@ -23,7 +25,7 @@ class ChargerControl(Protocol):
     def is_online(self, charger_id: str) -> bool: ...
 
     async def charger_info(self, charger_id: str) -> ChargerInfo | None:
-        """Name and location of a registered charger (None: no such charger)."""
+        """Name, location and model of a registered charger (None: no such charger)."""
         ...
 
     def connector_status(self, charger_id: str, connector_id: int) -> str | None:

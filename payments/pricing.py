@@ -56,6 +56,9 @@ class Tariff:
     idle_fee_max_minutes: int | None = None
     max_energy_wh: int | None = None
     max_duration_minutes: int | None = None
+    # VAT included in the prices (they are gross), in hundredths of a percent: 1900 = 19 %.
+    # Only shown (the receipt's "incl. VAT" line); it changes no amount.
+    tax_rate_basis_points: int = 0
 
     def __post_init__(self) -> None:
         if len(self.currency) != 3 or not self.currency.isalpha():
@@ -70,6 +73,8 @@ class Tariff:
         for name in ("max_energy_wh", "max_duration_minutes"):
             if getattr(self, name) == 0:
                 raise TariffError(name, "must be more than 0 when set")
+        if self.tax_rate_basis_points > 10000:
+            raise TariffError("tax_rate_basis_points", "must be at most 10000 (100 %)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +99,8 @@ def tariff_from_major_units(currency: str, settings: dict[str, Any]) -> Tariff:
     if len(currency) == 3 and currency.isalpha() and not is_supported(currency):
         raise TariffError("currency", _unsupported(currency))
     values = dict(settings)
+    if "tax_rate_percent" in values:
+        values["tax_rate_basis_points"] = _basis_points(values.pop("tax_rate_percent"))
     for name in MONEY_FIELDS:
         if name in values:
             try:
@@ -103,6 +110,28 @@ def tariff_from_major_units(currency: str, settings: dict[str, Any]) -> Tariff:
     tariff = Tariff.from_dict({"currency": currency, **values})
     checked_hold_amount(tariff)
     return tariff
+
+
+def _basis_points(percent: Any) -> int:
+    """ "19" -> 1900, "7.7" -> 770: a percentage with at most two decimals, up to 100."""
+    try:
+        exact = Decimal(str(percent).strip())
+    except ArithmeticError:
+        exact = Decimal(-1)
+    points = exact * 100
+    if not exact.is_finite() or points != points.to_integral_value() or not 0 <= points <= 10000:
+        raise TariffError(
+            "tax_rate_percent", f"must be a percentage from 0 to 100, got {percent!r}"
+        )
+    return int(points)
+
+
+def included_tax(gross: int, basis_points: int) -> int:
+    """The VAT inside a gross amount (minor units), half up: 1190 at 19 % -> 190."""
+    if not basis_points:
+        return 0
+    net = Decimal(gross) * 10000 / (10000 + basis_points)
+    return int((Decimal(gross) - net).quantize(Decimal(1), ROUND_HALF_UP))
 
 
 def _unsupported(currency: str) -> str:

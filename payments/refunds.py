@@ -21,6 +21,7 @@ class RefundRecord:
     failure: str | None
     requested_by: str
     created_at: str
+    updated_at: str = ""  # when it succeeded or failed (else when it was asked for)
 
     @classmethod
     def of(cls, row: Any) -> RefundRecord:

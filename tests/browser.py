@@ -21,6 +21,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOTS = Path(os.environ.get("CSMS_SCREENSHOTS", "test-artifacts/screenshots"))
 PHONE = (390, 844)
+SMALL_PHONE = (320, 640)
 
 
 def start_chromium() -> webdriver.Chrome:
@@ -68,11 +69,11 @@ class Browser:
             lambda: self.driver.find_element(By.ID, element_id).get_attribute(name)
         )
 
-    async def emulate_phone(self, on: bool = True) -> None:
-        """Lay pages out at exactly PHONE's size, as a phone (headless Chromium's window is
+    async def emulate_phone(self, on: bool = True, size: tuple[int, int] = PHONE) -> None:
+        """Lay pages out at exactly `size`, as a phone (headless Chromium's window is
         never narrower than 500 px); `on=False` goes back to the window's size."""
         if on:
-            width, height = PHONE
+            width, height = size
             metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True}
             await self._run(
                 lambda: self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
@@ -81,6 +82,22 @@ class Browser:
             await self._run(
                 lambda: self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
             )
+
+    async def emulate_print(self, on: bool = True) -> None:
+        """Lay pages out as printed (CSS @media print), or back on screen."""
+        media = {"media": "print" if on else ""}
+        await self._run(lambda: self.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", media))
+
+    async def style(self, selector: str, prop: str) -> str:
+        """The computed CSS value of `prop` on the first element `selector` matches."""
+        return await self._run(
+            lambda: self.driver.execute_script(
+                "return getComputedStyle(document.querySelector(arguments[0]))"
+                ".getPropertyValue(arguments[1])",
+                selector,
+                prop,
+            )
+        )
 
     async def viewport_width(self) -> int:
         return await self._run(lambda: self.driver.execute_script("return window.innerWidth"))
@@ -103,6 +120,16 @@ class Browser:
             lambda: self.driver.execute_script(
                 "return document.getElementById(arguments[0]).getBoundingClientRect().right",
                 element_id,
+            )
+        )
+
+    async def overflowing(self) -> list[str]:
+        """The elements that reach past the viewport's right edge, as tag#id.class."""
+        return await self._run(
+            lambda: self.driver.execute_script(
+                "return Array.from(document.querySelectorAll('body *'))"
+                ".filter(e => e.getBoundingClientRect().right > window.innerWidth)"
+                ".map(e => e.tagName + '#' + e.id + '.' + e.className)"
             )
         )
 

@@ -141,3 +141,26 @@ async def run_cli(system: CentralSystem, *argv: str, key: str = API_KEY) -> tupl
     out, _ = await process.communicate()
     assert process.returncode is not None
     return process.returncode, out.decode()
+
+
+async def finished_session(driver: Driver, sim: SimulatedCharger) -> tuple[str, str]:
+    """A paid session charged on `sim`'s connector 1, stopped and settled, as a driver's
+    phone went through it: its reservation id and the token of its pages (the receipt's)."""
+    status, created = await driver.create(sim.charge_point_id, 1)
+    assert status == 200, created
+    reservation_id = created["reservationId"]
+    paid = await driver.pay(created["checkoutUrl"])
+    token = paid.url.path.removeprefix("/session/")
+    await driver.wait_for_state(reservation_id, "AwaitingPlug")
+    await sim.plug_in(1)
+    await driver.wait_for_state(reservation_id, "Charging")
+    await eventually(lambda: driver.has_energy(reservation_id))
+    await driver.post(f"/api/payments/{reservation_id}/stop")
+    await driver.wait_for_state(reservation_id, "Completed")
+
+    async def settled() -> bool:
+        async with driver.http.get(f"{driver.base}/receipt/{token}", allow_redirects=False) as page:
+            return page.status == 200
+
+    await eventually(settled, timeout=15)
+    return reservation_id, token

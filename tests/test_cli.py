@@ -76,6 +76,19 @@ def test_tariffs(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and out.startswith("fast\thold 36.40 EUR")
 
 
+def test_tariff_tax_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "tariffs", "set", "vat", "--currency", "EUR", "--price-per-kwh", "0.59",
+        "--max-energy-wh", "60000", "--tax-rate-percent", "19",
+    )  # fmt: skip
+    assert code == 0 and "vat: saved" in out
+    code, _, err = run(
+        capsys, "tariffs", "set", "vat", "--currency", "EUR", "--price-per-kwh", "0.59",
+        "--max-energy-wh", "60000", "--tax-rate-percent", "19 %",
+    )  # fmt: skip
+    assert code == 2 and "--tax-rate-percent: must be a percentage from 0 to 100" in err
+
+
 def test_bad_config_stops_with_the_key_named(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,7 +18,7 @@ from tests.conftest import MakeConfig
 from tests.payflow import TARIFF, Driver, charger
 from tests.waiting import eventually
 
-CONTACT = "+49 30 1234 5678 (help desk)"
+CONTACT = "+49 30 1234 5678"
 RAW_STATUSES = ("Unavailable", "SuspendedEV", "SuspendedEVSE", "Preparing", "Faulted")
 
 
@@ -26,9 +26,9 @@ RAW_STATUSES = ("Unavailable", "SuspendedEV", "SuspendedEVSE", "Preparing", "Fau
 async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
     config = make_config(
         tariff=TARIFF,
+        operator={"support_phone": CONTACT},
         payments={
             "minimum_energy_wh": 100,
-            "support_contact": CONTACT,
             "start_window": 2,
             "tick_interval": 0.05,
         },

@@ -26,6 +26,7 @@ from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_curs
 from httpapi.routing import Api
 from payments.reservations_store import ReservationStore
 from payments.tariff_store import TariffStore
+from payments.web.operator import known_time_zone
 from storage.db import Conflict, Row
 
 RegistrationStatus = Literal["Accepted", "Pending", "Rejected"]
@@ -63,6 +64,9 @@ class ChargerOut(ApiModel):
     vendor: str | None
     model: str | None
     firmware_version: str | None
+    time_zone: str | None = Field(
+        default=None, description="IANA time zone of its receipts; null: the operator's"
+    )
     connectors: list[ConnectorOut] = Field(description="Each one's latest reported status")
 
     @classmethod
@@ -78,6 +82,7 @@ class ChargerOut(ApiModel):
             last_boot_at=row["last_boot_at"],
             vendor=row["vendor"],
             model=row["model"],
+            time_zone=row["time_zone"],
             firmware_version=row["firmware_version"],
             connectors=[ConnectorOut.of(c) for c in connectors],
         )
@@ -146,6 +151,12 @@ class NewCharger(ApiModel):
 class ChargerChange(ApiModel):
     name: str | None = Label
     location: str | None = Label
+    time_zone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="IANA time zone its receipts give times in, e.g. Europe/Berlin;"
+        " null: the operator's (operator.time_zone)",
+    )
     registration_status: RegistrationStatus | None = None
     tariff_id: str | None = Field(
         default=None, min_length=1, description="For every connector; null: the default tariff"
@@ -239,6 +250,10 @@ class ChargerRoutes:
     async def update_charger(self, request: web.Request, body: ChargerChange) -> ChargerDetail:
         current = await self._found(request.match_info["chargerId"])
         changed = body.model_fields_set
+        if body.time_zone is not None and not known_time_zone(body.time_zone):
+            raise ApiError(
+                400, "invalid", "not a known IANA time zone (e.g. Europe/Berlin)", "timeZone"
+            )
         # Checked (and hashed) first: a refused change applies nothing.
         security = await _security_change(body, current)
         if "tariff_id" in changed:
@@ -256,6 +271,8 @@ class ChargerRoutes:
         )
         if security is not None:
             await self._chargers.set_security(current["id"], *security)
+        if "time_zone" in changed:
+            await self._chargers.set_time_zone(current["id"], body.time_zone)
         return await self._detail(current["id"])
 
     async def delete_charger(self, request: web.Request) -> web.Response:

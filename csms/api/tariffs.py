@@ -35,6 +35,12 @@ class TariffSettings(ApiModel):
     idle_fee_max_minutes: int | None = Cap
     max_energy_wh: int | None = Limit
     max_duration_minutes: int | None = Limit
+    tax_rate_basis_points: int = Field(
+        default=0,
+        ge=0,
+        le=10000,
+        description="VAT included in the prices (gross), in hundredths of a percent: 1900 = 19 %",
+    )
 
     def tariff(self) -> Tariff:
         """The settings as a Tariff, refused (400 naming the field) unless it bounds the cost

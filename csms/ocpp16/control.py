@@ -31,7 +31,15 @@ class RemoteControl:
 
     async def charger_info(self, charger_id: str) -> dict[str, str | None] | None:
         row = await self._chargers.get(charger_id)
-        return {"name": row["name"], "location": row["location"]} if row else None
+        if row is None:
+            return None
+        model = " ".join(part for part in (row["vendor"], row["model"]) if part) or None
+        return {
+            "name": row["name"],
+            "location": row["location"],
+            "model": model,
+            "time_zone": row["time_zone"],
+        }
 
     def connector_status(self, charger_id: str, connector_id: int) -> str | None:
         return self._live.status(charger_id, connector_id)

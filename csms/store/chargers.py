@@ -193,6 +193,12 @@ class ChargerStore:
         )
         return changed > 0
 
+    async def set_time_zone(self, charger_id: str, time_zone: str | None) -> None:
+        """The IANA zone its receipts give times in; None: the operator's."""
+        await self._db.execute(
+            "UPDATE chargers SET time_zone = ? WHERE id = ?", (time_zone, charger_id)
+        )
+
     async def delete(self, charger_id: str) -> bool:
         """Remove a charger with its connectors and status history; False when unknown.
 

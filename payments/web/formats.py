@@ -8,7 +8,7 @@ in Stripe's amounts (`payments.currency.exponent`), so 500 JPY is "¥500" and 12
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
@@ -67,10 +67,11 @@ class Formats:
         """A tariff's energy cap in kWh, without trailing zeros: 20000 -> "20", 7500 -> "7.5"."""
         return format_decimal(Decimal(wh).scaleb(-3), format="#,##0.###", locale=self._locale)
 
-    def moment(self, when: datetime) -> str:
-        """Date and time in UTC, named as such: "Mar 5, 2026, 2:07 PM UTC"."""
-        utc = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
-        date = format_date(utc, "medium", locale=self._locale)
-        time = format_time(utc, "short", tzinfo=UTC, locale=self._locale)
+    def moment(self, when: datetime, zone: tzinfo = UTC) -> str:
+        """Date and time in `zone`, named by its abbreviation: "Mar 5, 2026, 2:07 PM UTC",
+        "05.03.2026, 15:07 CET"."""
+        local = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(zone)
+        date = format_date(local, "medium", locale=self._locale)
+        time = format_time(local, "short", tzinfo=zone, locale=self._locale)
         both = get_datetime_format("medium", locale=self._locale)
-        return f"{both.replace('{1}', date).replace('{0}', time)} UTC"
+        return f"{both.replace('{1}', date).replace('{0}', time)} {local.tzname() or zone}"

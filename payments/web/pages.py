@@ -27,10 +27,12 @@ from payments.http import valid_email
 from payments.pricing import hold_amount
 from payments.reservation import Hold, Reservation
 from payments.service import Payments, SessionRefused
-from payments.views import released_amount, stage
+from payments.views import stage
 from payments.web import language
 from payments.web.describe import tariff_in_words
 from payments.web.guards import RateLimit, csrf_ok, csrf_token, remember_csrf
+from payments.web.operator import Operator
+from payments.web.receipt import receipt_values, tax_rate
 from payments.web.session_view import ChargerState, driver_view
 from payments.web.texts import Texts
 
@@ -59,14 +61,14 @@ class DriverPages:
         trusted_proxies: TrustedProxies | None = None,
         enabled: bool = True,
         update_interval: float = 1.0,
-        support_contact: str = "",
+        operator: Operator | None = None,
     ) -> None:
+        self._operator = operator or Operator()
         self._payments = payments
         self._rate_limit = rate_limit
         self._proxies = trusted_proxies or TrustedProxies()
         self._enabled = enabled
         self._update_interval = update_interval
-        self._support_contact = support_contact
         self._closing = asyncio.Event()
         self._templates = Environment(
             loader=PackageLoader("payments.web"),
@@ -178,12 +180,15 @@ class DriverPages:
             charger_id=charger_id,
             charger_name=name,
             location=info["location"],
+            model=info.get("model"),
             connector=connector,
             connector_status=_status_words(status, t, t("status.unknown")),
             price_words=tariff_in_words(tariff, t),
             hold=t.fmt.money(hold_amount(tariff), tariff.currency),
             max_energy=t.fmt.energy_limit(tariff.max_energy_wh) if tariff.max_energy_wh else None,
             ongoing=ongoing,
+            operator=self._operator,
+            vat=tax_rate(tariff.tax_rate_basis_points, t) if tariff.tax_rate_basis_points else None,
         )
 
     def _way_back(
@@ -358,7 +363,7 @@ class DriverPages:
         charger = ChargerState(
             online=self._payments.is_online(r.charger_id),
             connector_status=self._payments.connector_status(r.charger_id, r.connector_id),
-            support_contact=self._support_contact,
+            support_contact=self._operator.support_contact,
         )
         return driver_view(r, self._payments.clock(), charger, t)
 
@@ -372,24 +377,16 @@ class DriverPages:
             raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
         info = await self._payments.charger_info(r.charger_id)
         t = texts_for(request)
-        fmt, money = t.fmt, r.tariff.currency
         row = await self._payments.row(r.id)
+        refunds = await self._payments.refunds_of(r.id)
         return self._render(
             request,
             "receipt.html",
             title=t("receipt.title"),
             charger_name=(info or {}).get("name") or r.charger_id,
             connector=r.connector_id,
-            started=fmt.moment(r.started_at) if r.started_at else None,
-            stopped=fmt.moment(r.stopped_at) if r.stopped_at else None,
-            energy=fmt.kwh(r.energy_wh, 3),
-            transaction=r.transaction_id,
-            reference=r.id,
-            lines=[(label, fmt.money(amount, money)) for label, amount in _receipt_lines(r, t)],
-            total=fmt.money(r.breakdown.total if r.breakdown else 0, money),
-            captured=fmt.money(r.captured_amount, money),
-            released=fmt.money(released_amount(r), money),
             email=row["email"] if row else None,
+            **receipt_values(r, refunds, t, self._operator, (info or {}).get("time_zone")),
         )
 
 
@@ -432,19 +429,3 @@ def _busy_words(reason: str, t: Texts) -> str:
         status = reason.removeprefix(_BUSY_STATUS)
         return t("busy.status", status=_status_words(status, t, t("status.unknown")))
     return t("busy.other")
-
-
-def _receipt_lines(r: Reservation, t: Texts) -> list[tuple[str, int]]:
-    """The breakdown's lines: what each is for, and its amount in minor units."""
-    b = r.breakdown
-    if b is None:
-        return []
-    lines = [
-        (t("receipt.line.energy", energy=t.fmt.energy(b.energy_wh, 3)), b.energy),
-        (t("receipt.line.session_fee"), b.session_fee),
-    ]
-    if b.time_fee:
-        lines.append((t("receipt.line.time_fee", minutes=b.time_minutes), b.time_fee))
-    if b.idle_fee:
-        lines.append((t("receipt.line.idle_fee", minutes=b.idle_minutes), b.idle_fee))
-    return lines

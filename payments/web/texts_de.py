@@ -162,4 +162,13 @@ GERMAN = {
     "receipt.reference": "Referenz",
     "receipt.print": "Drucken",
     "receipt.email_sent": "Stripe schickt eine Quittung an {email}.",
+    "receipt.refund": "Erstattet am {date}",
+    "receipt.refund_pending": "Erstattung läuft (beantragt am {date})",
+    "receipt.paid": "Bezahlt nach Erstattungen",
+    "receipt.vat": "inkl. MwSt. {rate} %",
+    "operator.support": "Fragen zu diesem Ladevorgang",
+    "operator.terms": "Nutzungsbedingungen",
+    "operator.privacy": "Datenschutz",
+    "start.model": "Ladestation: {model}",
+    "start.incl_vat": "Preise inkl. MwSt. ({rate} %).",
 }

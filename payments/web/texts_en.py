@@ -141,4 +141,13 @@ ENGLISH = {
     "receipt.reference": "Reference",
     "receipt.print": "Print",
     "receipt.email_sent": "Stripe e-mails a receipt to {email}.",
+    "receipt.refund": "Refunded on {date}",
+    "receipt.refund_pending": "Refund under way (asked on {date})",
+    "receipt.paid": "Paid after refunds",
+    "receipt.vat": "incl. VAT {rate} %",
+    "operator.support": "Questions about this charge",
+    "operator.terms": "Terms of use",
+    "operator.privacy": "Privacy",
+    "start.model": "Charger: {model}",
+    "start.incl_vat": "Prices include VAT ({rate} %).",
 }

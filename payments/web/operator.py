@@ -1,0 +1,52 @@
+"""Who runs the chargers, as the driver's pages name them (the `[operator]` settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str = ""
+    address: str = ""  # lines separated by newlines
+    support_email: str = ""
+    support_phone: str = ""
+    support_url: str = ""
+    terms_url: str = ""
+    privacy_url: str = ""
+    time_zone: tzinfo = UTC  # the receipt's times are in it, and name it
+
+    @property
+    def address_lines(self) -> list[str]:
+        return [line.strip() for line in self.address.splitlines() if line.strip()]
+
+    @property
+    def support_contact(self) -> str:
+        """Every way to reach support, on one line ("" when none is set)."""
+        return " · ".join(
+            c for c in (self.support_phone, self.support_email, self.support_url) if c
+        )
+
+    @property
+    def has_support(self) -> bool:
+        return bool(self.support_email or self.support_phone or self.support_url)
+
+
+def known_time_zone(name: str) -> bool:
+    """Whether `name` is an IANA time zone this system knows: "Europe/Berlin", "UTC" (not a
+    file of the zone database that is no zone, such as "posixrules")."""
+    if name not in _zones():
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
