@@ -267,8 +267,12 @@ class CentralSystem:
             self.refunds,
             control,
             payment_policy(config),
-            # After Checkout's own expiry, whose webhook normally comes first.
-            payment_window=config.stripe.checkout_expiry_minutes * 60 + 2 * CHECKOUT_EXPIRY_MARGIN,
+            # An unpaid reservation frees its connector after the short pending window;
+            # never later than Checkout's own expiry, whose webhook would come first.
+            payment_window=min(
+                config.payments.pending_window,
+                config.stripe.checkout_expiry_minutes * 60 + 2 * CHECKOUT_EXPIRY_MARGIN,
+            ),
             clock=self._clock,
             observer=self.metrics,
         )

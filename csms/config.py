@@ -210,6 +210,10 @@ class PaymentsSettings:
     enabled: bool = _setting(True)
     public_base_url: str = _setting("", pattern=r"(https?://[^\s]+)?")
     handover_window: int = _setting(120, min=10)
+    # Seconds an unpaid reservation holds its connector after the Checkout link was handed
+    # over (capped by stripe.checkout_expiry_minutes): then it expires, and so does its
+    # Checkout Session.
+    pending_window: int = _setting(300, min=10)
     start_window: int = _setting(300, min=1)
     start_reply_window: int = _setting(120, min=1)
     stop_retry_interval: int = _setting(60, min=1)

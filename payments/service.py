@@ -114,6 +114,10 @@ class Payments:
             return "reserved by another driver"
         return None
 
+    async def holding(self, charger_id: str, connector_id: int) -> Reservation | None:
+        """The reservation that holds the connector now, if any."""
+        return await self._reservations.active_on(charger_id, connector_id)
+
     # -- a session, from the driver's side
 
     async def start_session(

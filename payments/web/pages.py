@@ -32,6 +32,7 @@ from payments.web import language
 from payments.web.describe import tariff_in_words
 from payments.web.guards import RateLimit, csrf_ok, csrf_token, remember_csrf
 from payments.web.operator import Operator
+from payments.web.pending import checkout_link, minutes_left, refresh_after
 from payments.web.receipt import receipt_values, tax_rate
 from payments.web.session_view import ChargerState, driver_view
 from payments.web.texts import Texts
@@ -108,6 +109,8 @@ class DriverPages:
         response = web.Response(text=html, status=status, content_type="text/html")
         response.headers["Content-Language"] = t.language
         response.headers["Vary"] = "Accept-Language, Cookie"
+        # Live state: a Back must ask again, never show a stale "Available" or "busy".
+        response.headers["Cache-Control"] = "no-store"
         remember_csrf(response, csrf)
         asked = language.supported(request.query.get(language.PARAM))
         if asked is not None:
@@ -158,19 +161,21 @@ class DriverPages:
         name = info["name"] or charger_id
         if not self._enabled:
             return self._problem(request, 503, "disabled")
-        ongoing, here = await self._ongoing(request, charger_id, connector)
+        own, token = await self._own(request)
+        ongoing = f"/session/{quote(token)}" if own else None
+        here = own is not None and (own.charger_id, own.connector_id) == (charger_id, connector)
         if ongoing and not self._payments.is_online(charger_id):
             text = t("problem.offline.ongoing", charger=name)
             return self._way_back(request, 503, ongoing, t("problem.offline.title"), text)
+        if here and own and checkout_link(own):
+            return self._unpaid_page(request, own, token, name)
         if here and ongoing:
             return self._way_back(request, 200, ongoing, t("session.title"), t("start.here"))
         if not self._payments.is_online(charger_id):
             return self._problem(request, 503, "offline", charger=name)
         busy = await self._payments.busy_reason(charger_id, connector)
         if busy and not ongoing:
-            return self._problem(
-                request, 409, "busy", charger=name, connector=connector, reason=busy
-            )
+            return await self._busy(request, charger_id, name, connector, busy)
         tariff = await self._payments.tariff_for(charger_id, connector)
         status = self._payments.connector_status(charger_id, connector)
         return self._render(
@@ -207,17 +212,65 @@ class DriverPages:
             back_label=t("start.view_session"),
         )
 
-    async def _ongoing(
-        self, request: web.Request, charger_id: str, connector: int
-    ) -> tuple[str | None, bool]:
-        """The driver's own session in progress (from the cookie), to offer a way back, and
-        whether it is at this connector."""
-        token = request.cookies.get(SESSION_COOKIE)
+    async def _own(self, request: web.Request) -> tuple[Reservation | None, str]:
+        """The driver's own session in progress (from the cookie) and its token."""
+        token = request.cookies.get(SESSION_COOKIE, "")
         r = await self._payments.by_token(token) if token else None
-        if r is None or not r.active:
-            return None, False
-        here = r.charger_id == charger_id and r.connector_id == connector
-        return f"/session/{quote(token or '')}", here
+        return (r, token) if r is not None and r.active else (None, "")
+
+    def _unpaid_page(
+        self, request: web.Request, r: Reservation, token: str, charger_name: str
+    ) -> web.Response:
+        """The driver's own unfinished payment at this connector: back to Checkout, or cancel."""
+        t = texts_for(request)
+        return self._render(
+            request,
+            "unpaid.html",
+            title=t("unpaid.title"),
+            text=t(
+                "unpaid.text",
+                connector=r.connector_id,
+                charger=charger_name,
+                minutes=minutes_left(r, self._payments.clock()),
+            ),
+            checkout=checkout_link(r),
+            token=token,
+        )
+
+    async def _busy(
+        self,
+        request: web.Request,
+        charger_id: str,
+        name: str,
+        connector: int,
+        reason: str,
+        back: str | None = None,
+    ) -> web.Response:
+        """Connector busy: why, how long an unpaid reservation can still hold it, and a page
+        that reloads itself so that it becomes the start page once the connector is free."""
+        t = texts_for(request)
+        holder = await self._payments.holding(charger_id, connector)
+        now = self._payments.clock()
+        until = None
+        if holder is not None and checkout_link(holder):
+            until = t("busy.unpaid_until", minutes=minutes_left(holder, now))
+        return self._render(
+            request,
+            "message.html",
+            status=409,
+            title=t("problem.busy.title"),
+            text=t(
+                "problem.busy.text",
+                charger=name,
+                connector=connector,
+                reason=_busy_words(reason, t),
+            ),
+            detail=until,
+            problem=True,
+            back=back,
+            refresh=refresh_after(holder, now),
+            refresh_to=f"/c/{quote(charger_id, safe='')}/{connector}",
+        )
 
     async def start(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -229,6 +282,10 @@ class DriverPages:
         t = texts_for(request)
         if connector is None or not charger_id:
             return self._problem(request, 400, "invalid", message=t("invalid.connector"), back=back)
+        own, token = await self._own(request)
+        if own is not None and (own.charger_id, own.connector_id) == (charger_id, connector):
+            # The driver's own reservation holds it (a Back to an older page): lead there.
+            raise web.HTTPSeeOther(checkout_link(own) or f"/session/{quote(token)}")
         email = str(form.get("email", "")).strip() or None
         if email is not None and not valid_email(email):
             return self._problem(
@@ -243,27 +300,19 @@ class DriverPages:
                 charger_id, connector, email, locale=t.language
             )
         except SessionRefused as refused:
-            return self._refused(request, refused, charger_id, connector, back)
+            return await self._refused(request, refused, charger_id, connector, back)
         target = r.checkout_url if r.checkout_url and r.hold is Hold.NONE else f"/session/{token}"
         response = web.HTTPSeeOther(target)
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax", path="/")
         raise response
 
-    def _refused(
+    async def _refused(
         self, request: web.Request, refused: SessionRefused, charger: str, connector: int, back: str
     ) -> web.Response:
         if refused.status == "ChargerOffline":
             return self._problem(request, 503, "offline", charger=charger, back=back)
         if refused.status == "ConnectorBusy":
-            return self._problem(
-                request,
-                409,
-                "busy",
-                charger=charger,
-                connector=connector,
-                reason=refused.detail,
-                back=back,
-            )
+            return await self._busy(request, charger, charger, connector, refused.detail, back)
         return self._problem(request, 503, "unavailable", back=back)
 
     # -- back from Checkout

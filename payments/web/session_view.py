@@ -15,11 +15,12 @@ from urllib.parse import quote
 
 from payments.reservation import TERMINAL, Hold, Reservation, State
 from payments.views import cost_so_far, released_amount, stage
+from payments.web.pending import checkout_link
 from payments.web.texts import Texts
 
 # Stages where the driver's button ends the session: before the charge it cancels, during
 # it stops the charge.
-_CANCELLABLE = frozenset({"waiting_for_plug", "waiting_for_charger", "starting"})
+_CANCELLABLE = frozenset({"payment", "waiting_for_plug", "waiting_for_charger", "starting"})
 _STOPPABLE = frozenset({"charging"})
 # Stages where the charger's connection matters to the driver (a charge is under way or due).
 _NEEDS_CHARGER = frozenset(
@@ -77,6 +78,8 @@ def driver_view(r: Reservation, now: datetime, charger: ChargerState, t: Texts) 
         "contact": charger.support_contact if failed and charger.support_contact else None,
         "retry": _retry_link(r) if r.state in _RETRY else None,
         "button": _button(current, t),
+        # Not paid yet: back to the same Checkout page (the button above cancels).
+        "checkout": checkout_link(r),
         "receipt": current == "done",
         "final": final,
     }
