@@ -221,7 +221,13 @@ async def test_a_server_that_died_before_the_link_was_handed_over_frees_the_conn
         assert (await driver.status(stray.id))["state"] == "Expired"
         status, created = await driver.create("CP-1", 1)
         assert status == 200, created
-        # The new one was handed over: it has the whole payment window.
-        ahead[0] += timedelta(minutes=10)
+        # The new one was handed over: it has the whole pending window (longer than the
+        # hand-over window), then it frees the connector too.
+        pending = timedelta(seconds=system.config.payments.pending_window)
+        assert pending > system.coordinator.policy.handover_window
+        ahead[0] += pending - timedelta(seconds=10)
         await system.coordinator.tick()
         assert (await driver.status(created["reservationId"]))["state"] == "PendingPayment"
+        ahead[0] += timedelta(seconds=11)
+        await system.coordinator.tick()
+        assert (await driver.status(created["reservationId"]))["state"] == "Expired"
