@@ -233,13 +233,19 @@ async def test_the_pending_window_frees_the_connector_and_closes_checkout(
     rid = await _reservation_id(system, checkout)
     busy, page = await _get(other, f"{_base(system)}/c/CP-1/1", status=409)
     # How long at most, and a page that reloads itself into the start page.
-    assert "free again in at most 5 minutes" in busy
+    assert "free again in at most 5 min." in busy
     assert '<meta http-equiv="refresh" content="15; url=/c/CP-1/1">' in busy
     assert page.headers["Cache-Control"] == "no-store"
+    german, _ = await _get(other, f"{_base(system)}/c/CP-1/1?lang=de", status=409)
+    assert "in höchstens 5 Min. wieder frei" in german and "aktualisiert sich" in german
+    unpaid, _ = await _get(mine, f"{_base(system)}/c/CP-1/1?lang=de")
+    assert "Weiter zur Zahlung" in unpaid and "höchstens 5 Min. für Sie" in unpaid
+    for phone, status in ((other, 409), (mine, 200)):  # back to English (a cookie keeps it)
+        await _get(phone, f"{_base(system)}/c/CP-1/1?lang=en", status=status)
 
     clock.ahead = timedelta(seconds=PENDING_WINDOW - 60)
     busy, _ = await _get(other, f"{_base(system)}/c/CP-1/1", status=409)
-    assert "free again in at most 1 minutes" in busy
+    assert "free again in at most 1 min." in busy
     clock.ahead = timedelta(seconds=PENDING_WINDOW + 1)
     await system.coordinator.tick()
     assert (await Driver(system, mine).status(rid))["state"] == "Expired"

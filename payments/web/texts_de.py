@@ -173,13 +173,13 @@ GERMAN = {
     "start.incl_vat": "Preise inkl. MwSt. ({rate} %).",
     "unpaid.title": "Ihre Zahlung ist nicht abgeschlossen",
     "unpaid.text": (
-        "Anschluss {connector} von {charger} ist noch höchstens {minutes} Minuten für Sie "
+        "Anschluss {connector} von {charger} ist noch höchstens {minutes} Min. für Sie "
         "reserviert. Setzen Sie die Zahlung fort oder brechen Sie ab, um ihn freizugeben."
     ),
     "unpaid.continue": "Weiter zur Zahlung",
     "busy.unpaid_until": (
         "Jemand bezahlt gerade dafür: Schließt diese Person nicht ab, ist er in höchstens "
-        "{minutes} Minuten wieder frei."
+        "{minutes} Min. wieder frei."
     ),
     "busy.refreshing": "Diese Seite aktualisiert sich, sobald der Anschluss frei ist.",
 }

@@ -152,13 +152,13 @@ ENGLISH = {
     "start.incl_vat": "Prices include VAT ({rate} %).",
     "unpaid.title": "Your payment is not finished",
     "unpaid.text": (
-        "Connector {connector} of {charger} is kept for you for at most {minutes} more "
-        "minutes. Continue to the payment, or cancel to free it for others."
+        "Connector {connector} of {charger} is kept for you for {minutes} min at most. "
+        "Continue to the payment, or cancel to free it for others."
     ),
     "unpaid.continue": "Continue to payment",
     "busy.unpaid_until": (
         "Someone is paying for it: if they do not finish, it is free again in at most "
-        "{minutes} minutes."
+        "{minutes} min."
     ),
     "busy.refreshing": "This page updates itself when the connector is free.",
 }
