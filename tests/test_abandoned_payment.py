@@ -300,3 +300,38 @@ async def test_driver_pages_with_live_state_are_not_cached(
     _, cancelled = await _get(mine, f"{base}/pay/{_token(mine)}/cancel")
     for page in (start, unpaid, session, cancelled):
         assert page.headers["Cache-Control"] == "no-store", page.url
+
+
+async def test_a_pending_window_shorter_than_the_hand_over_window_bounds_both(
+    make_config: MakeConfig,
+) -> None:
+    """The hand-over window never outlasts the pending window; the hand-over gives the whole
+    pending window, not Checkout's 30 minutes."""
+    config = make_config(
+        tariff=TARIFF,
+        payments={"pending_window": 30, "handover_window": 120, "tick_interval": 3600},
+    )
+    async with CentralSystem(config) as system:
+        tariff = await system.payment_service.tariff_for("CP-1", 1)
+        made, _ = await system.coordinator.create("CP-1", 1, tariff, None)
+        assert made.payment_deadline == made.created_at + timedelta(seconds=30)
+        handed = await system.coordinator.hand_over(made.id, made.created_at)
+        assert handed is not None and handed.payment_deadline == made.payment_deadline
+
+
+async def test_the_hand_over_gives_the_pending_window(
+    system: CentralSystem, sim: SimulatedCharger, mine: aiohttp.ClientSession
+) -> None:
+    checkout = await _pay_pressed(system, mine)
+    r = await system.payment_service.get(await _reservation_id(system, checkout))
+    assert r is not None
+    assert r.payment_deadline == r.created_at + timedelta(seconds=PENDING_WINDOW)
+    assert _checkout_expires_at(system, r.checkout_session_id) >= r.created_at + timedelta(
+        minutes=30
+    )
+
+
+def _checkout_expires_at(system: CentralSystem, session_id: str | None) -> datetime:
+    """Checkout's own expiry, as Stripe has it: never shorter than Stripe's 30 minutes."""
+    assert system.sandbox is not None and session_id is not None
+    return datetime.fromtimestamp(system.sandbox.get(session_id)["expires_at"], UTC)

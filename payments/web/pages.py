@@ -3,7 +3,10 @@
 A driver at a charger scans the QR code (`/c/{charger}/{connector}`), sees the price and
 the hold, pays on Stripe Checkout, comes back to a page that follows the charge live
 (server-sent events; without JavaScript it still works, refreshed by the browser) and
-ends on a printable receipt. Every refusal is a page that says what happened.
+ends on a printable receipt. Every refusal is a page that says what happened. A payment
+left unfinished is the driver's to continue or cancel (the session cookie), never a "busy"
+of their own; to other drivers the busy page says how long it can last and reloads itself.
+Pages showing live state are not cached: Back asks again.
 
 Each page is in the driver's language (`language.choose`: a `?lang=` link, remembered in a
 cookie, or the browser's Accept-Language), with a switch to the others on every page.
