@@ -307,6 +307,98 @@ async def test_review_page_in_plain_words_with_the_contact(
     await _shot(phone, size, "review")
 
 
+@SIZES
+async def test_offline_mid_charge_is_shown_and_rescanning_leads_back(
+    system: CentralSystem, sim: SimulatedCharger, phone: Browser, size: tuple[int, int]
+) -> None:
+    session = await _paid(phone, system, size)
+    await sim.plug_in(1)
+    await phone.until(lambda: _stage_is(phone, "charging"))
+    assert not await phone.visible("offline")
+
+    await sim.go_offline()
+    await phone.until(lambda: _text_is(phone, "stage", "The charger has lost its connection"))
+    assert await phone.visible("offline")
+    assert "you pay only for the energy it reports" in await phone.text("offline")
+    assert not await phone.visible("power")
+    await _fits(phone, size)
+    await _shot(phone, size, "offline", readme="10-offline")
+
+    # Scanning the QR code again: the way back to the session, not a dead end.
+    await phone.open(f"{_base(system)}/c/CP-1/1")
+    assert "Nothing was charged" not in await phone.page_text()
+    assert await phone.text("back") == "See your session"
+    await _fits(phone, size)
+    await phone.click("back")
+    await phone.until(lambda: _url_has(phone, "/session/"))
+    assert await phone.url() == session
+    assert await phone.visible("offline")
+    await _fits(phone, size)
+
+    await sim.reconnect()
+    await phone.until(lambda: _hidden(phone, "offline"))
+    await phone.until(lambda: _stage_is(phone, "charging"))
+
+
+@SIZES
+async def test_session_buttons_cancel_then_stop_then_final_figures(
+    system: CentralSystem, sim: SimulatedCharger, phone: Browser, size: tuple[int, int]
+) -> None:
+    await phone.open(f"{_base(system)}/c/CP-1/1")
+    await phone.until(lambda: phone.visible("pay"))
+    await _fits(phone, size)
+    await _shot(phone, size, "start", readme="1-start")
+    await phone.fill("email", "driver@example.com")
+    await phone.click("pay")
+    await phone.until(lambda: _url_has(phone, "/pay/cs_"))
+    await _fits(phone, size)
+    await _shot(phone, size, "checkout", readme="2-checkout")
+    await _fill_card(phone, VISA)
+    await phone.until(lambda: _stage_is(phone, "waiting_for_plug"))
+
+    # Before plug-in: Cancel, and nothing is charged.
+    assert await phone.text("stop") == "Cancel"
+    assert await phone.attribute("stop", "data-kind") == "cancel"
+    assert not await phone.visible("power")
+    await _fits(phone, size)
+    await _shot(phone, size, "plug-in")
+    await phone.click("stop")
+    await phone.until(lambda: phone.visible("retry"))
+    assert "cancelled" in await phone.text("reason-text")
+    assert not await phone.visible("stop-form")
+    await _fits(phone, size)
+
+    # Start again, pay, plug in: Stop charging while charging.
+    await phone.click("retry")
+    await phone.until(lambda: phone.visible("pay"))
+    await phone.click("pay")
+    await phone.until(lambda: _url_has(phone, "/pay/cs_"))
+    await _fill_card(phone, VISA)
+    await phone.until(lambda: _stage_is(phone, "waiting_for_plug"))
+    await sim.plug_in(1)
+    await phone.until(lambda: _text_is(phone, "stop", "Stop charging"))
+    assert await phone.attribute("stop", "data-kind") == "stop"
+    await phone.until(lambda: phone.visible("power"))
+    await phone.until(lambda: _energy_over(phone, 0.3))
+    assert await phone.text("cost-label") == "Cost so far"
+    await _fits(phone, size)
+    await _shot(phone, size, "charging", readme="4-charging")
+
+    # After the stop: final figures, no power, no button, the receipt.
+    await phone.click("stop")
+    await phone.until(lambda: phone.visible("receipt"), timeout=30)
+    assert not await phone.visible("power") and not await phone.visible("power-label")
+    assert not await phone.visible("hold") and not await phone.visible("stop-form")
+    assert await phone.text("cost-label") == "Cost"
+    assert "was charged to your card" in await phone.text("money")
+    await _fits(phone, size)
+    await _shot(phone, size, "final")
+    await phone.click("receipt")
+    await phone.until(lambda: _text_has(phone, "Charged to your card"))
+    await _fits(phone, size)
+    await _shot(phone, size, "receipt", readme="6-receipt")
+
+
 async def _url_has(phone: Browser, part: str) -> bool:
     return part in await phone.url()
 
@@ -317,3 +409,15 @@ async def _stage_is(phone: Browser, stage: str) -> bool:
 
 async def _text_has(phone: Browser, words: str) -> bool:
     return words.lower() in (await phone.page_text()).lower()
+
+
+async def _text_is(phone: Browser, element_id: str, text: str) -> bool:
+    return await phone.text(element_id) == text
+
+
+async def _hidden(phone: Browser, element_id: str) -> bool:
+    return not await phone.visible(element_id)
+
+
+async def _energy_over(phone: Browser, kwh: float) -> bool:
+    return float((await phone.text("energy")).split()[0]) > kwh
