@@ -80,6 +80,12 @@ async def test_the_receipt_fits_a_small_phone(
             assert await browser.text("charger") == LONG_NAME
             assert await browser.text("reference") == rid
             assert await browser.visible("vat")
+            # The refund's own line and what was paid after it, on screen too.
+            assert await browser.visible("paid")
+            assert await browser.right_edge("paid") <= size[0]
+            assert await browser.style("tr.refund", "display") == "table-row"
+            refunded = "€0.10" if language == "en" else "0,10 €"
+            assert f"\N{MINUS SIGN}{refunded}" in await browser.page_text()
             assert await browser.page_width() <= size[0]
             assert await browser.overflowing() == []
             await browser.screenshot(f"receipt-{size[0]}-{language}")
