@@ -58,6 +58,36 @@ class Browser:
     async def open(self, url: str) -> None:
         await self._run(lambda: self.driver.get(url))
 
+    async def back(self) -> None:
+        """The browser's Back button."""
+        await self._run(self.driver.back)
+
+    async def new_tab(self, url: str) -> str:
+        """Open `url` in a new tab and switch to it: the tab's handle."""
+
+        def open_tab() -> str:
+            self.driver.switch_to.new_window("tab")
+            self.driver.get(url)
+            return self.driver.current_window_handle
+
+        return await self._run(open_tab)
+
+    async def current_tab(self) -> str:
+        return await self._run(lambda: self.driver.current_window_handle)
+
+    async def switch_to(self, tab: str) -> None:
+        await self._run(lambda: self.driver.switch_to.window(tab))
+
+    async def close_other_tabs(self, keep: str) -> None:
+        def close() -> None:
+            for handle in self.driver.window_handles:
+                if handle != keep:
+                    self.driver.switch_to.window(handle)
+                    self.driver.close()
+            self.driver.switch_to.window(keep)
+
+        await self._run(close)
+
     async def url(self) -> str:
         return await self._run(lambda: self.driver.current_url)
 

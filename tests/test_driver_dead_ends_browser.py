@@ -78,9 +78,11 @@ async def phone(chromium: webdriver.Chrome, size: tuple[int, int]) -> AsyncItera
     chromium.delete_all_cookies()
     browser = Browser(chromium)
     await browser.emulate_phone(size=size)
+    first = await browser.current_tab()
     try:
         yield browser
     finally:
+        await browser.close_other_tabs(keep=first)
         await browser.emulate_phone(on=False)
         chromium.delete_all_cookies()
 
@@ -130,8 +132,16 @@ async def _paid(phone: Browser, system: CentralSystem, size: tuple[int, int]) ->
     return await phone.url()
 
 
-async def _back(phone: Browser) -> None:
-    await phone._run(phone.driver.back)
+async def _left_open_tab(phone: Browser, system: CentralSystem, size: tuple[int, int]) -> str:
+    """The start page in a second tab, left open (never reloaded) while the driver goes on in
+    the first one, which is current again: the second tab's handle."""
+    first = await phone.current_tab()
+    tab = await phone.new_tab(f"{_base(system)}/c/CP-1/1")
+    await phone.emulate_phone(size=size)
+    await phone.until(lambda: phone.visible("pay"))
+    await _fits(phone, size)
+    await phone.switch_to(first)
+    return tab
 
 
 async def _reservations(system: CentralSystem) -> list[dict]:
@@ -142,6 +152,7 @@ async def _reservations(system: CentralSystem) -> list[dict]:
 async def test_back_after_a_declined_card_leads_to_ones_own_payment(
     system: CentralSystem, sim: SimulatedCharger, phone: Browser, size: tuple[int, int]
 ) -> None:
+    left_open = await _left_open_tab(phone, system, size)
     await _scan_and_press_pay(phone, system, size)
     checkout = await phone.url()
     await _fill_card(phone, DECLINED)
@@ -149,8 +160,8 @@ async def test_back_after_a_declined_card_leads_to_ones_own_payment(
     await _fits(phone, size)
     await _shot(phone, size, "declined", readme="7-declined")
 
-    await _back(phone)
-    await _back(phone)
+    await phone.back()
+    await phone.back()
     # The start page again, reloaded (never cached): the driver's own payment.
     await phone.until(lambda: phone.visible("continue"))
     assert (await phone.url()).endswith("/c/CP-1/1")
@@ -165,8 +176,21 @@ async def test_back_after_a_declined_card_leads_to_ones_own_payment(
     await phone.until(lambda: _url_has(phone, "/pay/cs_"))
     assert await phone.url() == checkout
     assert len(await _reservations(system)) == 1
-    await _back(phone)
+    await phone.back()
     await phone.until(lambda: phone.visible("cancel"))
+
+    # "Pay and charge" on a start page left open from before: the same payment again.
+    await phone.switch_to(left_open)
+    assert await phone.text("pay") == "Pay and charge"
+    await phone.click("pay")
+    await phone.until(lambda: _url_has(phone, "/pay/cs_"))
+    assert await phone.url() == checkout
+    assert "another driver" not in await phone.page_text()
+    assert len(await _reservations(system)) == 1
+    await phone.back()
+    await phone.until(lambda: phone.visible("cancel"))
+    assert "another driver" not in await phone.page_text()
+    await _fits(phone, size)
 
     # Cancel: the connector is free, the start page offers Pay again.
     await phone.click("cancel")
@@ -190,9 +214,10 @@ async def test_back_after_a_declined_card_leads_to_ones_own_payment(
 async def test_back_after_paying_leads_to_the_session(
     system: CentralSystem, sim: SimulatedCharger, phone: Browser, size: tuple[int, int]
 ) -> None:
+    left_open = await _left_open_tab(phone, system, size)
     session = await _paid(phone, system, size)
-    await _back(phone)
-    await _back(phone)
+    await phone.back()
+    await phone.back()
     await phone.until(lambda: _url_has(phone, "/c/CP-1/1"))
     text = await phone.page_text()
     assert "in progress" in text and "busy" not in text and "another driver" not in text
@@ -201,6 +226,15 @@ async def test_back_after_paying_leads_to_the_session(
     await phone.click("back")
     await phone.until(lambda: _stage_is(phone, "waiting_for_plug"))
     assert await phone.url() == session
+    # "Pay and charge" on a start page left open from before: the session, not busy.
+    await phone.switch_to(left_open)
+    assert await phone.text("pay") == "Pay and charge"
+    await phone.click("pay")
+    await phone.until(lambda: _url_has(phone, "/session/"))
+    assert await phone.url() == session
+    assert "busy" not in (await phone.page_text()).lower()
+    await phone.until(lambda: _stage_is(phone, "waiting_for_plug"))
+    await _fits(phone, size)
     assert len(await _reservations(system)) == 1
 
 
