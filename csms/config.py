@@ -28,6 +28,7 @@ OTHER_VARIABLES = {
     "CSMS_API_KEY": "the API key that csms refund, review and command send to the server",
     "CSMS_TEST_BACKEND": "the test suite's database: sqlite or postgresql",
     "CSMS_SCREENSHOTS": "where the browser tests save their screenshots",
+    "CSMS_README_SCREENSHOTS": "1: the browser tests also write the README's screenshots",
 }
 MAX_PORT = 65535
 
