@@ -335,3 +335,23 @@ def _checkout_expires_at(system: CentralSystem, session_id: str | None) -> datet
     """Checkout's own expiry, as Stripe has it: never shorter than Stripe's 30 minutes."""
     assert system.sandbox is not None and session_id is not None
     return datetime.fromtimestamp(system.sandbox.get(session_id)["expires_at"], UTC)
+
+
+async def test_a_refused_pay_names_the_charger(
+    system: CentralSystem,
+    sim: SimulatedCharger,
+    mine: aiohttp.ClientSession,
+    other: aiohttp.ClientSession,
+) -> None:
+    """Pay pressed on a start page opened while the connector was free: the busy answer names
+    the charger as the start page does, never by its id alone."""
+    start, _ = await _get(other, f"{_base(system)}/c/CP-1/1")
+    await _pay_pressed(system, mine)
+    async with other.post(
+        f"{_base(system)}/start",
+        data={"cp": "CP-1", "conn": "1", "csrf": _csrf(start)},
+        allow_redirects=False,
+    ) as answer:
+        page = await answer.text()
+        assert answer.status == 409, page
+    assert "Harbour car park" in page

@@ -312,10 +312,12 @@ class DriverPages:
     async def _refused(
         self, request: web.Request, refused: SessionRefused, charger: str, connector: int, back: str
     ) -> web.Response:
+        info = await self._payments.charger_info(charger)
+        name = (info or {}).get("name") or charger  # drivers read the name, as on the start page
         if refused.status == "ChargerOffline":
-            return self._problem(request, 503, "offline", charger=charger, back=back)
+            return self._problem(request, 503, "offline", charger=name, back=back)
         if refused.status == "ConnectorBusy":
-            return await self._busy(request, charger, charger, connector, refused.detail, back)
+            return await self._busy(request, charger, name, connector, refused.detail, back)
         return self._problem(request, 503, "unavailable", back=back)
 
     # -- back from Checkout
