@@ -130,9 +130,11 @@ class Coordinator:
         tariff: Tariff,
         email: str | None,
         locale: str | None = None,
+        charger_name: str | None = None,
     ) -> tuple[Reservation, str]:
         """Insert a reservation and its first effect; returns it with the driver's token.
-        `locale`: the language Checkout is shown in.
+        `locale`: the language Checkout is shown in; `charger_name`: what its line item
+        calls the charger.
 
         Raises Conflict when the connector already has an active reservation.
         """
@@ -154,7 +156,7 @@ class Coordinator:
         if r.hold_amount == 0:
             decision = machine.free_session(r, facts, now, self.policy)
         else:
-            decision = Decision(r, (machine.CreateCheckout(locale),))
+            decision = Decision(r, (machine.CreateCheckout(locale, charger_name),))
 
         reservations, outbox, audit = self.reservations, self.outbox, self.audit
         policy = self.policy

@@ -60,8 +60,8 @@ class EffectExecutor:
         left by a process that died while carrying it out)."""
         key = pending.idempotency_key
         match pending.effect:
-            case machine.CreateCheckout(locale):
-                return await self._create_checkout(r, token, email, key, locale)
+            case machine.CreateCheckout(locale, charger_name):
+                return await self._create_checkout(r, token, email, key, locale, charger_name)
             case machine.ExpireCheckout(session_id):
                 if await self._gateway.expire_checkout(session_id, key) == "complete":
                     return machine.PaymentCompleted()  # paid meanwhile: a hold to look at
@@ -125,7 +125,13 @@ class EffectExecutor:
         return record.reason if record else ""
 
     async def _create_checkout(
-        self, r: Reservation, token: str, email: str | None, key: str, locale: str | None
+        self,
+        r: Reservation,
+        token: str,
+        email: str | None,
+        key: str,
+        locale: str | None,
+        charger_name: str | None,
     ) -> Event:
         base = self.public_base_url.rstrip("/")
         request = CheckoutRequest(
@@ -136,8 +142,9 @@ class EffectExecutor:
             amount=r.hold_amount,
             currency=r.tariff.currency,
             description=(
-                f"Charging at {r.charger_id}, connector {r.connector_id}: hold of at most "
-                f"{format_money(r.hold_amount, r.tariff.currency)}, only the energy used is charged"
+                f"Charging at {charger_name or r.charger_id}, connector {r.connector_id}: hold of"
+                f" at most {format_money(r.hold_amount, r.tariff.currency)}, only the energy used"
+                " is charged"
             ),
             email=email,
             locale=locale,

@@ -298,6 +298,9 @@ Event = (
 class CreateCheckout:
     # The language of the driver's pages ("en", "de"), for Checkout's; None: Stripe picks.
     locale: str | None = None
+    # The charger's name when the reservation was made, for Checkout's line item (None: its
+    # id). Fixed in the effect, so that a retried request to Stripe is the same request.
+    charger_name: str | None = None
 
 
 @dataclass(frozen=True)

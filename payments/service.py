@@ -141,9 +141,10 @@ class Payments:
         except TariffError as error:
             log.error("payments.bad_tariff", charge_point_id=charger_id, error=str(error))
             raise SessionRefused(503, "PaymentsUnavailable", "no usable tariff") from None
+        info = await self._chargers.charger_info(charger_id)
         try:
             r, token = await self._coordinator.create(
-                charger_id, connector_id, tariff, email, locale
+                charger_id, connector_id, tariff, email, locale, (info or {}).get("name")
             )
         except Conflict:
             # Another driver won the race for this connector.

@@ -355,3 +355,12 @@ async def test_a_refused_pay_names_the_charger(
         page = await answer.text()
         assert answer.status == 409, page
     assert "Harbour car park" in page
+
+
+async def test_checkouts_line_item_names_the_charger(
+    system: CentralSystem, sim: SimulatedCharger, mine: aiohttp.ClientSession
+) -> None:
+    """What the driver pays for on Stripe's page is the charger by its name, not its id."""
+    checkout = await _pay_pressed(system, mine)
+    page, _ = await _get(mine, checkout)
+    assert "Charging at Harbour car park, connector 1" in page
