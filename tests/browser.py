@@ -163,6 +163,10 @@ class Browser:
             )
         )
 
+    async def evaluate(self, script: str) -> Any:
+        """What `script` (a function body, with `return`) gives in the page."""
+        return await self._run(lambda: self.driver.execute_script(script))
+
     async def page_text(self) -> str:
         return await self._run(lambda: self.driver.find_element(By.TAG_NAME, "body").text)
 

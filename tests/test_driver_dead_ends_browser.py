@@ -44,10 +44,12 @@ def chromium() -> Iterator[webdriver.Chrome]:
 @pytest.fixture
 def make_system(make_config: MakeConfig) -> MakeSystem:
     @asynccontextmanager
-    async def running(**payments: Any) -> AsyncIterator[CentralSystem]:
+    async def running(
+        operator: dict[str, Any] | None = None, **payments: Any
+    ) -> AsyncIterator[CentralSystem]:
         config = make_config(
             tariff=TARIFF,
-            operator={"support_phone": CONTACT},
+            operator={"support_phone": CONTACT, **(operator or {})},
             payments={"minimum_energy_wh": 100, **payments},
         )
         async with CentralSystem(config) as system:
@@ -431,6 +433,53 @@ async def test_session_buttons_cancel_then_stop_then_final_figures(
     await phone.until(lambda: _text_has(phone, "Charged to your card"))
     await _fits(phone, size)
     await _shot(phone, size, "receipt", readme="6-receipt")
+
+
+@SIZES
+async def test_the_smaller_dead_ends_on_a_phone(
+    make_system: MakeSystem, phone: Browser, size: tuple[int, int]
+) -> None:
+    """A connector's status in the driver's words (never OCPP's), Checkout naming the charger
+    (never its id), one short status line for screen readers (not the whole live card), and
+    the receipt's times in the charger's zone, named."""
+    async with make_system(operator={"time_zone": "Europe/Berlin"}) as system:
+        sim = charger(system, speed=60, unplug_after_stop=0.1)
+        await sim.start()
+        try:
+            await sim.fault(2)
+            await sim.wait_for_status(2, "Faulted")
+            await phone.open(f"{_base(system)}/c/CP-1/2")
+            await phone.until(lambda: _text_has(phone, "out of order"))
+            text = await phone.page_text()
+            for raw in ("Faulted", "Unavailable", "SuspendedEV", "Preparing"):
+                assert raw not in text, raw
+            await _fits(phone, size)
+
+            await phone.open(f"{_base(system)}/c/CP-1/1")
+            await phone.until(lambda: phone.visible("pay"))
+            await phone.click("pay")
+            await phone.until(lambda: _url_has(phone, "/pay/cs_"))
+            assert "Charging at Harbour car park, connector 1" in await phone.page_text()
+            await _fill_card(phone, VISA)
+            await phone.until(lambda: _stage_is(phone, "waiting_for_plug"))
+            await sim.plug_in(1)
+            await phone.until(lambda: _text_is(phone, "stop", "Stop charging"))
+            await phone.until(lambda: _energy_over(phone, 0.3))
+            live = await phone.evaluate(
+                "return Array.from(document.querySelectorAll('[aria-live]')).map(e => e.id)"
+            )
+            assert live == ["stage"]
+            await _fits(phone, size)
+
+            await phone.click("stop")
+            await phone.until(lambda: phone.visible("receipt"), timeout=30)
+            await phone.click("receipt")
+            await phone.until(lambda: _text_has(phone, "Charged to your card"))
+            text = await phone.page_text()
+            assert re.search(r"\b(CET|CEST)\b", text) and "UTC" not in text, text
+            await _fits(phone, size)
+        finally:
+            await sim.stop()
 
 
 async def _url_has(phone: Browser, part: str) -> bool:
