@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
+from csms.api.chargers import PLUG_TYPES, ConnectorDetails
 from csms.api.transactions import transactions_csv
 from csms.app import default_tariff, open_database, serve
 from csms.cli_certs import add_certs_commands
@@ -39,7 +40,7 @@ from csms.qr import (
 )
 from csms.startup import StartupError
 from csms.store.certificates import CertificateStore
-from csms.store.chargers import ChargerStore
+from csms.store.chargers import ChargerStore, connector_details
 from csms.store.id_tags import IdTagStore
 from csms.store.transactions import TransactionFilter, TransactionStore
 from payments.pricing import (
@@ -98,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
         help="1: password over ws:// or wss://, 2: password over wss:// only (default with"
         " --password: 1; without one, the charger needs no password), 3: a client certificate"
         " from the operator CA over wss:// (csms certs), no password",
+    )
+    add.add_argument(
+        "--connector",
+        action="append",
+        default=[],
+        metavar="N:PLUG:KW",
+        dest="connectors",
+        help="a connector's plug type and maximum power for the driver's start page, e.g."
+        " 1:Type2:22 (repeatable); plug types: " + ", ".join(PLUG_TYPES),
     )
     add.set_defaults(run=_add_charger)
     chargers_commands.add_parser("list", help="list chargers").set_defaults(run=_list_chargers)
@@ -228,6 +238,18 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
         print(f"csms: --password: {PASSWORD_RULE}", file=sys.stderr)
         return 2
     profile = args.security_profile or PROFILE_BASIC  # used with a password only
+    entered: dict[int, dict[str, object]] = {}
+    for text in args.connectors:
+        entry = _connector_entry(text, config.ocpp.max_connector_id)
+        if entry is None:
+            print(
+                f"csms: --connector {text!r}: N:PLUG:KW, N from 1 to"
+                f" {config.ocpp.max_connector_id}, PLUG one of {', '.join(PLUG_TYPES)},"
+                " KW above 0 and at most 1000 (e.g. 1:Type2:22)",
+                file=sys.stderr,
+            )
+            return 2
+        entered[entry[0]] = entry[1]
     db = await open_database(config)
     try:
         store = ChargerStore(db)
@@ -255,6 +277,10 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
                 await store.set_security(charger_id, profile, password_hash)
         if args.security_profile is not None or args.password is not None:
             await CertificateStore(db).require(charger_id, certificate)
+        if entered:
+            row = await store.get(charger_id)
+            if row is not None:
+                await store.set_connector_details(charger_id, {**connector_details(row), **entered})
     finally:
         await db.close()
     outcome = "registered" if created else "already registered"
@@ -264,6 +290,21 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
         outcome += "; security profile 3 (client certificate)"
     print(f"{charger_id}: {outcome}")
     return 0
+
+
+def _connector_entry(text: str, max_connector_id: int) -> tuple[int, dict[str, object]] | None:
+    """--connector N:PLUG:KW as (connector id, details), validated as the API does; None if bad."""
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[0].isascii() or not parts[0].isdigit():
+        return None
+    number = int(parts[0])
+    if not 1 <= number <= max_connector_id:
+        return None
+    try:
+        details = ConnectorDetails.model_validate({"plugType": parts[1], "maxPowerKw": parts[2]})
+    except ValueError:
+        return None
+    return number, details.model_dump(mode="json", by_alias=True)
 
 
 async def _list_chargers(config: Config, args: argparse.Namespace) -> int:

@@ -12,11 +12,19 @@ from typing import Literal, Protocol, TypedDict
 CommandOutcome = Literal["Accepted", "Rejected", "Offline", "Timeout", "Failed"]
 
 
+class ConnectorDetails(TypedDict):
+    plug_type: str  # one of the API's plug types, e.g. "Type2" (entered by the operator)
+    max_power_kw: float
+
+
 class ChargerInfo(TypedDict):
     name: str | None
     location: str | None
     model: str | None  # vendor and model from its BootNotification (None: not booted yet)
     time_zone: str | None  # IANA zone its receipts give times in (None: the operator's)
+    # Plug type and maximum power by connector id, as entered at registration (OCPP 1.6
+    # does not report them); a connector without an entry has none known.
+    connectors: dict[int, ConnectorDetails]
 
 
 class ChargerControl(Protocol):

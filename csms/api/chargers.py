@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Literal, get_args
 
 from aiohttp import web
 from pydantic import Field, field_validator
@@ -19,7 +19,7 @@ from csms.ocpp16.auth import (
     security_profile,
 )
 from csms.ocpp16.handshake import CHARGE_POINT_ID_RULE, charge_point_id_from_path
-from csms.store.chargers import ChargerStore, ConnectorStatus
+from csms.store.chargers import ChargerStore, ConnectorStatus, connector_details
 from csms.store.transactions import TransactionFilter, TransactionStore
 from httpapi.errors import ApiError, not_found
 from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
@@ -30,6 +30,11 @@ from payments.web.operator import known_time_zone
 from storage.db import Conflict, Row
 
 RegistrationStatus = Literal["Accepted", "Pending", "Rejected"]
+# Plug types a connector may be registered with: the connector standards of IEC 62196-2
+# (Type1, Type2), IEC 62196-3 (CCS1, CCS2, CHAdeMO) and GB/T 20234, plus a domestic socket
+# (Schuko, CEE 7/3), Tesla's own, and Other. OCPP 1.6 does not report a plug type.
+PlugType = Literal["Type1", "Type2", "CCS1", "CCS2", "CHAdeMO", "GB/T", "Schuko", "Tesla", "Other"]
+PLUG_TYPES: tuple[str, ...] = get_args(PlugType)
 Label = Field(default=None, min_length=1, max_length=200)
 
 
@@ -47,6 +52,11 @@ class ConnectorOut(ApiModel):
             error_code=connector.error_code,
             status_at=connector.status_at,
         )
+
+
+class ConnectorDetails(ApiModel):
+    plug_type: PlugType
+    max_power_kw: float = Field(gt=0, le=1000, description="Maximum power in kW, e.g. 7.4")
 
 
 class ChargerOut(ApiModel):
@@ -126,6 +136,10 @@ class ChargerDetail(ChargerOut):
         description="Empty: the default tariff applies everywhere"
     )
     open_transactions: list[TransactionOut]
+    connector_details: dict[str, ConnectorDetails] = Field(
+        description="Plug type and maximum power by connector id, as the operator entered"
+        " them (OCPP 1.6 does not report them); the driver's start page shows them"
+    )
 
 
 class ChargerQuery(PageQuery):
@@ -177,6 +191,12 @@ class ChargerChange(ApiModel):
         " 2: password over wss:// only, 3: a client certificate from the operator CA over"
         " wss:// (no password). 1 and 2 need a password set now or before",
     )
+    connectors: dict[str, ConnectorDetails | None] | None = Field(
+        default=None,
+        description="Plug type and maximum power by connector id (1 to ocpp.max_connector_id),"
+        ' e.g. {"1": {"plugType": "Type2", "maxPowerKw": 22}}; a connector given null loses'
+        " its details, one not named keeps them",
+    )
 
 
 class ChargerRoutes:
@@ -187,7 +207,9 @@ class ChargerRoutes:
         reservations: ReservationStore,
         tariffs: TariffStore,
         connections: ClusterView,
+        max_connector_id: int,
     ) -> None:
+        self._max_connector_id = max_connector_id
         self._chargers = chargers
         self._transactions = transactions
         self._reservations = reservations
@@ -205,7 +227,7 @@ class ChargerRoutes:
                 summary="One charger: what it reported, its tariffs, its open transactions",
                 response=ChargerDetail, errors=(404,))  # fmt: skip
         api.add("PATCH", "/api/chargers/{chargerId}", self.update_charger, tag=tag,
-                summary="Change a charger's name, location, registration status or tariff",
+                summary="Change a charger's name, location, status, tariff or connectors",
                 body=ChargerChange, response=ChargerDetail, errors=(404,))  # fmt: skip
         api.add("DELETE", "/api/chargers/{chargerId}", self.delete_charger, tag=tag,
                 summary="Remove a charger that has never charged (it is disconnected)",
@@ -255,6 +277,7 @@ class ChargerRoutes:
                 400, "invalid", "not a known IANA time zone (e.g. Europe/Berlin)", "timeZone"
             )
         # Checked (and hashed) first: a refused change applies nothing.
+        details = _details_change(body, current, self._max_connector_id)
         security = await _security_change(body, current)
         if "tariff_id" in changed:
             if body.tariff_id is None:
@@ -273,6 +296,8 @@ class ChargerRoutes:
             await self._chargers.set_security(current["id"], *security)
         if "time_zone" in changed:
             await self._chargers.set_time_zone(current["id"], body.time_zone)
+        if details is not None:
+            await self._chargers.set_connector_details(current["id"], details)
         return await self._detail(current["id"])
 
     async def delete_charger(self, request: web.Request) -> web.Response:
@@ -329,6 +354,10 @@ class ChargerRoutes:
                 for connector_id, tariff_id in tariffs.items()
             ],
             open_transactions=[TransactionOut.of(t) for t in open_transactions],
+            connector_details={
+                str(number): ConnectorDetails.model_validate(entry)
+                for number, entry in connector_details(row).items()
+            },
         )
 
     async def _found(self, charger_id: str) -> Row:
@@ -336,6 +365,30 @@ class ChargerRoutes:
         if row is None:
             raise not_found("charger")
         return row
+
+
+def _details_change(
+    body: ChargerChange, current: Row, max_connector_id: int
+) -> dict[int, dict[str, object]] | None:
+    """Every connector's details after the change, or None to leave them; ApiError if refused."""
+    if "connectors" not in body.model_fields_set:
+        return None
+    if body.connectors is None:
+        raise ApiError(
+            400, "invalid", "connectors cannot be null; give a connector null", "connectors"
+        )
+    details: dict[int, dict[str, object]] = dict(connector_details(current))
+    for key, entry in body.connectors.items():
+        number = int(key) if key.isascii() and key.isdigit() else 0
+        if not 1 <= number <= max_connector_id or key != str(number):
+            raise ApiError(
+                400, "invalid", f"a connector id from 1 to {max_connector_id}", f"connectors.{key}"
+            )
+        if entry is None:
+            details.pop(number, None)
+        else:
+            details[number] = entry.model_dump(mode="json", by_alias=True)
+    return details
 
 
 async def _security_change(body: ChargerChange, current: Row) -> tuple[int, str | None] | None:

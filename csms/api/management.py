@@ -33,7 +33,12 @@ def build_api(system: CentralSystem) -> Api:
     api = Api("csms", "1.0", DESCRIPTION)
     IdTagRoutes(system.id_tags).register(api)
     ChargerRoutes(
-        system.chargers, system.transactions, system.reservations, system.tariffs, system.view
+        system.chargers,
+        system.transactions,
+        system.reservations,
+        system.tariffs,
+        system.view,
+        system.config.ocpp.max_connector_id,
     ).register(api)
     TariffRoutes(system.tariffs, system.chargers).register(api)
     TransactionRoutes(system.transactions).register(api)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from csms.ocpp16.commands import Answered, ChargerCommands, CommandResult, Failed, Offline
-from csms.store.chargers import ChargerStore
+from csms.store.chargers import ChargerStore, connector_details
 from csms.store.transactions import TransactionStore
 
 
@@ -29,7 +29,7 @@ class RemoteControl:
     def is_online(self, charger_id: str) -> bool:
         return self._commands.is_online(charger_id)
 
-    async def charger_info(self, charger_id: str) -> dict[str, str | None] | None:
+    async def charger_info(self, charger_id: str) -> dict[str, Any] | None:
         row = await self._chargers.get(charger_id)
         if row is None:
             return None
@@ -39,6 +39,10 @@ class RemoteControl:
             "location": row["location"],
             "model": model,
             "time_zone": row["time_zone"],
+            "connectors": {
+                number: {"plug_type": d["plugType"], "max_power_kw": d["maxPowerKw"]}
+                for number, d in connector_details(row).items()
+            },
         }
 
     def connector_status(self, charger_id: str, connector_id: int) -> str | None:

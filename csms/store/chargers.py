@@ -39,6 +39,12 @@ class ConnectorStatus:
     status_at: str
 
 
+def connector_details(row: Row) -> dict[int, dict[str, Any]]:
+    """A charger row's connector details: connector id -> {"plugType", "maxPowerKw"}."""
+    text = row["connector_details"]
+    return {int(k): v for k, v in orjson.loads(text).items()} if text else {}
+
+
 class ChargerStore:
     """What chargers report of themselves is telemetry, written with `durable=False` (see
     storage.db): a power cut may lose its last second, a process crash loses nothing."""
@@ -197,6 +203,20 @@ class ChargerStore:
         """The IANA zone its receipts give times in; None: the operator's."""
         await self._db.execute(
             "UPDATE chargers SET time_zone = ? WHERE id = ?", (time_zone, charger_id)
+        )
+
+    async def set_connector_details(
+        self, charger_id: str, details: Mapping[int, Mapping[str, object]]
+    ) -> None:
+        """Each connector's plug type and maximum power as the operator entered them
+        (connector id -> {"plugType", "maxPowerKw"}); an empty mapping removes them all."""
+        text = (
+            orjson.dumps({str(k): dict(v) for k, v in sorted(details.items())}).decode()
+            if details
+            else None
+        )
+        await self._db.execute(
+            "UPDATE chargers SET connector_details = ? WHERE id = ?", (text, charger_id)
         )
 
     async def delete(self, charger_id: str) -> bool:

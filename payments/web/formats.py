@@ -63,6 +63,11 @@ class Formats:
     def kw(self, watts: float) -> str:
         return f"{self.number(Decimal(str(watts)) / 1000, 1)} kW"
 
+    def power_limit(self, kw: float) -> str:
+        """A connector's maximum power in kW, without trailing zeros: 22 -> "22", 7.4 ->
+        "7.4" / "7,4"."""
+        return format_decimal(Decimal(str(kw)), format="#,##0.##", locale=self._locale)
+
     def energy_limit(self, wh: int) -> str:
         """A tariff's energy cap in kWh, without trailing zeros: 20000 -> "20", 7500 -> "7.5"."""
         return format_decimal(Decimal(wh).scaleb(-3), format="#,##0.###", locale=self._locale)

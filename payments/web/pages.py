@@ -27,6 +27,7 @@ from yarl import URL
 
 from httpapi.forwarded import HEADER, TrustedProxies, client_address
 from payments.http import valid_email
+from payments.ports import ConnectorDetails
 from payments.pricing import hold_amount
 from payments.reservation import Hold, Reservation
 from payments.service import Payments, SessionRefused
@@ -189,6 +190,7 @@ class DriverPages:
             charger_name=name,
             location=info["location"],
             model=info.get("model"),
+            plug=_plug_words(info.get("connectors", {}).get(connector), t),
             connector=connector,
             connector_status=_status_words(status, t, t("status.unknown")),
             price_words=tariff_in_words(tariff, t),
@@ -467,6 +469,16 @@ def _switch(request: web.Request, current: str, back: str | None) -> list[dict[s
         }
         for code in language.LANGUAGES
     ]
+
+
+def _plug_words(details: ConnectorDetails | None, t: Texts) -> str | None:
+    """The connector's plug and maximum power from the charger's registration: "Type 2 · up
+    to 22 kW"; None when the operator entered none."""
+    if not details:
+        return None
+    key = f"plug.{details['plug_type']}"
+    plug = t(key) if t.has(key) else t("plug.Other")
+    return t("start.plug", plug=plug, power=t.fmt.power_limit(details["max_power_kw"]))
 
 
 def _status_words(status: str | None, t: Texts, otherwise: str) -> str:
