@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +68,15 @@ async def charger(csms: CentralSystem) -> AsyncIterator[RawCharger]:
     async with RawCharger.connect(ocpp_url(csms), "CP-1") as client:
         await client.call("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
         yield client
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One headless Chromium per browser-test module (tests/browser.py)."""
+    from tests.browser import start_chromium  # selenium only where a browser is wanted
+
+    driver = start_chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()

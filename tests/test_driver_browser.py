@@ -4,13 +4,13 @@ test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from selenium import webdriver
 
 from csms.app import CentralSystem
-from tests.browser import PHONE, Browser, start_chromium
+from tests.browser import PHONE, Browser
 from tests.conftest import MakeConfig
 from tests.payflow import charger
 
@@ -23,15 +23,6 @@ TARIFF = {
     "max_energy_wh": 20000,
     "max_duration_minutes": 0,
 }
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[webdriver.Chrome]:
-    driver = start_chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

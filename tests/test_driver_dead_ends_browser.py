@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from selenium import webdriver
 
 from csms.app import CentralSystem
 from simulators.chargepoint import SimulatedCharger
-from tests.browser import PHONE, SMALL_PHONE, Browser, start_chromium
+from tests.browser import PHONE, SMALL_PHONE, Browser
 from tests.conftest import MakeConfig
 from tests.payflow import DECLINED, TARIFF, VISA, charger
 
@@ -30,15 +30,6 @@ README_SCREENSHOTS = Path("docs/screenshots")
 SIZES = pytest.mark.parametrize("size", [PHONE, SMALL_PHONE], ids=["390x844", "320x640"])
 
 MakeSystem = Callable[..., AbstractAsyncContextManager[CentralSystem]]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[webdriver.Chrome]:
-    driver = start_chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

@@ -5,24 +5,15 @@ Screenshots are written to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from selenium import webdriver
 
 from csms.app import CentralSystem
-from tests.browser import PHONE, Browser, start_chromium
+from tests.browser import PHONE, Browser
 from tests.conftest import MakeConfig
 from tests.payflow import TARIFF, charger
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[webdriver.Chrome]:
-    driver = start_chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

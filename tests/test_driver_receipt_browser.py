@@ -4,14 +4,14 @@ address and the reference wrap, nothing reaches past the screen's edge at 320 x 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from selenium import webdriver
 
 from csms.app import CentralSystem
-from tests.browser import PHONE, SMALL_PHONE, Browser, start_chromium
+from tests.browser import PHONE, SMALL_PHONE, Browser
 from tests.conftest import MakeConfig
 from tests.payflow import TARIFF, Driver, charger, finished_session
 
@@ -23,15 +23,6 @@ OPERATOR = {
     "support_url": "https://hafenstadt.example/hilfe/laden/quittungen/fragen-zu-ihrem-ladevorgang",
     "time_zone": "Europe/Berlin",
 }
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[webdriver.Chrome]:
-    driver = start_chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
