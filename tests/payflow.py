@@ -164,3 +164,19 @@ async def finished_session(driver: Driver, sim: SimulatedCharger) -> tuple[str, 
 
     await eventually(settled, timeout=15)
     return reservation_id, token
+
+
+async def refund_and_wait(driver: Driver, reservation_id: str, body: dict) -> dict:
+    """Refund through the API and wait until Stripe has done it: the refund runs as an
+    effect after the answer, so a page read straight after may not show it yet."""
+    status, refund = await driver.post(f"/api/payments/{reservation_id}/refunds", body)
+    assert status == 201, refund
+
+    async def succeeded() -> bool:
+        async with driver.http.get(
+            f"{driver.base}/api/payments/{reservation_id}/refunds", headers=API_HEADERS
+        ) as response:
+            return all(x["status"] == "succeeded" for x in await response.json())
+
+    await eventually(succeeded, timeout=10)
+    return refund

@@ -17,8 +17,7 @@ from csms.app import CentralSystem, default_tariff
 from csms.config import Config, ConfigError, with_overrides
 from payments.pricing import Tariff, TariffError, included_tax, tariff_from_major_units
 from tests.conftest import API_HEADERS, MakeConfig
-from tests.payflow import TARIFF, Driver, charger, finished_session
-from tests.waiting import eventually
+from tests.payflow import TARIFF, Driver, charger, finished_session, refund_and_wait
 
 BERLIN = ZoneInfo("Europe/Berlin")
 OPERATOR = {
@@ -68,20 +67,6 @@ def _euros(minor: int) -> str:
     return f"€{minor // 100}.{minor % 100:02d}"
 
 
-async def _refund(driver: Driver, rid: str, body: dict) -> dict:
-    status, refund = await driver.post(f"/api/payments/{rid}/refunds", body)
-    assert status == 201, refund
-
-    async def succeeded() -> bool:
-        async with driver.http.get(
-            f"{driver.base}/api/payments/{rid}/refunds", headers=API_HEADERS
-        ) as response:
-            return all(x["status"] == "succeeded" for x in await response.json())
-
-    await eventually(succeeded, timeout=10)
-    return refund
-
-
 async def test_receipt_with_refunds_vat_time_zone_and_operator(
     system: CentralSystem, driver: Driver
 ) -> None:
@@ -114,7 +99,7 @@ async def test_receipt_with_refunds_vat_time_zone_and_operator(
     assert f'id="started">{expected}<' in german, german
     assert "inkl. MwSt. 19 %" in german
 
-    await _refund(driver, rid, {"amount": 40, "reason": "slow charger"})
+    await refund_and_wait(driver, rid, {"amount": 40, "reason": "slow charger"})
     partial = await _get(driver, f"/receipt/{token}?lang=en")
     refunds = re.findall(r'<tr class="refund"><td>([^<]+)</td><td class="amount">([^<]+)<', partial)
     assert len(refunds) == 1, partial
@@ -125,7 +110,7 @@ async def test_receipt_with_refunds_vat_time_zone_and_operator(
     assert f'id="paid">{_euros(captured - 40)}<' in partial
     assert f'id="vat">{_euros(_vat(captured - 40, 19))}<' in partial
 
-    await _refund(driver, rid, {"reason": "the rest"})
+    await refund_and_wait(driver, rid, {"reason": "the rest"})
     full = await _get(driver, f"/receipt/{token}")
     assert len(re.findall(r'<tr class="refund">', full)) == 2
     assert f"\u2212{_euros(captured - 40)}<" in full

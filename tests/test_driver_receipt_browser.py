@@ -13,7 +13,7 @@ from selenium import webdriver
 from csms.app import CentralSystem
 from tests.browser import PHONE, SMALL_PHONE, Browser
 from tests.conftest import MakeConfig
-from tests.payflow import TARIFF, Driver, charger, finished_session
+from tests.payflow import TARIFF, Driver, charger, finished_session, refund_and_wait
 
 # One word of 60 letters: nowhere to break it but anywhere.
 LONG_NAME = "Ladepark Hauptbahnhof ParkdeckEbeneMinusZweiStellplatzVierzehnAmNordausgangSchnell"
@@ -56,10 +56,7 @@ async def test_the_receipt_fits_a_small_phone(
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             driver = Driver(system, http)
             rid, token = await finished_session(driver, sim)
-            status, _ = await driver.post(
-                f"/api/payments/{rid}/refunds", {"amount": 10, "reason": "slow charger"}
-            )
-            assert status == 201
+            await refund_and_wait(driver, rid, {"amount": 10, "reason": "slow charger"})
     finally:
         await sim.stop()
     try:
