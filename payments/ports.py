@@ -17,11 +17,26 @@ class ConnectorDetails(TypedDict):
     max_power_kw: float
 
 
+class SiteInfo(TypedDict):
+    """The site a charger belongs to, as the operator registered it."""
+
+    id: str
+    name: str
+    address: str | None  # lines separated by newlines
+    time_zone: str  # IANA zone: receipts, and tariffs by time of day, use it
+    owner_id: str | None  # who owns the site's chargers (payments.owners); None: the operator
+    split: dict[str, object] | None  # payments.split.SplitRule as a dict; None: no split
+    support_email: str | None
+    support_phone: str | None
+    support_url: str | None
+
+
 class ChargerInfo(TypedDict):
     name: str | None
     location: str | None
     model: str | None  # vendor and model from its BootNotification (None: not booted yet)
     time_zone: str | None  # IANA zone its receipts give times in (None: the operator's)
+    site: SiteInfo | None  # None: the charger belongs to no site
     # Plug type and maximum power by connector id, as entered at registration (OCPP 1.6
     # does not report them); a connector without an entry has none known.
     connectors: dict[int, ConnectorDetails]

@@ -39,6 +39,7 @@ class RemoteControl:
             "location": row["location"],
             "model": model,
             "time_zone": row["time_zone"],
+            "site": None,
             "connectors": {
                 number: {"plug_type": d["plugType"], "max_power_kw": d["maxPowerKw"]}
                 for number, d in connector_details(row).items()
