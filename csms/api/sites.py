@@ -160,24 +160,10 @@ class SiteRoutes:
 
     async def _checked(self, body: SiteSettings, current: Site) -> Site:
         """`current` with the fields `body` sets, checked; ApiError naming a refused field."""
-        values = {name: getattr(current, name) for name in Site.__dataclass_fields__}
-        for name in body.model_fields_set:
-            values[name] = getattr(body, name)
-        if isinstance(body, NewSite) or "address" in body.model_fields_set:
-            values["address"] = _address(body.address)
-        if not known_time_zone(values["time_zone"]):
-            raise ApiError(
-                400, "invalid", "not a known IANA time zone (e.g. Europe/Berlin)", "timeZone"
-            )
-        if "split" in body.model_fields_set:
-            values["split"] = checked_split(body.split)
-        if body.support_email is not None and not valid_email(body.support_email):
-            raise ApiError(400, "invalid", "not an e-mail address", "supportEmail")
-        if body.support_url is not None and not _web_address(body.support_url):
-            raise ApiError(400, "invalid", "an http:// or https:// address", "supportUrl")
+        site = site_from(body, current)
         if body.owner_id is not None and not await self._owner_known(body.owner_id):
             raise ApiError(400, "not_found", "no such owner", "ownerId")
-        return Site(**values)
+        return site
 
     async def _owner_known(self, owner_id: str) -> bool:
         return self._owner_exists is None or await self._owner_exists(owner_id)
@@ -193,6 +179,27 @@ class SiteRoutes:
         if site is None:
             raise not_found("site")
         return site
+
+
+def site_from(body: SiteSettings, current: Site) -> Site:
+    """`current` with the fields `body` sets, checked (all but the owner's existence);
+    ApiError naming a refused field."""
+    values = {name: getattr(current, name) for name in Site.__dataclass_fields__}
+    for name in body.model_fields_set:
+        values[name] = getattr(body, name)
+    if isinstance(body, NewSite) or "address" in body.model_fields_set:
+        values["address"] = _address(body.address)
+    if not known_time_zone(values["time_zone"]):
+        raise ApiError(
+            400, "invalid", "not a known IANA time zone (e.g. Europe/Berlin)", "timeZone"
+        )
+    if "split" in body.model_fields_set:
+        values["split"] = checked_split(body.split)
+    if body.support_email is not None and not valid_email(body.support_email):
+        raise ApiError(400, "invalid", "not an e-mail address", "supportEmail")
+    if body.support_url is not None and not _web_address(body.support_url):
+        raise ApiError(400, "invalid", "an http:// or https:// address", "supportUrl")
+    return Site(**values)
 
 
 def checked_split(split: dict[str, Any] | None) -> dict[str, int] | None:
