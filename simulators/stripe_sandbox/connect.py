@@ -90,11 +90,8 @@ class AccountUpdate:
 def check_destination_charge(account: Account, spec: PaymentIntentSpec, total: int) -> None:
     """`payment_intent_data` of a Checkout Session making a destination charge."""
     param = "payment_intent_data"
-    if spec.on_behalf_of is not None:
-        obj = account.objects.get(spec.on_behalf_of)
-        if obj is None or obj["object"] != "account":
-            raise resource_missing("account", spec.on_behalf_of, f"{param}[on_behalf_of]")
     if spec.transfer_destination is None:
+        _check_on_behalf_of(account, spec)
         return
     destination = account.objects.get(spec.transfer_destination)
     if destination is None or destination["object"] != "account":
@@ -107,6 +104,7 @@ def check_destination_charge(account: Account, spec: PaymentIntentSpec, total: i
             param=f"{param}[transfer_data][destination]",
             code="insufficient_capabilities_for_transfer",
         )
+    _check_on_behalf_of(account, spec)
     fee, amount = spec.application_fee_amount, spec.transfer_amount
     if fee is not None and amount is not None:
         raise invalid_request(
@@ -125,6 +123,15 @@ def check_destination_charge(account: Account, spec: PaymentIntentSpec, total: i
             f"({total}).",
             param=f"{param}[transfer_data][amount]",
         )
+
+
+def _check_on_behalf_of(account: Account, spec: PaymentIntentSpec) -> None:
+    if spec.on_behalf_of is not None:
+        obj = account.objects.get(spec.on_behalf_of)
+        if obj is None or obj["object"] != "account":
+            raise resource_missing(
+                "account", spec.on_behalf_of, "payment_intent_data[on_behalf_of]"
+            )
 
 
 def proportion(part: int, of: int, whole: int) -> int:
