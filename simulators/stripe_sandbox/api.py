@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import money
-from .connect import check_destination_charge
+from .destination import check_destination_charge
 from .errors import invalid_request, invalid_value, resource_missing, unsupported_param
 from .listing import Listings
 from .params import Reader
