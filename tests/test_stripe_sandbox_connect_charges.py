@@ -380,7 +380,7 @@ async def test_connect_objects_have_the_fields_and_types_of_stripe_fixtures(
             f"/v1/balance_transactions/{charge.balance_transaction}",
             base.AUTH,
         ),
-        ("event", f"/v1/events/{connect_event['id']}", base.AUTH),
+        ("event", f"/v1/events/{connect_event['id']}", as_owner),
     ]:
         status, body, _ = await raw(browser, "GET", sandbox.base_url + path, headers=headers)
         assert status == 200, (name, body)

@@ -363,7 +363,11 @@ class Api:
 
     def retrieve_event(self, call: ApiCall) -> JSON:
         call.params.allow(["expand"])
-        return self.account.retrieve("event", call.path["id"], "id")
+        event = self.account.retrieve("event", call.path["id"], "id")
+        # A connected account's events are read with its `Stripe-Account` header.
+        if event.get("account") != call.stripe_account:
+            raise resource_missing("event", call.path["id"], "id")
+        return event
 
 
 def _payment_method_types(p: Reader) -> None:
