@@ -105,7 +105,8 @@ class Account:
     """One Stripe test-mode account.
 
     `page_url(session_id)` gives the hosted page's address; `publish(event)` hands every
-    new event to webhook delivery.
+    new event to webhook delivery. `on_capture` and `on_refund` are Connect's part of a
+    capture and a refund (`connect_money`): they run before the events are emitted.
     """
 
     def __init__(
