@@ -43,7 +43,9 @@ log = logging.getLogger("simulators.stripe_sandbox")
 AUTHORIZATION_VALIDITY = 7 * 24 * 3600
 DISPUTE_RESPONSE_WINDOW = 7 * 24 * 3600
 # Fields whose string id `expand[]` may replace by the object.
-EXPANDABLE = frozenset({"payment_intent", "latest_charge", "charge", "payment_method"})
+EXPANDABLE = frozenset(
+    {"payment_intent", "latest_charge", "charge", "payment_method", "balance_transaction"}
+)
 CANCELABLE = (
     "requires_payment_method, requires_capture, requires_confirmation, requires_action, processing"
 )
