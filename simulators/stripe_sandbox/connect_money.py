@@ -5,7 +5,8 @@ Rules, as Stripe documents them:
 
 - A transfer goes only to an account whose `transfers` capability is active. With
   `source_transaction` it cannot exceed what the charge still has: captured, less
-  refunds, less the other transfers from it net of their reversals. A reversal cannot
+  refunds, less the other transfers from it net of their reversals; without it, it is
+  not checked against the platform's balance (not modelled). A reversal cannot
   exceed what is left on the transfer; each emits `transfer.reversed` (partial ones
   too); updating a transfer's metadata or description emits `transfer.updated`.
 - A destination charge (`transfer_data[destination]`) makes, at capture, a transfer of
