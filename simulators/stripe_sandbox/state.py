@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from . import money, resources
 from .cards import Card, CardDetails
+from .destination import check_capture
 from .errors import StripeError, invalid_request, resource_missing, unexpected_state
 from .ledger import CanceledBy, Ledger, entry
 from .params import merge_metadata
@@ -42,7 +43,9 @@ log = logging.getLogger("simulators.stripe_sandbox")
 AUTHORIZATION_VALIDITY = 7 * 24 * 3600
 DISPUTE_RESPONSE_WINDOW = 7 * 24 * 3600
 # Fields whose string id `expand[]` may replace by the object.
-EXPANDABLE = frozenset({"payment_intent", "latest_charge", "charge", "payment_method"})
+EXPANDABLE = frozenset(
+    {"payment_intent", "latest_charge", "charge", "payment_method", "balance_transaction"}
+)
 CANCELABLE = (
     "requires_payment_method, requires_capture, requires_confirmation, requires_action, processing"
 )
@@ -104,7 +107,8 @@ class Account:
     """One Stripe test-mode account.
 
     `page_url(session_id)` gives the hosted page's address; `publish(event)` hands every
-    new event to webhook delivery.
+    new event to webhook delivery. `on_capture` and `on_refund` are Connect's part of a
+    capture and a refund (`connect_money`): they run before the events are emitted.
     """
 
     def __init__(
@@ -125,6 +129,11 @@ class Account:
         self.events: list[JSON] = []
         self.checkouts: Records[Checkout] = Records()
         self.books: Records[IntentBook] = Records()
+        # Connect's part of a capture and of a refund (see `connect`): set by `Connect`.
+        self.on_capture: Callable[[JSON, JSON, Origin], None] = lambda intent, charge, o: None
+        self.on_refund: Callable[[JSON, JSON, bool, bool, Origin], None] = (
+            lambda charge, refund, reverse, fee, o: None
+        )
 
     # -- reading ----------------------------------------------------------------------
 
@@ -387,6 +396,7 @@ class Account:
             book.ledger.amount_captured = amount
             book.ledger.captured_by = "automatic"
             session["payment_status"] = "paid"
+            self.on_capture(intent, charge, AUTOMATIC)
             log.info("%s paid: %s", intent["id"], money.display(amount, intent["currency"]))
             self._emit("charge.succeeded", charge, AUTOMATIC)
             self._emit("payment_intent.succeeded", intent, AUTOMATIC)
@@ -402,6 +412,8 @@ class Account:
         origin: Origin,
         *,
         by: Literal["api", "dashboard"] = "api",
+        application_fee_amount: int | None = None,
+        transfer_amount: int | None = None,
     ) -> JSON:
         intent = self.retrieve("payment_intent", intent_id, "intent")
         ledger = self.books[intent_id].ledger
@@ -436,6 +448,11 @@ class Account:
             error = money.step_error(currency, "amount_to_capture")
             error.saved = True
             raise error
+        check_capture(intent, amount, application_fee_amount, transfer_amount)
+        if application_fee_amount is not None:
+            intent["application_fee_amount"] = application_fee_amount
+        if transfer_amount is not None:
+            intent["transfer_data"]["amount"] = transfer_amount
         released = capturable - amount
         charge = self.objects[intent["latest_charge"]]
         charge.update(
@@ -463,6 +480,7 @@ class Account:
             money.display(amount, currency),
             money.display(released, currency),
         )
+        self.on_capture(intent, charge, origin)
         self._emit("charge.captured", charge, origin)
         self._emit("payment_intent.succeeded", intent, origin)
         return intent
@@ -542,6 +560,8 @@ class Account:
         reason: str | None,
         metadata: dict[str, str],
         origin: Origin,
+        reverse_transfer: bool = False,
+        refund_application_fee: bool = False,
     ) -> JSON:
         if intent_id is not None:
             intent = self.retrieve("payment_intent", intent_id, "payment_intent")
@@ -595,6 +615,7 @@ class Account:
             metadata=metadata,
         )
         self.objects[refund["id"]] = refund
+        self.on_refund(charge, refund, reverse_transfer, refund_application_fee, origin)
         previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
         charge["refunds"]["data"].insert(0, refund)
         charge["refunds"]["total_count"] += 1
@@ -681,7 +702,9 @@ class Account:
         origin: Origin,
         *,
         previous_attributes: JSON | None = None,
+        account: str | None = None,
     ) -> None:
+        """A new event about `obj`; `account` makes it a Connect event of that account."""
         event = resources.event(
             event_type,
             # The event carries the object as it is now, not as it will become.
@@ -692,11 +715,14 @@ class Account:
             request_id=origin.request_id,
             idempotency_key=origin.idempotency_key,
             previous_attributes=previous_attributes,
+            account=account,
         )
         self.events.append(event)
         self.objects[event["id"]] = event
         log.debug("event %s %s", event["id"], event_type)
         self.publish(event)
+
+    emit = _emit
 
 
 def _not_expandable(path: str) -> StripeError:
