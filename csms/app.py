@@ -393,6 +393,7 @@ class CentralSystem:
             self.runner,
             control,
             tariff,
+            time_zone=config.operator.time_zone,
         )
         self.routes = PaymentRoutes(
             self.payment_service,
