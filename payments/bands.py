@@ -37,6 +37,8 @@ MINUTES_PER_DAY = 24 * 60
 MAX_SPAN = timedelta(days=31)
 _TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
 _MICRO = timedelta(microseconds=1)
+_DAY = "(mon|tue|wed|thu|fri|sat|sun)"
+_DAY_LIST = re.compile(rf"{_DAY}(-{_DAY})?(,{_DAY}(-{_DAY})?)*")
 
 
 class BandError(ValueError):
@@ -232,3 +234,51 @@ def energy_by_band(
     if a == b:
         b = a + _MICRO  # the band in force at that instant
     return split(gain, time_in_bands(bands, zone, a, b))
+
+
+def bands_from_text(text: str) -> list[dict[str, object]]:
+    """Bands written on one line, as config.toml carries them, prices in major units:
+    "Peak mon-fri 07:00-22:00 0.45; Weekend sat,sun 08:00-20:00 0.35". Each band: an
+    optional name, optional weekdays (a range mon-fri or a list sat,sun), the span, the
+    price. BandError naming bands[i] otherwise."""
+    out: list[dict[str, object]] = []
+    for i, item in enumerate(part.strip() for part in text.split(";") if part.strip()):
+        field = f"bands[{i}]"
+        words = item.split()
+        if len(words) < 2:
+            raise BandError(field, f"expected [name] [days] HH:MM-HH:MM price, got {item!r}")
+        price, span = words[-1], words[-2]
+        start, _, end = span.partition("-")
+        band: dict[str, object] = {"start": start, "end": end, "price_per_kwh": price}
+        rest = words[:-2]
+        if rest and _looks_like_days(rest[-1]):
+            band["days"] = _days(rest.pop(), f"{field}.days")
+        band["name"] = " ".join(rest)
+        out.append(band)
+    return out
+
+
+def window_from_text(text: str) -> dict[str, str] | None:
+    """ "22:00-07:00" as a window; "" as none."""
+    if not text.strip():
+        return None
+    start, _, end = text.strip().partition("-")
+    return {"start": start, "end": end}
+
+
+def _looks_like_days(word: str) -> bool:
+    return _DAY_LIST.fullmatch(word.lower()) is not None
+
+
+def _days(word: str, field: str) -> list[str]:
+    days: list[str] = []
+    for piece in word.lower().split(","):
+        first, _, last = piece.partition("-")
+        if first not in DAYS or (last and last not in DAYS):
+            raise BandError(field, f"weekdays are {', '.join(DAYS)}: got {piece!r}")
+        if not last:
+            days.append(first)
+            continue
+        i, j = DAYS.index(first), DAYS.index(last)
+        days += [DAYS[k % 7] for k in range(i, j + 1 if j >= i else j + 8)]
+    return days
