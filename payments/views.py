@@ -46,7 +46,7 @@ def released_amount(r: Reservation) -> int:
     return 0
 
 
-def _breakdown(breakdown: Breakdown) -> dict[str, int]:
+def _breakdown(breakdown: Breakdown) -> dict[str, Any]:
     return {
         "energyWh": breakdown.energy_wh,
         "energy": breakdown.energy,
@@ -56,6 +56,15 @@ def _breakdown(breakdown: Breakdown) -> dict[str, int]:
         "idleMinutes": breakdown.idle_minutes,
         "idleFee": breakdown.idle_fee,
         "total": breakdown.total,
+        "bands": [
+            {
+                "part": b.part,
+                "energyWh": b.energy_wh,
+                "pricePerKwh": b.price_per_kwh,
+                "amount": b.amount,
+            }
+            for b in breakdown.bands
+        ],
     }
 
 

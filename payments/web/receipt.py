@@ -16,6 +16,9 @@ from payments.views import released_amount
 from payments.web.operator import Operator, known_time_zone
 from payments.web.texts import Texts
 
+_DASH = "\u2013"  # en dash, as in 07:00-22:00 typeset
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
 # Refunds the driver is told of: done, or asked of Stripe and not yet answered.
 _SHOWN = ("succeeded", "pending")
 
@@ -73,12 +76,44 @@ def _lines(r: Reservation, t: Texts) -> list[tuple[str, int]]:
     b = r.breakdown
     if b is None:
         return []
-    lines = [
-        (t("receipt.line.energy", energy=t.fmt.energy(b.energy_wh, 3)), b.energy),
-        (t("receipt.line.session_fee"), b.session_fee),
+    lines = _energy_lines(r, t) or [
+        (t("receipt.line.energy", energy=t.fmt.energy(b.energy_wh, 3)), b.energy)
     ]
+    lines.append((t("receipt.line.session_fee"), b.session_fee))
     if b.time_fee:
         lines.append((t("receipt.line.time_fee", minutes=b.time_minutes), b.time_fee))
     if b.idle_fee:
         lines.append((t("receipt.line.idle_fee", minutes=b.idle_minutes), b.idle_fee))
     return lines
+
+
+def _energy_lines(r: Reservation, t: Texts) -> list[tuple[str, int]]:
+    """One line per band the session used: "Peak Mon-Fri 07:00-22:00: 3.200 kWh x 0.45 EUR"
+    (dashes and the multiplication sign as typeset)."""
+    assert r.breakdown is not None
+    lines = []
+    for charge in r.breakdown.bands:
+        if charge.part == 0:
+            band = t("receipt.line.other_times")
+        else:
+            b = r.tariff.bands[charge.part - 1]
+            band = " ".join(x for x in (b.name, _days(b.days, t), f"{b.start}{_DASH}{b.end}") if x)
+        text = t(
+            "receipt.line.band",
+            band=band,
+            energy=t.fmt.energy(charge.energy_wh, 3),
+            price=t.fmt.money(charge.price_per_kwh, r.tariff.currency),
+        )
+        lines.append((text, charge.amount))
+    return lines
+
+
+def _days(days: tuple[str, ...], t: Texts) -> str:
+    """ "" for every day, "Mon-Fri" for a run of days, "Sat, Sun" otherwise."""
+    if not days or len(set(days)) == len(_DAYS):
+        return ""
+    indexes = sorted(_DAYS.index(d) for d in days)
+    names = [t(f"receipt.day.{_DAYS[i]}") for i in indexes]
+    if len(indexes) > 2 and indexes == list(range(indexes[0], indexes[-1] + 1)):
+        return f"{names[0]}{_DASH}{names[-1]}"
+    return ", ".join(names)
