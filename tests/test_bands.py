@@ -28,6 +28,8 @@ from payments.reservation import (
     TransactionStopped,
     transition,
 )
+from payments.web.describe import tariff_in_words
+from payments.web.texts import Texts
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SPRING = date(2026, 3, 29)  # 02:00 CET -> 03:00 CEST: 23 hours
@@ -400,3 +402,25 @@ def test_split_sums_to_the_gain_and_stays_within_a_unit_of_the_share(
     if total:
         for part, weight in zip(parts, weights, strict=True):
             assert abs(part * total - gain * weight) < total
+
+
+def test_the_start_page_words_name_the_bands_and_the_window() -> None:
+    tariff = Tariff(
+        "eur",
+        price_per_kwh=30,
+        time_fee_per_minute=2,
+        time_fee_max_minutes=60,
+        max_energy_wh=5000,
+        bands=(PEAK, Band("22:00", "06:00", 20, ("sat", "sun"))),
+        time_fee_excluded=Window("22:00", "07:00"),
+    )
+    dash = "\u2013"
+    assert tariff_in_words(tariff, Texts("en"))[:3] == [
+        f"€0.45 per kWh Peak Mon{dash}Fri 07:00{dash}22:00",
+        f"€0.20 per kWh Sat, Sun 22:00{dash}06:00",
+        "€0.30 per kWh at other times",
+    ]
+    assert f"no time fee 22:00{dash}07:00" in tariff_in_words(tariff, Texts("en"))
+    german = tariff_in_words(tariff, Texts("de"))
+    assert german[0] == f"0,45\xa0€ pro kWh Peak Mo{dash}Fr 07:00{dash}22:00"
+    assert f"keine Zeitgebühr 22:00{dash}07:00" in german

@@ -13,11 +13,9 @@ from payments.pricing import included_tax
 from payments.refunds import RefundRecord
 from payments.reservation import Reservation
 from payments.views import released_amount
+from payments.web.describe import band_label
 from payments.web.operator import Operator, known_time_zone
 from payments.web.texts import Texts
-
-_DASH = "\u2013"  # en dash, as in 07:00-22:00 typeset
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Refunds the driver is told of: done, or asked of Stripe and not yet answered.
 _SHOWN = ("succeeded", "pending")
@@ -96,8 +94,7 @@ def _energy_lines(r: Reservation, t: Texts) -> list[tuple[str, int]]:
         if charge.part == 0:
             band = t("receipt.line.other_times")
         else:
-            b = r.tariff.bands[charge.part - 1]
-            band = " ".join(x for x in (b.name, _days(b.days, t), f"{b.start}{_DASH}{b.end}") if x)
+            band = band_label(r.tariff.bands[charge.part - 1], t)
         text = t(
             "receipt.line.band",
             band=band,
@@ -106,14 +103,3 @@ def _energy_lines(r: Reservation, t: Texts) -> list[tuple[str, int]]:
         )
         lines.append((text, charge.amount))
     return lines
-
-
-def _days(days: tuple[str, ...], t: Texts) -> str:
-    """ "" for every day, "Mon-Fri" for a run of days, "Sat, Sun" otherwise."""
-    if not days or len(set(days)) == len(_DAYS):
-        return ""
-    indexes = sorted(_DAYS.index(d) for d in days)
-    names = [t(f"receipt.day.{_DAYS[i]}") for i in indexes]
-    if len(indexes) > 2 and indexes == list(range(indexes[0], indexes[-1] + 1)):
-        return f"{names[0]}{_DASH}{names[-1]}"
-    return ", ".join(names)
