@@ -15,12 +15,14 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from csms.app import CentralSystem, default_tariff
+from csms.cli import main
 from csms.config import ConfigError
 from simulators.chargepoint import Behaviour, SimulatedCharger
 from tests.conftest import API_HEADERS, MakeConfig, ocpp_url
@@ -359,3 +361,25 @@ async def test_a_paid_session_across_the_night_the_clocks_go_back(
     assert expected[1] > 3 * expected[2] > 0  # 80 minutes against about 20
     assert f"Early 02:30{DASH}03:00: {_kwh(expected[1])} kWh {TIMES} €0.20" in receipt
     assert f"Peak 03:00{DASH}22:00: {_kwh(expected[2])} kWh {TIMES} €0.45" in receipt
+
+
+def test_the_cli_sets_bands_and_the_window(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSMS_DATABASE_PATH", str(tmp_path / "cli.db"))
+    monkeypatch.setenv("CSMS_DATABASE_URL", database_url)
+    argv = ["tariffs", "set", "by-time", "--currency", "EUR", "--price-per-kwh", "0.30",
+            "--max-energy-wh", "10000", "--time-fee-per-minute", "0.02",
+            "--time-fee-max-minutes", "60", "--time-fee-excluded", "22:00-07:00"]  # fmt: skip
+    assert main([*argv, "--bands", "Peak mon-fri 07:00-22:00 0.45"]) == 0
+    # 10 kWh at 0.45 and 60 minutes at 0.02.
+    assert "a session holds at most 5.70 EUR" in capsys.readouterr().out
+    assert main(["tariffs", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "'name': 'Peak'" in listed and "'time_fee_excluded': {'start': '22:00'" in listed
+    assert main([*argv, "--bands", "Peak mon-fri 07:00-22:00 0.45; 21:00-23:00 0.5"]) == 2
+    assert "--bands[1].start: overlaps bands[0]" in capsys.readouterr().err
