@@ -54,7 +54,8 @@ def decode_reservation(text: str) -> Reservation:
     data["hold"] = Hold(data["hold"])
     data["tariff"] = Tariff.from_dict(data["tariff"])
     if data.get("breakdown") is not None:
-        data["breakdown"] = Breakdown(**data["breakdown"])
+        data["breakdown"] = Breakdown.from_dict(data["breakdown"])
+    data["band_energy_wh"] = tuple(data.get("band_energy_wh") or ())
     return Reservation(**data)
 
 

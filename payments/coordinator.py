@@ -131,10 +131,11 @@ class Coordinator:
         email: str | None,
         locale: str | None = None,
         charger_name: str | None = None,
+        time_zone: str | None = None,
     ) -> tuple[Reservation, str]:
         """Insert a reservation and its first effect; returns it with the driver's token.
         `locale`: the language Checkout is shown in; `charger_name`: what its line item
-        calls the charger.
+        calls the charger; `time_zone`: the IANA zone its tariff's times of day are read in.
 
         Raises Conflict when the connector already has an active reservation.
         """
@@ -150,6 +151,7 @@ class Coordinator:
             # Short until the link reaches the driver: hand_over gives the whole window.
             payment_deadline=now
             + min(self.policy.handover_window, timedelta(seconds=self._payment_window)),
+            time_zone=time_zone,
         )
         token = secrets.token_urlsafe(24)
         facts = self.facts(charger_id, connector_id)

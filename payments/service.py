@@ -73,6 +73,7 @@ class Payments:
         runner: EffectRunner,
         chargers: ChargerControl,
         default_tariff: Tariff,
+        time_zone: str = "UTC",
     ) -> None:
         self._reservations = reservations
         self._outbox = outbox
@@ -83,6 +84,8 @@ class Payments:
         self._runner = runner
         self._chargers = chargers
         self._default_tariff = default_tariff
+        # The operator's zone: a session on a charger without one of its own is priced in it.
+        self._time_zone = time_zone
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -144,7 +147,13 @@ class Payments:
         info = await self._chargers.charger_info(charger_id)
         try:
             r, token = await self._coordinator.create(
-                charger_id, connector_id, tariff, email, locale, (info or {}).get("name")
+                charger_id,
+                connector_id,
+                tariff,
+                email,
+                locale,
+                (info or {}).get("name"),
+                (info or {}).get("time_zone") or self._time_zone,
             )
         except Conflict:
             # Another driver won the race for this connector.
