@@ -336,6 +336,7 @@ class CentralSystem:
             public_base_url=lambda: self.executor.public_base_url,
             clock=self._clock,
         )
+        self.reconciler.after_run.append(self.onboarding.refresh_unready)
 
     def _build_ocpp(self) -> None:
         """The chargers' endpoint, its messages turned into payment events."""

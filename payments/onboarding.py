@@ -168,6 +168,20 @@ class Onboarding:
             raise OwnerUnavailable(f"Stripe could not be reached: {error}") from error
         return await self._get(owner_id)
 
+    async def refresh_unready(self) -> int:
+        """Every owner with an account that is not ready, read again from Stripe (in case an
+        account.updated was lost); how many became ready. Run after each reconciliation;
+        ready owners are kept true by their events (and `refresh` on demand)."""
+        became = 0
+        for owner in await self.owners.all():
+            if owner.stripe_account_id is None or owner.ready:
+                continue
+            try:
+                became += await self._webhooks.refresh_owner(owner)
+            except (StripeUnavailable, StripeRejected) as error:
+                log.warning("owners.refresh_failed", owner_id=owner.id, error=str(error)[:200])
+        return became
+
     async def _get(self, owner_id: str) -> Owner:
         owner = await self.owners.get(owner_id)
         if owner is None:

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -165,6 +165,8 @@ class Reconciler:
         self._clock = clock or coordinator.clock
         self._lock = asyncio.Lock()  # one run at a time in this process
         self._task: asyncio.Task[None] | None = None
+        # More to compare with Stripe after each scheduled run (owners' accounts, say).
+        self.after_run: list[Callable[[], Awaitable[object]]] = []
 
     def now(self) -> datetime:
         return self._clock()
@@ -192,6 +194,8 @@ class Reconciler:
             with contextlib.suppress(Exception):
                 if await self._lead("reconcile"):
                     await self.run()
+                    for job in self.after_run:
+                        await job()
 
     # -- one run
 

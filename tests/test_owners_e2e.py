@@ -184,3 +184,62 @@ async def test_an_event_out_of_order_makes_stripe_asked_again(
     # Older than the one stored, and saying "not onboarded": Stripe is asked, and says ready.
     assert (await deliver(system, event("evt_older", now - 60)))[1]["applied"] == "OwnerReady"
     assert (await owner_json(system, http))["ready"]
+
+
+async def test_an_account_lost_in_transit_is_the_same_account_when_asked_again(
+    make_config: MakeConfig, http: aiohttp.ClientSession
+) -> None:
+    """Stripe made the account but its answer was lost (the request timed out after Stripe
+    processed it): the owner is saved without it, 503; asking again gets that account."""
+    config = make_config(stripe={"timeout": 1.0, "max_network_retries": 0})
+    async with CentralSystem(config) as system:
+        await _lost_then_found(system, http)
+
+
+async def _lost_then_found(system: CentralSystem, http: aiohttp.ClientSession) -> None:
+    assert system.sandbox is not None
+    system.sandbox.fail_next(
+        1, "timeout", path="/v1/accounts", method="POST", after_processing=True
+    )
+    async with http.post(url(system, "/api/owners"), json=OWNER) as response:
+        assert response.status == 503, await response.text()
+        assert (await response.json())["error"]["code"] == "stripe_unavailable"
+    saved = await system.owners.get(OWNER["id"])
+    assert saved is not None and saved.stripe_account_id is None
+    made = [o for o in system.sandbox.account.objects.values() if o["object"] == "account"]
+    assert len(made) == 1  # Stripe did make it
+    system.sandbox.clear_faults()
+    async with http.post(url(system, f"/api/owners/{OWNER['id']}/onboarding-link")) as response:
+        assert response.status == 200, await response.text()
+        assert (await response.json())["url"].startswith(system.sandbox.base_url)
+    accounts = [o for o in system.sandbox.account.objects.values() if o["object"] == "account"]
+    assert len(accounts) == 1
+    owner = await system.owners.get(OWNER["id"])
+    assert owner is not None and owner.stripe_account_id == accounts[0]["id"]
+    # Other details under the same id are refused, naming the field.
+    async with http.post(url(system, "/api/owners"), json={**OWNER, "name": "Other"}) as other:
+        assert other.status == 409 and (await other.json())["error"]["field"] == "id"
+
+
+async def test_the_reconciler_pass_reads_unready_owners_again(
+    system: CentralSystem, http: aiohttp.ClientSession
+) -> None:
+    ready_calls: list[str] = []
+
+    async def on_ready(owner_id: str) -> None:
+        ready_calls.append(owner_id)
+
+    system.connect_webhooks.on_ready = on_ready
+    assert system.sandbox is not None
+    system.sandbox.pause_webhooks()  # account.updated lost, as far as we know
+    accounts = {}
+    for owner_id in ("a", "b"):
+        body = {**OWNER, "id": owner_id}
+        async with http.post(url(system, "/api/owners"), json=body) as response:
+            accounts[owner_id] = (await response.json())["stripeAccountId"]
+    system.sandbox.complete_account(accounts["b"])
+    assert await system.onboarding.refresh_unready() == 1
+    assert await system.onboarding.refresh_unready() == 0
+    assert ready_calls == ["b"]
+    ready = {o.id: o.ready for o in await system.owners.all()}
+    assert ready == {"a": False, "b": True}
