@@ -325,7 +325,7 @@ class CentralSystem:
         self.connect = ConnectGateway(self.gateway)
         # on_ready stays the default (does nothing) until something pays accrued shares.
         self.connect_webhooks = ConnectWebhooks(
-            self.db, self.owners, self.audit, self.connect, clock=self._clock
+            self.db, self.owners, self.audit, self.connect, clock=self._clock, observer=self.metrics
         )
         self.onboarding = Onboarding(
             self.db,

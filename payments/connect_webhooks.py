@@ -27,12 +27,23 @@ from typing import Any, Protocol
 import structlog
 
 from payments.audit_log import AuditLog
+from payments.observe import PaymentsObserver
 from payments.owners import AccountFlags, OnReady, Owner, OwnerStore, Payout, nothing_on_ready
 from payments.webhooks import WebhookOutcome
 from storage.clock import to_text, utc_now
 from storage.db import Connection, Database
 
 log = structlog.get_logger()
+
+
+# Connect event types counted by name in the metrics; any other is "other".
+_KNOWN = frozenset(
+    {
+        "account.updated",
+        *(f"payout.{s}" for s in ("created", "updated", "paid", "failed", "canceled")),
+        *(f"transfer.{s}" for s in ("created", "updated", "reversed")),
+    }
+)
 
 
 def is_connect_event(event_type: str) -> bool:
@@ -57,7 +68,9 @@ class ConnectWebhooks:
         # The composition root gives the real hook (paying the shares accrued while the
         # owner was not ready); the default does nothing.
         on_ready: OnReady = nothing_on_ready,
+        observer: PaymentsObserver | None = None,
     ) -> None:
+        self.observer = observer
         self._db = db
         self._owners = owners
         self._audit = audit
@@ -66,13 +79,26 @@ class ConnectWebhooks:
         self.on_ready = on_ready
 
     async def apply(self, event: dict[str, Any]) -> WebhookOutcome:
+        event_type, applied = event["type"], "failed"
+        try:
+            with structlog.contextvars.bound_contextvars(
+                event_id=event["id"], event_type=event_type
+            ):
+                outcome = await self._apply(event)
+            applied = outcome.applied
+            return outcome
+        finally:
+            if self.observer is not None:
+                label = event_type if event_type in _KNOWN else "other"
+                self.observer.webhook(label, applied)
+
+    async def _apply(self, event: dict[str, Any]) -> WebhookOutcome:
         event_type = event["type"]
-        with structlog.contextvars.bound_contextvars(event_id=event["id"], event_type=event_type):
-            if event_type == "account.updated":
-                return await self._account_updated(event)
-            if event_type.startswith("payout."):
-                return await self._payout(event)
-            return await self._record(event)
+        if event_type == "account.updated":
+            return await self._account_updated(event)
+        if event_type.startswith("payout."):
+            return await self._payout(event)
+        return await self._record(event)
 
     # -- account.updated
 

@@ -118,8 +118,9 @@ class Onboarding:
         except StripeUnavailable as error:
             raise OwnerUnavailable(f"Stripe could not be reached: {error}") from error
         except StripeRejected as rejected:
+            # Stripe's message names the parameter it refused (the country, the e-mail).
             raise OwnerRefused(
-                502, "stripe_rejected", f"Stripe refused the account: {rejected.message}"
+                400, "stripe_rejected", f"Stripe refused the account: {rejected.message}"
             ) from rejected
         account_id, flags = str(account["id"]), AccountFlags.of_account(account)
         now, owners, audit = self._clock(), self.owners, self._audit
@@ -153,7 +154,7 @@ class Onboarding:
         except StripeUnavailable as error:
             raise OwnerUnavailable(f"Stripe could not be reached: {error}") from error
         except StripeRejected as rejected:
-            raise OwnerRefused(502, "stripe_rejected", rejected.message) from rejected
+            raise OwnerRefused(409, "stripe_rejected", rejected.message) from rejected
         log.info("owners.onboarding_link", owner_id=owner_id, actor=actor)
         return link
 

@@ -132,6 +132,10 @@ async def test_payout_events_are_recorded_once_and_shown(
     audit = [(line["action"], line["stripe_id"]) for line in await system.audit.lines()]
     assert ("payout paid", "po_1") in audit and ("payout failed", "po_2") in audit
     assert sum(1 for action, _ in audit if action == "payout paid") == 2  # po_1 once, po_3
+    async with http.get(url(system, "/metrics")) as response:
+        metrics = await response.text()
+    counted = 'csms_stripe_webhooks_total{applied="PayoutRecorded",type="payout.paid"} 2.0'
+    assert counted in metrics
     code, out = await run_cli(system, "owners", "show", "hotel")
     assert code == 0, out
     assert "po_1  42.50 EUR  paid" in out and "po_2  42.50 EUR  failed (The bank refused)" in out
