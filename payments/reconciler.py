@@ -156,6 +156,8 @@ class Reconciler:
         lead: Leader = sole_node,
     ) -> None:
         self._gateway = gateway
+        # More to compare with Stripe after each scheduled run (owners' accounts, say).
+        self.after_run: list[Callable[[], Awaitable[object]]] = []
         self._lead = lead  # the scheduled runs: on one node at a time, cluster-wide
         self._coordinator = coordinator
         self._db = db  # our books: read-only queries of the payments tables
@@ -165,8 +167,6 @@ class Reconciler:
         self._clock = clock or coordinator.clock
         self._lock = asyncio.Lock()  # one run at a time in this process
         self._task: asyncio.Task[None] | None = None
-        # More to compare with Stripe after each scheduled run (owners' accounts, say).
-        self.after_run: list[Callable[[], Awaitable[object]]] = []
 
     def now(self) -> datetime:
         return self._clock()
