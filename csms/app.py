@@ -325,7 +325,7 @@ class CentralSystem:
         self.connect = ConnectGateway(self.gateway)
         # on_ready stays the default (does nothing) until something pays accrued shares.
         self.connect_webhooks = ConnectWebhooks(
-            self.db, self.owners, self.audit, self.connect, clock=self._clock, observer=self.metrics
+            self.db, self.owners, self.audit, self.connect, clock=self._clock
         )
         self.onboarding = Onboarding(
             self.db,
@@ -337,6 +337,7 @@ class CentralSystem:
             clock=self._clock,
         )
         self.reconciler.after_run.append(self.onboarding.refresh_unready)
+        self.connect_webhooks.observer = self.metrics
 
     def _build_ocpp(self) -> None:
         """The chargers' endpoint, its messages turned into payment events."""

@@ -68,37 +68,35 @@ class ConnectWebhooks:
         # The composition root gives the real hook (paying the shares accrued while the
         # owner was not ready); the default does nothing.
         on_ready: OnReady = nothing_on_ready,
-        observer: PaymentsObserver | None = None,
     ) -> None:
-        self.observer = observer
         self._db = db
         self._owners = owners
         self._audit = audit
         self._stripe = stripe
         self._clock = clock
         self.on_ready = on_ready
+        self.observer: PaymentsObserver | None = None  # counts the events (metrics)
 
-    async def apply(self, event: dict[str, Any]) -> WebhookOutcome:
-        event_type, applied = event["type"], "failed"
+    async def receive(self, event: dict[str, Any]) -> WebhookOutcome:
+        """A verified Connect event, applied once, and counted."""
+        applied = "failed"
         try:
-            with structlog.contextvars.bound_contextvars(
-                event_id=event["id"], event_type=event_type
-            ):
-                outcome = await self._apply(event)
+            outcome = await self.apply(event)
             applied = outcome.applied
             return outcome
         finally:
             if self.observer is not None:
-                label = event_type if event_type in _KNOWN else "other"
+                label = event["type"] if event["type"] in _KNOWN else "other"
                 self.observer.webhook(label, applied)
 
-    async def _apply(self, event: dict[str, Any]) -> WebhookOutcome:
+    async def apply(self, event: dict[str, Any]) -> WebhookOutcome:
         event_type = event["type"]
-        if event_type == "account.updated":
-            return await self._account_updated(event)
-        if event_type.startswith("payout."):
-            return await self._payout(event)
-        return await self._record(event)
+        with structlog.contextvars.bound_contextvars(event_id=event["id"], event_type=event_type):
+            if event_type == "account.updated":
+                return await self._account_updated(event)
+            if event_type.startswith("payout."):
+                return await self._payout(event)
+            return await self._record(event)
 
     # -- account.updated
 
