@@ -202,9 +202,9 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_export_transactions)
     add_operator_commands(commands)
     add_reconcile_command(commands)
-    add_owners_commands(commands)
     add_security_command(commands)
     add_certs_commands(commands)
+    add_owners_commands(commands)
     return parser
 
 
