@@ -181,6 +181,12 @@ async def test_an_event_out_of_order_makes_stripe_asked_again(
     assert (await deliver(system, event("evt_newer", now)))[1]["applied"] == "AccountUpdated"
     system.sandbox.complete_account(account_id)
     assert not (await owner_json(system, http))["ready"]
+    # Stripe unreachable for the re-read: the event is not taken (Stripe sends it again).
+    system.sandbox.fail_next(3, 500, path=f"/v1/accounts/{account_id}", method="GET")
+    status, _ = await deliver(system, event("evt_older", now - 60))
+    assert status == 500
+    assert await system.db.fetchone("SELECT 1 FROM webhook_events WHERE id = 'evt_older'") is None
+    system.sandbox.clear_faults()
     # Older than the one stored, and saying "not onboarded": Stripe is asked, and says ready.
     assert (await deliver(system, event("evt_older", now - 60)))[1]["applied"] == "OwnerReady"
     assert (await owner_json(system, http))["ready"]
