@@ -149,7 +149,15 @@ async def test_an_owner_onboarded_through_stripes_hosted_page(
 async def test_refresh_reads_the_account_from_stripe(
     system: CentralSystem, http: aiohttp.ClientSession
 ) -> None:
-    """With the webhooks held back, Stripe's word still gets here: refresh reads it."""
+    """With the webhooks held back, Stripe's word still gets here: refresh reads it. A
+    readiness hook that fails is logged; the owner is ready all the same."""
+    called: list[str] = []
+
+    async def failing_hook(owner_id: str) -> None:
+        called.append(owner_id)
+        raise RuntimeError("the payer is down")
+
+    system.connect_webhooks.on_ready = failing_hook
     assert system.sandbox is not None
     system.sandbox.pause_webhooks()
     async with http.post(url(system, "/api/owners"), json=OWNER) as response:
@@ -160,6 +168,7 @@ async def test_refresh_reads_the_account_from_stripe(
     assert code == 0 and "Ready: ready" in out, out
     owner = await system.owners.get(OWNER["id"])
     assert owner is not None and owner.ready and owner.ready_at is not None
+    assert called == [OWNER["id"]]
 
 
 async def test_an_event_out_of_order_makes_stripe_asked_again(
