@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -156,6 +156,8 @@ class Reconciler:
         lead: Leader = sole_node,
     ) -> None:
         self._gateway = gateway
+        # More to compare with Stripe after each scheduled run (owners' accounts, say).
+        self.after_run: list[Callable[[], Awaitable[object]]] = []
         self._lead = lead  # the scheduled runs: on one node at a time, cluster-wide
         self._coordinator = coordinator
         self._db = db  # our books: read-only queries of the payments tables
@@ -192,6 +194,8 @@ class Reconciler:
             with contextlib.suppress(Exception):
                 if await self._lead("reconcile"):
                     await self.run()
+                    for job in self.after_run:
+                        await job()
 
     # -- one run
 
