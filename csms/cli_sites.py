@@ -18,6 +18,8 @@ from csms.config import Config
 from csms.store.sites import Site, SiteStore
 from httpapi.errors import ApiError
 from payments.currency import exponent
+from payments.owners import OwnerStore
+from storage.db import Database
 
 # API field -> the option that sets it.
 _OPTIONS = {
@@ -145,6 +147,14 @@ def _option(field: str) -> str:
     return _OPTIONS.get(field, field)
 
 
+async def _owner_known(db: Database, site: Site) -> bool:
+    """Whether the site's owner is registered (none is fine); says so when it is not."""
+    if site.owner_id is None or await OwnerStore(db).exists(site.owner_id):
+        return True
+    print(f"csms: --owner: no such owner: {site.owner_id} (csms owners add)", file=sys.stderr)
+    return False
+
+
 async def _add(config: Config, args: argparse.Namespace) -> int:
     try:
         fields = {"id": args.site_id, **_fields(config, args)}
@@ -154,6 +164,8 @@ async def _add(config: Config, args: argparse.Namespace) -> int:
         return 2
     db = await open_database(config)
     try:
+        if not await _owner_known(db, site):
+            return 2
         added = await SiteStore(db).add(site)
     finally:
         await db.close()
@@ -179,6 +191,8 @@ async def _set(config: Config, args: argparse.Namespace) -> int:
             site = _checked(SiteChange, fields, current)
         except _Refused as refused:
             print(f"csms: {refused}", file=sys.stderr)
+            return 2
+        if not await _owner_known(db, site):
             return 2
         await store.update(site)
     finally:

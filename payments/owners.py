@@ -262,6 +262,9 @@ class OwnerStore:
         row = await self.db.fetchone("SELECT * FROM owners WHERE id = ?", (owner_id,))
         return Owner.of(row) if row else None
 
+    async def exists(self, owner_id: str) -> bool:
+        return await self.db.fetchone("SELECT 1 FROM owners WHERE id = ?", (owner_id,)) is not None
+
     async def by_account(self, stripe_account_id: str) -> Owner | None:
         row = await self.db.fetchone(
             "SELECT * FROM owners WHERE stripe_account_id = ?", (stripe_account_id,)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from csms.ocpp16.control import RemoteControl
 from csms.store.chargers import ChargerStore
 from csms.store.sites import Site, SiteStore
 from httpapi.errors import ApiError
-from storage.db import Conflict
+from payments.owners import OwnerStore
+from storage.db import Conflict, Database
 from tests.conftest import API_HEADERS, MakeConfig
 
+_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 HARBOUR = {
     "id": "harbour",
     "name": "Harbour car park",
@@ -42,7 +45,16 @@ async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
     async with CentralSystem(make_config()) as running:
         await running.chargers.register("CP-1", name="Bay 1")
         await running.chargers.register("CP-2", name="Bay 2")
+        await _add_owner(running.db, "owner-1")
         yield running
+
+
+async def _add_owner(db: Database, owner_id: str) -> None:
+    """An owner registered without its Stripe account (sites only need it to exist)."""
+    owners = OwnerStore(db)
+    await db.write(
+        lambda conn: owners.add(conn, owner_id, "Harbour GmbH", "o@example.com", "DE", _NOW)
+    )
 
 
 @pytest.fixture
@@ -269,6 +281,14 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
+async def _owner_in_cli_database(owner_id: str) -> None:
+    db = await open_database(load_config(None))
+    try:
+        await _add_owner(db, owner_id)
+    finally:
+        await db.close()
+
+
 async def _stored(site_id: str) -> tuple[Site | None, list[str]]:
     db = await open_database(load_config(None))
     try:
@@ -279,6 +299,10 @@ async def _stored(site_id: str) -> tuple[Site | None, list[str]]:
 
 
 def test_cli_add_set_show_list_remove(cli: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "sites", "add", "harbour", "--name", "H", "--time-zone", "UTC",
+                        "--owner", "owner-1")  # fmt: skip
+    assert (code, err) == (2, "csms: --owner: no such owner: owner-1 (csms owners add)\n")
+    asyncio.run(_owner_in_cli_database("owner-1"))
     code, out, err = _run(
         capsys, "sites", "add", "harbour", "--name", "Harbour car park",
         "--time-zone", "Europe/Berlin", "--address", "Kaistraße 7", "--address", "20457 Hamburg",

@@ -43,9 +43,7 @@ def build_api(system: CentralSystem) -> Api:
         system.config.ocpp.max_connector_id,
         sites=system.sites,
     ).register(api)
-    # `ownerId` is checked by the payments side's owners, passed here as owner_exists;
-    # without it any non-empty owner id is accepted.
-    SiteRoutes(system.sites).register(api)
+    SiteRoutes(system.sites, owner_exists=system.owners.exists).register(api)
     TariffRoutes(system.tariffs, system.chargers).register(api)
     TransactionRoutes(system.transactions).register(api)
     CommandRoutes(system.commands).register(api)

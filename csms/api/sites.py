@@ -5,8 +5,8 @@ and its support contact is the one the driver's pages show (else the operator's)
 chargers are listed with `GET /api/chargers?siteId=`; a charger joins or leaves a site with
 `PATCH /api/chargers/{id}` (`siteId`). A site with chargers is not deleted (409 naming them).
 
-`owner_id` names an owner of the payments side. The routes check it with `owner_exists`,
-which the composition root passes; without it any non-empty id is accepted.
+`owner_id` names an owner of the payments side (payments.owners): the routes check it with
+`owner_exists`, so a site never names an owner nobody registered.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class SitePage(Page[SiteOut]):
 
 
 class SiteRoutes:
-    def __init__(self, sites: SiteStore, owner_exists: OwnerExists | None = None) -> None:
+    def __init__(self, sites: SiteStore, owner_exists: OwnerExists) -> None:
         self._sites = sites
         self._owner_exists = owner_exists
 
@@ -166,7 +166,7 @@ class SiteRoutes:
         return site
 
     async def _owner_known(self, owner_id: str) -> bool:
-        return self._owner_exists is None or await self._owner_exists(owner_id)
+        return await self._owner_exists(owner_id)
 
     async def _detail(self, site_id: str) -> SiteDetail:
         site = await self._found(site_id)
