@@ -39,8 +39,8 @@ class ReservationStore:
         now = to_text(r.created_at)
         conn.execute(
             "INSERT INTO reservations (id, charger_id, connector_id, id_tag, token, state, hold,"
-            " currency, hold_amount, email, data, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " currency, hold_amount, email, data, created_at, updated_at, owner_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 r.id,
                 r.charger_id,
@@ -55,6 +55,7 @@ class ReservationStore:
                 encode_reservation(r),
                 now,
                 now,
+                r.owner_id,
             ),
         )
 
