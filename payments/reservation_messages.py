@@ -12,8 +12,8 @@ from payments.transfer_messages import (
     OwnerReady,
     ReversalRefused,
     ReverseTransfer,
-    TransferRefused,
     Transferred,
+    TransferRefused,
     TransferReversed,
     TransferToOwner,
 )

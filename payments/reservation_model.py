@@ -13,8 +13,8 @@ from enum import StrEnum
 
 from payments.currency import is_chargeable, minimum_charge_amount, round_capture, step
 from payments.pricing import Breakdown, Tariff, Usage, price
-from payments.split import SplitRule
 from payments.reservation_messages import ReleaseInReview, Resolve, RetryCapture, ReviewAction
+from payments.split import SplitRule
 
 
 class State(StrEnum):
