@@ -59,6 +59,7 @@ from payments.coordinator import Coordinator
 from payments.effects import EffectExecutor
 from payments.http import PaymentRoutes, WebhookSettings
 from payments.outbox import Outbox
+from payments.owners import OwnerStore
 from payments.pricing import Tariff, TariffError, tariff_from_major_units
 from payments.reconciler import Reconciler
 from payments.refunds import RefundStore
@@ -68,6 +69,9 @@ from payments.runner import EffectRunner
 from payments.service import Payments
 from payments.stripe_gateway import StripeGateway
 from payments.tariff_store import TariffStore
+from payments.transfer_effects import TransferEffects
+from payments.transfer_gateway import TransferGateway
+from payments.transfers import TransferService, TransferStore
 from payments.web.guards import RateLimit
 from payments.web.operator import Operator
 from payments.web.pages import DriverPages
@@ -200,6 +204,7 @@ class CentralSystem:
         if self.sandbox is not None:
             self.sandbox.webhook_url = f"http://127.0.0.1:{self.http.port}/api/stripe/webhook"
         self.runner.start()
+        await self.transfer_service.sweep()  # shares owed to owners ready meanwhile
         self.alerts.start()
         self.reconciler.start()
         self.certificates.start()
@@ -283,12 +288,17 @@ class CentralSystem:
         )
         self.bus.on("reservation", self._reservation_elsewhere)
         self.view.on_resync(self.coordinator.load)
+        # Owners' shares: moved by the runner, asked again once an owner is ready.
+        self.transfer_service = TransferService(
+            TransferStore(self.db), self.coordinator, OwnerStore(self.db)
+        )
         self.executor = EffectExecutor(
             self.gateway,
             control,
             self.refunds,
             public_base_url=config.payments.public_base_url,
             checkout_expires_at=self._checkout_expiry,
+            transfers=TransferEffects(TransferGateway(self.gateway), OwnerStore(self.db)),
         )
         self.runner = EffectRunner(
             self.outbox,

@@ -1,0 +1,242 @@
+"""Owners' shares as records: one `transfers` row per movement of money to or from an
+owner's connected account, its audit lines, the owner-ready hook and the operator's alert.
+
+Contract: `record` runs in the coordinator's unit of work, on the connection of the
+transition that reports the movement, and touches only that connection and its arguments,
+so a transfer's row, its audit line and the reservation's new state commit together or not
+at all. A row's id is the movement's idempotency key (`transfer:{reservation}[:attempt]`,
+`reversal:{refund id | transfer id}`), its `stripe_id` Stripe's (unique): a movement is
+recorded once. A movement Stripe refused is kept with status `failed` and its reason, and
+`TransferAlerts` raises one alert for it.
+
+`TransferService.on_ready(owner_id)` is the owner-readiness hook: every payment of the owner
+whose share accrued (or was refused) gets `OwnerReady`, which queues the transfer again;
+`sweep()` does the same for every ready owner (at start-up: a hook lost to a crash).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+
+from payments.alerts import Candidate
+from payments.audit_log import AuditLog
+from payments.codec import decode_reservation
+from payments.reservation import Event, Reservation
+from payments.transfer_messages import (
+    ACCRUED,
+    REFUSED,
+    TRANSFERRING,
+    OwnerNotReady,
+    OwnerReady,
+    ReversalRefused,
+    Transferred,
+    TransferRefused,
+    TransferReversed,
+)
+from storage.clock import to_text
+from storage.db import Connection, Database
+
+log = structlog.get_logger()
+
+TRANSFER_FAILED = "transfer_failed"  # the alert's kind
+
+
+def transfer_key(reservation_id: str, attempt: int) -> str:
+    key = f"transfer:{reservation_id}"
+    return key if attempt <= 1 else f"{key}:{attempt}"
+
+
+# A movement's row: id (its key), kind, amount, status, Stripe's id, the reason of a refusal.
+_Row = tuple[str, str, int, str, str | None, str | None]
+# An audit line: actor, action, amount, Stripe's id, detail.
+_Line = tuple[str, str, int, str | None, str | None]
+
+
+def record(
+    audit: AuditLog,
+    conn: Connection,
+    before: Reservation,
+    after: Reservation,
+    event: Event,
+    actor: str,
+    now: datetime,
+) -> None:
+    """The movement `event` reports, if it made one: its row and its audit lines."""
+    if after.owner_id is None:
+        return
+    lines, row = movement(before, after, event, actor)
+    for who, action, amount, stripe_id, detail in lines:
+        audit.write(
+            conn, now, who, action, after.id, amount, after.tariff.currency, stripe_id, detail
+        )
+    if row is not None and row[2] > 0:
+        _insert(conn, after, row, now)
+
+
+def movement(
+    before: Reservation, after: Reservation, event: Event, actor: str
+) -> tuple[list[_Line], _Row | None]:
+    """What a transition did to the owner's share, as audit lines and a movement's row."""
+    owner, lines = after.owner_id, []
+    row: _Row | None = None
+    if before.transfer_status is None and after.transfer_status is not None:
+        detail = f"owner {owner}: {after.owner_share}, operator: {after.operator_share}"
+        lines.append((actor, "owner share", after.owner_share, None, detail))
+    was_moving = before.transfer_status == TRANSFERRING
+    match event:
+        case Transferred(transfer_id, amount) if was_moving:
+            row = (key_of(after), "transfer", amount, "succeeded", transfer_id, None)
+            lines.append(("stripe", "transferred to owner", amount, transfer_id, owner))
+        case TransferRefused(reason) if was_moving:
+            row = (key_of(after), "transfer", before.owner_share, "failed", None, reason)
+            lines.append(("stripe", "transfer refused", before.owner_share, None, reason))
+        case OwnerNotReady() if was_moving:
+            detail = f"owner {owner} cannot receive transfers yet"
+            lines.append((actor, "owner share accrued", after.owner_share, None, detail))
+        case OwnerReady() if after.transfer_status == TRANSFERRING and not was_moving:
+            lines.append((actor, "transfer asked again", after.owner_share, None, owner))
+        case TransferReversed(key, reversal_id, amount) if (
+            after.reversed_amount > before.reversed_amount
+        ):
+            row = (f"reversal:{key}", "reversal", amount, "succeeded", reversal_id, None)
+            lines.append(("stripe", "transfer reversed", amount, reversal_id, key))
+        case ReversalRefused(key, amount, reason) if (
+            after.reversing_amount < before.reversing_amount
+        ):
+            row = (f"reversal:{key}", "reversal", amount, "failed", None, reason)
+            lines.append(("stripe", "reversal refused", amount, None, reason))
+    return lines, row
+
+
+def key_of(r: Reservation) -> str:
+    """The key of the reservation's latest transfer attempt."""
+    return transfer_key(r.id, r.transfer_attempts)
+
+
+def _insert(conn: Connection, r: Reservation, row: _Row, now: datetime) -> None:
+    key, kind, amount, status, stripe_id, failure = row
+    at = to_text(now)
+    conn.execute(
+        "INSERT INTO transfers (id, reservation_id, owner_id, kind, amount, currency, status,"
+        " stripe_id, failure, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        (
+            key,
+            r.id,
+            r.owner_id,
+            kind,
+            amount,
+            r.tariff.currency,
+            status,
+            stripe_id,
+            failure,
+            at,
+            at,
+        ),
+    )
+
+
+class TransferStore:
+    """Reads of the `transfers` table and of the payments that owe an owner a share."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def of_reservation(self, reservation_id: str) -> list[dict[str, Any]]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM transfers WHERE reservation_id = ? ORDER BY created_at, id",
+            (reservation_id,),
+        )
+        return [dict(row) for row in rows]
+
+    async def by_stripe_id(self, stripe_id: str) -> dict[str, Any] | None:
+        row = await self.db.fetchone("SELECT * FROM transfers WHERE stripe_id = ?", (stripe_id,))
+        return dict(row) if row else None
+
+    async def owed(self, owner_id: str | None = None) -> list[Reservation]:
+        """Payments (of `owner_id`, or of every owner) whose share waits: accrued or refused."""
+        sql = "SELECT data FROM reservations WHERE owner_id IS NOT NULL"
+        params: tuple[str, ...] = ()
+        if owner_id is not None:
+            sql, params = sql + " AND owner_id = ?", (owner_id,)
+        rows = await self.db.fetchall(sql + " ORDER BY created_at", params)
+        found = (decode_reservation(row["data"]) for row in rows)
+        return [r for r in found if r.transfer_status in (ACCRUED, REFUSED)]
+
+    async def with_owner_since(self, since: str) -> list[Reservation]:
+        """Payments with an owner made since `since`, for reconciliation."""
+        rows = await self.db.fetchall(
+            "SELECT data FROM reservations WHERE owner_id IS NOT NULL AND created_at >= ?"
+            " ORDER BY created_at",
+            (since,),
+        )
+        return [decode_reservation(row["data"]) for row in rows]
+
+
+class Handler(Protocol):
+    async def handle(self, reservation_id: str, event: Event, *, actor: str = ...) -> Any: ...
+
+
+class ReadyOwners(Protocol):
+    async def get(self, owner_id: str) -> Any: ...
+
+
+class TransferService:
+    def __init__(self, store: TransferStore, coordinator: Handler, owners: ReadyOwners) -> None:
+        self.store = store
+        self._coordinator = coordinator
+        self._owners = owners
+
+    async def on_ready(self, owner_id: str) -> int:
+        """The owner can receive transfers now: ask again for every share owed to them."""
+        owed = await self.store.owed(owner_id)
+        for r in owed:
+            await self._coordinator.handle(r.id, OwnerReady(), actor="system")
+        if owed:
+            log.info("payments.owner_shares_released", owner_id=owner_id, payments=len(owed))
+        return len(owed)
+
+    async def sweep(self) -> int:
+        """`on_ready` for every owner that is ready and still owed a share."""
+        owners = {r.owner_id for r in await self.store.owed() if r.owner_id is not None}
+        moved = 0
+        for owner_id in sorted(owners):
+            owner = await self._owners.get(owner_id)
+            if owner is not None and owner.ready:
+                moved += await self.on_ready(owner_id)
+        return moved
+
+
+class TransferAlerts:
+    """An alert source (payments.alerts): one alert per movement Stripe refused."""
+
+    def due(self, conn: Connection) -> list[Candidate]:
+        rows = conn.execute(
+            "SELECT * FROM transfers t WHERE t.status = 'failed' AND NOT EXISTS"
+            " (SELECT 1 FROM alerts a WHERE a.subject = ? || t.id) ORDER BY t.created_at LIMIT 100",
+            (f"{TRANSFER_FAILED}:",),
+        ).fetchall()
+        return [
+            Candidate(
+                TRANSFER_FAILED,
+                f"{TRANSFER_FAILED}:{row['id']}",
+                row["reservation_id"],
+                f"Stripe refused the {row['kind']} of {row['amount']} {row['currency'].upper()}"
+                f" for owner {row['owner_id']}: {row['failure']}",
+                {
+                    "reservationId": row["reservation_id"],
+                    "ownerId": row["owner_id"],
+                    "kind": row["kind"],
+                    "amount": row["amount"],
+                    "currency": row["currency"],
+                    "reason": row["failure"],
+                },
+            )
+            for row in rows
+        ]
+
+    def raised(self, conn: Connection, candidates: list[Candidate]) -> None:
+        """Nothing to mark: the alert's subject is the mark (`alerts` keeps it)."""
