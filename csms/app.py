@@ -55,11 +55,15 @@ from httpapi.middleware import api_errors, api_key_required, security_headers
 from payments.active_index import IndexEntry
 from payments.audit_log import AuditLog
 from payments.charger_events import ChargerEventsListener
+from payments.connect_gateway import ConnectGateway
+from payments.connect_webhooks import ConnectWebhooks
 from payments.coordinator import Coordinator
 from payments.effects import EffectExecutor
 from payments.http import PaymentRoutes, WebhookSettings
+from payments.onboarding import Onboarding
 from payments.outbox import Outbox
 from payments.owners import OwnerStore
+from payments.owners_http import OnboardingPages
 from payments.pricing import Tariff, TariffError, tariff_from_major_units
 from payments.reconciler import Reconciler
 from payments.refunds import RefundStore
@@ -322,6 +326,31 @@ class CentralSystem:
             observer=self.metrics,
             lead=self.node.lead,
         )
+        self._build_owners()
+
+    def _build_owners(self) -> None:
+        """Owners as Stripe Connect accounts: onboarding, and Connect's webhooks."""
+        self.owners = OwnerStore(self.db)
+        self.connect = ConnectGateway(self.gateway)
+        # An owner who becomes ready is paid the shares that accrued meanwhile.
+        self.connect_webhooks = ConnectWebhooks(
+            self.db,
+            self.owners,
+            self.audit,
+            self.connect,
+            clock=self._clock,
+            on_ready=self.transfer_service.on_ready_hook,
+            on_transfer=self.transfer_service.webhook,
+        )
+        self.onboarding = Onboarding(
+            self.db,
+            self.owners,
+            self.audit,
+            self.connect,
+            self.connect_webhooks,
+            public_base_url=lambda: self.executor.public_base_url,
+            clock=self._clock,
+        )
 
     def _build_ocpp(self) -> None:
         """The chargers' endpoint, its messages turned into payment events."""
@@ -407,6 +436,7 @@ class CentralSystem:
         self.routes = PaymentRoutes(
             self.payment_service,
             WebhookSettings(webhook_secrets, insecure=config.stripe.insecure_webhooks),
+            connect=self.connect_webhooks,
         )
         api = build_api(self)
         api.register(app)
@@ -424,6 +454,7 @@ class CentralSystem:
             operator=operator(config),
         )
         self.driver_pages.register(app)
+        OnboardingPages().register(app)
         self.http = HttpServer(
             app,
             config.server.http_host,

@@ -14,6 +14,7 @@ from csms.api.transactions import transactions_csv
 from csms.app import default_tariff, open_database, serve
 from csms.cli_certs import add_certs_commands
 from csms.cli_ops import add_operator_commands
+from csms.cli_owners import add_owners_commands
 from csms.cli_reconcile import add_reconcile_command
 from csms.cli_security import add_security_command
 from csms.clock import normalise_ocpp_time
@@ -203,6 +204,7 @@ def _parser() -> argparse.ArgumentParser:
     add_reconcile_command(commands)
     add_security_command(commands)
     add_certs_commands(commands)
+    add_owners_commands(commands)
     return parser
 
 

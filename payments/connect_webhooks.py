@@ -20,14 +20,14 @@ up (Stripe then delivers it again).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
 
 from payments.audit_log import AuditLog
-from payments.owners import AccountFlags, OnReady, OwnerStore, Payout, nothing_on_ready
+from payments.owners import AccountFlags, OnReady, Owner, OwnerStore, Payout, nothing_on_ready
 from payments.webhooks import WebhookOutcome
 from storage.clock import to_text, utc_now
 from storage.db import Connection, Database
@@ -57,7 +57,10 @@ class ConnectWebhooks:
         # The composition root gives the real hook (paying the shares accrued while the
         # owner was not ready); the default does nothing.
         on_ready: OnReady = nothing_on_ready,
+        # transfer.* events, checked against the transfers made (payments.transfers).
+        on_transfer: Callable[[dict[str, Any]], Awaitable[WebhookOutcome]] | None = None,
     ) -> None:
+        self.on_transfer = on_transfer
         self._db = db
         self._owners = owners
         self._audit = audit
@@ -72,6 +75,8 @@ class ConnectWebhooks:
                 return await self._account_updated(event)
             if event_type.startswith("payout."):
                 return await self._payout(event)
+            if event_type.startswith("transfer.") and self.on_transfer is not None:
+                return await self.on_transfer(event)
             return await self._record(event)
 
     # -- account.updated
@@ -83,22 +88,56 @@ class ConnectWebhooks:
         owner = await self._owners.by_account(account_id) if account_id else None
         if owner is None:
             return await self._record(event)
+        if await self._db.fetchone("SELECT 1 FROM webhook_events WHERE id = ?", (event["id"],)):
+            return WebhookOutcome(None, "ignored")  # delivered again: nothing to re-read
         as_of, reread = created, created <= owner.flags_as_of
         if reread:
             # Not newer than what is stored: out of order (or the same second). Ask Stripe.
             log.info("owners.account_reread", owner_id=owner.id, created=created)
             as_of = int(self._clock().timestamp())
             account = await self._stripe.retrieve_account(account_id)
+        fresh, became_ready = await self._store(
+            owner.id, account_id, AccountFlags.of_account(account), as_of, event["id"], reread
+        )
+        applied = "ignored" if not fresh else "OwnerReady" if became_ready else "AccountUpdated"
+        log.info("owners.account_updated", owner_id=owner.id, applied=applied)
+        return WebhookOutcome(None, applied)
+
+    async def refresh_owner(self, owner: Owner) -> bool:
+        """The owner's account read again from Stripe and stored; True if this made the
+        owner ready (then the hook has been called). Raises StripeUnavailable."""
+        if owner.stripe_account_id is None:
+            return False
+        as_of = int(self._clock().timestamp())
+        account = await self._stripe.retrieve_account(owner.stripe_account_id)
         flags = AccountFlags.of_account(account)
+        _, became_ready = await self._store(
+            owner.id, owner.stripe_account_id, flags, as_of, None, True
+        )
+        return became_ready
+
+    async def _store(
+        self,
+        owner_id: str,
+        account_id: str,
+        flags: AccountFlags,
+        as_of: int,
+        event_id: str | None,
+        reread: bool,
+    ) -> tuple[bool, bool]:
+        """Stripe's flags stored with the event's id (if any) in one commit; (the event was
+        new, the owner became ready). A flag read from an event is kept only if no newer
+        state was stored meanwhile; a read from Stripe always is."""
         now, owners, audit = self._clock(), self._owners, self._audit
-        event_id, owner_id = event["id"], owner.id
 
         def apply(conn: Connection) -> tuple[bool, bool]:
-            if not audit.record_webhook(conn, event_id, "account.updated", None, "applied", now):
+            if event_id is not None and not audit.record_webhook(
+                conn, event_id, "account.updated", None, "applied", now
+            ):
                 return False, False
             current = owners.find(conn, owner_id)
-            if current is None or (not reread and created <= current.flags_as_of):
-                return True, False  # a newer state came in meanwhile: keep it
+            if current is None or (not reread and as_of <= current.flags_as_of):
+                return True, False
             became_ready = owners.set_flags(conn, owner_id, flags, now, as_of=as_of)
             if became_ready:
                 audit.write(conn, now, "stripe", "owner ready", None, None, None, account_id,
@@ -106,13 +145,13 @@ class ConnectWebhooks:
             return True, became_ready
 
         fresh, became_ready = await self._db.write(apply)
-        applied = "ignored" if not fresh else "OwnerReady" if became_ready else "AccountUpdated"
-        log.info("owners.account_updated", owner_id=owner_id, applied=applied, ready=flags.ready)
         if became_ready:
-            await self._fire_ready(owner_id)
-        return WebhookOutcome(None, applied)
+            await self.fire_ready(owner_id)
+        return fresh, became_ready
 
-    async def _fire_ready(self, owner_id: str) -> None:
+    async def fire_ready(self, owner_id: str) -> None:
+        """The readiness hook, for an owner that has just become ready (after the commit)."""
+        log.info("owners.ready", owner_id=owner_id)
         try:
             await self.on_ready(owner_id)
         except Exception:

@@ -28,6 +28,7 @@ from payments.api_models import (
     PaymentView,
     WebhookReceipt,
 )
+from payments.connect_webhooks import ConnectWebhooks, is_connect_event
 from payments.reservation import Reservation, State
 from payments.service import Payments, SessionRefused
 from payments.stripe_gateway import verify_webhook
@@ -68,9 +69,16 @@ class WebhookSettings:
 
 
 class PaymentRoutes:
-    def __init__(self, payments: Payments, webhook: WebhookSettings) -> None:
+    def __init__(
+        self,
+        payments: Payments,
+        webhook: WebhookSettings,
+        *,
+        connect: ConnectWebhooks | None = None,
+    ) -> None:
         self._payments = payments
         self._webhook = webhook
+        self._connect = connect  # Connect's events (owners' accounts, payouts, transfers)
 
     def register_api(self, api: Api) -> None:
         shared = {"tag": "payments", "error_model": PaymentRefusal}
@@ -187,7 +195,10 @@ class PaymentRoutes:
                 raise ValueError("not an event")
         except (orjson.JSONDecodeError, ValueError, AttributeError):
             return error_response(400, "invalid", "not a Stripe event", "body")
-        outcome = await self._payments.webhook(event)
+        if self._connect is not None and is_connect_event(event["type"]):
+            outcome = await self._connect.apply(event)
+        else:
+            outcome = await self._payments.webhook(event)
         return _json(200, {"received": True, "applied": outcome.applied})
 
     async def _find(self, request: web.Request) -> Reservation:

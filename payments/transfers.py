@@ -16,6 +16,7 @@ whose share accrued (or was refused) gets `OwnerReady`, which queues the transfe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -36,7 +37,8 @@ from payments.transfer_messages import (
     TransferRefused,
     TransferReversed,
 )
-from storage.clock import to_text
+from payments.webhooks import WebhookOutcome
+from storage.clock import to_text, utc_now
 from storage.db import Connection, Database
 
 log = structlog.get_logger()
@@ -185,10 +187,60 @@ class ReadyOwners(Protocol):
 
 
 class TransferService:
-    def __init__(self, store: TransferStore, coordinator: Handler, owners: ReadyOwners) -> None:
+    def __init__(
+        self,
+        store: TransferStore,
+        coordinator: Handler,
+        owners: ReadyOwners,
+        audit: AuditLog | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.store = store
         self._coordinator = coordinator
         self._owners = owners
+        self._audit = audit or AuditLog(store.db)
+        self._clock = clock
+
+    async def on_ready_hook(self, owner_id: str) -> None:
+        """`on_ready` as payments.owners.OnReady."""
+        await self.on_ready(owner_id)
+
+    async def webhook(self, event: dict[str, Any]) -> WebhookOutcome:
+        """A `transfer.*` event: recorded once, and checked against the movement stored for
+        it. Stripe's amount differing from ours is written to the audit log as a
+        disagreement (reconciliation then puts the payment in review). An event ahead of our
+        own record (the transfer's answer not yet committed) is only recorded."""
+        obj = (event.get("data") or {}).get("object") or {}
+        stripe_id = str(obj.get("id") or "")
+        row = await self.store.by_stripe_id(stripe_id) if stripe_id else None
+        reservation_id = row["reservation_id"] if row else None
+        amount = obj.get("amount")
+        differs = row is not None and isinstance(amount, int) and amount != row["amount"]
+        now, audit, event_id, event_type = self._clock(), self._audit, event["id"], event["type"]
+
+        def apply(conn: Connection) -> bool:
+            fresh = audit.record_webhook(
+                conn, event_id, event_type, reservation_id, "recorded", now
+            )
+            if fresh and differs:
+                detail = f"stripe says {amount}, ours {row['amount']}"
+                audit.write(
+                    conn,
+                    now,
+                    "stripe",
+                    "transfer differs",
+                    reservation_id,
+                    amount,
+                    obj.get("currency"),
+                    stripe_id,
+                    detail,
+                )
+            return fresh
+
+        fresh = await self.store.db.write(apply)
+        if differs:
+            log.warning("payments.transfer_differs", stripe_id=stripe_id, amount=amount)
+        return WebhookOutcome(reservation_id, "recorded" if fresh else "ignored")
 
     async def on_ready(self, owner_id: str) -> int:
         """The owner can receive transfers now: ask again for every share owed to them."""

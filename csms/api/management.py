@@ -15,6 +15,7 @@ from csms.api.transactions import TransactionRoutes
 from httpapi.routing import Api
 from payments.admin import PaymentAdminRoutes
 from payments.alerts_http import AlertRoutes
+from payments.owners_http import OwnerRoutes
 from payments.reconcile_http import ReconcileRoutes
 from payments.reviews_http import ReviewRoutes
 
@@ -49,6 +50,7 @@ def build_api(system: CentralSystem) -> Api:
     ReviewRoutes(system.payment_service).register(api)
     AlertRoutes(system.alerts).register(api)
     ReconcileRoutes(system.reconciler).register(api)
+    OwnerRoutes(system.onboarding).register(api)
     AuditRoutes(system.audit).register(api)
     ClusterRoutes(system.node, system.view, system.db.backend).register(api)
     return api
