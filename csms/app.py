@@ -65,6 +65,7 @@ from payments.outbox import Outbox
 from payments.owners import OwnerStore
 from payments.owners_http import OnboardingPages
 from payments.pricing import Tariff, TariffError, tariff_from_major_units
+from payments.reconcile_transfers import findings_source
 from payments.reconciler import Reconciler
 from payments.refunds import RefundStore
 from payments.reservation import Policy, Reservation
@@ -325,6 +326,9 @@ class CentralSystem:
             window=timedelta(hours=config.payments.reconcile_window_hours),
             observer=self.metrics,
             lead=self.node.lead,
+        )
+        self.reconciler.sources.append(
+            findings_source(TransferGateway(self.gateway), TransferStore(self.db))
         )
         self._build_owners()
 

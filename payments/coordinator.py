@@ -34,7 +34,7 @@ from payments.reservation import (
 )
 from payments.reservations_store import ReservationStore
 from payments.split import SplitRule
-from payments.transfers import record as record_transfer
+from payments.transfer_records import record as record_transfer
 from payments.units import audit_transition, persist, settle_refund
 from storage.clock import utc_now
 from storage.db import Connection

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -164,6 +164,9 @@ class Reconciler:
         self._observer = observer
         self._clock = clock or coordinator.clock
         self._lock = asyncio.Lock()  # one run at a time in this process
+        # Further comparisons (owners' transfers: payments.reconcile_transfers), each
+        # giving the findings of the window that starts at its argument.
+        self.sources: list[Callable[[datetime], Awaitable[list[Finding]]]] = []
         self._task: asyncio.Task[None] | None = None
 
     def now(self) -> datetime:
@@ -230,6 +233,8 @@ class Reconciler:
         )
         books = [Books.of(r, refunds.get(r.id, ())) for r in reservations.values()]
         findings = compare(books, snapshot)
+        for source in self.sources:
+            findings += await source(since)
         recorded = await self._recorded([f.key for f in findings if f.key])
         outcomes = [await self._act(f, recorded) for f in findings]
         report = ReconcileReport(
