@@ -313,8 +313,9 @@ async def test_a_request_writes_what_it_changed_however_large_the_account(
             rows.append(sandbox.state_file.rows_written - before)
             written.append(rows)
     # Session, checkout, saved response; intent, payment method, charge, book, session and
-    # four events; intent, charge, book, two events, saved response. The 1st as the 25th.
-    assert written == [[3, 9, 6]] * 25
+    # four events; intent, charge, its balance transaction, book, two events, saved
+    # response. The 1st as the 25th.
+    assert written == [[3, 9, 7]] * 25
 
 
 async def test_a_change_not_on_disk_is_neither_replayed_nor_sent_as_webhook(

@@ -12,9 +12,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from urllib.parse import urlsplit
 
 from . import money
+from .connect import check_destination_charge
 from .errors import invalid_request, invalid_value, resource_missing, unsupported_param
 from .listing import Listings
 from .params import Reader
@@ -88,37 +90,33 @@ _SESSION_UNSUPPORTED = [
     "wallet_options",
 ]
 _INTENT_DATA_SUPPORTED = [
+    "application_fee_amount",
     "capture_method",
     "description",
     "metadata",
+    "on_behalf_of",
     "receipt_email",
     "statement_descriptor",
     "statement_descriptor_suffix",
+    "transfer_data",
     "transfer_group",
 ]
 _INTENT_DATA_UNSUPPORTED = [
-    "application_fee_amount",
-    "on_behalf_of",
     "setup_future_usage",
     "shipping",
-    "transfer_data",
 ]
 _CAPTURE_UNSUPPORTED = [
     "amount_details",
-    "application_fee_amount",
     "hooks",
     "payment_details",
     "statement_descriptor",
     "statement_descriptor_suffix",
-    "transfer_data",
 ]
 _REFUND_UNSUPPORTED = [
     "currency",
     "customer",
     "instructions_email",
     "origin",
-    "refund_application_fee",
-    "reverse_transfer",
 ]
 
 _CURRENCY = re.compile(r"^[a-z]{3}$")
@@ -130,14 +128,20 @@ class ApiCall:
     params: Reader
     origin: Origin
     path: dict[str, str]
+    # The `Stripe-Account` header: the connected account the request acts for.
+    stripe_account: str | None = None
 
 
 Handler = Callable[[ApiCall], JSON]
 
 
 class Api:
-    def __init__(self, account: Account) -> None:
+    def __init__(
+        self, account: Account, extra_routes: list[tuple[str, str, Handler]] | None = None
+    ) -> None:
         self.account = account
+        # Routes of other modules (Connect's), served by the same pipeline.
+        self.extra_routes = extra_routes or []
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         return [
@@ -154,6 +158,7 @@ class Api:
             ("GET", "/v1/disputes/{id}", self.retrieve_dispute),
             ("GET", "/v1/events/{id}", self.retrieve_event),
             *Listings(self.account).routes(),
+            *self.extra_routes,
         ]
 
     # -- Checkout Sessions --------------------------------------------------------------
@@ -219,11 +224,13 @@ class Api:
 
         allowed = p.strings("allowed_payment_method_types")
         excluded = p.strings("excluded_payment_method_types")
+        intent_spec = _intent_spec(p.hash("payment_intent_data"))
+        check_destination_charge(self.account, intent_spec, total)
         return SessionSpec(
             line_items=line_items,
             currency=currency,
             expires_at=expires_at,
-            payment_intent=_intent_spec(p.hash("payment_intent_data")),
+            payment_intent=intent_spec,
             success_url=_url(p, "success_url"),
             cancel_url=_url(p, "cancel_url"),
             customer_email=_email(p, "customer_email"),
@@ -260,14 +267,31 @@ class Api:
 
     def capture(self, call: ApiCall) -> JSON:
         p = call.params
-        p.allow(["amount_to_capture", "metadata", "expand", "final_capture"], _CAPTURE_UNSUPPORTED)
+        p.allow(
+            [
+                "amount_to_capture",
+                "application_fee_amount",
+                "metadata",
+                "expand",
+                "final_capture",
+                "transfer_data",
+            ],
+            _CAPTURE_UNSUPPORTED,
+        )
         if p.string("final_capture", choices=("true", "false")) == "false":
             raise unsupported_param("final_capture")
+        transfer_data = p.hash("transfer_data")
+        if transfer_data is not None:
+            transfer_data.allow(["amount"])
         return self.account.capture(
             call.path["id"],
             p.integer("amount_to_capture", minimum=0),
             p.metadata(),
             call.origin,
+            application_fee_amount=p.integer("application_fee_amount", minimum=0),
+            transfer_amount=None
+            if transfer_data is None
+            else transfer_data.integer("amount", minimum=0),
         )
 
     def cancel(self, call: ApiCall) -> JSON:
@@ -288,7 +312,16 @@ class Api:
     def create_refund(self, call: ApiCall) -> JSON:
         p = call.params
         p.allow(
-            ["payment_intent", "charge", "amount", "reason", "metadata", "expand"],
+            [
+                "payment_intent",
+                "charge",
+                "amount",
+                "reason",
+                "metadata",
+                "expand",
+                "refund_application_fee",
+                "reverse_transfer",
+            ],
             _REFUND_UNSUPPORTED,
         )
         intent_id, charge_id = p.string("payment_intent"), p.string("charge")
@@ -310,6 +343,8 @@ class Api:
             reason=p.string("reason", choices=("duplicate", "fraudulent", "requested_by_customer")),
             metadata=_clean(p.metadata()),
             origin=call.origin,
+            reverse_transfer=p.boolean("reverse_transfer"),
+            refund_application_fee=p.boolean("refund_application_fee"),
         )
 
     def retrieve_refund(self, call: ApiCall) -> JSON:
@@ -410,7 +445,31 @@ def _intent_spec(p: Reader | None) -> PaymentIntentSpec:
         statement_descriptor=p.string("statement_descriptor", max_length=22),
         statement_descriptor_suffix=p.string("statement_descriptor_suffix", max_length=22),
         transfer_group=p.string("transfer_group"),
+        **_destination_fields(p),
     )
+
+
+def _destination_fields(p: Reader) -> dict[str, Any]:
+    """`transfer_data`, `application_fee_amount` and `on_behalf_of` of a destination charge."""
+    fields: dict[str, Any] = {
+        "application_fee_amount": p.integer(
+            "application_fee_amount", minimum=0, maximum=money.MAXIMUM_AMOUNT
+        ),
+        "on_behalf_of": p.string("on_behalf_of"),
+    }
+    data = p.hash("transfer_data")
+    if data is not None:
+        data.allow(["destination", "amount"])
+        fields["transfer_destination"] = data.string("destination", required=True)
+        fields["transfer_amount"] = data.integer("amount", minimum=1)
+    elif fields["application_fee_amount"] is not None:
+        raise invalid_request(
+            "Can only apply an application_fee_amount when the PaymentIntent is attempting a "
+            "direct payment (using an OAuth key or Stripe-Account header) or destination "
+            "payment (using `transfer_data[destination]`).",
+            param=p.name("application_fee_amount"),
+        )
+    return fields
 
 
 def _currency(p: Reader, key: str) -> str:

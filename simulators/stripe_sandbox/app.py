@@ -115,6 +115,11 @@ class Pipeline:
     async def run(self, request: web.Request, handler: Handler) -> web.Response:
         request_id = request[REQUEST_ID]
         scope = api_key(request)
+        connected = request.headers.get("Stripe-Account")
+        if connected:
+            self._check_connected(scope, connected)
+            # Stripe keeps idempotency keys per account.
+            scope = f"{scope}/{connected}"
         version = request.headers.get("Stripe-Version", self.api_version)
         encoded = await request.text() if request.method == "POST" else request.query_string
         params = forms.decode(encoded)
@@ -184,11 +189,29 @@ class Pipeline:
                 raise _injected(fault.status)
             reader = Reader(params)
             expand = reader.strings("expand") or []
-            call = ApiCall(reader, Origin(request_id, key), dict(request.match_info))
+            call = ApiCall(
+                reader,
+                Origin(request_id, key),
+                dict(request.match_info),
+                request.headers.get("Stripe-Account") or None,
+            )
             result = self.account.expand(handler(call), expand)
             return 200, result, True
         except StripeError as exc:
             return exc.status, exc.body(request_id), exc.saved and exc.status < 500
+
+    def _check_connected(self, key: str, account_id: str) -> None:
+        obj = self.account.objects.peek(account_id) if account_id in self.account.objects else None
+        if obj is None or obj["object"] != "account":
+            redacted = key[:8] + "*" * max(0, len(key) - 12) + key[-4:]
+            raise StripeError(
+                403,
+                "invalid_request_error",
+                f"The provided key '{redacted}' does not have access to account "
+                f"'{account_id}' (or that account does not exist). Application access may "
+                "have been revoked.",
+                code="account_invalid",
+            )
 
     async def _hang(self) -> None:
         # Longer than any client timeout; ends early when the sandbox stops.

@@ -8,6 +8,11 @@ The payment_intents routes are what an operator does in Stripe's Dashboard, outs
 API calls under test: capture (`{"amount": n}` for part of it), refund (`{"amount": n,
 "reason": ...}`), cancel, dispute. They answer the object as the API would, and Stripe's
 error body when Stripe would refuse.
+
+Connect: `accounts/{id}/complete` finishes a connected account's onboarding as the hosted
+page would; `accounts/{id}/payouts` (`{"amount": n, "currency": "eur", "status": "paid" |
+"failed" | "pending", "failure_code": "account_closed"}`) makes a payout of that account,
+and `payouts/{id}` (`{"status": "paid" | "failed"}`) settles a pending one.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ class Control:
             web.post("/_sandbox/payment_intents/{id}/refund", self.refund),
             web.post("/_sandbox/payment_intents/{id}/cancel", self.cancel_elsewhere),
             web.post("/_sandbox/payment_intents/{id}/dispute", self.dispute),
+            web.post("/_sandbox/accounts/{id}/complete", self.complete_account),
+            web.post("/_sandbox/accounts/{id}/payouts", self.create_payout),
+            web.post("/_sandbox/payouts/{id}", self.settle_payout),
         ]
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
@@ -178,3 +186,32 @@ class Control:
             request.match_info["id"], body.get("reason", "fraudulent")
         )
         return json_response(200, dispute)
+
+    async def complete_account(self, request: web.Request) -> web.Response:
+        return json_response(200, self._sandbox.complete_account(request.match_info["id"]))
+
+    async def create_payout(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            payout = self._sandbox.create_payout(
+                request.match_info["id"],
+                body.get("amount"),  # type: ignore[arg-type]
+                body.get("currency"),
+                body.get("status", "paid"),
+                body.get("failure_code", "account_closed"),
+            )
+        except ValueError as exc:
+            raise invalid_request(str(exc)) from None
+        return json_response(200, payout)
+
+    async def settle_payout(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            payout = self._sandbox.settle_payout(
+                request.match_info["id"],
+                body.get("status", "paid"),
+                body.get("failure_code", "account_closed"),
+            )
+        except ValueError as exc:
+            raise invalid_request(str(exc)) from None
+        return json_response(200, payout)

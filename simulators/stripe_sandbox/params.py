@@ -108,6 +108,10 @@ class Reader:
             )
         return number
 
+    def boolean(self, key: str) -> bool:
+        """A boolean sent as `true`/`false` (the SDK's encoding); absent is False."""
+        return self.string(key, choices=("true", "false")) == "true"
+
     def hash(self, key: str, *, required: bool = False) -> Reader | None:
         value = self._raw(key, required)
         return None if value is None else Reader(value, self.name(key))

@@ -182,7 +182,7 @@ def payment_intent(spec: SessionSpec, *, intent_id: str, created: int) -> JSON:
         "amount_details": {"tip": {}},
         "amount_received": 0,
         "application": None,
-        "application_fee_amount": None,
+        "application_fee_amount": pi.application_fee_amount,
         "automatic_payment_methods": None,
         "canceled_at": None,
         "cancellation_reason": None,
@@ -201,7 +201,7 @@ def payment_intent(spec: SessionSpec, *, intent_id: str, created: int) -> JSON:
         "managed_payments": {"enabled": False},
         "metadata": dict(pi.metadata),
         "next_action": None,
-        "on_behalf_of": None,
+        "on_behalf_of": pi.on_behalf_of,
         "payment_method": None,
         "payment_method_configuration_details": None,
         "payment_method_options": {
@@ -222,7 +222,11 @@ def payment_intent(spec: SessionSpec, *, intent_id: str, created: int) -> JSON:
         "statement_descriptor": pi.statement_descriptor,
         "statement_descriptor_suffix": pi.statement_descriptor_suffix,
         "status": "requires_payment_method",
-        "transfer_data": None,
+        "transfer_data": (
+            None
+            if pi.transfer_destination is None
+            else {"amount": pi.transfer_amount, "destination": pi.transfer_destination}
+        ),
         "transfer_group": pi.transfer_group,
     }
 
@@ -293,7 +297,7 @@ def charge(
         "amount_refunded": 0,
         "application": None,
         "application_fee": None,
-        "application_fee_amount": None,
+        "application_fee_amount": intent["application_fee_amount"],
         "balance_transaction": None,
         "billing_details": _billing_details(card),
         "calculated_statement_descriptor": "STRIPE SANDBOX",
@@ -309,7 +313,7 @@ def charge(
         "fraud_details": {},
         "livemode": False,
         "metadata": dict(intent["metadata"]),
-        "on_behalf_of": None,
+        "on_behalf_of": intent["on_behalf_of"],
         "outcome": outcome,
         "paid": not failed,
         "payment_intent": intent["id"],
@@ -374,7 +378,7 @@ def charge(
         "statement_descriptor": intent["statement_descriptor"],
         "statement_descriptor_suffix": intent["statement_descriptor_suffix"],
         "status": "failed" if failed else "succeeded",
-        "transfer_data": None,
+        "transfer_data": None if intent["transfer_data"] is None else dict(intent["transfer_data"]),
         "transfer_group": intent["transfer_group"],
     }
 
@@ -531,13 +535,16 @@ def event(
     request_id: str | None,
     idempotency_key: str | None,
     previous_attributes: JSON | None = None,
+    account: str | None = None,
 ) -> JSON:
+    """`account`: the connected account a Connect event comes from (None: the platform's)."""
     data: JSON = {"object": snapshot}
     if previous_attributes is not None:
         data["previous_attributes"] = previous_attributes
-    return {
-        "id": event_id,
-        "object": "event",
+    head: JSON = {"id": event_id, "object": "event"}
+    if account is not None:
+        head["account"] = account
+    return head | {
         "api_version": api_version,
         "created": created,
         "data": data,

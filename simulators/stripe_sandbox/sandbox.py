@@ -22,10 +22,13 @@ from aiohttp import web
 
 from .api import Api
 from .app import Pipeline, build_application
+from .connect import Connect
+from .connect_api import ConnectApi
 from .control import Control
 from .faults import FaultPlan, Status
 from .hosted import HostedPage
 from .idempotency import IdempotencyStore
+from .onboarding import OnboardingPage
 from .persistence import Parts, StateFile
 from .resources import JSON, new_request_id
 from .state import Account, Clock, Origin
@@ -78,6 +81,7 @@ class StripeSandbox:
             page_url=self._page_url,
             publish=self.webhooks.enqueue,
         )
+        self.connect = Connect(self.account, site_url=self._site_url)
         self.idempotency = IdempotencyStore(self.clock)
         self.state_file = StateFile(state_path) if state_path is not None else None
         self._parts = Parts(self.account, self.idempotency, self.clock, self.webhooks)
@@ -109,8 +113,11 @@ class StripeSandbox:
     def webhook_url(self, url: str | None) -> None:
         self.webhooks.url = url
 
+    def _site_url(self) -> str:
+        return self.public_url or self.base_url
+
     def _page_url(self, session_id: str) -> str:
-        return f"{self.public_url or self.base_url}/pay/{session_id}"
+        return f"{self._site_url()}/pay/{session_id}"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._load()
@@ -125,8 +132,11 @@ class StripeSandbox:
         )
         app = build_application(
             pipeline,
-            Api(self.account),
-            HostedPage(self.account, self.commit).routes(),
+            Api(self.account, ConnectApi(self.connect).routes()),
+            [
+                *HostedPage(self.account, self.commit).routes(),
+                *OnboardingPage(self.connect, self.commit).routes(),
+            ],
             Control(self).routes(),
         )
         self._stopping.clear()
@@ -358,6 +368,47 @@ class StripeSandbox:
         dispute = self.account.create_dispute(intent_id, reason)
         self.commit()
         return copy.deepcopy(dispute)
+
+    # -- Connect: what the owner of a connected account and the banks do ----------------------
+
+    def complete_account(self, account_id: str) -> JSON:
+        """The owner finishes onboarding without a browser: `account.updated`."""
+        account = self.connect.complete_onboarding(account_id, Origin(new_request_id()))
+        self.commit()
+        return copy.deepcopy(account)
+
+    def create_payout(
+        self,
+        account_id: str,
+        amount: int,
+        currency: str | None = None,
+        status: str = "paid",
+        failure_code: str = "account_closed",
+    ) -> JSON:
+        """A payout of a connected account: `payout.created`, then, unless `status` is
+        "pending", `payout.paid` or `payout.failed` (Connect events)."""
+        _check_amount(amount, minimum=1)
+        if status not in ("paid", "failed", "pending"):
+            raise ValueError("status must be paid, failed or pending")
+        payout = self.connect.create_payout(
+            account_id,
+            amount,
+            currency,
+            status,
+            failure_code,  # type: ignore[arg-type]
+        )
+        self.commit()
+        return copy.deepcopy(payout)
+
+    def settle_payout(
+        self, payout_id: str, status: str = "paid", failure_code: str = "account_closed"
+    ) -> JSON:
+        """A pending payout arrives (`payout.paid`) or fails (`payout.failed`)."""
+        if status not in ("paid", "failed"):
+            raise ValueError("status must be paid or failed")
+        payout = self.connect.settle_payout(payout_id, status, failure_code)  # type: ignore[arg-type]
+        self.commit()
+        return copy.deepcopy(payout)
 
     def events(self, event_type: str | None = None) -> list[JSON]:
         """Every event so far, oldest first, optionally of one type."""

@@ -32,6 +32,12 @@ class PaymentIntentSpec:
     statement_descriptor: str | None = None
     statement_descriptor_suffix: str | None = None
     transfer_group: str | None = None
+    # Destination charges (Connect): `transfer_data[destination|amount]`,
+    # `application_fee_amount`, `on_behalf_of`.
+    transfer_destination: str | None = None
+    transfer_amount: int | None = None
+    application_fee_amount: int | None = None
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,11 @@ class Account:
         self.events: list[JSON] = []
         self.checkouts: Records[Checkout] = Records()
         self.books: Records[IntentBook] = Records()
+        # Connect's part of a capture and of a refund (see `connect`): set by `Connect`.
+        self.on_capture: Callable[[JSON, JSON, Origin], None] = lambda intent, charge, o: None
+        self.on_refund: Callable[[JSON, JSON, bool, bool, Origin], None] = (
+            lambda charge, refund, reverse, fee, o: None
+        )
 
     # -- reading ----------------------------------------------------------------------
 
@@ -387,6 +392,7 @@ class Account:
             book.ledger.amount_captured = amount
             book.ledger.captured_by = "automatic"
             session["payment_status"] = "paid"
+            self.on_capture(intent, charge, AUTOMATIC)
             log.info("%s paid: %s", intent["id"], money.display(amount, intent["currency"]))
             self._emit("charge.succeeded", charge, AUTOMATIC)
             self._emit("payment_intent.succeeded", intent, AUTOMATIC)
@@ -402,6 +408,8 @@ class Account:
         origin: Origin,
         *,
         by: Literal["api", "dashboard"] = "api",
+        application_fee_amount: int | None = None,
+        transfer_amount: int | None = None,
     ) -> JSON:
         intent = self.retrieve("payment_intent", intent_id, "intent")
         ledger = self.books[intent_id].ledger
@@ -436,6 +444,11 @@ class Account:
             error = money.step_error(currency, "amount_to_capture")
             error.saved = True
             raise error
+        _check_destination(intent, amount, application_fee_amount, transfer_amount)
+        if application_fee_amount is not None:
+            intent["application_fee_amount"] = application_fee_amount
+        if transfer_amount is not None:
+            intent["transfer_data"]["amount"] = transfer_amount
         released = capturable - amount
         charge = self.objects[intent["latest_charge"]]
         charge.update(
@@ -463,6 +476,7 @@ class Account:
             money.display(amount, currency),
             money.display(released, currency),
         )
+        self.on_capture(intent, charge, origin)
         self._emit("charge.captured", charge, origin)
         self._emit("payment_intent.succeeded", intent, origin)
         return intent
@@ -542,6 +556,8 @@ class Account:
         reason: str | None,
         metadata: dict[str, str],
         origin: Origin,
+        reverse_transfer: bool = False,
+        refund_application_fee: bool = False,
     ) -> JSON:
         if intent_id is not None:
             intent = self.retrieve("payment_intent", intent_id, "payment_intent")
@@ -595,6 +611,7 @@ class Account:
             metadata=metadata,
         )
         self.objects[refund["id"]] = refund
+        self.on_refund(charge, refund, reverse_transfer, refund_application_fee, origin)
         previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
         charge["refunds"]["data"].insert(0, refund)
         charge["refunds"]["total_count"] += 1
@@ -681,7 +698,9 @@ class Account:
         origin: Origin,
         *,
         previous_attributes: JSON | None = None,
+        account: str | None = None,
     ) -> None:
+        """A new event about `obj`; `account` makes it a Connect event of that account."""
         event = resources.event(
             event_type,
             # The event carries the object as it is now, not as it will become.
@@ -692,15 +711,51 @@ class Account:
             request_id=origin.request_id,
             idempotency_key=origin.idempotency_key,
             previous_attributes=previous_attributes,
+            account=account,
         )
         self.events.append(event)
         self.objects[event["id"]] = event
         log.debug("event %s %s", event["id"], event_type)
         self.publish(event)
 
+    emit = _emit
+
 
 def _not_expandable(path: str) -> StripeError:
     return invalid_request(f"This property cannot be expanded ({path}).", param="expand")
+
+
+def _check_destination(
+    intent: JSON, amount: int, application_fee_amount: int | None, transfer_amount: int | None
+) -> None:
+    """The Connect parameters of a capture, checked as Stripe checks them."""
+    if application_fee_amount is None and transfer_amount is None:
+        return
+    if intent["transfer_data"] is None:
+        param = "application_fee_amount" if transfer_amount is None else "transfer_data[amount]"
+        raise invalid_request(
+            f"Can only apply {param} when the PaymentIntent is attempting a direct payment "
+            "(using an OAuth key or Stripe-Account header) or destination payment (using "
+            "`transfer_data[destination]`).",
+            param=param,
+        )
+    fee = application_fee_amount
+    if fee is None:
+        fee = intent["application_fee_amount"]
+    transfer = transfer_amount
+    if transfer is None:
+        transfer = intent["transfer_data"].get("amount")
+    if fee is not None and transfer is not None:
+        raise invalid_request(
+            "You cannot set both application_fee_amount and transfer_data[amount].",
+            param="transfer_data[amount]" if transfer_amount else "application_fee_amount",
+        )
+    if transfer is not None and transfer > amount:
+        raise invalid_request(
+            f"transfer_data[amount] ({transfer}) must be less than or equal to the amount "
+            f"captured ({amount}).",
+            param="transfer_data[amount]",
+        )
 
 
 def _refund_error(message: str, code: str, *, param: str | None = None) -> StripeError:
