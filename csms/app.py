@@ -50,6 +50,7 @@ from csms.store.certificates import CertificateStore
 from csms.store.chargers import ChargerStore
 from csms.store.id_tags import IdTagStore
 from csms.store.security import SecurityStore
+from csms.store.sites import SiteStore
 from csms.store.transactions import TransactionStore
 from httpapi.middleware import api_errors, api_key_required, security_headers
 from payments.active_index import IndexEntry
@@ -188,7 +189,9 @@ class CentralSystem:
         self._join_cluster()
         self.metrics = Metrics(self.db, self.sessions.ids, clock=self._clock)
         self.gateway, webhook_secrets = await self._stripe()
-        control = RemoteControl(self.commands, self.view, self.chargers, self.transactions)
+        control = RemoteControl(
+            self.commands, self.view, self.chargers, self.transactions, sites=self.sites
+        )
         await self._build_payments(control)
         await self.bus.start()
         opened.push_async_callback(self.bus.stop)
@@ -235,6 +238,7 @@ class CentralSystem:
         await self.node.join()
         self._opened.push_async_callback(self.node.leave)
         self.chargers = ChargerStore(self.db)
+        self.sites = SiteStore(self.db)
         self.id_tags = IdTagStore(self.db)
         self.security = SecurityStore(self.db)
         self.transactions = TransactionStore(self.db)

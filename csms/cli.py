@@ -17,6 +17,7 @@ from csms.cli_ops import add_operator_commands
 from csms.cli_owners import add_owners_commands
 from csms.cli_reconcile import add_reconcile_command
 from csms.cli_security import add_security_command
+from csms.cli_sites import add_sites_commands
 from csms.clock import normalise_ocpp_time
 from csms.config import Config, ConfigError, load_config
 from csms.demo import demo_config, print_summary, run_demo
@@ -43,6 +44,7 @@ from csms.startup import StartupError
 from csms.store.certificates import CertificateStore
 from csms.store.chargers import ChargerStore, connector_details
 from csms.store.id_tags import IdTagStore
+from csms.store.sites import SiteStore
 from csms.store.transactions import TransactionFilter, TransactionStore
 from payments.pricing import (
     MONEY_FIELDS,
@@ -110,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a connector's plug type and maximum power for the driver's start page, e.g."
         " 1:Type2:22 (repeatable); plug types: " + ", ".join(PLUG_TYPES),
     )
+    add.add_argument("--site", metavar="SITE_ID", help="the site it belongs to (csms sites)")
     add.set_defaults(run=_add_charger)
     chargers_commands.add_parser("list", help="list chargers").set_defaults(run=_list_chargers)
 
@@ -205,6 +208,7 @@ def _parser() -> argparse.ArgumentParser:
     add_security_command(commands)
     add_certs_commands(commands)
     add_owners_commands(commands)
+    add_sites_commands(commands)
     return parser
 
 
@@ -254,6 +258,9 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
         entered[entry[0]] = entry[1]
     db = await open_database(config)
     try:
+        if args.site is not None and await SiteStore(db).get(args.site) is None:
+            print(f"csms: --site: no such site: {args.site} (csms sites add ...)", file=sys.stderr)
+            return 2
         store = ChargerStore(db)
         # Ids are CiStrings: one that differs only in case names the charger registered.
         existing = await store.get_ignoring_case(args.charge_point_id)
@@ -279,6 +286,8 @@ async def _add_charger(config: Config, args: argparse.Namespace) -> int:
                 await store.set_security(charger_id, profile, password_hash)
         if args.security_profile is not None or args.password is not None:
             await CertificateStore(db).require(charger_id, certificate)
+        if args.site is not None:
+            await store.set_site(charger_id, args.site)
         if entered:
             row = await store.get(charger_id)
             if row is not None:

@@ -20,6 +20,7 @@ from csms.ocpp16.auth import (
 )
 from csms.ocpp16.handshake import CHARGE_POINT_ID_RULE, charge_point_id_from_path
 from csms.store.chargers import ChargerStore, ConnectorStatus, connector_details
+from csms.store.sites import SiteStore
 from csms.store.transactions import TransactionFilter, TransactionStore
 from httpapi.errors import ApiError, not_found
 from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
@@ -77,6 +78,7 @@ class ChargerOut(ApiModel):
     time_zone: str | None = Field(
         default=None, description="IANA time zone of its receipts; null: the operator's"
     )
+    site_id: str | None = Field(default=None, description="The site it belongs to; null: none")
     connectors: list[ConnectorOut] = Field(description="Each one's latest reported status")
 
     @classmethod
@@ -93,6 +95,7 @@ class ChargerOut(ApiModel):
             vendor=row["vendor"],
             model=row["model"],
             time_zone=row["time_zone"],
+            site_id=row["site_id"],
             firmware_version=row["firmware_version"],
             connectors=[ConnectorOut.of(c) for c in connectors],
         )
@@ -145,6 +148,7 @@ class ChargerDetail(ChargerOut):
 class ChargerQuery(PageQuery):
     online: bool | None = Field(default=None, description="Connected right now, or not")
     registration_status: RegistrationStatus | None = None
+    site_id: str | None = Field(default=None, max_length=64, description="Only this site's")
 
 
 class NewCharger(ApiModel):
@@ -172,6 +176,12 @@ class ChargerChange(ApiModel):
         " null: the operator's (operator.time_zone)",
     )
     registration_status: RegistrationStatus | None = None
+    site_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The site it belongs to (its time zone and support contact apply unless"
+        " the charger has its own zone); null: none",
+    )
     tariff_id: str | None = Field(
         default=None, min_length=1, description="For every connector; null: the default tariff"
     )
@@ -208,8 +218,10 @@ class ChargerRoutes:
         tariffs: TariffStore,
         connections: ClusterView,
         max_connector_id: int,
+        sites: SiteStore | None = None,
     ) -> None:
         self._max_connector_id = max_connector_id
+        self._sites = sites
         self._chargers = chargers
         self._transactions = transactions
         self._reservations = reservations
@@ -227,7 +239,7 @@ class ChargerRoutes:
                 summary="One charger: what it reported, its tariffs, its open transactions",
                 response=ChargerDetail, errors=(404,))  # fmt: skip
         api.add("PATCH", "/api/chargers/{chargerId}", self.update_charger, tag=tag,
-                summary="Change a charger's name, location, status, tariff or connectors",
+                summary="Change a charger's name, location, site, status, tariff or connectors",
                 body=ChargerChange, response=ChargerDetail, errors=(404,))  # fmt: skip
         api.add("DELETE", "/api/chargers/{chargerId}", self.delete_charger, tag=tag,
                 summary="Remove a charger that has never charged (it is disconnected)",
@@ -242,6 +254,7 @@ class ChargerRoutes:
             after,
             query.limit + 1,
             registration_status=query.registration_status,
+            site_id=query.site_id,
             only_ids=connected.keys() if query.online is True else None,
             except_ids=connected.keys() if query.online is False else None,
         )
@@ -279,6 +292,8 @@ class ChargerRoutes:
         # Checked (and hashed) first: a refused change applies nothing.
         details = _details_change(body, current, self._max_connector_id)
         security = await _security_change(body, current)
+        if body.site_id is not None and not await self._site_exists(body.site_id):
+            raise ApiError(400, "not_found", "no such site", "siteId")
         if "tariff_id" in changed:
             if body.tariff_id is None:
                 await self._tariffs.unassign(current["id"], 0)
@@ -296,6 +311,8 @@ class ChargerRoutes:
             await self._chargers.set_security(current["id"], *security)
         if "time_zone" in changed:
             await self._chargers.set_time_zone(current["id"], body.time_zone)
+        if "site_id" in changed:
+            await self._set_site(current["id"], body.site_id)
         if details is not None:
             await self._chargers.set_connector_details(current["id"], details)
         return await self._detail(current["id"])
@@ -359,6 +376,15 @@ class ChargerRoutes:
                 for number, entry in connector_details(row).items()
             },
         )
+
+    async def _site_exists(self, site_id: str) -> bool:
+        return self._sites is None or await self._sites.get(site_id) is not None
+
+    async def _set_site(self, charger_id: str, site_id: str | None) -> None:
+        try:
+            await self._chargers.set_site(charger_id, site_id)
+        except Conflict:  # the foreign key: the site was removed meanwhile
+            raise ApiError(400, "not_found", "no such site", "siteId") from None
 
     async def _found(self, charger_id: str) -> Row:
         row = await self._chargers.get(charger_id)

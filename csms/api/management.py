@@ -10,6 +10,7 @@ from csms.api.cluster import ClusterRoutes
 from csms.api.commands import CommandRoutes
 from csms.api.id_tags import IdTagRoutes
 from csms.api.security import SecurityRoutes
+from csms.api.sites import SiteRoutes
 from csms.api.tariffs import TariffRoutes
 from csms.api.transactions import TransactionRoutes
 from httpapi.routing import Api
@@ -40,7 +41,11 @@ def build_api(system: CentralSystem) -> Api:
         system.tariffs,
         system.view,
         system.config.ocpp.max_connector_id,
+        sites=system.sites,
     ).register(api)
+    # `ownerId` is checked by the payments side's owners, passed here as owner_exists;
+    # without it any non-empty owner id is accepted.
+    SiteRoutes(system.sites).register(api)
     TariffRoutes(system.tariffs, system.chargers).register(api)
     TransactionRoutes(system.transactions).register(api)
     CommandRoutes(system.commands).register(api)

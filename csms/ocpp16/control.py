@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 from csms.ocpp16.commands import Answered, ChargerCommands, CommandResult, Failed, Offline
 from csms.store.chargers import ChargerStore, connector_details
+from csms.store.sites import SiteStore
 from csms.store.transactions import TransactionStore
 
 
@@ -20,7 +21,10 @@ class RemoteControl:
         live: Statuses,
         chargers: ChargerStore,
         transactions: TransactionStore,
+        *,
+        sites: SiteStore | None = None,
     ) -> None:
+        self._sites = sites
         self._commands = commands
         self._live = live
         self._chargers = chargers
@@ -34,16 +38,35 @@ class RemoteControl:
         if row is None:
             return None
         model = " ".join(part for part in (row["vendor"], row["model"]) if part) or None
+        site = await self._site(row["site_id"])
         return {
             "name": row["name"],
             "location": row["location"],
             "model": model,
-            "time_zone": row["time_zone"],
-            "site": None,
+            # Its own zone, else its site's; None: the operator's.
+            "time_zone": row["time_zone"] or (site["time_zone"] if site else None),
+            "site": site,
             "connectors": {
                 number: {"plug_type": d["plugType"], "max_power_kw": d["maxPowerKw"]}
                 for number, d in connector_details(row).items()
             },
+        }
+
+    async def _site(self, site_id: str | None) -> dict[str, Any] | None:
+        """The site as payments.ports.SiteInfo; None without one."""
+        site = await self._sites.get(site_id) if site_id and self._sites else None
+        if site is None:
+            return None
+        return {
+            "id": site.id,
+            "name": site.name,
+            "address": site.address,
+            "time_zone": site.time_zone,
+            "owner_id": site.owner_id,
+            "split": site.split,
+            "support_email": site.support_email,
+            "support_phone": site.support_phone,
+            "support_url": site.support_url,
         }
 
     def connector_status(self, charger_id: str, connector_id: int) -> str | None:

@@ -77,6 +77,7 @@ class ChargerStore:
         registration_status: str | None = None,
         only_ids: Collection[str] | None = None,
         except_ids: Collection[str] | None = None,
+        site_id: str | None = None,
     ) -> list[Row]:
         """Chargers in id order after `after`, filtered; `limit` -1 means all.
 
@@ -88,6 +89,9 @@ class ChargerStore:
         if registration_status is not None:
             conditions.append("registration_status = ?")
             params.append(registration_status)
+        if site_id is not None:
+            conditions.append("site_id = ?")
+            params.append(site_id)
         if only_ids is not None:
             conditions.append(f"id IN ({self._db.dialect.json_values})")
             params.append(orjson.dumps(list(only_ids)).decode())
@@ -203,6 +207,12 @@ class ChargerStore:
         """The IANA zone its receipts give times in; None: the operator's."""
         await self._db.execute(
             "UPDATE chargers SET time_zone = ? WHERE id = ?", (time_zone, charger_id)
+        )
+
+    async def set_site(self, charger_id: str, site_id: str | None) -> None:
+        """The site it belongs to; None: none. Raises Conflict when there is no such site."""
+        await self._db.execute(
+            "UPDATE chargers SET site_id = ? WHERE id = ?", (site_id, charger_id)
         )
 
     async def set_connector_details(

@@ -1,10 +1,13 @@
-"""Who runs the chargers, as the driver's pages name them (the `[operator]` settings)."""
+"""Who runs the chargers, as the driver's pages name them (the `[operator]` settings), and
+the site a charger stands at (its name, address and support contact)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, tzinfo
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 
@@ -34,6 +37,18 @@ class Operator:
     def has_support(self) -> bool:
         return bool(self.support_email or self.support_phone or self.support_url)
 
+    def at_site(self, site: Mapping[str, object] | None) -> Operator:
+        """The operator as a site's pages show it: the site's support contact when it has
+        one (payments.ports.SiteInfo), else the operator's own. Name, address and terms stay
+        the operator's: it runs the chargers and takes the money."""
+        if not site:
+            return self
+        contact = {
+            key: str(site.get(key) or "")
+            for key in ("support_email", "support_phone", "support_url")
+        }
+        return replace(self, **contact) if any(contact.values()) else self
+
 
 def known_time_zone(name: str) -> bool:
     """Whether `name` is an IANA time zone this system knows: "Europe/Berlin", "UTC" (not a
@@ -50,3 +65,13 @@ def known_time_zone(name: str) -> bool:
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
+
+
+def site_named(info: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A charger's site (payments.ports.ChargerInfo's) as the pages name it: its name and
+    address lines; None: it belongs to no site."""
+    site = (info or {}).get("site")
+    if not site:
+        return None
+    lines = [line.strip() for line in (site.get("address") or "").splitlines() if line.strip()]
+    return {"name": site["name"], "address_lines": lines}

@@ -35,7 +35,7 @@ from payments.views import stage
 from payments.web import language
 from payments.web.describe import tariff_in_words
 from payments.web.guards import RateLimit, csrf_ok, csrf_token, remember_csrf
-from payments.web.operator import Operator
+from payments.web.operator import Operator, site_named
 from payments.web.pending import checkout_link, minutes_left, refresh_after
 from payments.web.receipt import receipt_values, tax_rate
 from payments.web.session_view import ChargerState, driver_view
@@ -197,7 +197,9 @@ class DriverPages:
             hold=t.fmt.money(hold_amount(tariff), tariff.currency),
             max_energy=t.fmt.energy_limit(tariff.max_energy_wh) if tariff.max_energy_wh else None,
             ongoing=ongoing,
-            operator=self._operator,
+            operator=self._operator.at_site(info.get("site")),
+            site=site_named(info),
+            time_zone=info.get("time_zone"),
             vat=tax_rate(tariff.tax_rate_basis_points, t) if tariff.tax_rate_basis_points else None,
         )
 
@@ -361,7 +363,7 @@ class DriverPages:
         token = request.match_info["token"]
         info = await self._payments.charger_info(r.charger_id)
         t = texts_for(request)
-        view = self.driver_view(r, t)
+        view = self.driver_view(r, t, self._operator.at_site((info or {}).get("site")))
         response = self._render(
             request,
             "session.html",
@@ -385,12 +387,14 @@ class DriverPages:
         )
         await response.prepare(request)
         t = texts_for(request)
+        info = await self._payments.charger_info(r.charger_id)
+        contact = self._operator.at_site((info or {}).get("site"))
         last = None
         async with asyncio.timeout(_STREAM_SECONDS):
             while True:
                 current = await self._payments.get(r.id)
                 assert current is not None
-                view = self.driver_view(current, t)
+                view = self.driver_view(current, t, contact)
                 if view != last:
                     await response.write(b"data: " + orjson.dumps(view) + b"\n\n")
                     last = view
@@ -415,11 +419,14 @@ class DriverPages:
         await self._payments.stop(r.id, actor="driver")
         raise web.HTTPSeeOther(f"/session/{request.match_info['token']}")
 
-    def driver_view(self, r: Reservation, t: Texts) -> dict[str, Any]:
+    def driver_view(
+        self, r: Reservation, t: Texts, operator: Operator | None = None
+    ) -> dict[str, Any]:
+        """The session's view; the support contact `operator`'s (its site's), else ours."""
         charger = ChargerState(
             online=self._payments.is_online(r.charger_id),
             connector_status=self._payments.connector_status(r.charger_id, r.connector_id),
-            support_contact=self._operator.support_contact,
+            support_contact=(operator or self._operator).support_contact,
         )
         return driver_view(r, self._payments.clock(), charger, t)
 
@@ -435,14 +442,16 @@ class DriverPages:
         t = texts_for(request)
         row = await self._payments.row(r.id)
         refunds = await self._payments.refunds_of(r.id)
+        operator = self._operator.at_site((info or {}).get("site"))
         return self._render(
             request,
             "receipt.html",
             title=t("receipt.title"),
             charger_name=(info or {}).get("name") or r.charger_id,
+            site=site_named(info),
             connector=r.connector_id,
             email=row["email"] if row else None,
-            **receipt_values(r, refunds, t, self._operator, (info or {}).get("time_zone")),
+            **receipt_values(r, refunds, t, operator, (info or {}).get("time_zone")),
         )
 
 

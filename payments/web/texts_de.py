@@ -192,4 +192,7 @@ GERMAN = {
         "{minutes} Min. wieder frei."
     ),
     "busy.refreshing": "Diese Seite aktualisiert sich, sobald der Anschluss frei ist.",
+    "receipt.site": "Standort",
+    "start.time_zone": "Zeitzone vor Ort: {zone}",
+    "start.support": "Hilfe zu dieser Ladestation",
 }

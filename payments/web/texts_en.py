@@ -171,4 +171,7 @@ ENGLISH = {
         "{minutes} min."
     ),
     "busy.refreshing": "This page updates itself when the connector is free.",
+    "receipt.site": "Site",
+    "start.time_zone": "Local time zone: {zone}",
+    "start.support": "Help with this charger",
 }
