@@ -123,7 +123,7 @@ class EffectExecutor:
                     return machine.RefundFailed(refund_id, amount, rejected.message)
                 return machine.RefundSucceeded(refund_id, amount, stripe_id)
             case TransferToOwner() | ReverseTransfer() if self._transfers is not None:
-                return await self._transfers.execute(pending, r)
+                return await self._transfers.execute(pending, r, repeated)
         raise AssertionError(f"unknown effect {pending.effect!r}")
 
     async def _refund_reason(self, refund_id: str) -> str:

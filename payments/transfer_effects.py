@@ -46,11 +46,11 @@ class TransferEffects:
         self._gateway = gateway
         self._owners = owners
 
-    async def execute(self, pending: PendingEffect, r: Reservation) -> Event:
+    async def execute(self, pending: PendingEffect, r: Reservation, repeated: bool) -> Event:
+        """`repeated`: an earlier attempt of this very effect may have reached Stripe (a
+        retry, a crash, a lost answer): what it made is looked for before making anything."""
         key = pending.idempotency_key
-        # An earlier attempt of this very effect may have reached Stripe (a crash, a lost
-        # answer): look for what it made before making anything.
-        look_first = pending.attempts > 0 or pending.taken_over
+        look_first = repeated
         match pending.effect:
             case TransferToOwner(owner_id, amount):
                 owner = await self._owners.get(owner_id)

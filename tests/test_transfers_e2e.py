@@ -144,6 +144,9 @@ async def test_a_paid_session_is_split_and_the_share_transferred(
     assert transfer.destination == account
     assert transfer.source_transaction == intent.latest_charge
     assert transfer.currency == "eur"
+    shown = (await driver.status(reservation_id))["ownerShare"]
+    assert (shown["ownerShare"], shown["operatorShare"]) == (r.owner_share, r.operator_share)
+    assert (shown["transferId"], shown["split"]) == (transfer.id, {**RULE, "fixed_per_kwh": 0})
     rows = await system.transfer_service.store.of_reservation(reservation_id)
     assert [(x["kind"], x["amount"], x["stripe_id"], x["status"]) for x in rows] == [
         ("transfer", r.owner_share, transfer.id, "succeeded")
