@@ -19,6 +19,7 @@ import structlog
 from payments.alerts import Candidate
 from payments.audit_log import AuditLog
 from payments.codec import decode_reservation
+from payments.currency import format_money
 from payments.reservation import Event, Reservation
 from payments.transfer_messages import (
     ACCRUED,
@@ -169,8 +170,9 @@ class TransferAlerts:
                 TRANSFER_FAILED,
                 f"{TRANSFER_FAILED}:{row['id']}",
                 row["reservation_id"],
-                f"Stripe refused the {row['kind']} of {row['amount']} {row['currency'].upper()}"
-                f" for owner {row['owner_id']}: {row['failure']}",
+                f"Stripe refused the {row['kind']} of"
+                f" {format_money(row['amount'], row['currency'])} for owner {row['owner_id']}:"
+                f" {row['failure']}",
                 {
                     "reservationId": row["reservation_id"],
                     "ownerId": row["owner_id"],
