@@ -43,7 +43,8 @@ class TransferStore:
 
     async def of_reservation(self, reservation_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetchall(
-            "SELECT * FROM transfers WHERE reservation_id = ? ORDER BY created_at, id",
+            "SELECT * FROM transfers WHERE reservation_id = ? ORDER BY created_at,"
+            " CASE kind WHEN 'transfer' THEN 0 ELSE 1 END, id",
             (reservation_id,),
         )
         return [dict(row) for row in rows]
