@@ -18,7 +18,7 @@ from payments.audit_log import AuditLog
 from payments.codec import decode_reservation, encode_reservation
 from payments.pricing import Tariff
 from payments.reconcile import Kind
-from payments.reconcile_transfers import compare
+from payments.reconcile_transfers import compare, findings_source
 from payments.reservation import Hold, Reservation, ReviewNeeded, State
 from payments.split import SplitRule
 from payments.transfer_gateway import StripeTransfer
@@ -200,7 +200,7 @@ async def test_a_transfer_webhook_is_recorded_and_checked_against_the_row(db: Da
 
 
 def _stripe(tid: str, amount: int, reversed_: int = 0) -> StripeTransfer:
-    return StripeTransfer(tid, amount, reversed_, "acct_1", "eur", "transfer:res_1", ())
+    return StripeTransfer(tid, amount, reversed_, "acct_1", "eur", "transfer:res_1", "res_1", ())
 
 
 def test_reconciliation_rules() -> None:
@@ -224,3 +224,34 @@ def test_reconciliation_rules() -> None:
 
 def _none():  # type: ignore[no-untyped-def]
     raise AssertionError("a finding was expected")
+
+
+async def test_reconciliation_lists_the_window_once_and_older_groups_on_their_own(
+    db: Database,
+) -> None:
+    done = {"transfer_status": TRANSFERRED, "transfer_id": "tr_1", "transferred_amount": 400}
+    recent = _captured(id="res_new", id_tag="PAYN", created_at=NOW, **done)
+    old = _captured(id="res_old", id_tag="PAYO", created_at=NOW - timedelta(days=30), **done)
+    await _insert(db, recent)
+    await _insert(db, old)
+    asked: list[str] = []
+
+    class Gateway:
+        async def transfers_since(self, since: int) -> list[StripeTransfer]:
+            asked.append(f"since {since}")
+            twice = replace(_stripe("tr_2", 400), group="res_new")
+            return [replace(_stripe("tr_1", 400), group="res_new"), twice,
+                    replace(_stripe("tr_9", 5), group="res_old"),
+                    replace(_stripe("tr_x", 5), group="someone_else")]  # fmt: skip
+
+        async def transfers_of(self, group: str) -> list[StripeTransfer]:
+            asked.append(group)
+            return [_stripe("tr_1", 400), _stripe("tr_9", 5)]
+
+    find = findings_source(Gateway(), TransferStore(db))  # type: ignore[arg-type]
+    findings = await find(NOW - timedelta(hours=1))
+    assert sorted((f.reservation_id, "2 transfers" in f.detail) for f in findings) == [
+        ("res_new", True),
+        ("res_old", True),
+    ]
+    assert asked[1:] == ["res_old"]  # one listing, and the older payment's group alone
