@@ -161,6 +161,15 @@ async def test_onboarding_on_the_hosted_page_completes_the_account_with_account_
     assert account.external_accounts.data[0].last4 == "6789"
     event = (await delivered(receiver, "account.updated"))[0]
     assert event["account"] == account.id
+    # A Connect event is listed with the account's Stripe-Account header, not without.
+    as_owner: Any = {"stripe_account": account.id}
+    listed = await client.v1.events.list_async(params={"type": "account.*"}, options=as_owner)
+    assert [e.id for e in listed.data] == [event["id"]]
+    assert (await client.v1.events.list_async(params={"type": "account.*"})).data == []
+    fetched = await client.v1.events.retrieve_async(event["id"], options=as_owner)
+    assert fetched.account == account.id
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.events.retrieve_async(event["id"])
     assert event["data"]["object"]["charges_enabled"] is True
     assert event["data"]["previous_attributes"]["charges_enabled"] is False
 
@@ -359,3 +368,29 @@ async def test_reversals_partial_then_the_rest_then_refused(
     )
     assert updated.metadata.to_dict() == {"statement": "2026-11"}
     assert [e["type"] for e in sandbox.events("transfer.updated")] == ["transfer.updated"]
+
+
+async def test_updating_an_account_emits_account_updated_with_what_changed(
+    sandbox: StripeSandbox, client: stripe.StripeClient, browser: aiohttp.ClientSession
+) -> None:
+    account = await new_owner(client)
+    updated = await client.v1.accounts.update_async(
+        account.id,
+        params={
+            "email": "accounts@hotel.example",
+            "metadata": {"site": "s-9"},
+            "capabilities": {"card_payments": {"requested": True}},
+        },
+    )
+    assert updated.email == "accounts@hotel.example"
+    assert updated.capabilities.to_dict() == {"transfers": "inactive", "card_payments": "inactive"}
+    (event,) = sandbox.events("account.updated")
+    assert event["account"] == account.id
+    assert event["data"]["previous_attributes"]["email"] == "owner@hotel.example"
+    assert set(event["data"]["previous_attributes"]) == {"email", "metadata", "capabilities"}
+    with pytest.raises(stripe.InvalidRequestError) as unsupported:
+        await client.v1.accounts.update_async(account.id, params={"tos_acceptance": {"ip": "x"}})
+    assert unsupported.value.param == "tos_acceptance"
+    # Without a change there is no event.
+    await client.v1.accounts.update_async(account.id, params={"email": "accounts@hotel.example"})
+    assert len(sandbox.events("account.updated")) == 1
