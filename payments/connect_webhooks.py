@@ -8,8 +8,10 @@ in the same commit as their effect:
   an owner ready). Stripe is the source of truth, and events may come out of order: an
   event no newer than the state already stored (its `created` at or before `flags_as_of`)
   is not trusted; the account is retrieved from Stripe instead, and that is stored. When
-  the owner becomes ready for the first time, `on_ready(owner_id)` is awaited once, after
-  the commit (a redelivered event is a duplicate and changes nothing). If it raises, the
+  the owner becomes ready (it was not: the first time, or again after Stripe disabled the
+  account), `on_ready(owner_id)` is awaited once, after the commit (a redelivered event is
+  a duplicate and changes nothing; a crash between the commit and the call loses the call,
+  so whoever pays on it also sweeps ready owners, e.g. at start-up). If it raises, the
   error is logged: the hook's owner sweeps ready owners on its own too.
 - `payout.*` (paid, failed, ...): the payouts table, by `event.account` (the owner).
 - `transfer.*`: recorded as received; the transfers' own code acts on them.
@@ -27,12 +29,23 @@ from typing import Any, Protocol
 import structlog
 
 from payments.audit_log import AuditLog
+from payments.observe import PaymentsObserver
 from payments.owners import AccountFlags, OnReady, Owner, OwnerStore, Payout, nothing_on_ready
 from payments.webhooks import WebhookOutcome
 from storage.clock import to_text, utc_now
 from storage.db import Connection, Database
 
 log = structlog.get_logger()
+
+
+# Connect event types counted by name in the metrics; any other is "other".
+_KNOWN = frozenset(
+    {
+        "account.updated",
+        *(f"payout.{s}" for s in ("created", "updated", "paid", "failed", "canceled")),
+        *(f"transfer.{s}" for s in ("created", "updated", "reversed")),
+    }
+)
 
 
 def is_connect_event(event_type: str) -> bool:
@@ -67,6 +80,19 @@ class ConnectWebhooks:
         self._stripe = stripe
         self._clock = clock
         self.on_ready = on_ready
+        self.observer: PaymentsObserver | None = None  # counts the events (metrics)
+
+    async def receive(self, event: dict[str, Any]) -> WebhookOutcome:
+        """A verified Connect event, applied once, and counted."""
+        applied = "failed"
+        try:
+            outcome = await self.apply(event)
+            applied = outcome.applied
+            return outcome
+        finally:
+            if self.observer is not None:
+                label = event["type"] if event["type"] in _KNOWN else "other"
+                self.observer.webhook(label, applied)
 
     async def apply(self, event: dict[str, Any]) -> WebhookOutcome:
         event_type = event["type"]
