@@ -9,7 +9,9 @@ completes onboarding and the server is killed:
 - `answer_lost`: the first transfer has reached Stripe but its answer is held back by the
   proxy when the server dies (Stripe made it; our books do not know);
 - `at_onboarding`: at once after the owner submitted Stripe's onboarding form, while the
-  readiness webhook and the transfers it starts are under way.
+  readiness webhook and the transfers it starts are under way;
+- `reversal_answer_lost`: the shares transferred, a refund's reversal has reached Stripe
+  but its answer is held back when the server dies.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ async def _onboarding_form(http: aiohttp.ClientSession, processes: Processes) ->
     return str(link["url"])
 
 
-@pytest.mark.parametrize("kill_at", ["answer_lost", "at_onboarding"])
+@pytest.mark.parametrize("kill_at", ["answer_lost", "at_onboarding", "reversal_answer_lost"])
 async def test_killed_while_transferring_pays_each_share_exactly_once(
     processes: Processes, proxy: StripeProxy, http: aiohttp.ClientSession, kill_at: str
 ) -> None:
@@ -197,6 +199,15 @@ async def test_killed_while_transferring_pays_each_share_exactly_once(
         held = proxy.hold("POST", "/v1/transfers") if kill_at == "answer_lost" else None
         async with http.post(form, data={"action": "submit"}, allow_redirects=False) as page:
             assert page.status == 303, await page.text()
+        if kill_at == "reversal_answer_lost":
+            # Every share transferred; then a refund whose reversal's answer is lost.
+            for rid in rids:
+                await eventually(lambda rid=rid: _settled(http, processes, rid), timeout=60)
+            transfer_id = (await _state(http, processes, rids[1]))["ownerShare"]["transferId"]
+            held = proxy.hold("POST", f"/v1/transfers/{transfer_id}/reversals")
+            body = {"amount": 100, "reason": "a short session"}
+            path = f"/api/payments/{rids[1]}/refunds"
+            assert (await _api(http, processes, "POST", path, body))[0] == 201
         if held is not None:
             await asyncio.wait_for(held.reached.wait(), 30)  # made at Stripe, answer held
         processes.kill_server()
@@ -213,6 +224,9 @@ async def test_killed_while_transferring_pays_each_share_exactly_once(
     processes.kill_server()  # nothing moves any more: the counts below are final
     assert processes.kills == 2
     await _check_books_against_stripe(processes, views)
+    if kill_at == "reversal_answer_lost":
+        refunded = views[1]
+        assert refunded["refundedAmount"] == 100 and refunded["ownerShare"]["reversedAmount"] > 0
 
 
 async def _refunded(http: aiohttp.ClientSession, processes: Processes, rid: str) -> bool:
@@ -246,6 +260,10 @@ async def _check_books_against_stripe(processes: Processes, views: list[dict[str
             assert transfer.amount - transfer.amount_reversed == expected.owner
             assert transfer.amount == share["transferredAmount"]
             assert transfer.amount_reversed == share["reversedAmount"]
+            reversals = (await sdk.v1.transfers.reversals.list_async(transfer.id)).data
+            assert [r.amount for r in reversals] == (
+                [share["reversedAmount"]] if share["reversedAmount"] else []
+            )
     finally:
         await http.close_async()
     books = sqlite3.connect(processes.database)
@@ -257,6 +275,10 @@ async def _check_books_against_stripe(processes: Processes, views: list[dict[str
     finally:
         books.close()
     assert pending == (0,)
-    assert sorted((r, k, s) for r, k, _, s in rows) == sorted(
-        (view["reservationId"], "transfer", "succeeded") for view in views
-    )
+    expected_rows = [(view["reservationId"], "transfer", "succeeded") for view in views]
+    expected_rows += [
+        (view["reservationId"], "reversal", "succeeded")
+        for view in views
+        if view["ownerShare"]["reversedAmount"]
+    ]
+    assert sorted((r, k, s) for r, k, _, s in rows) == sorted(expected_rows)
