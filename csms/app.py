@@ -212,7 +212,10 @@ class CentralSystem:
         if self.sandbox is not None:
             self.sandbox.webhook_url = f"http://127.0.0.1:{self.http.port}/api/stripe/webhook"
         self.runner.start()
-        await self.transfer_service.sweep()  # shares owed to owners ready meanwhile
+        try:  # shares that accrued for owners who became ready meanwhile
+            await self.transfer_service.sweep()
+        except Exception:
+            log.exception("payments.owner_sweep_failed")  # the next start tries again
         self.alerts.start()
         self.reconciler.start()
         self.certificates.start()

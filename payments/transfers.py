@@ -4,7 +4,8 @@ alert for a movement Stripe refused.
 
 `TransferService.on_ready(owner_id)` is the owner-readiness hook: every payment of the owner
 whose share accrued (or was refused) gets `OwnerReady`, which queues the transfer again;
-`sweep()` does the same for every ready owner (at start-up: a hook lost to a crash).
+`sweep()` does the same for the accrued shares of every ready owner (at start-up: a hook
+lost to a crash).
 `TransferAlerts` raises one alert per failed movement (its subject: the movement's id).
 """
 
@@ -164,14 +165,18 @@ class TransferService:
         return len(owed)
 
     async def sweep(self) -> int:
-        """`on_ready` for every owner that is ready and still owed a share."""
-        owners = {r.owner_id for r in await self.store.owed() if r.owner_id is not None}
-        moved = 0
-        for owner_id in sorted(owners):
-            owner = await self._owners.get(owner_id)
-            if owner is not None and owner.ready:
-                moved += await self.on_ready(owner_id)
-        return moved
+        """Ask again for the shares that accrued for owners who are ready now (a readiness
+        hook lost to a crash). Refused shares wait for a person (or the readiness hook)."""
+        accrued = [r for r in await self.store.owed() if r.transfer_status == ACCRUED]
+        ready: dict[str, bool] = {}
+        for r in accrued:
+            assert r.owner_id is not None
+            if r.owner_id not in ready:
+                owner = await self._owners.get(r.owner_id)
+                ready[r.owner_id] = owner is not None and owner.ready
+            if ready[r.owner_id]:
+                await self._coordinator.handle(r.id, OwnerReady(), actor="system")
+        return sum(1 for r in accrued if ready.get(r.owner_id or ""))
 
 
 class TransferAlerts:

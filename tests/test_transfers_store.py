@@ -172,11 +172,13 @@ async def test_owed_shares_and_the_owner_ready_hook(db: Database) -> None:
         async def get(self, owner_id: str) -> object:
             return type("O", (), {"ready": owner_id == "owner-1"})()
 
+    await _insert(db, _captured(id="res_5", id_tag="PAY5", transfer_status="refused"))
     service = TransferService(TransferStore(db), Coordinator(), Owners())
-    assert await service.on_ready("owner-1") == 1
-    assert [rid for rid, _ in handled] == ["res_2"]
+    assert await service.on_ready("owner-1") == 2
+    assert sorted(rid for rid, _ in handled) == ["res_2", "res_5"]
     handled.clear()
-    assert await service.sweep() == 1  # "other" is not ready
+    # "other" is not ready; a refused share waits for a person: only res_2 again.
+    assert await service.sweep() == 1
     assert [rid for rid, _ in handled] == ["res_2"]
 
 
