@@ -55,6 +55,7 @@ from csms.store.transactions import TransactionStore
 from httpapi.middleware import api_errors, api_key_required, security_headers
 from payments.active_index import IndexEntry
 from payments.audit_log import AuditLog
+from payments.bands import BandError, bands_from_text, window_from_text
 from payments.charger_events import ChargerEventsListener
 from payments.connect_gateway import ConnectGateway
 from payments.connect_webhooks import ConnectWebhooks
@@ -137,8 +138,10 @@ def default_tariff(config: Config) -> Tariff:
     ):
         settings[name] = settings[name] or None
     try:
+        settings["bands"] = bands_from_text(settings["bands"])
+        settings["time_fee_excluded"] = window_from_text(settings["time_fee_excluded"])
         return tariff_from_major_units(currency, settings)
-    except TariffError as error:
+    except (TariffError, BandError) as error:
         raise ConfigError(f"tariff.{error.field}: {error.message}") from None
 
 
@@ -445,6 +448,7 @@ class CentralSystem:
             self.runner,
             control,
             tariff,
+            time_zone=config.operator.time_zone,
         )
         self.routes = PaymentRoutes(
             self.payment_service,

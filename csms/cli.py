@@ -46,6 +46,7 @@ from csms.store.chargers import ChargerStore, connector_details
 from csms.store.id_tags import IdTagStore
 from csms.store.sites import SiteStore
 from csms.store.transactions import TransactionFilter, TransactionStore
+from payments.bands import BandError, bands_from_text, window_from_text
 from payments.pricing import (
     MONEY_FIELDS,
     TariffError,
@@ -132,6 +133,17 @@ def _parser() -> argparse.ArgumentParser:
         dest="tax_rate_percent",
         metavar="PERCENT",
         help="VAT included in the prices (they are gross), e.g. 19",
+    )
+    tariff_set.add_argument(
+        "--bands",
+        metavar="BANDS",
+        help='prices by time of day in the site\'s zone: "Peak mon-fri 07:00-22:00 0.45; ..."',
+    )
+    tariff_set.add_argument(
+        "--time-fee-excluded",
+        dest="time_fee_excluded",
+        metavar="HH:MM-HH:MM",
+        help="no time fee inside this span of every day, e.g. 22:00-07:00",
     )
     tariff_set.set_defaults(run=_set_tariff)
     assign = tariff_commands.add_parser("assign", help="apply a tariff to a charger or connector")
@@ -347,8 +359,12 @@ async def _set_tariff(config: Config, args: argparse.Namespace) -> int:
         if getattr(args, name) is not None
     }
     try:
+        if args.bands is not None:
+            settings["bands"] = bands_from_text(args.bands)
+        if args.time_fee_excluded is not None:
+            settings["time_fee_excluded"] = window_from_text(args.time_fee_excluded)
         tariff = tariff_from_major_units(args.currency, settings)
-    except TariffError as error:
+    except (TariffError, BandError) as error:
         print(f"csms: --{error.field.replace('_', '-')}: {error.message}", file=sys.stderr)
         return 2
     db = await open_database(config)
@@ -383,7 +399,7 @@ async def _list_tariffs(config: Config, args: argparse.Namespace) -> int:
     finally:
         await db.close()
     for tariff_id, tariff in tariffs.items():
-        settings = {k: v for k, v in tariff.to_dict().items() if v not in (None, 0)}
+        settings = {k: v for k, v in tariff.to_dict().items() if v not in (None, 0, ())}
         print(f"{tariff_id}\thold {format_money(hold_amount(tariff), tariff.currency)}\t{settings}")
     return 0
 

@@ -248,6 +248,10 @@ class TariffSettings:
     max_duration_minutes: int = _setting(480, min=0)
     # VAT included in the prices (they are gross), in percent: "19", "7.7"; "0": none shown.
     tax_rate_percent: str = _setting("0")
+    # Prices by time of day (payments.bands.bands_from_text): "Peak mon-fri 07:00-22:00 0.45; ..."
+    bands: str = _setting("")
+    # No time fee inside this span of every day: "22:00-07:00"; "": none.
+    time_fee_excluded: str = _setting("")
 
 
 _URL = r"(https?://[^\s]+)?"

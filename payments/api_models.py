@@ -43,6 +43,13 @@ class PaymentRefusal(ApiModel):
     state: str | None = None
 
 
+class PaymentBand(ApiModel):
+    part: int = Field(description="0: outside every band of the tariff; i + 1: its bands[i]")
+    energy_wh: int
+    price_per_kwh: int
+    amount: int
+
+
 class PaymentBreakdown(ApiModel):
     energy_wh: int
     energy: int
@@ -52,6 +59,9 @@ class PaymentBreakdown(ApiModel):
     idle_minutes: int
     idle_fee: int
     total: int
+    bands: list[PaymentBand] = Field(
+        default=[], description="The energy by band of a tariff with prices by time of day"
+    )
 
 
 class OwnerShareView(ApiModel):

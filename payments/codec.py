@@ -58,7 +58,8 @@ def decode_reservation(text: str) -> Reservation:
     data["hold"] = Hold(data["hold"])
     data["tariff"] = Tariff.from_dict(data["tariff"])
     if data.get("breakdown") is not None:
-        data["breakdown"] = Breakdown(**data["breakdown"])
+        data["breakdown"] = Breakdown.from_dict(data["breakdown"])
+    data["band_energy_wh"] = tuple(data.get("band_energy_wh") or ())
     if data.get("split") is not None:
         data["split"] = SplitRule.from_dict(data["split"])
     return Reservation(**data)

@@ -133,11 +133,13 @@ class Coordinator:
         email: str | None,
         locale: str | None = None,
         charger_name: str | None = None,
+        time_zone: str | None = None,
         payee: tuple[str, SplitRule] | None = None,
     ) -> tuple[Reservation, str]:
         """Insert a reservation and its first effect; returns it with the driver's token.
         `locale`: the language Checkout is shown in; `charger_name`: what its line item
-        calls the charger; `payee`: the site's owner and split rule (None: no owner).
+        calls the charger; `time_zone`: the IANA zone its tariff's times of day are read in;
+        `payee`: the site's owner and split rule (None: no owner).
 
         Raises Conflict when the connector already has an active reservation.
         """
@@ -153,6 +155,7 @@ class Coordinator:
             # Short until the link reaches the driver: hand_over gives the whole window.
             payment_deadline=now
             + min(self.policy.handover_window, timedelta(seconds=self._payment_window)),
+            time_zone=time_zone,
             owner_id=payee[0] if payee else None,
             split=payee[1] if payee else None,
         )

@@ -10,6 +10,13 @@ than its minor unit (three-decimal currencies: 10; ISK, UGX: 100) each component
 price is rounded down to the step, and the hold up. `checked_hold_amount` also refuses
 what Stripe would refuse: a currency it does not support, a session fee it cannot
 charge, a hold below its minimum charge or above its maximum.
+
+Tariffs by time of day (`payments.bands`): energy is priced part by part, the energy outside
+every band at `price_per_kwh` and each band's at its own price, each part half up and rounded
+down to what Stripe takes; the hold counts the most energy at the highest of these prices.
+Per-part rounding could pass that by a minor unit a part (only at the energy cap): then the
+excess comes off the last parts, so a price never exceeds the hold. The time fee skips the
+minutes inside `time_fee_excluded` (the caller measures them: `Usage.time_fee_seconds`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from dataclasses import asdict, dataclass, fields
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from payments.bands import Band, BandError, Window, check_bands, check_window
 from payments.currency import (
     exponent,
     format_money,
@@ -59,6 +67,9 @@ class Tariff:
     # VAT included in the prices (they are gross), in hundredths of a percent: 1900 = 19 %.
     # Only shown (the receipt's "incl. VAT" line); it changes no amount.
     tax_rate_basis_points: int = 0
+    # Prices by time of day (payments.bands); the rest of the time is at price_per_kwh.
+    bands: tuple[Band, ...] = ()
+    time_fee_excluded: Window | None = None  # no time fee inside it (every day)
 
     def __post_init__(self) -> None:
         if len(self.currency) != 3 or not self.currency.isalpha():
@@ -66,7 +77,7 @@ class Tariff:
         object.__setattr__(self, "currency", self.currency.lower())
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "currency" or value is None:
+            if f.name in _NOT_COUNTS or value is None:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise TariffError(f.name, f"must be a whole number >= 0, got {value!r}")
@@ -75,6 +86,29 @@ class Tariff:
                 raise TariffError(name, "must be more than 0 when set")
         if self.tax_rate_basis_points > 10000:
             raise TariffError("tax_rate_basis_points", "must be at most 10000 (100 %)")
+        self._check_bands()
+
+    def _check_bands(self) -> None:
+        bands = tuple(b if isinstance(b, Band) else _band(b) for b in self.bands or ())
+        window = self.time_fee_excluded
+        if isinstance(window, dict):
+            window = Window(**window)
+        object.__setattr__(self, "bands", bands)
+        object.__setattr__(self, "time_fee_excluded", window)
+        try:
+            check_bands(bands)
+            if window is not None:
+                check_window(window)
+        except BandError as error:
+            raise TariffError(error.field, error.message) from None
+
+    @property
+    def highest_price_per_kwh(self) -> int:
+        return max((self.price_per_kwh, *(b.price_per_kwh for b in self.bands)))
+
+    def part_price(self, part: int) -> int:
+        """The price per kWh of an energy part: 0 outside every band, i + 1 in bands[i]."""
+        return self.bands[part - 1].price_per_kwh if part else self.price_per_kwh
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +122,21 @@ class Tariff:
         if "currency" not in data:
             raise TariffError("currency", "is required")
         return cls(**data)
+
+
+_NOT_COUNTS = ("currency", "bands", "time_fee_excluded")
+
+
+def _band(data: object) -> Band:
+    if not isinstance(data, dict):
+        raise TariffError("bands", "each band must be a table of start, end, price_per_kwh")
+    values = dict(data)
+    if "days" in values:
+        values["days"] = tuple(values["days"])
+    try:
+        return Band(**values)
+    except TypeError as error:
+        raise TariffError("bands", str(error)) from None
 
 
 MONEY_FIELDS = ("price_per_kwh", "session_fee", "time_fee_per_minute", "idle_fee_per_minute")
@@ -107,9 +156,21 @@ def tariff_from_major_units(currency: str, settings: dict[str, Any]) -> Tariff:
                 values[name] = to_minor(values[name], currency)
             except ValueError as error:
                 raise TariffError(name, str(error)) from None
+    if values.get("bands"):
+        values["bands"] = [_minor_band(b, i, currency) for i, b in enumerate(values["bands"])]
     tariff = Tariff.from_dict({"currency": currency, **values})
     checked_hold_amount(tariff)
     return tariff
+
+
+def _minor_band(band: Any, index: int, currency: str) -> Any:
+    """A band with its price in major units ("0.45") as one in minor units."""
+    if not isinstance(band, dict) or "price_per_kwh" not in band:
+        return band  # refused by the Tariff, naming it
+    try:
+        return {**band, "price_per_kwh": to_minor(band["price_per_kwh"], currency)}
+    except ValueError as error:
+        raise TariffError(f"bands[{index}].price_per_kwh", str(error)) from None
 
 
 def _basis_points(percent: Any) -> int:
@@ -143,6 +204,21 @@ class Usage:
     energy_wh: int
     charging_seconds: int  # from the start of the transaction to its stop
     idle_seconds: int = 0  # from the stop to the disconnection
+    # Energy by part of a tariff with bands (index 0: outside every band, i + 1: bands[i]);
+    # empty: all of it outside. Whatever of energy_wh they miss is outside every band.
+    band_energy_wh: tuple[int, ...] = ()
+    # The charging seconds the time fee counts (outside its excluded window); None: all.
+    time_fee_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class BandCharge:
+    """One part of the energy's price: `part` 0 outside every band, i + 1 in bands[i]."""
+
+    part: int
+    energy_wh: int
+    price_per_kwh: int
+    amount: int
 
 
 @dataclass(frozen=True)
@@ -154,10 +230,16 @@ class Breakdown:
     time_fee: int
     idle_minutes: int
     idle_fee: int
+    bands: tuple[BandCharge, ...] = ()  # the energy by part, for a tariff with bands
 
     @property
     def total(self) -> int:
         return self.energy + self.session_fee + self.time_fee + self.idle_fee
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Breakdown:
+        bands = tuple(BandCharge(**b) for b in data.get("bands") or ())
+        return cls(**{**data, "bands": bands})
 
 
 def _time_fee_minutes_cap(tariff: Tariff) -> int | None:
@@ -178,10 +260,11 @@ def hold_amount(tariff: Tariff) -> int:
 def _hold_parts(tariff: Tariff) -> list[tuple[int, str]]:
     """The hold's components, each with the setting that bounds it."""
     parts = [(tariff.session_fee, "session_fee")]
-    if tariff.price_per_kwh:
+    if tariff.highest_price_per_kwh:
         if tariff.max_energy_wh is None:
             raise TariffError("max_energy_wh", "a price per kWh needs a maximum energy per session")
-        parts.append((_energy_cost(tariff, tariff.max_energy_wh), "max_energy_wh"))
+        cost = _energy_cost(tariff.highest_price_per_kwh, tariff.max_energy_wh)
+        parts.append((cost, "max_energy_wh"))
     if tariff.time_fee_per_minute:
         cap = _time_fee_minutes_cap(tariff)
         if cap is None:
@@ -235,9 +318,30 @@ def checked_hold_amount(tariff: Tariff) -> int:
     return hold
 
 
-def _energy_cost(tariff: Tariff, energy_wh: int) -> int:
-    cost = Decimal(energy_wh) * tariff.price_per_kwh / 1000
+def _energy_cost(price_per_kwh: int, energy_wh: int) -> int:
+    cost = Decimal(energy_wh) * price_per_kwh / 1000
     return int(cost.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def band_charges(tariff: Tariff, energy_wh: int, parts: tuple[int, ...]) -> tuple[BandCharge, ...]:
+    """The billed `energy_wh` priced part by part (rules in the module docstring)."""
+    energy = list(parts[: len(tariff.bands) + 1])
+    energy += [0] * (len(tariff.bands) + 1 - len(energy))
+    energy[0] += max(0, energy_wh - sum(energy))  # counted before bands were kept
+    for i in reversed(range(len(energy))):  # above the billed energy: off the last parts
+        excess = sum(energy) - energy_wh
+        energy[i] -= min(energy[i], max(0, excess))
+    currency = tariff.currency
+    amounts = [
+        round_capture(_energy_cost(tariff.part_price(i), wh), currency)
+        for i, wh in enumerate(energy)
+    ]
+    ceiling = round_capture(_energy_cost(tariff.highest_price_per_kwh, energy_wh), currency)
+    for i in reversed(range(len(amounts))):
+        amounts[i] -= min(amounts[i], max(0, sum(amounts) - ceiling))
+    return tuple(
+        BandCharge(i, wh, tariff.part_price(i), amounts[i]) for i, wh in enumerate(energy) if wh
+    )
 
 
 def price(tariff: Tariff, usage: Usage) -> Breakdown:
@@ -247,7 +351,8 @@ def price(tariff: Tariff, usage: Usage) -> Breakdown:
     energy_wh = max(0, usage.energy_wh)
     if tariff.max_energy_wh is not None:
         energy_wh = min(energy_wh, tariff.max_energy_wh)
-    minutes = max(0, usage.charging_seconds) // 60
+    seconds = usage.charging_seconds if usage.time_fee_seconds is None else usage.time_fee_seconds
+    minutes = max(0, seconds) // 60
     time_minutes = max(0, minutes - tariff.time_fee_free_minutes)
     cap = _time_fee_minutes_cap(tariff)
     if cap is not None:
@@ -260,14 +365,18 @@ def price(tariff: Tariff, usage: Usage) -> Breakdown:
     if not tariff.idle_fee_per_minute:
         idle_minutes = 0
     currency = tariff.currency
+    bands = band_charges(tariff, energy_wh, usage.band_energy_wh) if tariff.bands else ()
     return Breakdown(
         energy_wh=energy_wh,
-        energy=round_capture(_energy_cost(tariff, energy_wh), currency),
+        energy=sum(b.amount for b in bands)
+        if tariff.bands
+        else round_capture(_energy_cost(tariff.price_per_kwh, energy_wh), currency),
         session_fee=round_capture(tariff.session_fee, currency),
         time_minutes=time_minutes,
         time_fee=round_capture(time_minutes * tariff.time_fee_per_minute, currency),
         idle_minutes=idle_minutes,
         idle_fee=round_capture(idle_minutes * tariff.idle_fee_per_minute, currency),
+        bands=bands,
     )
 
 

@@ -104,6 +104,7 @@ from payments.reservation_model import (
     Policy,
     Reservation,
     State,
+    band_energy,
     minimum_charge,
     retry_amount,
     review_refusal,
@@ -455,6 +456,8 @@ class _Step:
         elapsed = at - (r.metered_at or r.started_at or at)
         count = energy.advance(r.energy_wh, baseline, register_wh, elapsed, self.policy.max_power_w)
         self.set(energy_wh=count.energy_wh, meter_register_wh=count.register_wh)
+        if r.tariff.bands and count.counted_wh:
+            self.set(band_energy_wh=band_energy(r, count.counted_wh, at))
         when = at.isoformat(timespec="seconds")
         if count.restarted:
             self.set(

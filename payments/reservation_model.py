@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from payments import bands
 from payments.currency import is_chargeable, minimum_charge_amount, round_capture, step
 from payments.pricing import Breakdown, Tariff, Usage, price
 from payments.reservation_messages import ReleaseInReview, Resolve, RetryCapture, ReviewAction
@@ -161,6 +162,12 @@ class Reservation:
     stray_transaction_id: int | None = None
     disputed_amount: int = 0
     resolution: str | None = None  # an operator's note closing a review
+    # The IANA zone the tariff's times of day are read in, snapshot at creation (the
+    # charger's site's, else the operator's); None in older rows: UTC.
+    time_zone: str | None = None
+    # The energy counted, by part of a tariff with bands (payments.bands: index 0 outside
+    # every band, i + 1 in bands[i]); up to the tariff's maximum energy. Empty: no bands.
+    band_energy_wh: tuple[int, ...] = ()
 
     @property
     def refundable(self) -> int:
@@ -179,14 +186,41 @@ def session_price(r: Reservation, now: datetime) -> Breakdown:
     started = r.started_at or r.charging_since or now
     stopped = r.stopped_at or r.metered_at or now
     unplugged = r.unplugged_at or stopped
-    return price(
-        r.tariff,
-        Usage(
-            energy_wh=r.energy_wh,
-            charging_seconds=int((stopped - started).total_seconds()),
-            idle_seconds=int((unplugged - stopped).total_seconds()),
-        ),
+    return price(r.tariff, session_usage(r, started, stopped, unplugged))
+
+
+def session_usage(
+    r: Reservation, started: datetime, stopped: datetime, unplugged: datetime
+) -> Usage:
+    """The usage the tariff prices: energy (by band), charging and idle time."""
+    window = r.tariff.time_fee_excluded
+    charging = int((stopped - started).total_seconds())
+    excluded = 0
+    if window is not None and stopped > started:
+        excluded = bands.seconds_in_window(window, bands.zone_of(r.time_zone), started, stopped)
+    return Usage(
+        energy_wh=r.energy_wh,
+        charging_seconds=charging,
+        idle_seconds=int((unplugged - stopped).total_seconds()),
+        band_energy_wh=r.band_energy_wh,
+        time_fee_seconds=None if window is None else max(0, charging - excluded),
     )
+
+
+def band_energy(r: Reservation, counted_wh: int, at: datetime) -> tuple[int, ...]:
+    """`r`'s energy by band after a reading at `at` counted `counted_wh` (payments.energy):
+    the gain shared among the bands over the interval since the previous reading, up to
+    the tariff's maximum energy (what is above it is not billed)."""
+    parts = r.band_energy_wh or (0,) * (len(r.tariff.bands) + 1)
+    room = counted_wh
+    if r.tariff.max_energy_wh is not None:
+        room = max(0, min(counted_wh, r.tariff.max_energy_wh - sum(parts)))
+    if room == 0:
+        return parts
+    since = r.metered_at or r.started_at or at
+    zone = bands.zone_of(r.time_zone)
+    gained = bands.energy_by_band(room, r.tariff.bands, zone, since, at)
+    return tuple(a + b for a, b in zip(parts, gained, strict=True))
 
 
 def minimum_charge(r: Reservation, policy: Policy) -> int:

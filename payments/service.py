@@ -74,6 +74,7 @@ class Payments:
         runner: EffectRunner,
         chargers: ChargerControl,
         default_tariff: Tariff,
+        time_zone: str = "UTC",
     ) -> None:
         self._reservations = reservations
         self._outbox = outbox
@@ -84,6 +85,8 @@ class Payments:
         self._runner = runner
         self._chargers = chargers
         self._default_tariff = default_tariff
+        # The operator's zone: a session on a charger without one of its own is priced in it.
+        self._time_zone = time_zone
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -146,7 +149,14 @@ class Payments:
         payee = _payee(info, charger_id)
         try:
             r, token = await self._coordinator.create(
-                charger_id, connector_id, tariff, email, locale, (info or {}).get("name"), payee
+                charger_id,
+                connector_id,
+                tariff,
+                email,
+                locale,
+                (info or {}).get("name"),
+                (info or {}).get("time_zone") or self._time_zone,
+                payee=payee,
             )
         except Conflict:
             # Another driver won the race for this connector.

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from payments.pricing import Breakdown, Usage, price
+from payments.pricing import Breakdown, price
 from payments.reservation import Hold, Reservation, State
+from payments.reservation_model import session_usage
 
 # The driver's view of where the session is.
 _STAGES = {
@@ -33,11 +34,7 @@ def cost_so_far(r: Reservation, now: datetime) -> int:
     if r.started_at is None:
         return 0
     end = r.stopped_at or now
-    usage = Usage(
-        energy_wh=r.energy_wh,
-        charging_seconds=int((end - r.started_at).total_seconds()),
-        idle_seconds=int((now - r.stopped_at).total_seconds()) if r.stopped_at else 0,
-    )
+    usage = session_usage(r, r.started_at, end, now if r.stopped_at else end)
     return min(price(r.tariff, usage).total, r.hold_amount)
 
 
@@ -49,7 +46,7 @@ def released_amount(r: Reservation) -> int:
     return 0
 
 
-def _breakdown(breakdown: Breakdown) -> dict[str, int]:
+def _breakdown(breakdown: Breakdown) -> dict[str, Any]:
     return {
         "energyWh": breakdown.energy_wh,
         "energy": breakdown.energy,
@@ -59,6 +56,15 @@ def _breakdown(breakdown: Breakdown) -> dict[str, int]:
         "idleMinutes": breakdown.idle_minutes,
         "idleFee": breakdown.idle_fee,
         "total": breakdown.total,
+        "bands": [
+            {
+                "part": b.part,
+                "energyWh": b.energy_wh,
+                "pricePerKwh": b.price_per_kwh,
+                "amount": b.amount,
+            }
+            for b in breakdown.bands
+        ],
     }
 
 

@@ -23,6 +23,29 @@ Cap = Field(default=None, ge=0, le=_MOST, description="null: no cap")
 Limit = Field(default=None, ge=1, le=_MOST, description="null: no limit")
 
 
+class TariffBand(ApiModel):
+    """A price per kWh for a time of day (payments.bands)."""
+
+    name: str = Field(default="", max_length=40, description="Shown on the receipt: Peak")
+    start: str = Field(
+        max_length=5, description="HH:MM, wall-clock time in the zone of the charger's site"
+    )
+    end: str = Field(
+        max_length=5, description="HH:MM (24:00: midnight); at or before start: the next day"
+    )
+    days: list[str] = Field(
+        default=[], max_length=7, description="Weekdays it starts on, mon to sun; empty: every day"
+    )
+    price_per_kwh: int = Amount
+
+
+class TimeWindow(ApiModel):
+    """A span of every day in the zone of the charger's site, e.g. 22:00 to 07:00."""
+
+    start: str = Field(max_length=5, description="HH:MM")
+    end: str = Field(max_length=5, description="HH:MM (24:00: midnight); before start: next day")
+
+
 class TariffSettings(ApiModel):
     currency: str = Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code, e.g. eur")
     price_per_kwh: int = Amount
@@ -41,6 +64,15 @@ class TariffSettings(ApiModel):
         le=10000,
         description="VAT included in the prices (gross), in hundredths of a percent: 1900 = 19 %",
     )
+    bands: list[TariffBand] = Field(
+        default=[],
+        max_length=24,
+        description="Prices per kWh by time of day, never overlapping; at other times "
+        "pricePerKwh applies. The hold counts maxEnergyWh at the highest price.",
+    )
+    time_fee_excluded: TimeWindow | None = Field(
+        default=None, description="No time fee inside this window (null: none)"
+    )
 
     def tariff(self) -> Tariff:
         """The settings as a Tariff, refused (400 naming the field) unless it bounds the cost
@@ -49,7 +81,7 @@ class TariffSettings(ApiModel):
             tariff = Tariff(**self.model_dump(include=set(TariffSettings.model_fields)))
             checked_hold_amount(tariff)
         except TariffError as error:
-            raise ApiError(400, "invalid", error.message, to_camel(error.field)) from None
+            raise ApiError(400, "invalid", error.message, api_field(error.field)) from None
         return tariff
 
 
@@ -163,6 +195,15 @@ class TariffRoutes:
         if tariff is None:
             raise not_found("tariff")
         return tariff
+
+
+def api_field(name: str) -> str:
+    """A tariff setting's name as the API spells it: bands[1].price_per_kwh ->
+    bands[1].pricePerKwh."""
+    return ".".join(
+        to_camel(head) + (f"[{rest}" if rest else "")
+        for head, _, rest in (part.partition("[") for part in name.split("."))
+    )
 
 
 def _assignment_key(cursor: str) -> tuple[str, int]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from payments.bands import DAYS, Band
 from payments.pricing import Tariff
 from payments.web.texts import Texts
+
+DASH = "\u2013"  # en dash, as in 07:00-22:00 typeset
 
 
 def tariff_in_words(tariff: Tariff, t: Texts) -> list[str]:
@@ -14,8 +17,13 @@ def tariff_in_words(tariff: Tariff, t: Texts) -> list[str]:
         return t.fmt.money(amount, tariff.currency)
 
     words = []
+    for band in tariff.bands:
+        words.append(
+            t("price.per_kwh_band", amount=money(band.price_per_kwh), band=band_label(band, t))
+        )
     if tariff.price_per_kwh:
-        words.append(t("price.per_kwh", amount=money(tariff.price_per_kwh)))
+        key = "price.per_kwh_other" if tariff.bands else "price.per_kwh"
+        words.append(t(key, amount=money(tariff.price_per_kwh)))
     if tariff.session_fee:
         words.append(t("price.session_fee", amount=money(tariff.session_fee)))
     if tariff.time_fee_per_minute:
@@ -26,6 +34,9 @@ def tariff_in_words(tariff: Tariff, t: Texts) -> list[str]:
             )
         else:
             words.append(t("price.time_fee", amount=amount))
+        window = tariff.time_fee_excluded
+        if window is not None:
+            words.append(t("price.time_fee_excluded", span=f"{window.start}{DASH}{window.end}"))
     if tariff.idle_fee_per_minute:
         words.append(
             t(
@@ -36,3 +47,21 @@ def tariff_in_words(tariff: Tariff, t: Texts) -> list[str]:
             )
         )
     return words
+
+
+def band_label(band: Band, t: Texts) -> str:
+    """ "Peak Mon-Fri 07:00-22:00" (typeset with en dashes), the parts it has."""
+    return " ".join(
+        x for x in (band.name, _days(band.days, t), f"{band.start}{DASH}{band.end}") if x
+    )
+
+
+def _days(days: tuple[str, ...], t: Texts) -> str:
+    """ "" for every day, "Mon-Fri" for a run of three or more, "Sat, Sun" otherwise."""
+    if not days or len(set(days)) == len(DAYS):
+        return ""
+    indexes = sorted(DAYS.index(d) for d in days)
+    names = [t(f"receipt.day.{DAYS[i]}") for i in indexes]
+    if len(indexes) > 2 and indexes == list(range(indexes[0], indexes[-1] + 1)):
+        return f"{names[0]}{DASH}{names[-1]}"
+    return ", ".join(names)

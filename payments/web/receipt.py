@@ -13,6 +13,7 @@ from payments.pricing import included_tax
 from payments.refunds import RefundRecord
 from payments.reservation import Reservation
 from payments.views import released_amount
+from payments.web.describe import band_label
 from payments.web.operator import Operator, known_time_zone
 from payments.web.texts import Texts
 
@@ -74,12 +75,32 @@ def _lines(r: Reservation, t: Texts) -> list[tuple[str, int]]:
     b = r.breakdown
     if b is None:
         return []
-    lines = [
-        (t("receipt.line.energy", energy=t.fmt.energy(b.energy_wh, 3)), b.energy),
-        (t("receipt.line.session_fee"), b.session_fee),
+    lines = _energy_lines(r, t) or [
+        (t("receipt.line.energy", energy=t.fmt.energy(b.energy_wh, 3)), b.energy)
     ]
+    lines.append((t("receipt.line.session_fee"), b.session_fee))
     if b.time_fee:
         lines.append((t("receipt.line.time_fee", minutes=b.time_minutes), b.time_fee))
     if b.idle_fee:
         lines.append((t("receipt.line.idle_fee", minutes=b.idle_minutes), b.idle_fee))
+    return lines
+
+
+def _energy_lines(r: Reservation, t: Texts) -> list[tuple[str, int]]:
+    """One line per band the session used: "Peak Mon-Fri 07:00-22:00: 3.200 kWh x 0.45 EUR"
+    (dashes and the multiplication sign as typeset)."""
+    assert r.breakdown is not None
+    lines = []
+    for charge in r.breakdown.bands:
+        if charge.part == 0:
+            band = t("receipt.line.other_times")
+        else:
+            band = band_label(r.tariff.bands[charge.part - 1], t)
+        text = t(
+            "receipt.line.band",
+            band=band,
+            energy=t.fmt.energy(charge.energy_wh, 3),
+            price=t.fmt.money(charge.price_per_kwh, r.tariff.currency),
+        )
+        lines.append((text, charge.amount))
     return lines
