@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from csms.config import Config
 from payments.alert_sender import WebhookSender
 from payments.alerts import KINDS, AlertJob, AlertSettings, Candidate
+from payments.transfers import TransferAlerts
 from storage.db import Connection, Database
 from storage.nodes import Leader, sole_node
 
@@ -47,7 +48,7 @@ def alert_job(
         AlertMetrics(registry),
         clock,
         lead,
-        sources=[SecurityEventAlerts()],
+        sources=[SecurityEventAlerts(), TransferAlerts()],
     )
 
 

@@ -67,6 +67,7 @@ from payments.outbox import Outbox
 from payments.owners import OwnerStore
 from payments.owners_http import OnboardingPages
 from payments.pricing import Tariff, TariffError, tariff_from_major_units
+from payments.reconcile_transfers import findings_source
 from payments.reconciler import Reconciler
 from payments.refunds import RefundStore
 from payments.reservation import Policy, Reservation
@@ -75,6 +76,9 @@ from payments.runner import EffectRunner
 from payments.service import Payments
 from payments.stripe_gateway import StripeGateway
 from payments.tariff_store import TariffStore
+from payments.transfer_effects import TransferEffects
+from payments.transfer_gateway import TransferGateway
+from payments.transfers import TransferService, TransferStore
 from payments.web.guards import RateLimit
 from payments.web.operator import Operator
 from payments.web.pages import DriverPages
@@ -211,6 +215,10 @@ class CentralSystem:
         if self.sandbox is not None:
             self.sandbox.webhook_url = f"http://127.0.0.1:{self.http.port}/api/stripe/webhook"
         self.runner.start()
+        try:  # shares that accrued for owners who became ready meanwhile
+            await self.transfer_service.sweep()
+        except Exception:
+            log.exception("payments.owner_sweep_failed")  # the next start tries again
         self.alerts.start()
         self.reconciler.start()
         self.certificates.start()
@@ -295,12 +303,17 @@ class CentralSystem:
         )
         self.bus.on("reservation", self._reservation_elsewhere)
         self.view.on_resync(self.coordinator.load)
+        # Owners' shares: moved by the runner, asked again once an owner is ready.
+        self.transfer_service = TransferService(
+            TransferStore(self.db), self.coordinator, OwnerStore(self.db)
+        )
         self.executor = EffectExecutor(
             self.gateway,
             control,
             self.refunds,
             public_base_url=config.payments.public_base_url,
             checkout_expires_at=self._checkout_expiry,
+            transfers=TransferEffects(TransferGateway(self.gateway), OwnerStore(self.db)),
         )
         self.runner = EffectRunner(
             self.outbox,
@@ -324,15 +337,24 @@ class CentralSystem:
             observer=self.metrics,
             lead=self.node.lead,
         )
+        self.reconciler.sources.append(
+            findings_source(TransferGateway(self.gateway), TransferStore(self.db))
+        )
         self._build_owners()
 
     def _build_owners(self) -> None:
         """Owners as Stripe Connect accounts: onboarding, and Connect's webhooks."""
         self.owners = OwnerStore(self.db)
         self.connect = ConnectGateway(self.gateway)
-        # on_ready stays the default (does nothing) until something pays accrued shares.
+        # An owner who becomes ready is paid the shares that accrued meanwhile.
         self.connect_webhooks = ConnectWebhooks(
-            self.db, self.owners, self.audit, self.connect, clock=self._clock
+            self.db,
+            self.owners,
+            self.audit,
+            self.connect,
+            clock=self._clock,
+            on_ready=self.transfer_service.on_ready_hook,
+            on_transfer=self.transfer_service.webhook,
         )
         self.onboarding = Onboarding(
             self.db,

@@ -64,6 +64,22 @@ class PaymentBreakdown(ApiModel):
     )
 
 
+class OwnerShareView(ApiModel):
+    """The site owner's share of a payment (payments.reservation_transfers)."""
+
+    owner_id: str
+    split: dict[str, int] = Field(description="The split rule snapshot at the session's start")
+    owner_share: int = Field(description="Of captured less refunded, minor units")
+    operator_share: int = Field(description="owner_share + operator_share = captured - refunded")
+    transfer_status: str | None = Field(
+        description="accrued, transferring, transferred, refused or nothing; null: not captured"
+    )
+    transfer_id: str | None
+    transferred_amount: int
+    reversed_amount: int
+    transfer_failure: str | None
+
+
 class PaymentView(ApiModel):
     reservation_id: str
     state: str
@@ -93,6 +109,10 @@ class PaymentView(ApiModel):
     started_at: str | None
     stopped_at: str | None
     unplugged_at: str | None
+    refunded_amount: int = 0
+    owner_share: OwnerShareView | None = Field(
+        default=None, description="The site owner's share; null: the session has no owner"
+    )
 
 
 class WebhookReceipt(ApiModel):

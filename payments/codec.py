@@ -12,6 +12,8 @@ import orjson
 from payments import reservation as machine
 from payments.pricing import Breakdown, Tariff
 from payments.reservation import Effect, Event, Hold, Reservation, State
+from payments.split import SplitRule
+from payments.transfer_messages import ReverseTransfer, TransferToOwner
 
 _EFFECTS: dict[str, type] = {
     cls.__name__: cls
@@ -24,6 +26,8 @@ _EFFECTS: dict[str, type] = {
         machine.Capture,
         machine.ReleaseHold,
         machine.Refund,
+        TransferToOwner,
+        ReverseTransfer,
     )
 }
 
@@ -56,6 +60,8 @@ def decode_reservation(text: str) -> Reservation:
     if data.get("breakdown") is not None:
         data["breakdown"] = Breakdown.from_dict(data["breakdown"])
     data["band_energy_wh"] = tuple(data.get("band_energy_wh") or ())
+    if data.get("split") is not None:
+        data["split"] = SplitRule.from_dict(data["split"])
     return Reservation(**data)
 
 

@@ -22,7 +22,7 @@ up (Stripe then delivers it again).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -70,7 +70,10 @@ class ConnectWebhooks:
         # The composition root gives the real hook (paying the shares accrued while the
         # owner was not ready); the default does nothing.
         on_ready: OnReady = nothing_on_ready,
+        # transfer.* events, checked against the transfers made (payments.transfers).
+        on_transfer: Callable[[dict[str, Any]], Awaitable[WebhookOutcome]] | None = None,
     ) -> None:
+        self.on_transfer = on_transfer
         self._db = db
         self._owners = owners
         self._audit = audit
@@ -98,6 +101,8 @@ class ConnectWebhooks:
                 return await self._account_updated(event)
             if event_type.startswith("payout."):
                 return await self._payout(event)
+            if event_type.startswith("transfer.") and self.on_transfer is not None:
+                return await self.on_transfer(event)
             return await self._record(event)
 
     # -- account.updated

@@ -33,6 +33,8 @@ from payments.reservation import (
     transition,
 )
 from payments.reservations_store import ReservationStore
+from payments.split import SplitRule
+from payments.transfer_records import record as record_transfer
 from payments.units import audit_transition, persist, settle_refund
 from storage.clock import utc_now
 from storage.db import Connection
@@ -132,10 +134,12 @@ class Coordinator:
         locale: str | None = None,
         charger_name: str | None = None,
         time_zone: str | None = None,
+        payee: tuple[str, SplitRule] | None = None,
     ) -> tuple[Reservation, str]:
         """Insert a reservation and its first effect; returns it with the driver's token.
         `locale`: the language Checkout is shown in; `charger_name`: what its line item
-        calls the charger; `time_zone`: the IANA zone its tariff's times of day are read in.
+        calls the charger; `time_zone`: the IANA zone its tariff's times of day are read in;
+        `payee`: the site's owner and split rule (None: no owner).
 
         Raises Conflict when the connector already has an active reservation.
         """
@@ -152,6 +156,8 @@ class Coordinator:
             payment_deadline=now
             + min(self.policy.handover_window, timedelta(seconds=self._payment_window)),
             time_zone=time_zone,
+            owner_id=payee[0] if payee else None,
+            split=payee[1] if payee else None,
         )
         token = secrets.token_urlsafe(24)
         facts = self.facts(charger_id, connector_id)
@@ -268,6 +274,7 @@ class Coordinator:
             )
             audit_transition(audit, conn, r, decision.reservation, event, actor, now)
             settle_refund(audit, refunds, conn, r, event, now)
+            record_transfer(audit, conn, r, decision.reservation, event, actor, now)
             return decision.reservation, (decision, queued)
 
         reservation, committed = await self._db.write(apply)

@@ -17,6 +17,8 @@ from payments.pricing import format_money
 from payments.refunds import RefundStore
 from payments.reservation import Event, Reservation
 from payments.stripe_gateway import CheckoutRequest, StripeGateway, StripeRejected
+from payments.transfer_effects import TransferEffects
+from payments.transfer_messages import ReverseTransfer, TransferToOwner
 
 
 class ChargerUnreachable(Exception):
@@ -40,7 +42,9 @@ class EffectExecutor:
         *,
         public_base_url: str,
         checkout_expires_at: Callable[[Reservation], datetime],
+        transfers: TransferEffects | None = None,  # None: no owners' shares to move
     ) -> None:
+        self._transfers = transfers
         self._gateway = gateway
         self._chargers = chargers
         self._refunds = refunds
@@ -118,6 +122,8 @@ class EffectExecutor:
                 except StripeRejected as rejected:
                     return machine.RefundFailed(refund_id, amount, rejected.message)
                 return machine.RefundSucceeded(refund_id, amount, stripe_id)
+            case TransferToOwner() | ReverseTransfer() if self._transfers is not None:
+                return await self._transfers.execute(pending, r, repeated)
         raise AssertionError(f"unknown effect {pending.effect!r}")
 
     async def _refund_reason(self, refund_id: str) -> str:

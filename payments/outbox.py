@@ -25,6 +25,7 @@ from typing import Any
 
 from payments.codec import decode_effect, effect_kind, encode_effect
 from payments.reservation import Capture, Effect, ReleaseHold
+from payments.transfer_messages import ReverseTransfer, TransferToOwner
 from storage.clock import to_text
 from storage.db import Connection, Database
 from storage.nodes import alive
@@ -53,6 +54,10 @@ def idempotency_key(reservation_id: str, effect: Effect, sequence: int) -> str:
         return _attempt(f"release:{reservation_id}", effect.attempt)
     if kind == "Refund":
         return f"refund:{effect.refund_id}"  # type: ignore[union-attr]
+    if isinstance(effect, TransferToOwner):
+        return _attempt(f"transfer:{reservation_id}", effect.attempt)
+    if isinstance(effect, ReverseTransfer):
+        return f"reversal:{effect.key}"
     # Charger commands and payment checks may legitimately repeat: number them.
     return f"{kind}:{reservation_id}:{sequence}"
 

@@ -166,6 +166,9 @@ class Reconciler:
         self._observer = observer
         self._clock = clock or coordinator.clock
         self._lock = asyncio.Lock()  # one run at a time in this process
+        # Further comparisons (owners' transfers: payments.reconcile_transfers), each
+        # giving the findings of the window that starts at its argument.
+        self.sources: list[Callable[[datetime], Awaitable[list[Finding]]]] = []
         self._task: asyncio.Task[None] | None = None
 
     def now(self) -> datetime:
@@ -234,6 +237,8 @@ class Reconciler:
         )
         books = [Books.of(r, refunds.get(r.id, ())) for r in reservations.values()]
         findings = compare(books, snapshot)
+        for source in self.sources:
+            findings += await source(since)
         recorded = await self._recorded([f.key for f in findings if f.key])
         outcomes = [await self._act(f, recorded) for f in findings]
         report = ReconcileReport(

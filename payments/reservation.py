@@ -27,7 +27,9 @@ Money rules the machine guarantees, whatever the order of events:
   hold), release the hold, or resolve with a note once no hold is live;
 - what Stripe (the source of truth) reports through reconciliation is taken as it is:
   a capture or refund made elsewhere, a dispute; a disagreement no rule settles ends in
-  review with the reason.
+  review with the reason;
+- a site owner's share of a capture is transferred at most once and never more than the
+  share; refunds take it back in proportion (payments.reservation_transfers).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from payments import energy
+from payments import energy, reservation_transfers
 from payments.pricing import would_pass_cap
 from payments.reservation_messages import (
     AUTHORISATION_EXPIRED,
@@ -192,7 +194,9 @@ def transition(
     step = _Step(r, facts, now, policy)
     step.apply(event)
     step.check_deadlines()
-    return Decision(step.r, tuple(step.effects))
+    # The owner's share of a captured payment (its rules: payments.reservation_transfers).
+    after, owner_effects = reservation_transfers.follow(r, step.r, event)
+    return Decision(after, (*step.effects, *owner_effects))
 
 
 class _Step:

@@ -7,6 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from payments.transfer_messages import (
+    OwnerNotReady,
+    OwnerReady,
+    ReversalRefused,
+    ReverseTransfer,
+    Transferred,
+    TransferRefused,
+    TransferReversed,
+    TransferToOwner,
+)
+
 # --- Facts about the charger, supplied fresh with every event by the coordinator.
 
 
@@ -288,6 +299,12 @@ Event = (
     | ReleaseInReview
     | Resolve
     | Tick
+    | OwnerNotReady
+    | OwnerReady
+    | Transferred
+    | TransferRefused
+    | TransferReversed
+    | ReversalRefused
 )
 
 
@@ -353,4 +370,6 @@ Effect = (
     | Capture
     | ReleaseHold
     | Refund
+    | TransferToOwner
+    | ReverseTransfer
 )

@@ -15,6 +15,7 @@ from payments import bands
 from payments.currency import is_chargeable, minimum_charge_amount, round_capture, step
 from payments.pricing import Breakdown, Tariff, Usage, price
 from payments.reservation_messages import ReleaseInReview, Resolve, RetryCapture, ReviewAction
+from payments.split import SplitRule
 
 
 class State(StrEnum):
@@ -135,6 +136,20 @@ class Reservation:
     captured_amount: int = 0
     refunded_amount: int = 0
     refunds_pending: int = 0  # asked of Stripe, not yet confirmed
+    # The site owner's share (payments.reservation_transfers). Snapshot at creation: who is
+    # paid and by which rule (None: the operator keeps everything).
+    owner_id: str | None = None
+    split: SplitRule | None = None
+    # Once captured: the shares of captured - refunded (owner + operator == that, both >= 0).
+    owner_share: int = 0
+    operator_share: int = 0
+    transfer_status: str | None = None  # payments.transfer_messages: accrued, transferring...
+    transfer_attempts: int = 0  # TransferToOwner effects emitted
+    transfer_id: str | None = None  # Stripe's tr_ id once transferred
+    transferred_amount: int = 0  # moved to the owner's account
+    reversed_amount: int = 0  # taken back from it by reversals
+    reversing_amount: int = 0  # reversals asked of Stripe, not yet confirmed
+    transfer_failure: str | None = None  # why Stripe refused a transfer or a reversal
     failure_reason: str | None = None
     # A payment signal came while a verification was under way: verify again after it.
     verify_again: bool = False

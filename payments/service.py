@@ -30,6 +30,7 @@ from payments.refunds import RefundRecord, RefundStore
 from payments.reservation import Reservation, State
 from payments.reservations_store import ReservationStore
 from payments.runner import EffectRunner
+from payments.split import SplitError, SplitRule
 from payments.tariff_store import TariffStore
 from payments.webhooks import WebhookOutcome, apply_webhook
 from storage.db import Conflict
@@ -145,6 +146,7 @@ class Payments:
             log.error("payments.bad_tariff", charge_point_id=charger_id, error=str(error))
             raise SessionRefused(503, "PaymentsUnavailable", "no usable tariff") from None
         info = await self._chargers.charger_info(charger_id)
+        payee = _payee(info, charger_id)
         try:
             r, token = await self._coordinator.create(
                 charger_id,
@@ -154,6 +156,7 @@ class Payments:
                 locale,
                 (info or {}).get("name"),
                 (info or {}).get("time_zone") or self._time_zone,
+                payee=payee,
             )
         except Conflict:
             # Another driver won the race for this connector.
@@ -272,3 +275,18 @@ class Payments:
         r = await self._reservations.get(reservation_id)
         assert r is not None, reservation_id
         return r
+
+
+def _payee(info: ChargerInfo | None, charger_id: str) -> tuple[str, SplitRule] | None:
+    """Who shares the session's money, snapshot at its start: the site's owner and split
+    rule. No owner, or no split rule: the operator keeps everything. A rule that cannot be
+    used refuses the session (nothing is charged under a split nobody meant)."""
+    site = (info or {}).get("site")
+    if not site or not site.get("owner_id") or not site.get("split"):
+        return None
+    try:
+        rule = SplitRule.from_dict(dict(site["split"] or {}))
+    except (SplitError, TypeError) as error:
+        log.error("payments.bad_split", charge_point_id=charger_id, error=str(error))
+        raise SessionRefused(503, "PaymentsUnavailable", "no usable revenue split") from None
+    return str(site["owner_id"]), rule

@@ -98,4 +98,22 @@ def reservation_json(r: Reservation, now: datetime) -> dict[str, Any]:
         "startedAt": _time(r.started_at),
         "stoppedAt": _time(r.stopped_at),
         "unpluggedAt": _time(r.unplugged_at),
+        "refundedAmount": r.refunded_amount,
+        "ownerShare": _owner_share(r),
+    }
+
+
+def _owner_share(r: Reservation) -> dict[str, Any] | None:
+    if r.owner_id is None or r.split is None:
+        return None
+    return {
+        "ownerId": r.owner_id,
+        "split": r.split.to_dict(),
+        "ownerShare": r.owner_share,
+        "operatorShare": r.operator_share,
+        "transferStatus": r.transfer_status,
+        "transferId": r.transfer_id,
+        "transferredAmount": r.transferred_amount,
+        "reversedAmount": r.reversed_amount,
+        "transferFailure": r.transfer_failure,
     }

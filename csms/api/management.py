@@ -19,6 +19,7 @@ from payments.alerts_http import AlertRoutes
 from payments.owners_http import OwnerRoutes
 from payments.reconcile_http import ReconcileRoutes
 from payments.reviews_http import ReviewRoutes
+from payments.transfers_http import OwnerTransferRoutes
 
 if TYPE_CHECKING:
     from csms.app import CentralSystem
@@ -51,6 +52,9 @@ def build_api(system: CentralSystem) -> Api:
     system.routes.register_api(api)
     PaymentAdminRoutes(system.payment_service).register(api)
     ReviewRoutes(system.payment_service).register(api)
+    OwnerTransferRoutes(system.payment_service, system.coordinator.handle, system.owners).register(
+        api
+    )
     AlertRoutes(system.alerts).register(api)
     ReconcileRoutes(system.reconciler).register(api)
     OwnerRoutes(system.onboarding).register(api)
