@@ -4,6 +4,7 @@ the start page and the receipt give times in the site's zone and the site's supp
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from zoneinfo import ZoneInfo
 
@@ -111,3 +112,33 @@ async def test_a_charger_without_a_site_shows_the_operators(
         await sim.stop()
     assert 'id="site"' not in start and 'id="time-zone"' not in start
     assert 'href="mailto:laden@hafenstadt.example"' in start
+
+
+async def test_a_failed_session_names_the_sites_contact(
+    system: CentralSystem, driver: Driver
+) -> None:
+    sim = charger(system)
+    await sim.start()
+    try:
+        form = await _get(driver, "/c/CP-1/1")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf is not None
+        async with driver.http.post(
+            f"{driver.base}/start",
+            data={"cp": "CP-1", "conn": "1", "csrf": csrf.group(1)},
+            allow_redirects=False,
+        ) as started:
+            assert started.status == 303, await started.text()
+            token = started.cookies["csms_session"].value
+        async with driver.http.post(
+            f"{driver.base}/session/{token}/stop", data={"csrf": csrf.group(1)}
+        ) as cancelled:
+            assert cancelled.status == 200
+        page = await _get(driver, f"/session/{token}?lang=en")
+    finally:
+        await sim.stop()
+    contact = "help@depot.example · https://depot.example/help"
+    assert f'<p id="contact" >Questions? Contact {contact}</p>' in page, page
+    async with driver.http.get(f"{driver.base}/session/{token}/events") as events:
+        line = await events.content.readline()
+    assert f'"contact":"{contact}"'.encode() in line

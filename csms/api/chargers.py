@@ -76,7 +76,8 @@ class ChargerOut(ApiModel):
     model: str | None
     firmware_version: str | None
     time_zone: str | None = Field(
-        default=None, description="IANA time zone of its receipts; null: the operator's"
+        default=None,
+        description="IANA time zone of its receipts; null: its site's, else the operator's",
     )
     site_id: str | None = Field(default=None, description="The site it belongs to; null: none")
     connectors: list[ConnectorOut] = Field(description="Each one's latest reported status")
@@ -173,7 +174,7 @@ class ChargerChange(ApiModel):
         default=None,
         max_length=64,
         description="IANA time zone its receipts give times in, e.g. Europe/Berlin;"
-        " null: the operator's (operator.time_zone)",
+        " null: its site's, else the operator's (operator.time_zone)",
     )
     registration_status: RegistrationStatus | None = None
     site_id: str | None = Field(

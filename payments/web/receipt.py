@@ -28,7 +28,8 @@ def receipt_values(
     time_zone: str | None = None,
 ) -> dict[str, Any]:
     """The receipt template's values for a finished session `r` and its refunds; times in
-    the charger's `time_zone` when it has one, else the operator's."""
+    the charger's `time_zone` when it has one (its own, else its site's), else the
+    operator's. `operator` is as the charger's site shows it (Operator.at_site)."""
     fmt, money = t.fmt, r.tariff.currency
     known = time_zone is not None and known_time_zone(time_zone)
     zone = ZoneInfo(time_zone) if time_zone and known else operator.time_zone
