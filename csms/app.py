@@ -359,6 +359,8 @@ class CentralSystem:
             public_base_url=lambda: self.executor.public_base_url,
             clock=self._clock,
         )
+        self.reconciler.after_run.append(self.onboarding.refresh_unready)
+        self.connect_webhooks.observer = self.metrics
 
     def _build_ocpp(self) -> None:
         """The chargers' endpoint, its messages turned into payment events."""

@@ -27,12 +27,23 @@ from typing import Any, Protocol
 import structlog
 
 from payments.audit_log import AuditLog
+from payments.observe import PaymentsObserver
 from payments.owners import AccountFlags, OnReady, Owner, OwnerStore, Payout, nothing_on_ready
 from payments.webhooks import WebhookOutcome
 from storage.clock import to_text, utc_now
 from storage.db import Connection, Database
 
 log = structlog.get_logger()
+
+
+# Connect event types counted by name in the metrics; any other is "other".
+_KNOWN = frozenset(
+    {
+        "account.updated",
+        *(f"payout.{s}" for s in ("created", "updated", "paid", "failed", "canceled")),
+        *(f"transfer.{s}" for s in ("created", "updated", "reversed")),
+    }
+)
 
 
 def is_connect_event(event_type: str) -> bool:
@@ -67,6 +78,19 @@ class ConnectWebhooks:
         self._stripe = stripe
         self._clock = clock
         self.on_ready = on_ready
+        self.observer: PaymentsObserver | None = None  # counts the events (metrics)
+
+    async def receive(self, event: dict[str, Any]) -> WebhookOutcome:
+        """A verified Connect event, applied once, and counted."""
+        applied = "failed"
+        try:
+            outcome = await self.apply(event)
+            applied = outcome.applied
+            return outcome
+        finally:
+            if self.observer is not None:
+                label = event["type"] if event["type"] in _KNOWN else "other"
+                self.observer.webhook(label, applied)
 
     async def apply(self, event: dict[str, Any]) -> WebhookOutcome:
         event_type = event["type"]

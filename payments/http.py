@@ -196,7 +196,7 @@ class PaymentRoutes:
         except (orjson.JSONDecodeError, ValueError, AttributeError):
             return error_response(400, "invalid", "not a Stripe event", "body")
         if self._connect is not None and is_connect_event(event["type"]):
-            outcome = await self._connect.apply(event)
+            outcome = await self._connect.receive(event)
         else:
             outcome = await self._payments.webhook(event)
         return _json(200, {"received": True, "applied": outcome.applied})

@@ -118,8 +118,9 @@ class Onboarding:
         except StripeUnavailable as error:
             raise OwnerUnavailable(f"Stripe could not be reached: {error}") from error
         except StripeRejected as rejected:
+            # Stripe's message names the parameter it refused (the country, the e-mail).
             raise OwnerRefused(
-                502, "stripe_rejected", f"Stripe refused the account: {rejected.message}"
+                400, "stripe_rejected", f"Stripe refused the account: {rejected.message}"
             ) from rejected
         account_id, flags = str(account["id"]), AccountFlags.of_account(account)
         now, owners, audit = self._clock(), self.owners, self._audit
@@ -153,7 +154,7 @@ class Onboarding:
         except StripeUnavailable as error:
             raise OwnerUnavailable(f"Stripe could not be reached: {error}") from error
         except StripeRejected as rejected:
-            raise OwnerRefused(502, "stripe_rejected", rejected.message) from rejected
+            raise OwnerRefused(409, "stripe_rejected", rejected.message) from rejected
         log.info("owners.onboarding_link", owner_id=owner_id, actor=actor)
         return link
 
@@ -167,6 +168,20 @@ class Onboarding:
         except StripeUnavailable as error:
             raise OwnerUnavailable(f"Stripe could not be reached: {error}") from error
         return await self._get(owner_id)
+
+    async def refresh_unready(self) -> int:
+        """Every owner with an account that is not ready, read again from Stripe (in case an
+        account.updated was lost); how many became ready. Run after each reconciliation;
+        ready owners are kept true by their events (and `refresh` on demand)."""
+        became = 0
+        for owner in await self.owners.all():
+            if owner.stripe_account_id is None or owner.ready:
+                continue
+            try:
+                became += await self._webhooks.refresh_owner(owner)
+            except (StripeUnavailable, StripeRejected) as error:
+                log.warning("owners.refresh_failed", owner_id=owner.id, error=str(error)[:200])
+        return became
 
     async def _get(self, owner_id: str) -> Owner:
         owner = await self.owners.get(owner_id)

@@ -269,7 +269,7 @@ class OwnerStore:
 
     async def payouts(self, owner_id: str) -> list[Payout]:
         rows = await self.db.fetchall(
-            "SELECT * FROM payouts WHERE owner_id = ? ORDER BY created_at DESC, id",
+            "SELECT * FROM payouts WHERE owner_id = ? ORDER BY created_at DESC, id DESC",
             (owner_id,),
         )
         return [Payout.of(row) for row in rows]

@@ -156,6 +156,8 @@ class Reconciler:
         lead: Leader = sole_node,
     ) -> None:
         self._gateway = gateway
+        # More to compare with Stripe after each scheduled run (owners' accounts, say).
+        self.after_run: list[Callable[[], Awaitable[object]]] = []
         self._lead = lead  # the scheduled runs: on one node at a time, cluster-wide
         self._coordinator = coordinator
         self._db = db  # our books: read-only queries of the payments tables
@@ -195,6 +197,8 @@ class Reconciler:
             with contextlib.suppress(Exception):
                 if await self._lead("reconcile"):
                     await self.run()
+                    for job in self.after_run:
+                        await job()
 
     # -- one run
 

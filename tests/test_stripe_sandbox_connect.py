@@ -161,6 +161,15 @@ async def test_onboarding_on_the_hosted_page_completes_the_account_with_account_
     assert account.external_accounts.data[0].last4 == "6789"
     event = (await delivered(receiver, "account.updated"))[0]
     assert event["account"] == account.id
+    # A Connect event is listed with the account's Stripe-Account header, not without.
+    as_owner: Any = {"stripe_account": account.id}
+    listed = await client.v1.events.list_async(params={"type": "account.*"}, options=as_owner)
+    assert [e.id for e in listed.data] == [event["id"]]
+    assert (await client.v1.events.list_async(params={"type": "account.*"})).data == []
+    fetched = await client.v1.events.retrieve_async(event["id"], options=as_owner)
+    assert fetched.account == account.id
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.events.retrieve_async(event["id"])
     assert event["data"]["object"]["charges_enabled"] is True
     assert event["data"]["previous_attributes"]["charges_enabled"] is False
 

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import money
-from .connect import check_destination_charge
+from .destination import check_destination_charge
 from .errors import invalid_request, invalid_value, resource_missing, unsupported_param
 from .listing import Listings
 from .params import Reader
@@ -363,7 +363,11 @@ class Api:
 
     def retrieve_event(self, call: ApiCall) -> JSON:
         call.params.allow(["expand"])
-        return self.account.retrieve("event", call.path["id"], "id")
+        event = self.account.retrieve("event", call.path["id"], "id")
+        # A connected account's events are read with its `Stripe-Account` header.
+        if event.get("account") != call.stripe_account:
+            raise resource_missing("event", call.path["id"], "id")
+        return event
 
 
 def _payment_method_types(p: Reader) -> None:

@@ -1,5 +1,6 @@
 """The list endpoints, with Stripe's pagination: `GET /v1/checkout/sessions`,
-`/v1/payment_intents`, `/v1/charges`, `/v1/refunds`, `/v1/disputes` and `/v1/events`.
+`/v1/payment_intents`, `/v1/charges`, `/v1/refunds`, `/v1/disputes` and `/v1/events`
+(the events of a connected account with its `Stripe-Account` header, as on Stripe).
 
 As on Stripe (https://docs.stripe.com/api/pagination): objects come newest first;
 `limit` is 1 to 100 (default 10); `starting_after=<id>` gives the page of older
@@ -190,10 +191,12 @@ class Listings:
             )
         patterns = [event_type] if event_type is not None else types
         page = read_page(p)
-        # `type` may use `*` as a wildcard (`payment_intent.*`).
+        # `type` may use `*` as a wildcard (`payment_intent.*`). A connected account's
+        # events are listed with its `Stripe-Account` header, the platform's without.
         selected = [
             event
             for event in reversed(self.account.events)
-            if patterns is None or any(fnmatch.fnmatchcase(event["type"], t) for t in patterns)
+            if event.get("account") == call.stripe_account
+            and (patterns is None or any(fnmatch.fnmatchcase(event["type"], t) for t in patterns))
         ]
         return paginate(self.account, selected, page, url="/v1/events", object_name="event")

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from . import money, resources
 from .cards import Card, CardDetails
+from .destination import check_capture
 from .errors import StripeError, invalid_request, resource_missing, unexpected_state
 from .ledger import CanceledBy, Ledger, entry
 from .params import merge_metadata
@@ -444,7 +445,7 @@ class Account:
             error = money.step_error(currency, "amount_to_capture")
             error.saved = True
             raise error
-        _check_destination(intent, amount, application_fee_amount, transfer_amount)
+        check_capture(intent, amount, application_fee_amount, transfer_amount)
         if application_fee_amount is not None:
             intent["application_fee_amount"] = application_fee_amount
         if transfer_amount is not None:
@@ -723,39 +724,6 @@ class Account:
 
 def _not_expandable(path: str) -> StripeError:
     return invalid_request(f"This property cannot be expanded ({path}).", param="expand")
-
-
-def _check_destination(
-    intent: JSON, amount: int, application_fee_amount: int | None, transfer_amount: int | None
-) -> None:
-    """The Connect parameters of a capture, checked as Stripe checks them."""
-    if application_fee_amount is None and transfer_amount is None:
-        return
-    if intent["transfer_data"] is None:
-        param = "application_fee_amount" if transfer_amount is None else "transfer_data[amount]"
-        raise invalid_request(
-            f"Can only apply {param} when the PaymentIntent is attempting a direct payment "
-            "(using an OAuth key or Stripe-Account header) or destination payment (using "
-            "`transfer_data[destination]`).",
-            param=param,
-        )
-    fee = application_fee_amount
-    if fee is None:
-        fee = intent["application_fee_amount"]
-    transfer = transfer_amount
-    if transfer is None:
-        transfer = intent["transfer_data"].get("amount")
-    if fee is not None and transfer is not None:
-        raise invalid_request(
-            "You cannot set both application_fee_amount and transfer_data[amount].",
-            param="transfer_data[amount]" if transfer_amount else "application_fee_amount",
-        )
-    if transfer is not None and transfer > amount:
-        raise invalid_request(
-            f"transfer_data[amount] ({transfer}) must be less than or equal to the amount "
-            f"captured ({amount}).",
-            param="transfer_data[amount]",
-        )
 
 
 def _refund_error(message: str, code: str, *, param: str | None = None) -> StripeError:
