@@ -84,7 +84,8 @@ def render(s: dict[str, Any]) -> str:
     for x in s["sessions"]:
         money = lambda amount, c=x["currency"]: format_money(amount, c)  # noqa: E731
         lines.append(
-            f"  {x['stoppedAt']}  {x['chargerName'] or x['chargerId']}  {x['energyWh']} Wh"
+            f"  {x['stoppedAt']}  {x['reservationId']}  {x['chargerName'] or x['chargerId']}"
+            f"  {x['siteName'] or '-'}  {x['energyWh']} Wh"
             f"  paid {money(x['captured'])}  refunded {money(x['refunded'])}"
             f"  owner {money(x['ownerShare'])}  operator {money(x['operatorShare'])}"
             f"  transferred {money(x['transferred'])}  reversed {money(x['reversed'])}"
