@@ -8,8 +8,10 @@ in the same commit as their effect:
   an owner ready). Stripe is the source of truth, and events may come out of order: an
   event no newer than the state already stored (its `created` at or before `flags_as_of`)
   is not trusted; the account is retrieved from Stripe instead, and that is stored. When
-  the owner becomes ready for the first time, `on_ready(owner_id)` is awaited once, after
-  the commit (a redelivered event is a duplicate and changes nothing). If it raises, the
+  the owner becomes ready (it was not: the first time, or again after Stripe disabled the
+  account), `on_ready(owner_id)` is awaited once, after the commit (a redelivered event is
+  a duplicate and changes nothing; a crash between the commit and the call loses the call,
+  so whoever pays on it also sweeps ready owners, e.g. at start-up). If it raises, the
   error is logged: the hook's owner sweeps ready owners on its own too.
 - `payout.*` (paid, failed, ...): the payouts table, by `event.account` (the owner).
 - `transfer.*`: recorded as received; the transfers' own code acts on them.

@@ -11,15 +11,16 @@ An owner is **ready** (may receive transfers) when Stripe says all of:
 - `capabilities.transfers == "active"`: the platform may transfer to the account.
 `charges_enabled` is kept for the record but not required: an owner takes no charges of its
 own. `ready_at` is when the owner first became ready; it is set once and kept, even if
-Stripe later disables the account (then `ready` is False again until Stripe re-enables it).
+Stripe later disables the account (then `ready` is False until Stripe enables it again).
 
 Payouts are the connected accounts' own payouts to their banks, kept as Stripe reports them
 (`payout.*` events on the account), one row per payout id, the latest status winning.
 
 Contract: the writes (`add`, `set_account`, `set_flags`, `upsert_payout`) run in the
 caller's open transaction and touch only that connection and their arguments; `find` reads
-inside one. `set_flags` says whether the owner became ready for the first time, so the
-caller fires its readiness hook once, after the commit.
+inside one. `set_flags` says whether it made the owner ready (it was not: the first time,
+or again after Stripe had disabled the account), so the caller fires its readiness hook
+once per such change, after the commit.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from typing import Any
 from storage.clock import to_text
 from storage.db import Connection, Database
 
-# Called with an owner's id once it has first become ready (after the commit that says so).
+# Called with an owner's id when it has become ready (after the commit that says so): the
+# first time, and again if Stripe enabled it again after disabling it.
 OnReady = Callable[[str], Awaitable[None]]
 
 
@@ -186,7 +188,18 @@ class OwnerStore:
     ) -> bool:
         """Stripe's flags for the owner, as of Stripe's time `as_of` (Unix seconds: the
         event's `created`, or when the account was retrieved); True when this made the owner
-        ready for the first time (ready_at set now)."""
+        ready: it was not (the first time, or again after Stripe had disabled it)."""
+        became_ready = False
+        if flags.ready:
+            # One statement decides "was not ready": of two nodes racing, the second waits
+            # for the first's row lock and then finds the owner ready.
+            cursor = conn.execute(
+                "UPDATE owners SET ready_at = COALESCE(ready_at, ?) WHERE id = ?"
+                " AND stripe_account_id IS NOT NULL"
+                " AND NOT (details_submitted = 1 AND payouts_enabled = 1 AND transfers_active = 1)",
+                (to_text(now), owner_id),
+            )
+            became_ready = cursor.rowcount > 0
         conn.execute(
             "UPDATE owners SET charges_enabled = ?, payouts_enabled = ?, details_submitted = ?,"
             " transfers_active = ?, requirements_due = ?, updated_at = ?,"
@@ -203,15 +216,7 @@ class OwnerStore:
                 owner_id,
             ),
         )
-        if not flags.ready:
-            return False
-        # One statement decides "first time": of two nodes racing, only one sees NULL.
-        cursor = conn.execute(
-            "UPDATE owners SET ready_at = ? WHERE id = ? AND ready_at IS NULL"
-            " AND stripe_account_id IS NOT NULL",
-            (to_text(now), owner_id),
-        )
-        return cursor.rowcount > 0
+        return became_ready
 
     def upsert_payout(self, conn: Connection, payout: Payout, now: datetime) -> None:
         """A payout as Stripe reported it; a known payout takes the new status, unless it

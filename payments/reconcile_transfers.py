@@ -14,10 +14,11 @@ key naming what was seen, so the same disagreement is applied once.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from payments.reconcile import Finding, Kind
+from payments.reconcile import CLOCK_SKEW, Finding, Kind
 from payments.reservation import TERMINAL, Reservation, ReviewNeeded
 from payments.transfer_gateway import StripeTransfer, TransferGateway
 from payments.transfer_messages import TRANSFERRED, TRANSFERRING
@@ -65,16 +66,23 @@ def compare(r: Reservation, found: Sequence[StripeTransfer]) -> Finding | None:
 def findings_source(
     gateway: TransferGateway, store: TransferStore
 ) -> Callable[[datetime], Awaitable[list[Finding]]]:
-    """For the reconciler: the transfer findings of the payments made since `since`."""
+    """For the reconciler: the transfer findings of the window that starts at `since`.
+
+    One listing of the transfers created in the window; the payments made in it are
+    compared with their groups there (a payment's transfers are made after it, so all are
+    listed). A transfer in the window for an older payment (its share accrued long) has
+    that payment's whole group listed on its own."""
 
     async def find(since: datetime) -> list[Finding]:
-        found = []
-        for r in await store.with_owner_since(to_text(since)):
-            if r.transfer_status is None and r.transfer_id is None:
-                continue  # never captured with a share: nothing can have moved
-            finding = compare(r, await gateway.transfers_of(r.id))
-            if finding is not None:
-                found.append(finding)
-        return found
+        start = int(since.timestamp())
+        groups: dict[str, list[StripeTransfer]] = defaultdict(list)
+        for transfer in await gateway.transfers_since(start - CLOCK_SKEW):
+            if transfer.group:
+                groups[transfer.group].append(transfer)
+        recent = {r.id: r for r in await store.with_owner_since(to_text(since))}
+        older = await store.named(sorted(set(groups) - set(recent)))
+        findings = [compare(r, groups.get(r.id, [])) for r in recent.values()]
+        findings += [compare(r, await gateway.transfers_of(r.id)) for r in older]
+        return [finding for finding in findings if finding is not None]
 
     return find

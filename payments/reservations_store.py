@@ -39,8 +39,8 @@ class ReservationStore:
         now = to_text(r.created_at)
         conn.execute(
             "INSERT INTO reservations (id, charger_id, connector_id, id_tag, token, state, hold,"
-            " currency, hold_amount, email, data, created_at, updated_at, owner_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " currency, hold_amount, email, data, created_at, updated_at, owner_id,"
+            " transfer_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 r.id,
                 r.charger_id,
@@ -56,6 +56,7 @@ class ReservationStore:
                 now,
                 now,
                 r.owner_id,
+                r.transfer_status,
             ),
         )
 
@@ -71,7 +72,7 @@ class ReservationStore:
         conn.execute(
             "UPDATE reservations SET state = ?, hold = ?, captured_amount = ?, energy_wh = ?,"
             " transaction_id = ?, checkout_session_id = ?, payment_intent_id = ?, wake_at = ?,"
-            " data = ?, updated_at = ? WHERE id = ?",
+            " data = ?, updated_at = ?, transfer_status = ? WHERE id = ?",
             (
                 after.state.value,
                 after.hold.value,
@@ -83,6 +84,7 @@ class ReservationStore:
                 to_text(wake_at) if wake_at else None,
                 encode_reservation(after),
                 to_text(now),
+                after.transfer_status,
                 after.id,
             ),
         )

@@ -27,6 +27,7 @@ class StripeTransfer:
     destination: str
     currency: str
     key: str | None  # our idempotency key, from its metadata
+    group: str | None  # its transfer_group: the reservation id
     reversals: tuple[tuple[str, int, str | None], ...]  # (id, amount, our key)
 
     @classmethod
@@ -39,6 +40,7 @@ class StripeTransfer:
             destination=str(obj.get("destination") or ""),
             currency=str(obj.get("currency") or ""),
             key=(obj.get("metadata") or {}).get("transfer_key"),
+            group=obj.get("transfer_group"),
             reversals=tuple(
                 (
                     str(r["id"]),
@@ -115,6 +117,13 @@ class TransferGateway:
             ),
         )
         return str(created.id)
+
+    async def transfers_since(self, since: int) -> list[StripeTransfer]:
+        """Every transfer created at or after `since` (Unix seconds), all pages."""
+        found = await self._gateway._list_all(
+            "transfer.list", self._client.v1.transfers.list_async, {"created": {"gte": since}}
+        )
+        return [StripeTransfer.of(obj) for obj in found]
 
     async def transfers_of(self, group: str) -> list[StripeTransfer]:
         """Every transfer of a transfer group (a reservation), with its reversals."""

@@ -19,6 +19,7 @@ import structlog
 from payments.alerts import Candidate
 from payments.audit_log import AuditLog
 from payments.codec import decode_reservation
+from payments.currency import format_money
 from payments.reservation import Event, Reservation
 from payments.transfer_messages import (
     ACCRUED,
@@ -42,7 +43,8 @@ class TransferStore:
 
     async def of_reservation(self, reservation_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetchall(
-            "SELECT * FROM transfers WHERE reservation_id = ? ORDER BY created_at, id",
+            "SELECT * FROM transfers WHERE reservation_id = ? ORDER BY created_at,"
+            " CASE kind WHEN 'transfer' THEN 0 ELSE 1 END, id",
             (reservation_id,),
         )
         return [dict(row) for row in rows]
@@ -53,13 +55,30 @@ class TransferStore:
 
     async def owed(self, owner_id: str | None = None) -> list[Reservation]:
         """Payments (of `owner_id`, or of every owner) whose share waits: accrued or refused."""
-        sql = "SELECT data FROM reservations WHERE owner_id IS NOT NULL"
+        sql = "SELECT data FROM reservations WHERE transfer_status IN ('accrued', 'refused')"
         params: tuple[str, ...] = ()
         if owner_id is not None:
             sql, params = sql + " AND owner_id = ?", (owner_id,)
         rows = await self.db.fetchall(sql + " ORDER BY created_at", params)
         found = (decode_reservation(row["data"]) for row in rows)
         return [r for r in found if r.transfer_status in (ACCRUED, REFUSED)]
+
+    async def named(self, reservation_ids: list[str]) -> list[Reservation]:
+        """The payments with an owner among `reservation_ids` (transfer groups at Stripe)."""
+
+        def find(conn: Connection) -> list[Reservation]:
+            found = []
+            for start in range(0, len(reservation_ids), 500):
+                chunk = reservation_ids[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT data FROM reservations WHERE owner_id IS NOT NULL AND id IN ({marks})",
+                    chunk,
+                ).fetchall()
+                found += [decode_reservation(row["data"]) for row in rows]
+            return found
+
+        return await self.db.read(find)
 
     async def with_owner_since(self, since: str) -> list[Reservation]:
         """Payments with an owner made since `since`, for reconciliation."""
@@ -169,8 +188,9 @@ class TransferAlerts:
                 TRANSFER_FAILED,
                 f"{TRANSFER_FAILED}:{row['id']}",
                 row["reservation_id"],
-                f"Stripe refused the {row['kind']} of {row['amount']} {row['currency'].upper()}"
-                f" for owner {row['owner_id']}: {row['failure']}",
+                f"Stripe refused the {row['kind']} of"
+                f" {format_money(row['amount'], row['currency'])} for owner {row['owner_id']}:"
+                f" {row['failure']}",
                 {
                     "reservationId": row["reservation_id"],
                     "ownerId": row["owner_id"],

@@ -149,7 +149,15 @@ async def test_an_owner_onboarded_through_stripes_hosted_page(
 async def test_refresh_reads_the_account_from_stripe(
     system: CentralSystem, http: aiohttp.ClientSession
 ) -> None:
-    """With the webhooks held back, Stripe's word still gets here: refresh reads it."""
+    """With the webhooks held back, Stripe's word still gets here: refresh reads it. A
+    readiness hook that fails is logged; the owner is ready all the same."""
+    called: list[str] = []
+
+    async def failing_hook(owner_id: str) -> None:
+        called.append(owner_id)
+        raise RuntimeError("the payer is down")
+
+    system.connect_webhooks.on_ready = failing_hook
     assert system.sandbox is not None
     system.sandbox.pause_webhooks()
     async with http.post(url(system, "/api/owners"), json=OWNER) as response:
@@ -160,6 +168,7 @@ async def test_refresh_reads_the_account_from_stripe(
     assert code == 0 and "Ready: ready" in out, out
     owner = await system.owners.get(OWNER["id"])
     assert owner is not None and owner.ready and owner.ready_at is not None
+    assert called == [OWNER["id"]]
 
 
 async def test_an_event_out_of_order_makes_stripe_asked_again(
@@ -181,6 +190,12 @@ async def test_an_event_out_of_order_makes_stripe_asked_again(
     assert (await deliver(system, event("evt_newer", now)))[1]["applied"] == "AccountUpdated"
     system.sandbox.complete_account(account_id)
     assert not (await owner_json(system, http))["ready"]
+    # Stripe unreachable for the re-read: the event is not taken (Stripe sends it again).
+    system.sandbox.fail_next(3, 500, path=f"/v1/accounts/{account_id}", method="GET")
+    status, _ = await deliver(system, event("evt_older", now - 60))
+    assert status == 500
+    assert await system.db.fetchone("SELECT 1 FROM webhook_events WHERE id = 'evt_older'") is None
+    system.sandbox.clear_faults()
     # Older than the one stored, and saying "not onboarded": Stripe is asked, and says ready.
     assert (await deliver(system, event("evt_older", now - 60)))[1]["applied"] == "OwnerReady"
     assert (await owner_json(system, http))["ready"]

@@ -55,6 +55,13 @@ async def test_owner_added_then_its_account_and_flags(db: Database) -> None:
     owner = await db.read(lambda conn: store.find(conn, "hotel"))
     assert isinstance(owner, Owner) and owner.ready and owner.ready_at == later
     assert owner.flags_as_of == 30
+    # Stripe disables payouts, then enables them again: ready again (ready_at kept).
+    disabled = AccountFlags(True, False, True, True, ("external_account",))
+    assert not await db.write(lambda conn: store.set_flags(conn, "hotel", disabled, later))
+    assert not (await store.get("hotel")).ready  # type: ignore[union-attr]
+    assert await db.write(lambda conn: store.set_flags(conn, "hotel", READY, NOW))
+    owner = await store.get("hotel")
+    assert owner is not None and owner.ready and owner.ready_at == later
     # An older as_of never moves flags_as_of back.
     await db.write(lambda conn: store.set_flags(conn, "hotel", READY, later, as_of=5))
     assert (await store.get("hotel")).flags_as_of == 30  # type: ignore[union-attr]

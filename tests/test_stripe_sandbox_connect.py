@@ -368,3 +368,29 @@ async def test_reversals_partial_then_the_rest_then_refused(
     )
     assert updated.metadata.to_dict() == {"statement": "2026-11"}
     assert [e["type"] for e in sandbox.events("transfer.updated")] == ["transfer.updated"]
+
+
+async def test_updating_an_account_emits_account_updated_with_what_changed(
+    sandbox: StripeSandbox, client: stripe.StripeClient, browser: aiohttp.ClientSession
+) -> None:
+    account = await new_owner(client)
+    updated = await client.v1.accounts.update_async(
+        account.id,
+        params={
+            "email": "accounts@hotel.example",
+            "metadata": {"site": "s-9"},
+            "capabilities": {"card_payments": {"requested": True}},
+        },
+    )
+    assert updated.email == "accounts@hotel.example"
+    assert updated.capabilities.to_dict() == {"transfers": "inactive", "card_payments": "inactive"}
+    (event,) = sandbox.events("account.updated")
+    assert event["account"] == account.id
+    assert event["data"]["previous_attributes"]["email"] == "owner@hotel.example"
+    assert set(event["data"]["previous_attributes"]) == {"email", "metadata", "capabilities"}
+    with pytest.raises(stripe.InvalidRequestError) as unsupported:
+        await client.v1.accounts.update_async(account.id, params={"tos_acceptance": {"ip": "x"}})
+    assert unsupported.value.param == "tos_acceptance"
+    # Without a change there is no event.
+    await client.v1.accounts.update_async(account.id, params={"email": "accounts@hotel.example"})
+    assert len(sandbox.events("account.updated")) == 1

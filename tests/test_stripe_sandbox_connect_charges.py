@@ -284,6 +284,18 @@ async def test_captured_charges_have_a_balance_transaction_with_stripes_fee(
     assert txn.fee_details[0].type == "stripe_fee"
     listed = await client.v1.balance_transactions.list_async(params={"source": charge.id})
     assert [t.id for t in listed.data] == [txn.id]
+    expanded = await client.v1.charges.retrieve_async(
+        charge.id, params={"expand": ["balance_transaction"]}
+    )
+    assert expanded.balance_transaction.fee == 55
+
+    refund = await client.v1.refunds.create_async(
+        params={"charge": charge.id, "amount": 500, "expand": ["balance_transaction"]}
+    )
+    assert (refund.balance_transaction.amount, refund.balance_transaction.fee) == (-500, 0)
+    assert refund.balance_transaction.type == "refund"
+    kinds = await client.v1.balance_transactions.list_async(params={"type": "refund"})
+    assert [t.source for t in kinds.data] == [refund.id]
 
 
 async def test_connect_objects_survive_a_restart(

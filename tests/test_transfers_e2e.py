@@ -16,7 +16,7 @@ import stripe
 from csms.app import CentralSystem
 from payments.reservation import Reservation
 from payments.split import SplitRule, after_refunds, split
-from payments.transfer_messages import ACCRUED, TRANSFERRED
+from payments.transfer_messages import ACCRUED, REFUSED, TRANSFERRED
 from simulators.chargepoint import SimulatedCharger
 from tests.conftest import MakeConfig
 from tests.payflow import TARIFF, Driver, charger, finished_session, refund_and_wait
@@ -209,3 +209,38 @@ async def test_an_owner_not_ready_is_paid_once_the_account_is_completed(
     await system.transfer_service.sweep()
     await system.runner.run_now(reservation_id)
     assert len(await _transfers(sdk, reservation_id)) == 1
+
+
+async def test_a_refused_transfer_alerts_and_the_operator_moves_it_once_it_can_be(
+    system: CentralSystem, driver: Driver, sim: SimulatedCharger, sdk: stripe.StripeClient
+) -> None:
+    await _owner_at_site(driver, sim, onboard=False)
+    reservation_id, _ = await finished_session(driver, sim)
+    r = await _settled(system, reservation_id, ACCRUED)
+    # Refunded in the Stripe Dashboard, past csms: the charge has too little left.
+    kept = 10
+    await sdk.v1.refunds.create_async(
+        {"payment_intent": r.payment_intent_id or "", "amount": r.captured_amount - kept}
+    )
+    assert r.owner_share > kept
+    status, early = await _call(driver, "POST", f"/api/payments/{reservation_id}/owner-transfer")
+    assert (status, early["error"]["code"]) == (409, "transfer_refused")  # not ready yet
+
+    await _onboard(driver)
+    r = await _settled(system, reservation_id, REFUSED)
+    assert "balance_insufficient" in (r.transfer_failure or "")
+    assert await _transfers(sdk, reservation_id) == []
+    alerts = [a for a in await system.alerts.check() if a.kind == "transfer_failed"]
+    assert [a.reservation_id for a in alerts] == [reservation_id]
+
+    await system.reconciler.run()  # learns of the refund: the owner's share shrinks
+    r = await _reservation(system, reservation_id)
+    assert r.refunded_amount == r.captured_amount - kept and r.owner_share <= kept
+    assert r.owner_share + r.operator_share == kept
+    status, view = await _call(driver, "POST", f"/api/payments/{reservation_id}/owner-transfer")
+    assert status == 200, view
+    r = await _settled(system, reservation_id, TRANSFERRED)
+    (transfer,) = await _transfers(sdk, reservation_id)
+    assert transfer.amount == r.owner_share == r.transferred_amount > 0
+    status, again = await _call(driver, "POST", f"/api/payments/{reservation_id}/owner-transfer")
+    assert (status, again["error"]["code"]) == (409, "transfer_refused")

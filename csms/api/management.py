@@ -21,6 +21,7 @@ from payments.reconcile_http import ReconcileRoutes
 from payments.reviews_http import ReviewRoutes
 from payments.statements_http import StatementRoutes
 from payments.statements_store import StatementBook
+from payments.transfers_http import OwnerTransferRoutes
 
 if TYPE_CHECKING:
     from csms.app import CentralSystem
@@ -55,6 +56,9 @@ def build_api(system: CentralSystem) -> Api:
     system.routes.register_api(api)
     PaymentAdminRoutes(system.payment_service).register(api)
     ReviewRoutes(system.payment_service).register(api)
+    OwnerTransferRoutes(system.payment_service, system.coordinator.handle, system.owners).register(
+        api
+    )
     AlertRoutes(system.alerts).register(api)
     ReconcileRoutes(system.reconciler).register(api)
     OwnerRoutes(system.onboarding).register(api)

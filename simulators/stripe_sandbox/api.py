@@ -12,11 +12,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
 from urllib.parse import urlsplit
 
 from . import money
-from .destination import check_destination_charge
+from .destination import check_destination_charge, destination_fields
 from .errors import invalid_request, invalid_value, resource_missing, unsupported_param
 from .listing import Listings
 from .params import Reader
@@ -449,31 +448,8 @@ def _intent_spec(p: Reader | None) -> PaymentIntentSpec:
         statement_descriptor=p.string("statement_descriptor", max_length=22),
         statement_descriptor_suffix=p.string("statement_descriptor_suffix", max_length=22),
         transfer_group=p.string("transfer_group"),
-        **_destination_fields(p),
+        **destination_fields(p),
     )
-
-
-def _destination_fields(p: Reader) -> dict[str, Any]:
-    """`transfer_data`, `application_fee_amount` and `on_behalf_of` of a destination charge."""
-    fields: dict[str, Any] = {
-        "application_fee_amount": p.integer(
-            "application_fee_amount", minimum=0, maximum=money.MAXIMUM_AMOUNT
-        ),
-        "on_behalf_of": p.string("on_behalf_of"),
-    }
-    data = p.hash("transfer_data")
-    if data is not None:
-        data.allow(["destination", "amount"])
-        fields["transfer_destination"] = data.string("destination", required=True)
-        fields["transfer_amount"] = data.integer("amount", minimum=1)
-    elif fields["application_fee_amount"] is not None:
-        raise invalid_request(
-            "Can only apply an application_fee_amount when the PaymentIntent is attempting a "
-            "direct payment (using an OAuth key or Stripe-Account header) or destination "
-            "payment (using `transfer_data[destination]`).",
-            param=p.name("application_fee_amount"),
-        )
-    return fields
 
 
 def _currency(p: Reader, key: str) -> str:

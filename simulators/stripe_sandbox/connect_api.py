@@ -78,7 +78,7 @@ class ConnectApi:
 
     def _platform_only(self, call: ApiCall) -> None:
         if call.stripe_account is not None:
-            raise unsupported_param("Stripe-Account header on this endpoint")
+            raise unsupported_param("Stripe-Account")
 
     # -- accounts -------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ Rules, as Stripe documents them:
 
 - A transfer goes only to an account whose `transfers` capability is active. With
   `source_transaction` it cannot exceed what the charge still has: captured, less
-  refunds, less the other transfers from it net of their reversals. A reversal cannot
+  refunds, less the other transfers from it net of their reversals; without it, it is
+  not checked against the platform's balance (not modelled). A reversal cannot
   exceed what is left on the transfer; each emits `transfer.reversed` (partial ones
   too); updating a transfer's metadata or description emits `transfer.updated`.
 - A destination charge (`transfer_data[destination]`) makes, at capture, a transfer of
@@ -17,7 +18,9 @@ Rules, as Stripe documents them:
 - A payout belongs to the connected account whose bank account it goes to; it is seen
   with the `Stripe-Account` header only, and its events are Connect events.
 - A captured charge has a balance transaction with Stripe's fee for its currency
-  (`STRIPE_FEES`), so the fee of each payment can be read.
+  (`STRIPE_FEES`), so the fee of each payment can be read (`expand[]=balance_transaction`
+  on the charge, or `/v1/balance_transactions`); a refund has one too (its amount
+  negative, no fee: Stripe keeps its fee on a refunded payment).
 """
 
 from __future__ import annotations
@@ -302,7 +305,21 @@ class Money:
         refund_application_fee: bool,
         origin: Origin,
     ) -> None:
-        """A refund of a destination charge: the transfer and the fee in proportion."""
+        """A refund's balance transaction; of a destination charge, the transfer and the fee
+        taken back in proportion."""
+        now = self.clock.now()
+        txn = res.balance_transaction(
+            txn_id=refund["balance_transaction"],
+            created=now,
+            amount=-refund["amount"],
+            fee=0,
+            currency=refund["currency"],
+            source=refund["id"],
+            kind="refund",
+            description="REFUND FOR CHARGE",
+            available_on=now,
+        )
+        self.objects[txn["id"]] = txn
         refunded = sum(r["amount"] for r in charge["refunds"]["data"]) + refund["amount"]
         last = refunded >= charge["amount_captured"]
         captured = charge["amount_captured"]

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from . import money
 from .errors import invalid_request, resource_missing
+from .params import Reader
 from .resources import JSON
 from .specs import PaymentIntentSpec
 
@@ -98,3 +100,26 @@ def check_capture(
             f"captured ({amount}).",
             param="transfer_data[amount]",
         )
+
+
+def destination_fields(p: Reader) -> dict[str, Any]:
+    """`transfer_data`, `application_fee_amount` and `on_behalf_of` of a destination charge."""
+    fields: dict[str, Any] = {
+        "application_fee_amount": p.integer(
+            "application_fee_amount", minimum=0, maximum=money.MAXIMUM_AMOUNT
+        ),
+        "on_behalf_of": p.string("on_behalf_of"),
+    }
+    data = p.hash("transfer_data")
+    if data is not None:
+        data.allow(["destination", "amount"])
+        fields["transfer_destination"] = data.string("destination", required=True)
+        fields["transfer_amount"] = data.integer("amount", minimum=1)
+    elif fields["application_fee_amount"] is not None:
+        raise invalid_request(
+            "Can only apply an application_fee_amount when the PaymentIntent is attempting a "
+            "direct payment (using an OAuth key or Stripe-Account header) or destination "
+            "payment (using `transfer_data[destination]`).",
+            param=p.name("application_fee_amount"),
+        )
+    return fields

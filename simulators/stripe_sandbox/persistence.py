@@ -33,8 +33,9 @@ holds):
 - the clock offset and `enabled_events`, when they differ from what was written.
 A write that fails is rolled back and leaves all of it to the next write.
 
-A charge's `refunds` list holds the refund objects themselves: updating a refund changes
-its charge without touching it, so at load the list is linked to the refunds again.
+A charge's `refunds` list holds the refund objects themselves (so do a transfer's
+`reversals` and an application fee's `refunds`): updating a refund changes its charge
+without touching it, so at load the lists are linked to the objects again.
 
 Earlier versions kept one JSON document (see `legacy`). Found at the state path, or,
 when the state path does not exist, at the same name with the suffix `.json` (renamed
@@ -119,10 +120,13 @@ class Parts:
     def restore(self, snapshot: Snapshot, *, keep_enabled_events: bool) -> None:
         """Replace the sandbox's state by `snapshot`; nothing counts as changed."""
         account, objects = self.account, snapshot.objects
+        # Lists that hold the objects themselves: a charge's refunds, a transfer's
+        # reversals, an application fee's refunds.
+        embedded = {"charge": "refunds", "transfer": "reversals", "application_fee": "refunds"}
         for obj in objects.values():
-            if obj["object"] == "charge":
-                refunds = obj["refunds"]["data"]
-                refunds[:] = [objects.get(refund["id"], refund) for refund in refunds]
+            if obj["object"] in embedded:
+                items = obj[embedded[obj["object"]]]["data"]
+                items[:] = [objects.get(item["id"], item) for item in items]
         account.objects.load(objects.items())
         account.events = [obj for obj in objects.values() if obj["object"] == "event"]
         account.checkouts.load(snapshot.checkouts.items())

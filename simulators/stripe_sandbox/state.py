@@ -43,7 +43,9 @@ log = logging.getLogger("simulators.stripe_sandbox")
 AUTHORIZATION_VALIDITY = 7 * 24 * 3600
 DISPUTE_RESPONSE_WINDOW = 7 * 24 * 3600
 # Fields whose string id `expand[]` may replace by the object.
-EXPANDABLE = frozenset({"payment_intent", "latest_charge", "charge", "payment_method"})
+EXPANDABLE = frozenset(
+    {"payment_intent", "latest_charge", "charge", "payment_method", "balance_transaction"}
+)
 CANCELABLE = (
     "requires_payment_method, requires_capture, requires_confirmation, requires_action, processing"
 )
@@ -105,7 +107,8 @@ class Account:
     """One Stripe test-mode account.
 
     `page_url(session_id)` gives the hosted page's address; `publish(event)` hands every
-    new event to webhook delivery.
+    new event to webhook delivery. `on_capture` and `on_refund` are Connect's part of a
+    capture and a refund (`connect_money`): they run before the events are emitted.
     """
 
     def __init__(

@@ -17,6 +17,11 @@ CREATE TABLE transfers (
 CREATE INDEX transfers_by_reservation ON transfers (reservation_id, created_at);
 CREATE INDEX transfers_by_owner ON transfers (owner_id, created_at);
 
--- Who a session's owner share belongs to, for statements (NULL: no owner).
+-- Who a session's owner share belongs to, for statements (NULL: no owner), and where the
+-- share stands (payments.transfer_messages: accrued, transferring, transferred, refused,
+-- nothing), so that the shares waiting for an owner are found without reading every payment.
 ALTER TABLE reservations ADD COLUMN owner_id TEXT COLLATE "C";
+ALTER TABLE reservations ADD COLUMN transfer_status TEXT COLLATE "C";
 CREATE INDEX reservations_by_owner ON reservations (owner_id, created_at);
+CREATE INDEX reservations_owed ON reservations (owner_id, transfer_status)
+    WHERE transfer_status IN ('accrued', 'refused');
