@@ -205,6 +205,7 @@ def sessions(draw: st.DrawFn) -> list[SessionRow]:
                 transferred=draw(st.booleans()),
             )
         )
+        rows[-1] = replace(rows[-1], currency=draw(st.sampled_from(["eur", "jpy"])))
     return rows
 
 
@@ -215,19 +216,20 @@ def test_shares_always_add_up_per_session_and_in_total(rows: list[SessionRow]) -
     for x in s.sessions:
         assert x.owner_share >= 0 and x.operator_share >= 0
         assert x.owner_share + x.operator_share == x.captured - x.refunded
-    captured = sum(x.captured for x in rows)
-    refunded = sum(x.refunded for x in rows)
-    if not rows:
-        assert s.totals == ()
-        return
-    (t,) = s.totals
-    assert (t.captured, t.refunded, t.sessions) == (captured, refunded, len(rows))
-    assert t.owner_share + t.operator_share == captured - refunded == t.net
-    # The CSV says the same: its total row, and the sessions' rows summed.
+    currencies = sorted({x.currency for x in rows})
+    assert [t.currency for t in s.totals] == currencies  # one total per currency
     table = list(csv.DictReader(io.StringIO(to_csv(s))))
-    total = [row for row in table if row["kind"] == "total"]
-    assert int(total[0]["owner_share"]) + int(total[0]["operator_share"]) == t.net
-    assert sum(int(r["owner_share"]) for r in table if r["kind"] == "session") == t.owner_share
+    for t in s.totals:
+        mine = [x for x in rows if x.currency == t.currency]
+        captured = sum(x.captured for x in mine)
+        refunded = sum(x.refunded for x in mine)
+        assert (t.captured, t.refunded, t.sessions) == (captured, refunded, len(mine))
+        assert t.owner_share + t.operator_share == captured - refunded == t.net
+        # The CSV says the same: its total row, and the sessions' rows summed.
+        (total,) = [r for r in table if r["kind"] == "total" and r["currency"] == t.currency]
+        assert int(total["owner_share"]) + int(total["operator_share"]) == t.net
+        lines = [r for r in table if r["kind"] == "session" and r["currency"] == t.currency]
+        assert sum(int(r["owner_share"]) for r in lines) == t.owner_share
 
 
 def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
