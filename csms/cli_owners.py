@@ -6,6 +6,7 @@ server (`/api/owners`): it holds the Stripe client, and its webhooks keep the fl
     csms owners list
     csms owners show hotel        # ready or not, Stripe's flags, what is due, payouts
     csms owners refresh hotel     # read the account again from Stripe
+    csms owners statement hotel --month 2026-11 [--csv | --html] [-o FILE]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from csms.cli_statements import add_statement_command, statement
 from csms.config import Config
 from payments.currency import format_money
 
@@ -43,7 +45,8 @@ def add_owners_commands(commands: Any) -> None:
     show.add_argument("id")
     refresh = actions.add_parser("refresh", help="read the owner's account again from Stripe")
     refresh.add_argument("id")
-    for action in (add, link, listing, show, refresh):
+    report = add_statement_command(actions)
+    for action in (add, link, listing, show, refresh, report):
         action.add_argument("--json", action="store_true", help="print the answer as JSON")
         action.add_argument("--api", metavar="URL", help="default: this config's HTTP port")
         action.add_argument(
@@ -53,6 +56,8 @@ def add_owners_commands(commands: Any) -> None:
 
 
 async def _owners(config: Config, args: argparse.Namespace) -> int:
+    if args.action == "statement":
+        return await statement(config, args)
     method, path, body = _request(args)
     base = (args.api or f"http://127.0.0.1:{config.server.http_port}").rstrip("/")
     configured = [k for k in config.api.keys.split(",") if k]

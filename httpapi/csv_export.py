@@ -56,3 +56,15 @@ async def stream_csv(
         await response.write(chunk.encode())
     await response.write_eof()
     return response
+
+
+# What a spreadsheet reads as the start of a formula (OWASP's "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: object) -> object:
+    """A cell a spreadsheet shows as text, never runs: text starting like a formula gets a
+    leading apostrophe; numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -19,6 +19,8 @@ from payments.alerts_http import AlertRoutes
 from payments.owners_http import OwnerRoutes
 from payments.reconcile_http import ReconcileRoutes
 from payments.reviews_http import ReviewRoutes
+from payments.statements_http import StatementRoutes
+from payments.statements_store import StatementBook
 from payments.transfers_http import OwnerTransferRoutes
 
 if TYPE_CHECKING:
@@ -58,6 +60,19 @@ def build_api(system: CentralSystem) -> Api:
     AlertRoutes(system.alerts).register(api)
     ReconcileRoutes(system.reconciler).register(api)
     OwnerRoutes(system.onboarding).register(api)
+    statement_routes(system).register(api)
     AuditRoutes(system.audit).register(api)
     ClusterRoutes(system.node, system.view, system.db.backend).register(api)
     return api
+
+
+def statement_routes(system: CentralSystem) -> StatementRoutes:
+    """Owners' monthly statements, in the operator's time zone, naming the operator."""
+    from csms.app import operator  # the composition root's reading of [operator]
+
+    settings = operator(system.config)
+    book = StatementBook(
+        system.db, system.onboarding.owners, system.payment_service.charger_info,
+        settings.time_zone,
+    )  # fmt: skip
+    return StatementRoutes(book, settings)
