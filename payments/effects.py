@@ -92,9 +92,8 @@ class EffectExecutor:
                 return machine.RemoteStopAnswered(outcome == "Accepted")
             case machine.Capture(payment_intent_id, amount):
                 try:
-                    return machine.Captured(
-                        await self._gateway.capture(payment_intent_id, amount, key)
-                    )
+                    captured = await self._gateway.capture(payment_intent_id, amount, key)
+                    return machine.Captured(captured.amount, captured.fee)
                 except StripeRejected as rejected:
                     return machine.CaptureRejected(
                         rejected.message, _CAPTURE_REFUSALS.get(rejected.code, machine.REFUSED)

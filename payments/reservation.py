@@ -297,9 +297,9 @@ class _Step:
                 self.meter_reading(energy_register_wh, power_w, at)
             case TransactionStopped(meter_stop_wh, stopped_at, readings):
                 self.transaction_stopped(meter_stop_wh, stopped_at, readings)
-            case Captured(amount):
+            case Captured(amount, stripe_fee):
                 if r.hold is Hold.CAPTURING:
-                    self.set(hold=Hold.CAPTURED, captured_amount=amount)
+                    self.set(hold=Hold.CAPTURED, captured_amount=amount, stripe_fee=stripe_fee)
                     if r.state is State.SETTLING:
                         self.set(state=State.COMPLETED)
             case CaptureRejected(reason, kind):
@@ -557,7 +557,8 @@ class _Step:
         if r.hold is Hold.CAPTURED and r.captured_amount == amount:
             return
         expected = r.hold is Hold.CAPTURING and r.capture_amount == amount
-        self.set(hold=Hold.CAPTURED, captured_amount=amount)
+        # Stripe's fee on a capture made elsewhere is not known here.
+        self.set(hold=Hold.CAPTURED, captured_amount=amount, stripe_fee=None)
         if expected and r.state is State.SETTLING:
             self.set(state=State.COMPLETED)
         elif r.state is State.CHARGING:

@@ -161,6 +161,9 @@ class TransactionStopped:
 @dataclass(frozen=True)
 class Captured:
     amount: int
+    # Stripe's fee on the charge, in the charge's currency, when the capture's answer said
+    # it (its balance transaction); None: not known.
+    stripe_fee: int | None = None
 
 
 # Why Stripe refused a capture, as the effect classifies it.

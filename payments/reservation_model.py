@@ -136,6 +136,9 @@ class Reservation:
     captured_amount: int = 0
     refunded_amount: int = 0
     refunds_pending: int = 0  # asked of Stripe, not yet confirmed
+    # Stripe's fee on the captured charge, as the capture's answer said (None: not known,
+    # e.g. captured elsewhere, or in rows stored before it was kept).
+    stripe_fee: int | None = None
     # The site owner's share (payments.reservation_transfers). Snapshot at creation: who is
     # paid and by which rule (None: the operator keeps everything).
     owner_id: str | None = None

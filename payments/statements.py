@@ -9,8 +9,11 @@ A session's refunds, transfer and reversals are shown as they stand now, whateve
 they happened in: a statement made again later shows a later refund on the session it
 belongs to (and the reversal it caused among that later month's movements).
 
-The Stripe fee is shown where the payment records it; payments do not record it yet (the
-charge's balance transaction is not read at capture), so it is blank (None), never 0.
+The Stripe fee is shown where the payment records it: the capture's answer carries the
+charge's balance transaction and its fee (payments.stripe_gateway.CaptureResult). Where
+Stripe did not say it (a capture made elsewhere, a balance transaction not there yet or in
+another currency, a payment captured before fees were kept) it is blank (None), never 0;
+a total adds the known fees (None: none known).
 
 The figures must add up, and `build` checks that they do rather than print a wrong
 number: for every session, and for the totals of each currency,

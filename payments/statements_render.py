@@ -89,7 +89,8 @@ _WORDS: dict[str, dict[str, str]] = {
         "net": "Paid less refunded", "transfers_in_month": "Transferred this month",
         "reversals_in_month": "Reversed this month", "payouts_paid": "Paid out this month",
         "count": "Sessions", "transfer": "Transfer", "reversal": "Reversal",
-        "fee_unknown": "Stripe fees are not recorded yet: blank.", "print": "Print",
+        "fee_unknown": "Stripe fee: blank where Stripe did not say it; totals add the known.",
+        "print": "Print",
     },
     "de": {
         "title": "Abrechnung", "owner": "Eigentümer", "month": "Monat", "zone": "Zeiten in",
@@ -105,7 +106,8 @@ _WORDS: dict[str, dict[str, str]] = {
         "reversals_in_month": "In diesem Monat zurückgebucht",
         "payouts_paid": "In diesem Monat ausgezahlt", "count": "Ladevorgänge",
         "transfer": "Überweisung", "reversal": "Rückbuchung",
-        "fee_unknown": "Stripe-Gebühren werden noch nicht erfasst: leer.", "print": "Drucken",
+        "fee_unknown": "Stripe-Gebühr: leer, wo Stripe sie nicht nannte; Summen: die bekannten.",
+        "print": "Drucken",
     },
 }  # fmt: skip
 

@@ -59,7 +59,7 @@ def session_row(r: Reservation, info: ChargerInfo | None) -> SessionRow:
         reversed=r.reversed_amount,
         transfer_status=r.transfer_status,
         split=r.split,
-        stripe_fee=None,  # not recorded by payments yet
+        stripe_fee=r.stripe_fee,  # None: Stripe did not say
     )
 
 

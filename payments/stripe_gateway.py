@@ -52,6 +52,35 @@ class PaymentState:
 
 
 @dataclass(frozen=True)
+class CaptureResult:
+    """A confirmed capture: the amount, and Stripe's fee on the charge in the charge's
+    currency (None: not known). Stripe may leave a charge's balance transaction null just
+    after capture (asynchronous payment methods, some integrations), and a balance
+    transaction in another (settlement) currency gives no fee in the charge's currency:
+    then the fee is not known, never guessed."""
+
+    amount: int
+    fee: int | None = None
+
+
+def charge_fee(intent: Any) -> int | None:
+    """The fee of the PaymentIntent's charge, from `latest_charge.balance_transaction`
+    when both were expanded; None otherwise."""
+    charge = getattr(intent, "latest_charge", None)
+    if charge is None or isinstance(charge, str):
+        return None
+    txn = getattr(charge, "balance_transaction", None)
+    if txn is None or isinstance(txn, str):
+        return None
+    fee, currency = getattr(txn, "fee", None), getattr(txn, "currency", None)
+    if not isinstance(fee, int) or isinstance(fee, bool) or fee < 0:
+        return None
+    if currency != getattr(charge, "currency", None):
+        return None
+    return fee
+
+
+@dataclass(frozen=True)
 class CheckoutRequest:
     reservation_id: str
     charger_id: str
@@ -148,13 +177,17 @@ class StripeGateway:
             session.status or "open", intent.id, intent.status, intent.amount_capturable or 0
         )
 
-    async def capture(self, payment_intent_id: str, amount: int, key: str) -> int:
-        """Capture `amount`; the rest of the hold is released by Stripe. Returns the amount."""
+    async def capture(self, payment_intent_id: str, amount: int, key: str) -> CaptureResult:
+        """Capture `amount`; the rest of the hold is released by Stripe. Returns the amount
+        captured and Stripe's fee on the charge when the answer says it (see CaptureResult)."""
+        expand = {"expand": ["latest_charge.balance_transaction"]}
         try:
             intent = await self._call(
                 "payment_intent.capture",
                 self._client.v1.payment_intents.capture_async(
-                    payment_intent_id, {"amount_to_capture": amount}, {"idempotency_key": key}
+                    payment_intent_id,
+                    {"amount_to_capture": amount, **expand},
+                    {"idempotency_key": key},
                 ),
             )
         except StripeRejected as rejected:
@@ -163,7 +196,7 @@ class StripeGateway:
             # Captured already (an earlier attempt whose answer was lost)? Then that's the result.
             intent = await self._call(
                 "payment_intent.retrieve",
-                self._client.v1.payment_intents.retrieve_async(payment_intent_id),
+                self._client.v1.payment_intents.retrieve_async(payment_intent_id, expand),
             )
             if intent.status == "canceled":
                 # The authorisation lapsed or was cancelled: nothing can be captured now.
@@ -172,7 +205,7 @@ class StripeGateway:
                 ) from rejected
             if intent.status != "succeeded":
                 raise
-        return intent.amount_received or amount
+        return CaptureResult(intent.amount_received or amount, charge_fee(intent))
 
     async def release(self, payment_intent_id: str, key: str) -> None:
         """Cancel the PaymentIntent: the hold on the card disappears."""

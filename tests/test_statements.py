@@ -16,11 +16,13 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+import stripe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csms.app import CentralSystem
 from httpapi.csv_export import neutralise
+from payments.reservation_model import Reservation
 from payments.split import SplitRule, after_refunds, split
 from payments.statements import (
     Month,
@@ -275,6 +277,22 @@ async def _get(driver: Driver, path: str, **headers: str) -> tuple[int, str, str
         return response.status, response.content_type, await response.text()
 
 
+async def _charge_fee(system: CentralSystem, r: Reservation) -> int:
+    """Stripe's fee on the reservation's charge, read from the sandbox with the real SDK."""
+    assert system.sandbox is not None and r.payment_intent_id is not None
+    http = stripe.AIOHTTPClient(timeout=10)
+    client = stripe.StripeClient(
+        "sk_test_sandbox", base_addresses={"api": system.sandbox.base_url}, http_client=http
+    )
+    try:
+        intent = await client.v1.payment_intents.retrieve_async(
+            r.payment_intent_id, {"expand": ["latest_charge.balance_transaction"]}
+        )
+    finally:
+        await http.close_async()
+    return int(intent.latest_charge.balance_transaction.fee)
+
+
 async def test_a_months_statement_over_the_api_matches_the_payments(
     system: CentralSystem, driver: Driver, sim: SimulatedCharger, tmp_path: Path
 ) -> None:
@@ -295,6 +313,7 @@ async def test_a_months_statement_over_the_api_matches_the_payments(
     month = stopped.astimezone(UTC).strftime("%Y-%m")  # the operator's zone: UTC by default
     assert all((r.stopped_at or r.created_at).strftime("%Y-%m") == month for r in paid)
     base = f"/api/owners/owner-1/statements/{month}"
+    fees = {r.id: await _charge_fee(system, r) for r in paid}
 
     status, kind, text = await _get(driver, base)
     assert (status, kind) == (200, "application/json"), text
@@ -312,9 +331,12 @@ async def test_a_months_statement_over_the_api_matches_the_payments(
         assert (x["ownerShare"], x["operatorShare"]) == (expected.owner, expected.operator)
         assert x["ownerShare"] + x["operatorShare"] == x["captured"] - x["refunded"]
         assert (x["transferred"], x["reversed"]) == (r.transferred_amount, r.reversed_amount)
-        assert x["siteName"] == "Harbour" and x["stripeFee"] is None
+        assert x["siteName"] == "Harbour"
+        # Stripe's fee, as the sandbox's balance transaction of the charge has it.
+        assert x["stripeFee"] == r.stripe_fee == fees[r.id] > 0
     assert lines[first]["reversed"] > 0 and lines[second]["reversed"] == 0
     (t,) = s["totals"]
+    assert t["stripeFee"] == sum(fees.values())
     assert t["captured"] == sum(r.captured_amount for r in paid)
     assert t["refunded"] == paid[0].refunded_amount
     assert t["ownerShare"] + t["operatorShare"] == t["captured"] - t["refunded"] == t["net"]
@@ -329,8 +351,10 @@ async def test_a_months_statement_over_the_api_matches_the_payments(
     assert {k: int(v["owner_share"]) for k, v in rows.items()} == {
         k: v["ownerShare"] for k, v in lines.items()
     }
+    assert {k: int(v["stripe_fee"]) for k, v in rows.items()} == fees
     (total,) = [row for row in table if row["kind"] == "total"]
     assert int(total["owner_share"]) == t["ownerShare"] and int(total["amount"]) == t["net"]
+    assert int(total["stripe_fee"]) == t["stripeFee"]
     assert [row["kind"] for row in table].count("reversal") == 1
 
     status, kind, page = await _get(driver, f"{base}.html?lang=de")
@@ -338,6 +362,7 @@ async def test_a_months_statement_over_the_api_matches_the_payments(
     assert "Volt Operator GmbH" in page and "20457 Hamburg" in page and "Harbour GmbH" in page
     assert "@media print" in page and "Anteil Eigentümer" in page
     assert f"session-{first}" in page and f"session-{second}" in page
+    assert page.count('class="amount stripe-fee"></td>') == 0  # every fee known: none blank
 
     # A bad month names the field; an unknown owner is not found; the key is required.
     for bad in ("2026-13", "november", "2026-11.pdf"):
