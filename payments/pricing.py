@@ -38,6 +38,7 @@ from payments.currency import (
     step,
     to_minor,
 )
+from payments.split import SplitError, SplitRule
 
 currency_exponent = exponent  # the name callers know
 
@@ -70,6 +71,10 @@ class Tariff:
     # Prices by time of day (payments.bands); the rest of the time is at price_per_kwh.
     bands: tuple[Band, ...] = ()
     time_fee_excluded: Window | None = None  # no time fee inside it (every day)
+    # How the money of sessions under this tariff is shared with the site's owner; it
+    # overrides the site's rule (payments.split). None: the site's rule applies. Prices,
+    # the hold and receipts do not depend on it.
+    split: SplitRule | None = None
 
     def __post_init__(self) -> None:
         if len(self.currency) != 3 or not self.currency.isalpha():
@@ -87,6 +92,20 @@ class Tariff:
         if self.tax_rate_basis_points > 10000:
             raise TariffError("tax_rate_basis_points", "must be at most 10000 (100 %)")
         self._check_bands()
+        self._check_split()
+
+    def _check_split(self) -> None:
+        rule = self.split
+        if rule is None or isinstance(rule, SplitRule):
+            return
+        if not isinstance(rule, dict):
+            raise TariffError("split", "must be a table of split settings")
+        try:
+            object.__setattr__(self, "split", SplitRule.from_dict(dict(rule)))
+        except SplitError as error:
+            raise TariffError(f"split.{error.field}", error.message) from None
+        except TypeError:
+            raise TariffError("split", "not a split rule") from None
 
     def _check_bands(self) -> None:
         bands = tuple(b if isinstance(b, Band) else _band(b) for b in self.bands or ())
@@ -124,7 +143,7 @@ class Tariff:
         return cls(**data)
 
 
-_NOT_COUNTS = ("currency", "bands", "time_fee_excluded")
+_NOT_COUNTS = ("currency", "bands", "time_fee_excluded", "split")
 
 
 def _band(data: object) -> Band:

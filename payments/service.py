@@ -146,7 +146,7 @@ class Payments:
             log.error("payments.bad_tariff", charge_point_id=charger_id, error=str(error))
             raise SessionRefused(503, "PaymentsUnavailable", "no usable tariff") from None
         info = await self._chargers.charger_info(charger_id)
-        payee = _payee(info, charger_id)
+        payee = _payee(info, charger_id, tariff)
         try:
             r, token = await self._coordinator.create(
                 charger_id,
@@ -277,12 +277,19 @@ class Payments:
         return r
 
 
-def _payee(info: ChargerInfo | None, charger_id: str) -> tuple[str, SplitRule] | None:
-    """Who shares the session's money, snapshot at its start: the site's owner and split
-    rule. No owner, or no split rule: the operator keeps everything. A rule that cannot be
-    used refuses the session (nothing is charged under a split nobody meant)."""
+def _payee(
+    info: ChargerInfo | None, charger_id: str, tariff: Tariff
+) -> tuple[str, SplitRule] | None:
+    """Who shares the session's money, snapshot at its start: the site's owner, by the
+    tariff's split rule when it has one, else the site's. No owner, or no rule: the operator
+    keeps everything. A site rule that cannot be used refuses the session (nothing is
+    charged under a split nobody meant); a tariff's rule was checked when it was stored."""
     site = (info or {}).get("site")
-    if not site or not site.get("owner_id") or not site.get("split"):
+    if not site or not site.get("owner_id"):
+        return None
+    if tariff.split is not None:
+        return str(site["owner_id"]), tariff.split
+    if not site.get("split"):
         return None
     try:
         rule = SplitRule.from_dict(dict(site["split"] or {}))

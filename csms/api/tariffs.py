@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from pydantic import Field
 from pydantic.alias_generators import to_camel
 
+from csms.api.sites import checked_split
 from csms.api.transactions import ConnectorId
 from csms.store.chargers import ChargerStore
 from httpapi.errors import ApiError, not_found
@@ -73,12 +76,20 @@ class TariffSettings(ApiModel):
     time_fee_excluded: TimeWindow | None = Field(
         default=None, description="No time fee inside this window (null: none)"
     )
+    split: dict[str, Any] | None = Field(
+        default=None,
+        description="How the money of sessions under this tariff is shared with the owner of"
+        " the charger's site, overriding the site's split; the same fields as a site's split"
+        " (commission_basis_points, fixed_per_kwh, operator_minimum); null: the site's split",
+    )
 
     def tariff(self) -> Tariff:
         """The settings as a Tariff, refused (400 naming the field) unless it bounds the cost
         and Stripe would take its hold (currency, minimum and maximum charge)."""
+        settings = self.model_dump(include=set(TariffSettings.model_fields))
+        settings["split"] = checked_split(self.split)  # 400 naming split.<its field>
         try:
-            tariff = Tariff(**self.model_dump(include=set(TariffSettings.model_fields)))
+            tariff = Tariff(**settings)
             checked_hold_amount(tariff)
         except TariffError as error:
             raise ApiError(400, "invalid", error.message, api_field(error.field)) from None
