@@ -366,6 +366,8 @@ class CentralSystem:
             clock=self._clock,
         )
         self.reconciler.after_run.append(self.onboarding.refresh_unready)
+        # Then accrued shares of ready owners asked for again (a readiness hook call lost).
+        self.reconciler.after_run.append(self.transfer_service.sweep)
         self.connect_webhooks.observer = self.metrics
 
     def _build_ocpp(self) -> None:

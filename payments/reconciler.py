@@ -156,7 +156,8 @@ class Reconciler:
         lead: Leader = sole_node,
     ) -> None:
         self._gateway = gateway
-        # More to compare with Stripe after each scheduled run (owners' accounts, say).
+        # More to do after each scheduled run, on the node that leads only (owners'
+        # accounts read again, accrued shares swept): `run_after`.
         self.after_run: list[Callable[[], Awaitable[object]]] = []
         self._lead = lead  # the scheduled runs: on one node at a time, cluster-wide
         self._coordinator = coordinator
@@ -197,8 +198,16 @@ class Reconciler:
             with contextlib.suppress(Exception):
                 if await self._lead("reconcile"):
                     await self.run()
-                    for job in self.after_run:
-                        await job()
+                    await self.run_after()
+
+    async def run_after(self) -> None:
+        """The jobs of `after_run`, in order, each whatever the others did (a failure is
+        logged; the next scheduled run tries again)."""
+        for job in self.after_run:
+            try:
+                await job()
+            except Exception:
+                log.exception("reconcile.after_run_failed", job=getattr(job, "__qualname__", ""))
 
     # -- one run
 

@@ -5,7 +5,8 @@ alert for a movement Stripe refused.
 `TransferService.on_ready(owner_id)` is the owner-readiness hook: every payment of the owner
 whose share accrued (or was refused) gets `OwnerReady`, which queues the transfer again;
 `sweep()` does the same for the accrued shares of every ready owner (at start-up: a hook
-lost to a crash).
+lost to a crash; and after each scheduled reconciliation, on the node that leads: a hook
+call lost without a restart).
 `TransferAlerts` raises one alert per failed movement (its subject: the movement's id).
 """
 
