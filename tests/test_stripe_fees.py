@@ -1,22 +1,32 @@
 """Stripe's fee on a session's charge: read from the capture's answer (the charge's balance
-transaction), kept on the reservation, blank wherever Stripe did not say it. The fee in a
-statement end to end against the sandbox is in tests/test_statements.py."""
+transaction), kept on the reservation, blank wherever Stripe did not say it: the pure parts,
+and end to end a capture made in the dashboard, whose fee stays blank in the statement. The
+fee of our own captures in a statement end to end is in tests/test_statements.py."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from types import SimpleNamespace
 
+import aiohttp
 import orjson
+import pytest
 
+from csms.app import CentralSystem
 from payments import reservation as machine
 from payments.codec import decode_reservation, encode_reservation
 from payments.reservation import Hold, State
 from payments.statements_render import csv_rows, to_html
+from payments.statements_store import stop_moment
 from payments.stripe_gateway import charge_fee
 from payments.web.operator import Operator
+from simulators.chargepoint import SimulatedCharger
+from tests.conftest import MakeConfig
+from tests.payflow import TARIFF, Driver, charger
 from tests.test_money_paths import _settling, step
-from tests.test_statements import session, statement_of
+from tests.test_statements import _charge_fee, session, statement_of
+from tests.test_transfers_e2e import _call, _owner_at_site, _reservation
 
 
 def _intent(charge: object) -> SimpleNamespace:
@@ -82,3 +92,51 @@ def test_a_statement_shows_known_fees_and_leaves_unknown_ones_blank() -> None:
     nothing = statement_of([unknown])
     assert nothing.totals[0].stripe_fee is None
     assert [r["stripe_fee"] for r in csv_rows(nothing) if r["kind"] == "total"] == [""]
+
+
+# -- end to end: a capture made in the dashboard, found by reconciliation
+
+
+@pytest.fixture
+async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
+    config = make_config(tariff=TARIFF, payments={"minimum_energy_wh": 100})
+    async with CentralSystem(config) as running:
+        yield running
+
+
+@pytest.fixture
+async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
+    async with aiohttp.ClientSession() as http:
+        yield Driver(system, http)
+
+
+@pytest.fixture
+async def sim(system: CentralSystem) -> AsyncIterator[SimulatedCharger]:
+    simulated = charger(system, unplug_after_stop=0.1)
+    await simulated.start()
+    yield simulated
+    await simulated.stop()
+
+
+async def test_a_capture_made_elsewhere_leaves_the_fee_blank_in_the_statement(
+    system: CentralSystem, driver: Driver, sim: SimulatedCharger
+) -> None:
+    await _owner_at_site(driver, sim, onboard=True)
+    reservation_id = await driver.start_charging(sim)
+    r = await _reservation(system, reservation_id)
+    assert system.sandbox is not None and r.payment_intent_id is not None
+    system.sandbox.pause_webhooks()  # csms hears nothing of the capture
+    system.sandbox.capture_payment_intent(r.payment_intent_id, 180)
+    status, summary = await driver.post("/api/reconcile")
+    assert status == 200 and summary["counts"] == {"captured_elsewhere": 1}, summary
+    await driver.wait_for_state(reservation_id, "NeedsReview")
+    r = await _reservation(system, reservation_id)
+    assert (r.hold, r.captured_amount, r.stripe_fee) == (Hold.CAPTURED, 180, None)
+    assert await _charge_fee(system, r) > 0  # Stripe has one; this capture's answer never came
+
+    month = stop_moment(r).strftime("%Y-%m")  # the operator's zone: UTC by default
+    status, statement = await _call(driver, "GET", f"/api/owners/owner-1/statements/{month}")
+    assert status == 200, statement
+    (line,) = [x for x in statement["sessions"] if x["reservationId"] == reservation_id]
+    assert line["captured"] == 180 and line["stripeFee"] is None
+    assert statement["totals"][0]["stripeFee"] is None
