@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,9 +113,11 @@ def onboard(link: str) -> str:
     opener = urllib.request.build_opener(NoRedirect)
     try:
         opener.open(urllib.request.Request(link, data=form, method="POST"))
-    except urllib.error.HTTPError as redirect:  # to our return page, on the README's port
+    except urllib.error.HTTPError as redirect:  # to our return page (payments.public_base_url)
         assert redirect.code in (302, 303), redirect
         assert urlsplit(redirect.headers["Location"]).path == "/owners/onboarding/done"
+    else:
+        raise AssertionError("the form did not send the owner to the return page")
     parts = urlsplit(link)
     return f"{parts.scheme}://{parts.netloc}"
 
