@@ -1,4 +1,4 @@
-"""The README's sites, owners and statements commands, as written, in the style of
+"""The README's sites, owners, statements and tariff-bands commands, as written, in the style of
 tests/test_quick_start.py: read from README.md and run with bash, one by one, against
 `dev.py run`'s demo (its bundled Stripe sandbox stands in for Stripe). What is put in: the
 command line (`csms` is this checkout's, on the demo's configuration), the server's HTTP
@@ -35,8 +35,8 @@ def section(title: str) -> str:
 
 
 def block(title: str, containing: str) -> str:
-    blocks = re.findall(r"```\n(.*?)```", section(title), re.DOTALL)
-    found = [b for b in blocks if containing in b]
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```", section(title), re.DOTALL | re.MULTILINE)
+    found = [body for language, body in blocks if not language and containing in body]
     assert len(found) == 1, (title, blocks)
     return found[0]
 
@@ -146,6 +146,7 @@ def test_the_sites_owners_and_statements_commands_work_as_written(
     owners = prompted(block("Owners and Stripe Connect onboarding", "csms owners add"))
     sites = commands(block("Sites", "csms sites add"))
     statements = prompted(block("Monthly statements", "csms owners statement"))
+    tariffs = commands(block("Tariffs by time of day", "csms tariffs set"))
     _, port = demo.wait_until_running()
     assert demo.process.stdout is not None
     threading.Thread(target=demo.process.stdout.read, daemon=True).start()
@@ -170,6 +171,11 @@ def test_the_sites_owners_and_statements_commands_work_as_written(
     assert "owner:\thotel-adler\n" in show and "chargers:\tCP-1\n" in show
     assert "split:\tcommission_basis_points 1500, fixed_per_kwh 10, operator_minimum 30" in show
     assert "CP-1\tAccepted\toffline\t-\tharbour" in listed.splitlines()
+
+    # 60 kWh at the highest band's 0.45, the session fee, 120 minutes at 0.02.
+    saved, assigned = (run(command) for command in tariffs)
+    assert saved == "by-time: saved; a session holds at most 29.90 EUR\n"
+    assert assigned.startswith("by-time: applies to CP-1")
 
     text, as_csv, as_html = (run(command) for command, _ in statements)
     assert text.startswith("Statement of Hotel Adler (hotel-adler), 2026-11 (UTC)\n")
