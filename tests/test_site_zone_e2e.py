@@ -20,7 +20,7 @@ import pytest
 from csms.app import CentralSystem
 from csms.store.sites import Site
 from tests.conftest import MakeConfig
-from tests.payflow import TARIFF, Driver
+from tests.payflow import TARIFF, Driver, charger
 from tests.test_tariff_bands_e2e import (
     DASH,
     TIMES,
@@ -105,3 +105,31 @@ async def test_a_session_priced_in_the_sites_zone_across_the_clocks_going_back(
     assert f'id="started">{started:%d.%m.%Y, %H:%M} EDT<' in german
     assert f'id="stopped">{stopped:%d.%m.%Y, %H:%M} EST<' in german
     assert "EDT</dd>" in english and "EST</dd>" in english and "UTC</dd>" not in english
+
+
+async def test_the_snapshot_takes_the_chargers_zone_else_its_sites_else_the_operators(
+    make_config: MakeConfig, http: aiohttp.ClientSession
+) -> None:
+    config = make_config(tariff={**TARIFF, "bands": BANDS}, operator={"time_zone": "UTC"})
+    async with CentralSystem(config) as system:
+        await system.chargers.register("CP-1")
+        await system.sites.add(HARBOUR)
+        await system.chargers.set_site("CP-1", "harbour")
+        driver = Driver(system, http)
+        sim = charger(system)
+        await sim.start()
+        snapshots = []
+        try:
+            for own, site in (("Asia/Tokyo", "harbour"), (None, "harbour"), (None, None)):
+                await system.chargers.set_time_zone("CP-1", own)
+                await system.chargers.set_site("CP-1", site)
+                status, created = await driver.create("CP-1", 1)
+                assert status == 200, created
+                r = await system.reservations.get(created["reservationId"])
+                assert r is not None
+                snapshots.append(r.time_zone)
+                status, cancelled = await driver.post(f"/api/payments/{r.id}/cancel")
+                assert status == 200, cancelled
+        finally:
+            await sim.stop()
+    assert snapshots == ["Asia/Tokyo", "America/New_York", "UTC"]
