@@ -115,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--site", metavar="SITE_ID", help="the site it belongs to (csms sites)")
     add.set_defaults(run=_add_charger)
-    chargers_commands.add_parser("list", help="list chargers").set_defaults(run=_list_chargers)
+    chargers_commands.add_parser(
+        "list", help="list chargers: id, registration, online, last seen, site"
+    ).set_defaults(run=_list_chargers)
 
     tariffs = commands.add_parser("tariffs", help="set, assign and list tariffs")
     tariff_commands = tariffs.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -338,7 +340,8 @@ async def _list_chargers(config: Config, args: argparse.Namespace) -> int:
         await db.close()
     for row in rows:
         state = "online" if row["online"] else "offline"
-        print(f"{row['id']}\t{row['registration_status']}\t{state}\t{row['last_seen_at'] or '-'}")
+        seen, site = row["last_seen_at"] or "-", row["site_id"] or "-"
+        print(f"{row['id']}\t{row['registration_status']}\t{state}\t{seen}\t{site}")
     return 0
 
 

@@ -1,5 +1,20 @@
 """CSV exports: a listing's JSON model as columns, rows fetched in id-keyed batches and
-streamed, so an export of any size runs in constant memory."""
+streamed, so an export of any size runs in constant memory.
+
+Every CSV this project writes (transactions, the audit log, owners' statements) passes each
+cell through `neutralise`, so that no cell is run as a spreadsheet formula (OWASP's "CSV
+injection"). The rule goes by the cell's type, never by its text:
+
+- Text (a charger id, an id tag, a name, a detail, a date) that starts with `=`, `+`, `-`,
+  `@`, a tab or a carriage return gets a leading apostrophe: a spreadsheet shows it as
+  the text it is and never evaluates it. This holds for text that looks like a number too
+  ("-5" as an id tag stays the text "-5").
+- Numbers (the columns the JSON model types as integers: amounts, energy, ids) are written
+  as they are, sign included: a negative amount stays a number a spreadsheet adds up.
+  No number can carry a formula.
+- Empty cells (null) stay empty. Dates are ISO 8601 text starting with a digit and are
+  never changed.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +49,8 @@ async def csv_chunks(
     while True:
         rows = await fetch(before, batch)
         for row in rows:
-            writer.writerow(convert(row).model_dump(by_alias=True).values())
+            cells = convert(row).model_dump(by_alias=True).values()
+            writer.writerow([neutralise(cell) for cell in cells])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -64,7 +80,7 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def neutralise(value: object) -> object:
     """A cell a spreadsheet shows as text, never runs: text starting like a formula gets a
-    leading apostrophe; numbers are left as they are."""
+    leading apostrophe; numbers (negative ones too) and None are left as they are."""
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value

@@ -315,6 +315,12 @@ def test_cli_add_set_show_list_remove(cli: Path, capsys: pytest.CaptureFixture[s
     assert (code, out) == (0, "CP-9: registered\n")
     code, _, err = _run(capsys, "chargers", "add", "CP-8", "--site", "nowhere")
     assert code == 2 and "--site" in err
+    assert _run(capsys, "chargers", "add", "CP-7")[0] == 0
+    code, out, _ = _run(capsys, "chargers", "list")  # the site is the last column
+    assert (code, out) == (
+        0,
+        "CP-7\tAccepted\toffline\t-\t-\nCP-9\tAccepted\toffline\t-\tharbour\n",
+    )
 
     site, chargers = asyncio.run(_stored("harbour"))
     assert site is not None and chargers == ["CP-9"]
@@ -340,7 +346,7 @@ def test_cli_add_set_show_list_remove(cli: Path, capsys: pytest.CaptureFixture[s
     assert _run(capsys, "sites", "list")[1] == "harbour\tHarbour car park\tEurope/Berlin\t-\n"
 
     code, _, err = _run(capsys, "sites", "remove", "harbour")
-    assert code == 1 and "CP-9" in err
+    assert code == 1 and "CP-9" in err and "CP-7" not in err
     assert _run(capsys, "sites", "remove", "nope")[0] == 1
     assert _run(capsys, "sites", "show", "nope")[0] == 1
 
