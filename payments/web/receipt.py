@@ -29,11 +29,15 @@ def receipt_values(
     time_zone: str | None = None,
 ) -> dict[str, Any]:
     """The receipt template's values for a finished session `r` and its refunds; times in
-    the charger's `time_zone` when it has one (its own, else its site's), else the
-    operator's. `operator` is as the charger's site shows it (Operator.at_site)."""
+    the zone the session was priced in (its snapshot, taken at its start: a charger moved
+    to another site since keeps its sessions' times and bands together), else, for a
+    session older than the snapshot, the charger's `time_zone` (its own, else its site's),
+    else the operator's. `operator` is as the charger's site shows it (Operator.at_site)."""
     fmt, money = t.fmt, r.tariff.currency
-    known = time_zone is not None and known_time_zone(time_zone)
-    zone = ZoneInfo(time_zone) if time_zone and known else operator.time_zone
+    zone = next(
+        (ZoneInfo(name) for name in (r.time_zone, time_zone) if name and known_time_zone(name)),
+        operator.time_zone,
+    )
     refunded = sum(x.amount for x in refunds if x.status == "succeeded")
     paid = r.captured_amount - refunded
     rate = r.tariff.tax_rate_basis_points
