@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 import stripe
 from hypothesis import given, settings
@@ -38,7 +37,7 @@ from payments.transfer_messages import ACCRUED, TRANSFERRED
 from payments.web.operator import Operator
 from simulators.chargepoint import SimulatedCharger
 from tests.conftest import API_HEADERS, MakeConfig
-from tests.payflow import TARIFF, Driver, charger, finished_session, refund_and_wait, run_cli
+from tests.payflow import TARIFF, Driver, finished_session, refund_and_wait, run_cli
 from tests.test_transfers_e2e import RULE, _owner_at_site, _settled
 from tests.waiting import eventually
 
@@ -254,20 +253,6 @@ async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
     )
     async with CentralSystem(config) as running:
         yield running
-
-
-@pytest.fixture
-async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
-    async with aiohttp.ClientSession() as http:
-        yield Driver(system, http)
-
-
-@pytest.fixture
-async def sim(system: CentralSystem) -> AsyncIterator[SimulatedCharger]:
-    simulated = charger(system, unplug_after_stop=0.1)
-    await simulated.start()
-    yield simulated
-    await simulated.stop()
 
 
 async def _get(driver: Driver, path: str, **headers: str) -> tuple[int, str, str]:

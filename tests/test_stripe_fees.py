@@ -5,13 +5,10 @@ fee of our own captures in a statement end to end is in tests/test_statements.py
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from types import SimpleNamespace
 
-import aiohttp
 import orjson
-import pytest
 
 from csms.app import CentralSystem
 from payments import reservation as machine
@@ -22,8 +19,7 @@ from payments.statements_store import stop_moment
 from payments.stripe_gateway import charge_fee
 from payments.web.operator import Operator
 from simulators.chargepoint import SimulatedCharger
-from tests.conftest import MakeConfig
-from tests.payflow import TARIFF, Driver, charger
+from tests.payflow import Driver
 from tests.test_money_paths import _settling, step
 from tests.test_statements import _charge_fee, session, statement_of
 from tests.test_transfers_e2e import _call, _owner_at_site, _reservation
@@ -95,27 +91,6 @@ def test_a_statement_shows_known_fees_and_leaves_unknown_ones_blank() -> None:
 
 
 # -- end to end: a capture made in the dashboard, found by reconciliation
-
-
-@pytest.fixture
-async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
-    config = make_config(tariff=TARIFF, payments={"minimum_energy_wh": 100})
-    async with CentralSystem(config) as running:
-        yield running
-
-
-@pytest.fixture
-async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
-    async with aiohttp.ClientSession() as http:
-        yield Driver(system, http)
-
-
-@pytest.fixture
-async def sim(system: CentralSystem) -> AsyncIterator[SimulatedCharger]:
-    simulated = charger(system, unplug_after_stop=0.1)
-    await simulated.start()
-    yield simulated
-    await simulated.stop()
 
 
 async def test_a_capture_made_elsewhere_leaves_the_fee_blank_in_the_statement(

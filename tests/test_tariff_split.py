@@ -5,11 +5,9 @@ end against the sandbox where the tariff's rule wins over the site's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import pytest
 
 from csms.app import CentralSystem
@@ -19,8 +17,7 @@ from payments.service import _payee
 from payments.split import SplitRule, split
 from payments.transfer_messages import TRANSFERRED
 from simulators.chargepoint import SimulatedCharger
-from tests.conftest import MakeConfig
-from tests.payflow import TARIFF, Driver, charger, finished_session
+from tests.payflow import Driver, finished_session
 from tests.test_money_paths import pending
 from tests.test_transfers_e2e import RULE, _call, _owner_at_site, _settled
 
@@ -69,27 +66,6 @@ def test_the_payee_takes_the_tariffs_rule_first_then_the_sites() -> None:
 
 
 # -- over the API, and a paid session end to end
-
-
-@pytest.fixture
-async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
-    config = make_config(tariff=TARIFF, payments={"minimum_energy_wh": 100})
-    async with CentralSystem(config) as running:
-        yield running
-
-
-@pytest.fixture
-async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
-    async with aiohttp.ClientSession() as http:
-        yield Driver(system, http)
-
-
-@pytest.fixture
-async def sim(system: CentralSystem) -> AsyncIterator[SimulatedCharger]:
-    simulated = charger(system, unplug_after_stop=0.1)
-    await simulated.start()
-    yield simulated
-    await simulated.stop()
 
 
 SETTINGS = {"currency": "eur", "pricePerKwh": 40, "sessionFee": 50, "maxEnergyWh": 5000}

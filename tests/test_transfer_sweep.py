@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
 from csms.app import CentralSystem
@@ -14,7 +13,7 @@ from payments.split import SplitRule, split
 from payments.transfer_messages import ACCRUED, TRANSFERRED
 from simulators.chargepoint import SimulatedCharger
 from tests.conftest import MakeConfig
-from tests.payflow import TARIFF, Driver, charger, finished_session
+from tests.payflow import TARIFF, Driver, finished_session
 from tests.test_transfers_e2e import RULE, _onboard, _owner_at_site, _reservation, _settled
 from tests.waiting import eventually
 
@@ -26,20 +25,6 @@ async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
     )
     async with CentralSystem(config) as running:
         yield running
-
-
-@pytest.fixture
-async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
-    async with aiohttp.ClientSession() as http:
-        yield Driver(system, http)
-
-
-@pytest.fixture
-async def sim(system: CentralSystem) -> AsyncIterator[SimulatedCharger]:
-    simulated = charger(system, unplug_after_stop=0.1)
-    await simulated.start()
-    yield simulated
-    await simulated.stop()
 
 
 async def _accrued_then_ready_with_the_hook_lost(

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 import stripe
 
@@ -18,32 +17,10 @@ from payments.reservation import Reservation
 from payments.split import SplitRule, after_refunds, split
 from payments.transfer_messages import ACCRUED, REFUSED, TRANSFERRED
 from simulators.chargepoint import SimulatedCharger
-from tests.conftest import MakeConfig
-from tests.payflow import TARIFF, Driver, charger, finished_session, refund_and_wait
+from tests.payflow import Driver, finished_session, refund_and_wait
 from tests.waiting import eventually
 
 RULE = {"commission_basis_points": 2000, "operator_minimum": 10}  # the operator keeps 20 %
-
-
-@pytest.fixture
-async def system(make_config: MakeConfig) -> AsyncIterator[CentralSystem]:
-    config = make_config(tariff=TARIFF, payments={"minimum_energy_wh": 100})
-    async with CentralSystem(config) as running:
-        yield running
-
-
-@pytest.fixture
-async def driver(system: CentralSystem) -> AsyncIterator[Driver]:
-    async with aiohttp.ClientSession() as http:
-        yield Driver(system, http)
-
-
-@pytest.fixture
-async def sim(system: CentralSystem) -> AsyncIterator[SimulatedCharger]:
-    simulated = charger(system, unplug_after_stop=0.1)
-    await simulated.start()
-    yield simulated
-    await simulated.stop()
 
 
 @pytest.fixture
