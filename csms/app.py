@@ -12,11 +12,9 @@ import signal
 import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -30,7 +28,8 @@ from csms.certs.issuer import Issuer
 from csms.cluster.bus import Bus, LocalBus, PgBus
 from csms.cluster.routing import CommandRelay
 from csms.cluster.view import ClusterView
-from csms.config import Config, ConfigError
+from csms.config import Config
+from csms.config_values import default_tariff, open_database, operator, payment_policy
 from csms.heap import keep_collections_short
 from csms.metrics import Metrics
 from csms.ocpp16.certificates import ChargerCertificates
@@ -55,7 +54,6 @@ from csms.store.transactions import TransactionStore
 from httpapi.middleware import api_errors, api_key_required, security_headers
 from payments.active_index import IndexEntry
 from payments.audit_log import AuditLog
-from payments.bands import BandError, bands_from_text, window_from_text
 from payments.charger_events import ChargerEventsListener
 from payments.connect_gateway import ConnectGateway
 from payments.connect_webhooks import ConnectWebhooks
@@ -66,11 +64,11 @@ from payments.onboarding import Onboarding
 from payments.outbox import Outbox
 from payments.owners import OwnerStore
 from payments.owners_http import OnboardingPages
-from payments.pricing import Tariff, TariffError, tariff_from_major_units
+from payments.pricing import Tariff
 from payments.reconcile_transfers import findings_source
 from payments.reconciler import Reconciler
 from payments.refunds import RefundStore
-from payments.reservation import Policy, Reservation
+from payments.reservation import Reservation
 from payments.reservations_store import ReservationStore
 from payments.runner import EffectRunner
 from payments.service import Payments
@@ -80,13 +78,9 @@ from payments.transfer_effects import TransferEffects
 from payments.transfer_gateway import TransferGateway
 from payments.transfers import TransferService, TransferStore
 from payments.web.guards import RateLimit
-from payments.web.operator import Operator
 from payments.web.pages import DriverPages
 from simulators.stripe_sandbox import StripeSandbox
 from storage.clock import utc_now
-from storage.db import Database, is_postgres
-from storage.db import open_database as open_database_at
-from storage.migrate import Migration, load_migrations
 from storage.nodes import Node, default_node_id
 
 log = structlog.get_logger()
@@ -96,69 +90,6 @@ SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"
 CHECKOUT_EXPIRY_MARGIN = 120  # seconds
 # API routes anyone may call: Stripe signs its webhooks; the API's own documentation.
 OPEN_API_PATHS = frozenset({"/api/stripe/webhook", "/api/openapi.json", "/api/docs"})
-
-
-def migrations(dialect: str = "sqlite") -> list[Migration]:
-    return [
-        *load_migrations("cluster", "storage", dialect),
-        *load_migrations("csms", "csms.store", dialect),
-        *load_migrations("payments", "payments", dialect),
-    ]
-
-
-async def open_database(config: Config) -> Database:
-    """The configured database, migrated; StartupError naming database.path or database.url
-    when it cannot be opened or reached."""
-    settings = config.database
-    target = settings.target
-    dialect = "postgresql" if is_postgres(target) else "sqlite"
-    startup.check_database_folder(settings)
-    try:
-        return await open_database_at(target, migrations(dialect), synchronous=settings.synchronous)
-    except startup.database_errors(target) as error:
-        raise startup.database_error(settings, error) from None
-
-
-def operator(config: Config) -> Operator:
-    """The [operator] section as the driver's pages use it (the zone is checked by config)."""
-    settings = asdict(config.operator)
-    return Operator(**{**settings, "time_zone": ZoneInfo(settings["time_zone"])})
-
-
-def default_tariff(config: Config) -> Tariff:
-    """The [tariff] section as a Tariff; a bad value stops start-up naming its key."""
-    settings = asdict(config.tariff)
-    currency = settings.pop("currency")
-    # In the file, 0 means "no cap" for the optional limits.
-    for name in (
-        "time_fee_max_minutes",
-        "idle_fee_max_minutes",
-        "max_energy_wh",
-        "max_duration_minutes",
-    ):
-        settings[name] = settings[name] or None
-    try:
-        settings["bands"] = bands_from_text(settings["bands"])
-        settings["time_fee_excluded"] = window_from_text(settings["time_fee_excluded"])
-        return tariff_from_major_units(currency, settings)
-    except (TariffError, BandError) as error:
-        raise ConfigError(f"tariff.{error.field}: {error.message}") from None
-
-
-def payment_policy(config: Config) -> Policy:
-    settings = config.payments
-    return Policy(
-        handover_window=timedelta(seconds=settings.handover_window),
-        start_window=timedelta(seconds=settings.start_window),
-        start_reply_window=timedelta(seconds=settings.start_reply_window),
-        stop_retry_interval=timedelta(seconds=settings.stop_retry_interval),
-        settle_after_available=timedelta(seconds=settings.settle_after_available),
-        capture_deadline=timedelta(hours=settings.capture_deadline_hours),
-        meter_interval=timedelta(seconds=settings.meter_interval),
-        minimum_energy_wh=settings.minimum_energy_wh,
-        minimum_amount=None if settings.minimum_amount < 0 else settings.minimum_amount,
-        max_power_w=round(settings.max_power_kw * 1000),
-    )
 
 
 class CentralSystem:

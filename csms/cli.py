@@ -11,7 +11,7 @@ from pathlib import Path
 
 from csms.api.chargers import PLUG_TYPES, ConnectorDetails
 from csms.api.transactions import transactions_csv
-from csms.app import default_tariff, open_database, serve
+from csms.app import serve
 from csms.cli_certs import add_certs_commands
 from csms.cli_ops import add_operator_commands
 from csms.cli_owners import add_owners_commands
@@ -20,6 +20,7 @@ from csms.cli_security import add_security_command
 from csms.cli_sites import add_sites_commands
 from csms.clock import normalise_ocpp_time
 from csms.config import Config, ConfigError, load_config
+from csms.config_values import default_tariff, open_database
 from csms.demo import demo_config, print_summary, run_demo
 from csms.logs import configure_logging
 from csms.ocpp16.auth import (

@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from csms.app import open_database
 from csms.certs.authority import (
     Authority,
     CertificateError,
@@ -21,6 +20,7 @@ from csms.certs.authority import (
 )
 from csms.certs.issuer import Issuer
 from csms.config import Config
+from csms.config_values import open_database
 from csms.store.certificates import CertificateStore
 from storage.clock import to_text, utc_now
 

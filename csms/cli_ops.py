@@ -15,8 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from csms.app import open_database
 from csms.config import Config
+from csms.config_values import open_database
 from csms.store.api_keys import ApiKeys
 from payments.pricing import format_money
 from payments.reservations_store import ReservationStore

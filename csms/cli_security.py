@@ -7,9 +7,9 @@ import argparse
 import sys
 from typing import Any
 
-from csms.app import open_database
 from csms.clock import normalise_ocpp_time
 from csms.config import Config
+from csms.config_values import open_database
 from csms.store.security import EventFilter, SecurityStore
 
 

@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from csms.api.sites import NewSite, SiteChange, SiteSettings, site_from
-from csms.app import open_database
 from csms.config import Config
+from csms.config_values import open_database
 from csms.store.sites import Site, SiteStore
 from httpapi.errors import ApiError
 from payments.currency import exponent

@@ -472,8 +472,8 @@ def test_profile_3_is_stored(cli: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def _row(cli: Path, charger_id: str) -> Any:
-    from csms.app import open_database
     from csms.config import load_config
+    from csms.config_values import open_database
     from csms.store.chargers import ChargerStore
 
     async def read() -> Any:

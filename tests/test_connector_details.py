@@ -14,9 +14,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from csms.app import CentralSystem, open_database
+from csms.app import CentralSystem
 from csms.cli import main
 from csms.config import load_config
+from csms.config_values import open_database
 from csms.store.chargers import ChargerStore, connector_details
 from tests.conftest import API_HEADERS, MakeConfig
 from tests.payflow import TARIFF, Driver, charger

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from csms.app import CentralSystem, default_tariff
+from csms.app import CentralSystem
 from csms.config import Config, ConfigError, with_overrides
+from csms.config_values import default_tariff
 from payments import currency
 from payments.currency import (
     MINIMUM_CHARGE,

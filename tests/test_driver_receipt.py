@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from csms.app import CentralSystem, default_tariff
+from csms.app import CentralSystem
 from csms.config import Config, ConfigError, with_overrides
+from csms.config_values import default_tariff
 from payments.pricing import Tariff, TariffError, included_tax, tariff_from_major_units
 from tests.conftest import API_HEADERS, MakeConfig
 from tests.payflow import TARIFF, Driver, charger, finished_session, refund_and_wait

@@ -15,7 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from csms.app import CentralSystem, migrations
+from csms.app import CentralSystem
+from csms.config_values import migrations
 from storage.db import Database, open_database
 from storage.limits import Window, WindowCounter
 from tests.backends import BACKEND

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from csms.app import migrations
+from csms.config_values import migrations
 from csms.store.transactions import TransactionStore
 from storage.db import Conflict, Database, open_database
 from storage.migrate import DIALECT_FOLDERS, Migration, MigrationError, load_migrations

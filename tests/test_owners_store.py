@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from csms.app import open_database
+from csms.config_values import open_database
 from payments.owners import AccountFlags, Owner, OwnerStore, Payout
 from storage.db import Conflict, Database
 from tests.conftest import MakeConfig

@@ -152,8 +152,8 @@ async def test_bad_webhook_signature_changes_nothing(system: CentralSystem, driv
 
 def test_expected_price_helper_matches_pricing() -> None:
     # The happy-path expectation above is the tariff's own arithmetic.
-    from csms.app import default_tariff
     from csms.config import Config, with_overrides
+    from csms.config_values import default_tariff
 
     tariff = default_tariff(with_overrides(Config(), tariff=TARIFF))
     assert price(tariff, Usage(1234, 0)).total == round(1234 * 40 / 1000) + 50

@@ -13,9 +13,9 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from csms.app import default_tariff, open_database
 from csms.cli import main
 from csms.config import load_config
+from csms.config_values import default_tariff, open_database
 from csms.qr import (
     BaseUrlError,
     Label,

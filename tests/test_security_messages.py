@@ -13,9 +13,10 @@ import aiohttp
 import jsonschema
 import pytest
 
-from csms.app import CentralSystem, open_database
+from csms.app import CentralSystem
 from csms.cli import main
 from csms.config import load_config
+from csms.config_values import open_database
 from csms.ocpp16.security_messages import (
     CRITICAL_SECURITY_EVENTS,
     OTHER_SECURITY_EVENTS,

@@ -15,9 +15,10 @@ import aiohttp
 import pytest
 
 from csms.api.sites import NewSite, SiteRoutes
-from csms.app import CentralSystem, open_database
+from csms.app import CentralSystem
 from csms.cli import main
 from csms.config import load_config
+from csms.config_values import open_database
 from csms.ocpp16.control import RemoteControl
 from csms.store.chargers import ChargerStore
 from csms.store.sites import Site, SiteStore

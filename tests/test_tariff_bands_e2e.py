@@ -21,9 +21,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from csms.app import CentralSystem, default_tariff
+from csms.app import CentralSystem
 from csms.cli import main
 from csms.config import ConfigError
+from csms.config_values import default_tariff
 from simulators.chargepoint import Behaviour, SimulatedCharger
 from tests.conftest import API_HEADERS, MakeConfig, ocpp_url
 from tests.payflow import TARIFF, Driver

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from csms.app import open_database
+from csms.config_values import open_database
 from payments.alerts import AlertJob, AlertSettings
 from payments.audit_log import AuditLog
 from payments.codec import decode_reservation, encode_reservation

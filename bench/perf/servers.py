@@ -82,7 +82,7 @@ def csms_settings(env: dict[str, str]) -> dict[str, Any]:
 
 async def _register_tags(database: Path, tags: list[str]) -> None:
     """Id tags the CSMS accepts, so that StartTransaction takes the Accepted path."""
-    from csms.app import migrations
+    from csms.config_values import migrations
     from csms.store.id_tags import IdTagStore
     from storage.db import Database
 

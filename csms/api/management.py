@@ -13,6 +13,7 @@ from csms.api.security import SecurityRoutes
 from csms.api.sites import SiteRoutes
 from csms.api.tariffs import TariffRoutes
 from csms.api.transactions import TransactionRoutes
+from csms.config_values import operator
 from httpapi.routing import Api
 from payments.admin import PaymentAdminRoutes
 from payments.alerts_http import AlertRoutes
@@ -68,8 +69,6 @@ def build_api(system: CentralSystem) -> Api:
 
 def statement_routes(system: CentralSystem) -> StatementRoutes:
     """Owners' monthly statements, in the operator's time zone, naming the operator."""
-    from csms.app import operator  # the composition root's reading of [operator]
-
     settings = operator(system.config)
     book = StatementBook(
         system.db, system.onboarding.owners, system.payment_service.charger_info,
