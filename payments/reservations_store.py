@@ -22,7 +22,7 @@ from typing import Any
 
 from payments.active_index import IndexEntry
 from payments.codec import decode_reservation, encode_reservation
-from payments.reservation import ACTIVE, Reservation
+from payments.reservation import ACTIVE, CANCELLABLE, Reservation
 from storage.clock import to_text
 from storage.db import Connection, Database
 
@@ -184,6 +184,20 @@ class ReservationStore:
             f" WHERE state IN ({active})"
         )
         return [IndexEntry(row[0], row[1], row[2], row[3], active=True) for row in rows]
+
+    async def held_before_start(self, charger_ids: Sequence[str]) -> dict[tuple[str, int], str]:
+        """(charger, connector) -> the reservation holding it before its charge has begun
+        (payment pending or authorised, waiting for the plug or the start)."""
+        if not charger_ids:
+            return {}
+        states = ", ".join(f"'{state.value}'" for state in CANCELLABLE)
+        marks = ", ".join("?" for _ in charger_ids)
+        rows = await self.db.fetchall(
+            "SELECT id, charger_id, connector_id FROM reservations"
+            f" WHERE charger_id IN ({marks}) AND state IN ({states})",
+            tuple(charger_ids),
+        )
+        return {(row["charger_id"], row["connector_id"]): row["id"] for row in rows}
 
     async def active_connectors(self, charger_id: str) -> list[int]:
         active = ", ".join(f"'{state.value}'" for state in ACTIVE)

@@ -118,6 +118,12 @@ class Payments:
             return "reserved by another driver"
         return None
 
+    async def held_before_start(self, charger_ids: list[str]) -> dict[tuple[str, int], str]:
+        """(charger, connector) -> the reservation holding it while its payment is pending
+        or its charge not yet begun: the connector is reserved, though it may report
+        Available. What the management API reports as Reserved."""
+        return await self._reservations.held_before_start(charger_ids)
+
     async def holding(self, charger_id: str, connector_id: int) -> Reservation | None:
         """The reservation that holds the connector now, if any."""
         return await self._reservations.active_on(charger_id, connector_id)

@@ -1,8 +1,15 @@
-"""Chargers over the management API: registration, what they report, whether they are online."""
+"""Chargers over the management API: registration, what they report, whether they are online.
+
+A connector held by a paid session that has not begun charging (its payment pending or
+authorised, waiting for the plug or the start) is reported as OCPP's `Reserved`, with the
+reservation's id, where the charger itself reports it `Available`: no driver but that one
+may use it. The holds are read from the payments service, as the driver's pages read them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Literal, get_args
 
 from aiohttp import web
@@ -37,19 +44,34 @@ RegistrationStatus = Literal["Accepted", "Pending", "Rejected"]
 PlugType = Literal["Type1", "Type2", "CCS1", "CCS2", "CHAdeMO", "GB/T", "Schuko", "Tesla", "Other"]
 PLUG_TYPES: tuple[str, ...] = get_args(PlugType)
 Label = Field(default=None, min_length=1, max_length=200)
+# (charger, connector) -> the reservation holding it before its charge began.
+Holds = dict[tuple[str, int], str]
+HeldBeforeStart = Callable[[list[str]], Awaitable[Holds]]
 
 
 class ConnectorOut(ApiModel):
     connector_id: int = Field(description="0 is the charger as a whole")
-    status: str
+    status: str = Field(
+        description="The latest reported status; Reserved where the charger reports Available"
+        " and a paid session not yet charging holds the connector"
+    )
+    reported_status: str = Field(description="The status as the charger last reported it")
+    reservation_id: str | None = Field(
+        default=None,
+        description="The paid session holding it before its charge began (payment pending,"
+        " authorised, waiting for the plug or the start); null: none",
+    )
     error_code: str
     status_at: str
 
     @classmethod
-    def of(cls, connector: ConnectorStatus) -> ConnectorOut:
+    def of(cls, connector: ConnectorStatus, held_by: str | None = None) -> ConnectorOut:
+        reserved = held_by is not None and connector.status == "Available"
         return cls(
             connector_id=connector.connector_id,
-            status=connector.status,
+            status="Reserved" if reserved else connector.status,
+            reported_status=connector.status,
+            reservation_id=held_by,
             error_code=connector.error_code,
             status_at=connector.status_at,
         )
@@ -83,7 +105,14 @@ class ChargerOut(ApiModel):
     connectors: list[ConnectorOut] = Field(description="Each one's latest reported status")
 
     @classmethod
-    def of(cls, row: Row, node: str | None, connectors: list[ConnectorStatus]) -> ChargerOut:
+    def of(
+        cls,
+        row: Row,
+        node: str | None,
+        connectors: list[ConnectorStatus],
+        holds: Holds | None = None,
+    ) -> ChargerOut:
+        held = holds or {}
         return cls(
             id=row["id"],
             name=row["name"],
@@ -98,7 +127,9 @@ class ChargerOut(ApiModel):
             time_zone=row["time_zone"],
             site_id=row["site_id"],
             firmware_version=row["firmware_version"],
-            connectors=[ConnectorOut.of(c) for c in connectors],
+            connectors=[
+                ConnectorOut.of(c, held.get((row["id"], c.connector_id))) for c in connectors
+            ],
         )
 
 
@@ -220,7 +251,9 @@ class ChargerRoutes:
         connections: ClusterView,
         max_connector_id: int,
         sites: SiteStore | None = None,
+        held_before_start: HeldBeforeStart | None = None,
     ) -> None:
+        self._held_before_start = held_before_start
         self._max_connector_id = max_connector_id
         self._sites = sites
         self._chargers = chargers
@@ -261,10 +294,13 @@ class ChargerRoutes:
         )
         page = rows[: query.limit]
         more = len(rows) > query.limit
-        connectors = await self._chargers.connectors_of([row["id"] for row in page])
+        ids = [row["id"] for row in page]
+        connectors = await self._chargers.connectors_of(ids)
+        holds = await self._holds(ids)
         return ChargerPage(
             items=[
-                ChargerOut.of(row, connected.get(row["id"]), connectors[row["id"]]) for row in page
+                ChargerOut.of(row, connected.get(row["id"]), connectors[row["id"]], holds)
+                for row in page
             ],
             next_cursor=encode_cursor(page[-1]["id"]) if more else None,
         )
@@ -346,8 +382,9 @@ class ChargerRoutes:
             TransactionFilter(charger_id=charger_id, open=True)
         )
         node = self._connections.holder(charger_id)
+        holds = await self._holds([charger_id])
         return ChargerDetail(
-            **ChargerOut.of(row, node, connectors).model_dump(),
+            **ChargerOut.of(row, node, connectors, holds).model_dump(),
             security_profile=security_profile(row),
             serial_number=row["serial_number"],
             charge_box_serial_number=row["charge_box_serial_number"],
@@ -377,6 +414,11 @@ class ChargerRoutes:
                 for number, entry in connector_details(row).items()
             },
         )
+
+    async def _holds(self, charger_ids: list[str]) -> Holds:
+        if self._held_before_start is None or not charger_ids:
+            return {}
+        return await self._held_before_start(charger_ids)
 
     async def _site_exists(self, site_id: str) -> bool:
         return self._sites is None or await self._sites.get(site_id) is not None

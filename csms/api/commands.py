@@ -1,7 +1,10 @@
 """`POST /api/chargers/{chargerId}/commands/{Operation}`: any of the 26 central-system
 operations of OCPP 1.6 (its feature profiles' 19 and its security extension's 7), its
 body checked against the operation's own schema, answered with the charger's reply.
-One route per operation, so the document shows each body."""
+One route per operation, so the document shows each body.
+
+A charger that is not registered is a 404 `unknown_charger`; a registered one that is not
+connected a 404 `offline`."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from aiohttp import web
 
 from csms.ocpp16.commands import Answered, ChargerCommands, Failed, InvalidCommand, Offline
 from csms.ocpp16.schemas import CSMS_ACTIONS
+from csms.store.chargers import ChargerStore
 from httpapi.errors import ApiError
 from httpapi.routing import Api, json_response
 
@@ -27,8 +31,9 @@ def _schema(name: str) -> dict[str, Any]:
 
 
 class CommandRoutes:
-    def __init__(self, commands: ChargerCommands) -> None:
+    def __init__(self, commands: ChargerCommands, chargers: ChargerStore) -> None:
         self._commands = commands
+        self._chargers = chargers
 
     def register(self, api: Api) -> None:
         for operation in sorted(CSMS_ACTIONS):
@@ -38,6 +43,8 @@ class CommandRoutes:
                 self._handler(operation),
                 tag="commands",
                 summary=f"Send {operation} to a connected charger and return its answer",
+                description="404 unknown_charger: no such charger is registered;"
+                " 404 offline: it is registered but not connected",
                 body_schema=_schema(operation),
                 response_schema=_schema(f"{operation}Response"),
                 errors=(404, 502, 504),
@@ -66,6 +73,8 @@ class CommandRoutes:
             case Answered(reply):
                 return json_response(reply)
             case Offline(sent=False):
+                if await self._chargers.get(charger_id) is None:
+                    raise ApiError(404, "unknown_charger", f"unknown charger {charger_id}")
                 raise ApiError(404, "offline", f"{charger_id} is not connected")
             case Offline(sent=True):
                 raise ApiError(404, "offline", f"{charger_id}: {result.description}")

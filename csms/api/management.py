@@ -46,11 +46,12 @@ def build_api(system: CentralSystem) -> Api:
         system.view,
         system.config.ocpp.max_connector_id,
         sites=system.sites,
+        held_before_start=system.payment_service.held_before_start,
     ).register(api)
     SiteRoutes(system.sites, owner_exists=system.owners.exists).register(api)
-    TariffRoutes(system.tariffs, system.chargers).register(api)
+    TariffRoutes(system.tariffs, system.chargers, system.config.ocpp.max_connector_id).register(api)
     TransactionRoutes(system.transactions).register(api)
-    CommandRoutes(system.commands).register(api)
+    CommandRoutes(system.commands, system.chargers).register(api)
     SecurityRoutes(system.security, system.chargers).register(api)
     system.routes.register_api(api)
     PaymentAdminRoutes(system.payment_service).register(api)

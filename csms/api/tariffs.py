@@ -1,4 +1,9 @@
-"""Tariffs over the management API: money in integer minor units, every tariff bounded."""
+"""Tariffs over the management API: money in integer minor units, every tariff bounded.
+
+A tariff is assigned only to a connector the charger has: connector 0 (all of them), or
+one from 1 to the highest connector id the charger is known to have (from its
+StatusNotifications and the connector details registered for it); while none is known,
+up to `ocpp.max_connector_id`, the highest id a charger may report at all."""
 
 from __future__ import annotations
 
@@ -10,13 +15,14 @@ from pydantic.alias_generators import to_camel
 
 from csms.api.sites import checked_split
 from csms.api.transactions import ConnectorId
-from csms.store.chargers import ChargerStore
+from csms.store.chargers import ChargerStore, connector_details
 from httpapi.errors import ApiError, not_found
 from httpapi.models import ApiModel, Page, PageQuery, decode_cursor, encode_cursor
 from httpapi.routing import Api
 from payments.pricing import Tariff, TariffError, checked_hold_amount, hold_amount
 from payments.tariff_store import TariffStore
 from storage.clock import utc_now
+from storage.db import Row
 
 # Bounded so that the hold, a sum of products of these, stays a 64-bit integer.
 _MOST = 1_000_000_000
@@ -126,9 +132,12 @@ class TariffAssignmentPage(Page[TariffAssignment]):
 
 
 class TariffRoutes:
-    def __init__(self, tariffs: TariffStore, chargers: ChargerStore) -> None:
+    def __init__(
+        self, tariffs: TariffStore, chargers: ChargerStore, max_connector_id: int = 2**31 - 1
+    ) -> None:
         self._tariffs = tariffs
         self._chargers = chargers
+        self._max_connector_id = max_connector_id
 
     def register(self, api: Api) -> None:
         tag = "tariffs"
@@ -143,7 +152,10 @@ class TariffRoutes:
                 body=TariffSettings, response=TariffOut, errors=(404,))  # fmt: skip
         api.add("PUT", "/api/tariffs/{tariffId}/assignments", self.assign_tariff, tag=tag,
                 summary="Apply a tariff to a charger or one of its connectors",
-                body=TariffAssignment, status=204, errors=(404,))  # fmt: skip
+                body=TariffAssignment, status=204, errors=(404,),
+                description="400 (connectorId) for a connector the charger does not have: above"
+                " the highest connector id it is known to have (its StatusNotifications, its"
+                " connector details), else above ocpp.max_connector_id")  # fmt: skip
         api.add("GET", "/api/tariffs/{tariffId}/assignments", self.list_assignments, tag=tag,
                 summary="Where a tariff applies", query=PageQuery,
                 response=TariffAssignmentPage, errors=(404,))  # fmt: skip
@@ -180,8 +192,17 @@ class TariffRoutes:
     async def assign_tariff(self, request: web.Request, body: TariffAssignment) -> web.Response:
         tariff_id = request.match_info["tariffId"]
         await self._found(tariff_id)
-        if await self._chargers.get(body.charger_id) is None:
+        charger = await self._chargers.get(body.charger_id)
+        if charger is None:
             raise ApiError(400, "not_found", "no such charger", "chargerId")
+        highest = await self._highest_connector(charger)
+        if body.connector_id > highest:
+            raise ApiError(
+                400,
+                "unknown_connector",
+                f"{body.charger_id} has no connector {body.connector_id} (0 to {highest})",
+                "connectorId",
+            )
         await self._tariffs.assign(tariff_id, body.charger_id, body.connector_id)
         return web.Response(status=204)
 
@@ -200,6 +221,12 @@ class TariffRoutes:
             if more
             else None,
         )
+
+    async def _highest_connector(self, charger: Row) -> int:
+        """The highest connector id the charger is known to have, else the highest allowed."""
+        reported = [c.connector_id for c in await self._chargers.connectors(charger["id"])]
+        known = [*reported, *connector_details(charger)]
+        return min(max(known), self._max_connector_id) if any(known) else self._max_connector_id
 
     async def _found(self, tariff_id: str) -> Tariff:
         tariff = (await self._tariffs.all()).get(tariff_id)
