@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
+from httpapi.errors import ErrorBody
 from httpapi.models import ApiModel
 
 
@@ -41,6 +42,10 @@ class PaymentRefusal(ApiModel):
     message: str | None = None
     reason: str | None = None
     state: str | None = None
+    error: ErrorBody = Field(
+        description="The same refusal in the shape of the rest of /api: code (the status in"
+        " snake case, e.g. charger_offline), message, field"
+    )
 
 
 class PaymentBand(ApiModel):

@@ -1,8 +1,10 @@
 """The payment API (JSON) and the Stripe webhook endpoint, as aiohttp routes.
 
-Errors follow one shape per route family: the payment routes answer
-`{status, field?, message|reason}` as front-ends of the systems this one replaces
-expect; nothing is created or changed when a request is refused.
+Errors: the payment routes answer `{status, field?, message|reason}` as front-ends of
+the systems this one replaces expect, and every such error also carries the API's common
+`{error: {code, message, field?}}` object (code: the status in snake case, ChargerOffline
+-> charger_offline), so that a client may read one shape everywhere. Nothing is created or
+changed when a request is refused.
 """
 
 from __future__ import annotations
@@ -44,7 +46,18 @@ def valid_email(text: str) -> bool:
 
 
 def _json(status: int, body: dict[str, Any]) -> web.Response:
+    if status >= 400:
+        body = with_error(body)
     return web.json_response(body, status=status, dumps=lambda o: orjson.dumps(o).decode())
+
+
+def with_error(body: dict[str, Any]) -> dict[str, Any]:
+    """A refusal `{status, ...}` with the common `{error: {code, message, field?}}` beside."""
+    code = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", body["status"]).lower()
+    error = {"code": code, "message": body.get("message") or body.get("reason") or code}
+    if body.get("field") is not None:
+        error["field"] = body["field"]
+    return {**body, "error": error}
 
 
 def _invalid(field: str, message: str) -> web.Response:
@@ -173,7 +186,11 @@ class PaymentRoutes:
         after = await self._payments.stop(r.id, actor=actor_of(request))
         # Stopping a charge, or cancelling one that has not started, is what "stop" means.
         if after.state not in (State.STOPPING, State.CANCELLED):
-            return _json(409, {"status": "NotStoppable", "state": after.state.value})
+            return _json(
+                409,
+                {"status": "NotStoppable", "state": after.state.value,
+                 "message": f"a session that is {after.state.value} cannot be stopped"},
+            )  # fmt: skip
         return _view(after, self._payments.clock())
 
     async def stripe_webhook(self, request: web.Request) -> web.Response:
@@ -205,7 +222,9 @@ class PaymentRoutes:
         r = await self._payments.get(request.match_info["id"])
         if r is None:
             raise web.HTTPNotFound(
-                text=orjson.dumps({"status": "NotFound", "message": "no such payment"}).decode(),
+                text=orjson.dumps(
+                    with_error({"status": "NotFound", "message": "no such payment"})
+                ).decode(),
                 content_type="application/json",
             )
         return r

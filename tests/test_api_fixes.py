@@ -157,3 +157,56 @@ async def test_a_tariff_goes_only_to_a_connector_the_charger_has(
 async def _reported_connector(system: CentralSystem, http: aiohttp.ClientSession, n: int) -> bool:
     _, detail = await _json(http, "GET", _url(system, "/api/chargers/CP-1"))
     return any(c["connectorId"] == n for c in detail["connectors"])
+
+
+def _one_shape(status: int, body: dict, expected: str, field: str | None = None) -> None:
+    """A /api/payments refusal: its {status, ...} keys and the common error object."""
+    assert body["status"] == expected, (status, body)
+    error = body["error"]
+    assert set(error) <= {"code", "message", "field"}
+    assert isinstance(error["code"], str) and isinstance(error["message"], str), error
+    assert error["message"] == (body.get("message") or body.get("reason") or error["code"])
+    assert error.get("field") == field == body.get("field")
+
+
+async def test_every_payment_error_carries_the_common_error_object(
+    priced: CentralSystem, http: aiohttp.ClientSession
+) -> None:
+    payments = _url(priced, "/api/payments")
+    status, body = await _json(http, "POST", payments, json={"chargePointId": ""})
+    assert status == 400
+    _one_shape(status, body, "Invalid", "chargePointId")
+    assert body["error"]["code"] == "invalid"
+    status, body = await _json(http, "POST", payments, data=b"[1]")
+    _one_shape(status, body, "Invalid", "body")
+    status, body = await _json(http, "POST", payments, json={"chargePointId": "CP-1"})
+    assert status == 404
+    _one_shape(status, body, "ChargerOffline")
+    assert body["error"]["code"] == "charger_offline"
+    status, body = await _json(http, "GET", f"{payments}/no-such-payment")
+    assert status == 404
+    _one_shape(status, body, "NotFound")
+    assert body["error"] == {"code": "not_found", "message": "no such payment"}
+    sim = charger(priced)
+    await sim.start()
+    try:
+        await eventually(lambda: _reported(priced, http, "Available"))
+        status, created = await Driver(priced, http).create("CP-1", 1)
+        assert status == 200 and "error" not in created, created
+        status, body = await Driver(priced, http).create("CP-1", 1)
+        assert status == 409
+        _one_shape(status, body, "ConnectorBusy")
+        assert body["error"]["code"] == "connector_busy" and body["reason"]
+        rid = created["reservationId"]
+        status, body = await _json(
+            http, "POST", f"{payments}/{rid}/confirm", json={"checkoutSessionId": "cs_other"}
+        )
+        assert status == 400
+        _one_shape(status, body, "Invalid", "checkoutSessionId")
+    finally:
+        await sim.stop()
+    async with http.get(_url(priced, "/api/openapi.json")) as response:
+        document = await response.json()
+    refusal = document["components"]["schemas"]["PaymentRefusal"]
+    assert "error" in refusal["required"]
+    assert "{error: {code, message, field?}} everywhere" in document["info"]["description"]

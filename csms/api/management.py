@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 DESCRIPTION = (
     "Manage chargers, id tags, tariffs, transactions and payments of an OCPP 1.6J central "
     "system, and send OCPP commands to connected chargers. Every route needs the X-API-Key "
-    "header. Errors are {error: {code, message, field?}}, except on /api/payments, whose "
-    "answers keep the {status, ...} shape that payment front-ends expect."
+    "header. Errors are {error: {code, message, field?}} everywhere; on /api/payments they "
+    "also keep the {status, ...} keys that payment front-ends expect (the error object's "
+    "code is that status in snake case)."
 )
 
 
