@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -22,7 +22,7 @@ from csms import startup
 from csms.alerting import alert_job
 from csms.api.docs import register_docs
 from csms.api.management import build_api
-from csms.api.server import HttpServer, create_app
+from csms.api.server import HttpServer, create_app, metrics_app
 from csms.authorization import Authorizer
 from csms.certs.issuer import Issuer
 from csms.cluster.bus import Bus, LocalBus, PgBus
@@ -105,6 +105,7 @@ class CentralSystem:
         self._vendor_handlers = vendor_handlers or {}
         self._clock = clock
         self.sandbox: StripeSandbox | None = None
+        self.metrics_http: HttpServer | None = None  # /metrics on its own address
 
     async def start(self) -> None:
         """Everything, or (ConfigError, StartupError) nothing left open or listening."""
@@ -141,6 +142,9 @@ class CentralSystem:
         opened.push_async_callback(self.ocpp.close)
         await listeners["http"].listen(self.http.start)
         opened.push_async_callback(self.http.close)
+        if "metrics" in listeners:
+            self.metrics_http = await self._metrics_server(listeners["metrics"])
+            opened.push_async_callback(self.metrics_http.close)
         if not config.payments.public_base_url:
             self.executor.public_base_url = f"http://127.0.0.1:{self.http.port}"
         if self.sandbox is not None:
@@ -366,6 +370,8 @@ class CentralSystem:
                 ),
             ],
             self.metrics,
+            serve_metrics=config.metrics.address is None,
+            metrics_verify=self._metrics_verify(),
         )
         # The sandbox's Checkout page is plain http on another port: forms must reach it.
         checkout = [self.sandbox.base_url] if self.sandbox is not None else []
@@ -411,6 +417,17 @@ class CentralSystem:
             config.server.http_port,
             shutdown_timeout=min(5.0, config.server.shutdown_timeout),
         )
+
+    def _metrics_verify(self) -> Callable[[str], Awaitable[str | None]] | None:
+        return self.api_keys.verify if self.config.metrics.require_api_key else None
+
+    async def _metrics_server(self, listener: startup.Listener) -> HttpServer:
+        """`/metrics` on its own address (metrics.listen), started."""
+        server = HttpServer(
+            metrics_app(self.metrics, self._metrics_verify()), listener.host, listener.port
+        )
+        await listener.listen(server.start)
+        return server
 
     async def _reservation_elsewhere(self, message: dict[str, Any]) -> None:
         self.coordinator.index.apply(IndexEntry.from_json(message))
@@ -475,6 +492,8 @@ class CentralSystem:
         deadline = loop.time() + self.config.server.shutdown_timeout
         self.driver_pages.close()
         await self.http.close()
+        if self.metrics_http is not None:
+            await self.metrics_http.close()
         await self.ocpp.close()
         await self.refused.close()
         await self.reconciler.stop()

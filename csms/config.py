@@ -301,6 +301,28 @@ class AlertsSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """`/metrics` for Prometheus: open on the HTTP endpoint by default, as scrapers expect."""
+
+    # true: a scrape needs an API key (X-API-Key, or Authorization: Bearer KEY).
+    require_api_key: bool = _setting(False)
+    # "HOST:PORT" (e.g. 127.0.0.1:9100): served there alone, no longer on the HTTP endpoint.
+    listen: str = _setting("", pattern=r"(\S*:[0-9]{1,5})?")
+
+    def __post_init__(self) -> None:
+        if self.address is not None and self.address[1] > MAX_PORT:
+            raise ConfigError(f"metrics.listen: port above {MAX_PORT}; got {self.listen!r}")
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) of `listen`, brackets of an IPv6 host removed; None: not set."""
+        if not self.listen:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
@@ -314,6 +336,7 @@ class Config:
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     log: LogSettings = field(default_factory=LogSettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def __post_init__(self) -> None:
         overridden = self.stripe.allow_incomplete_test_setup and self.stripe.api_key.startswith(

@@ -71,8 +71,9 @@ class Listener:
 
 
 def listeners(config: Config) -> dict[str, Listener]:
-    """The chargers' endpoint ("ocpp"), the HTTP endpoint ("http") and, without a Stripe
-    key, the bundled sandbox ("sandbox")."""
+    """The chargers' endpoint ("ocpp"), the HTTP endpoint ("http"), `/metrics` on its own
+    address when metrics.listen is set ("metrics") and, without a Stripe key, the bundled
+    sandbox ("sandbox")."""
     server, stripe = config.server, config.stripe
     found = {
         name: Listener(f"server.{name}_host", f"server.{name}_port", host, port)
@@ -81,6 +82,8 @@ def listeners(config: Config) -> dict[str, Listener]:
             ("http", server.http_host, server.http_port),
         )
     }
+    if config.metrics.address is not None:
+        found["metrics"] = Listener("metrics.listen", "metrics.listen", *config.metrics.address)
     if not stripe.api_key:
         sandbox = ("stripe.sandbox_host", "stripe.sandbox_port")
         found["sandbox"] = Listener(*sandbox, stripe.sandbox_host, stripe.sandbox_port)
