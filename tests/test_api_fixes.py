@@ -210,3 +210,19 @@ async def test_every_payment_error_carries_the_common_error_object(
     refusal = document["components"]["schemas"]["PaymentRefusal"]
     assert "error" in refusal["required"]
     assert "{error: {code, message, field?}} everywhere" in document["info"]["description"]
+
+
+async def test_a_tariff_replaced_with_an_unknown_currency_is_refused(
+    csms: CentralSystem, http: aiohttp.ClientSession
+) -> None:
+    """Creating one is tested in test_currency; replacing one goes through the same check."""
+    tariff = {"id": "standard", "currency": "eur", "pricePerKwh": 40, "maxEnergyWh": 5000}
+    status, body = await _json(http, "POST", _url(csms, "/api/tariffs"), json=tariff)
+    assert status == 201, body
+    for currency in ("xyz", "XYZ"):
+        settings = {"currency": currency, "pricePerKwh": 40, "maxEnergyWh": 5000}
+        status, body = await _json(http, "PUT", _url(csms, "/api/tariffs/standard"), json=settings)
+        assert (status, body["error"]["field"]) == (400, "currency"), body
+        assert "Stripe does not charge in XYZ" in body["error"]["message"]
+    _, kept = await _json(http, "GET", _url(csms, "/api/tariffs/standard"))
+    assert kept["currency"] == "eur"

@@ -76,6 +76,15 @@ def test_tariffs(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and out.startswith("fast\thold 36.40 EUR")
 
 
+def test_tariff_in_an_unknown_currency_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, "tariffs", "set", "odd", "--currency", "XYZ", "--price-per-kwh", "0.40",
+        "--max-energy-wh", "5000",
+    )  # fmt: skip
+    assert code == 2 and "--currency" in err and "Stripe does not charge in XYZ" in err
+    assert run(capsys, "tariffs", "list")[1] == ""  # nothing was saved
+
+
 def test_tariff_tax_rate(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys, "tariffs", "set", "vat", "--currency", "EUR", "--price-per-kwh", "0.59",
