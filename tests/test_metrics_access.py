@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import socket
+
 import aiohttp
 import pytest
 
+from csms import startup
 from csms.app import CentralSystem
 from csms.config import ConfigError, load_config
+from csms.startup import StartupError
 from tests.conftest import API_HEADERS, API_KEY, MakeConfig
 
 
@@ -64,3 +68,19 @@ def test_the_metrics_settings_are_checked() -> None:
     for wrong in ("9100", "127.0.0.1", "host:port", "127.0.0.1:70000"):
         with pytest.raises(ConfigError, match=r"metrics\.listen"):
             load_config(env={"CSMS_METRICS_LISTEN": wrong})
+
+
+async def test_a_taken_metrics_address_stops_start_up_naming_the_setting(
+    make_config: MakeConfig,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = make_config(metrics={"listen": f"127.0.0.1:{port}"})
+        with pytest.raises(StartupError, match=rf"^metrics\.listen: port {port} is already in use"):
+            async with CentralSystem(config):
+                pass
+    shared = make_config(server={"http_port": port}, metrics={"listen": f"127.0.0.1:{port}"})
+    with pytest.raises(StartupError, match=rf"^metrics\.listen: port {port} is server\.http_port"):
+        startup.check_before_start(shared)
