@@ -17,7 +17,9 @@ Money rules, whatever the order of events:
 - never more than the owner's share stays at the owner's: a refund after the transfer
   reverses the difference (one reversal per refund, its key the refund's id); refunds
   that come while a transfer is under way are reversed once it is done (its key the
-  transfer's id); while accrued the share simply shrinks;
+  transfer's id), a capture Stripe corrected (its key the payment's id and the amount: a
+  key is unique in the outbox, so it never names only an amount another payment may
+  share); while accrued the share simply shrinks;
 - Stripe refusing a transfer or a reversal is recorded with the reason (the operator is
   alerted); it does not put the payment in review: the driver's side is settled.
 """
@@ -105,7 +107,7 @@ def follow(before: Reservation, r: Reservation, event: Event) -> tuple[Reservati
         case RefundSucceeded(refund_id, _, _) | RefundedElsewhere(refund_id, _):
             r = _reverse(r, refund_id, effects)
         case CapturedElsewhere() if r.transfer_status == TRANSFERRED:
-            r = _reverse(r, f"capture:{r.captured_amount}", effects)
+            r = _reverse(r, f"capture:{r.id}:{r.captured_amount}", effects)
     if r.transfer_status is None and before.hold is not Hold.CAPTURED:
         r = _transfer(r, effects)  # just captured
     return r, tuple(effects)
