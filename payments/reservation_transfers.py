@@ -21,7 +21,10 @@ Money rules, whatever the order of events:
   key is unique in the outbox, so it never names only an amount another payment may
   share); while accrued the share simply shrinks;
 - Stripe refusing a transfer or a reversal is recorded with the reason (the operator is
-  alerted); it does not put the payment in review: the driver's side is settled.
+  alerted); it does not put the payment in review: the driver's side is settled. An
+  operator asks again (`OwnerReady`): a refused transfer is made again, and what the owner
+  holds above the share after a refused reversal is reversed again (its key the transfer's
+  id and the retry's number, so each retry is a new request to Stripe).
 """
 
 from __future__ import annotations
@@ -83,6 +86,11 @@ def follow(before: Reservation, r: Reservation, event: Event) -> tuple[Reservati
             r = replace(r, transfer_status=ACCRUED)
         case OwnerReady() if r.transfer_status in (ACCRUED, REFUSED):
             r = _transfer(r, effects)
+        case OwnerReady() if r.transfer_status == TRANSFERRED and r.reversing_amount == 0:
+            if owner_holds(r) > r.owner_share:  # a reversal Stripe refused
+                retry = r.reversal_retries + 1
+                r = _reverse(r, f"{r.transfer_id}:retry:{retry}", effects)
+                r = replace(r, reversal_retries=retry)
         case Transferred(transfer_id, amount) if r.transfer_status == TRANSFERRING:
             r = replace(
                 r,

@@ -16,7 +16,15 @@ from payments.transfer_messages import ACCRUED, NOTHING, TRANSFERRED
 from simulators.chargepoint import SimulatedCharger
 from tests import test_transfers_e2e as e2e
 from tests.payflow import Driver, finished_session, refund_and_wait
-from tests.test_transfers_e2e import RULE, _onboard, _owner_at_site, _settled, _transfers
+from tests.test_transfers_e2e import (
+    RULE,
+    _call,
+    _onboard,
+    _owner_at_site,
+    _settled,
+    _transfers,
+)
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -95,3 +103,50 @@ async def test_captures_corrected_at_stripe_reverse_each_payments_share(
         assert r.transferred_amount - r.reversed_amount == now.owner
         (transfer,) = await _transfers(sdk, reservation_id)
         assert transfer.amount - transfer.amount_reversed == now.owner
+
+
+async def test_a_refused_reversal_is_asked_again_by_the_operator(
+    system: CentralSystem,
+    driver: Driver,
+    sim: SimulatedCharger,
+    sdk: stripe.StripeClient,
+) -> None:
+    """Stripe refusing the reversal of a refund leaves the owner more than the share; the
+    operator's `owner-transfer` asks for it again (a new key), and then no more."""
+    await _owner_at_site(driver, sim, onboard=True)
+    reservation_id, _ = await finished_session(driver, sim)
+    r = await _settled(system, reservation_id, TRANSFERRED)
+    assert system.sandbox is not None
+    fault = {"status": 400, "path": f"/v1/transfers/{r.transfer_id}/reversals", "method": "POST"}
+    async with driver.http.post(f"{system.sandbox.base_url}/_sandbox/faults", json=fault) as x:
+        assert x.status == 200, await x.text()
+    await refund_and_wait(driver, reservation_id, {"amount": r.captured_amount // 2, "reason": "x"})
+
+    async def refused() -> bool:
+        r = await system.reservations.get(reservation_id)
+        return r is not None and r.transfer_failure is not None and r.reversing_amount == 0
+
+    await eventually(refused, timeout=15)
+    r = await _settled(system, reservation_id, TRANSFERRED)
+    assert r.reversed_amount == 0 and r.transferred_amount > r.owner_share
+
+    status, view = await _call(driver, "POST", f"/api/payments/{reservation_id}/owner-transfer")
+    assert status == 200, view
+
+    async def reversed_at_stripe() -> bool:
+        (transfer,) = await _transfers(sdk, reservation_id)
+        return transfer.amount - transfer.amount_reversed == r.owner_share
+
+    await eventually(reversed_at_stripe, timeout=15)
+    r = await _settled(system, reservation_id, TRANSFERRED)
+    assert r.transferred_amount - r.reversed_amount == r.owner_share
+    status, again = await _call(driver, "POST", f"/api/payments/{reservation_id}/owner-transfer")
+    assert (status, again["error"]["code"]) == (409, "transfer_refused")
+    rows = await system.transfer_service.store.of_reservation(reservation_id)
+    assert [(x["kind"], x["status"]) for x in rows] == [
+        ("transfer", "succeeded"),
+        ("reversal", "failed"),
+        ("reversal", "succeeded"),
+    ]
+    report = await system.reconciler.run()
+    assert not [o for o in report.outcomes if o.finding.reservation_id == reservation_id]
