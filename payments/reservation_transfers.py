@@ -108,6 +108,8 @@ def follow(before: Reservation, r: Reservation, event: Event) -> tuple[Reservati
                 reversed_amount=r.reversed_amount + amount,
                 reversing_amount=max(0, r.reversing_amount - amount),
             )
+            if owner_holds(r) - r.reversing_amount <= r.owner_share:
+                r = replace(r, transfer_failure=None)  # a refused reversal made good
         case ReversalRefused(_, amount, reason):
             r = replace(
                 r, reversing_amount=max(0, r.reversing_amount - amount), transfer_failure=reason

@@ -140,6 +140,8 @@ async def test_a_refused_reversal_is_asked_again_by_the_operator(
     await eventually(reversed_at_stripe, timeout=15)
     r = await _settled(system, reservation_id, TRANSFERRED)
     assert r.transferred_amount - r.reversed_amount == r.owner_share
+    status, shown = await _call(driver, "GET", f"/api/payments/{reservation_id}")
+    assert shown["ownerShare"]["transferFailure"] is None  # made good: no stale reason
     status, again = await _call(driver, "POST", f"/api/payments/{reservation_id}/owner-transfer")
     assert (status, again["error"]["code"]) == (409, "transfer_refused")
     rows = await system.transfer_service.store.of_reservation(reservation_id)
