@@ -58,11 +58,20 @@ from payments.transfer_messages import (
 Effects = tuple[TransferToOwner | ReverseTransfer, ...]
 
 
+def billed_wh(r: Reservation) -> int:
+    """The energy the session was billed for: what was metered, up to the tariff's maximum
+    (a charge stops a little past it; the driver pays none of that, and the split's per kWh
+    amount counts billed kWh only)."""
+    cap = r.tariff.max_energy_wh
+    energy = max(0, r.energy_wh)
+    return energy if cap is None else min(energy, cap)
+
+
 def shares(r: Reservation) -> splitting.Shares:
     """The shares of what the payment keeps now: captured less refunded."""
     if r.split is None or r.hold is not Hold.CAPTURED:
         return splitting.Shares(0, 0)
-    initial = splitting.split(r.split, r.captured_amount, r.energy_wh)
+    initial = splitting.split(r.split, r.captured_amount, billed_wh(r))
     return splitting.after_refunds(initial, r.refunded_amount)
 
 
