@@ -374,3 +374,7 @@ async def test_a_months_statement_over_the_api_matches_the_payments(
     assert code == 0 and "Harbour GmbH" in printed and first in printed, printed
     code, printed = await run_cli(system, "owners", "statement", "owner-1", "--month", "11-2026")
     assert code == 1 and "month" in printed, printed
+    # What would change the request's path or query is a bad month, not another statement.
+    for bad in ("2026-11?x=1", "2026-11#", "2026-11/../2026-10", "2026-11.csv"):
+        code, printed = await run_cli(system, "owners", "statement", "owner-1", "--month", bad)
+        assert code != 0 and "month" in printed and "Harbour GmbH" not in printed, (bad, printed)
