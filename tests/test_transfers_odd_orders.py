@@ -11,7 +11,7 @@ import stripe
 
 from csms.app import CentralSystem
 from payments.reservation import CapturedElsewhere
-from payments.split import SplitRule, split
+from payments.split import SplitRule, after_refunds, split
 from payments.transfer_messages import ACCRUED, NOTHING, TRANSFERRED
 from simulators.chargepoint import SimulatedCharger
 from tests import test_transfers_e2e as e2e
@@ -152,3 +152,22 @@ async def test_a_refused_reversal_is_asked_again_by_the_operator(
     ]
     report = await system.reconciler.run()
     assert not [o for o in report.outcomes if o.finding.reservation_id == reservation_id]
+
+
+async def test_a_refund_while_accrued_then_the_owner_ready_transfers_the_smaller_share(
+    system: CentralSystem,
+    driver: Driver,
+    sim: SimulatedCharger,
+    sdk: stripe.StripeClient,
+) -> None:
+    await _owner_at_site(driver, sim, onboard=False)
+    reservation_id, _ = await finished_session(driver, sim)
+    r = await _settled(system, reservation_id, ACCRUED)
+    refund = r.captured_amount // 4
+    await refund_and_wait(driver, reservation_id, {"amount": refund, "reason": "part"})
+    await _onboard(driver)
+    r = await _settled(system, reservation_id, TRANSFERRED)
+    now = after_refunds(split(SplitRule(**RULE), r.captured_amount, r.energy_wh), refund)
+    assert r.owner_share == now.owner == r.transferred_amount and r.reversed_amount == 0
+    (transfer,) = await _transfers(sdk, reservation_id)
+    assert (transfer.amount, transfer.amount_reversed) == (now.owner, 0)
