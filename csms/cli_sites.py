@@ -185,9 +185,9 @@ async def _set(config: Config, args: argparse.Namespace) -> int:
             fields = _fields(config, args)
             if fields.get("split") is not None:  # the options given change the split's rest
                 fields["split"] = {**(current.split or {}), **fields["split"]}
-            for required in ("name", "time_zone"):
+            for required, option in (("name", "--name"), ("time_zone", "--time-zone")):
                 if required in fields and fields[required] is None:
-                    raise _Refused(f"{_option(required)}: cannot be empty")
+                    raise _Refused(f"{option}: cannot be empty")
             site = _checked(SiteChange, fields, current)
         except _Refused as refused:
             print(f"csms: {refused}", file=sys.stderr)

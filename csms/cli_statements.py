@@ -14,11 +14,13 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
 from csms.config import Config
 from payments.currency import format_money
+from payments.statements import Month, MonthError
 
 
 def add_statement_command(actions: Any) -> argparse.ArgumentParser:
@@ -42,7 +44,12 @@ async def statement(config: Config, args: argparse.Namespace) -> int:
     base = (args.api or f"http://127.0.0.1:{config.server.http_port}").rstrip("/")
     configured = [k for k in config.api.keys.split(",") if k]
     key = args.api_key or os.environ.get("CSMS_API_KEY") or (configured[0] if configured else "")
-    url = f"{base}/api/owners/{args.id}/statements/{args.month}{suffix}"
+    try:
+        month = Month.parse(args.month)  # nothing else goes into the request's path
+    except MonthError as error:
+        print(f"csms: owners statement failed: month: {error}", file=sys.stderr)
+        return 1  # as when the server refuses it
+    url = f"{base}/api/owners/{quote(args.id, safe='')}/statements/{month}{suffix}"
     try:
         async with (
             aiohttp.ClientSession() as http,

@@ -240,7 +240,10 @@ def bands_from_text(text: str) -> list[dict[str, object]]:
     """Bands written on one line, as config.toml carries them, prices in major units:
     "Peak mon-fri 07:00-22:00 0.45; Weekend sat,sun 08:00-20:00 0.35". Each band: an
     optional name, optional weekdays (a range mon-fri or a list sat,sun), the span, the
-    price. BandError naming bands[i] otherwise."""
+    price. BandError naming bands[i] otherwise. A word before the span that is meant as
+    weekdays but misspelt ("mon-fir", "Mo-Fr", "monday-friday": a range or list with a
+    piece that begins like a weekday's name) is refused, never read as part of the name:
+    that would make the band apply every day."""
     out: list[dict[str, object]] = []
     for i, item in enumerate(part.strip() for part in text.split(";") if part.strip()):
         field = f"bands[{i}]"
@@ -251,7 +254,7 @@ def bands_from_text(text: str) -> list[dict[str, object]]:
         start, _, end = span.partition("-")
         band: dict[str, object] = {"start": start, "end": end, "price_per_kwh": price}
         rest = words[:-2]
-        if rest and _looks_like_days(rest[-1]):
+        if rest and (_looks_like_days(rest[-1]) or _meant_as_days(rest[-1])):
             band["days"] = _days(rest.pop(), f"{field}.days")
         band["name"] = " ".join(rest)
         out.append(band)
@@ -268,6 +271,24 @@ def window_from_text(text: str) -> dict[str, str] | None:
 
 def _looks_like_days(word: str) -> bool:
     return _DAY_LIST.fullmatch(word.lower()) is not None
+
+
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _meant_as_days(word: str) -> bool:
+    """A range or list ("mon-fir", "Mo-Fr", "tu,th") with a piece of at least two letters
+    that begins like a weekday's name, or is the start of one: weekdays, if misspelt.
+    ("Off-peak" is a name: neither "off" nor "peak" is.)"""
+    pieces = re.split(r"[-,]", word.lower())
+    if len(pieces) < 2:
+        return False
+    return any(
+        len(piece) >= 2
+        and piece.isalpha()
+        and any(name.startswith(piece) or piece.startswith(name[:3]) for name in _DAY_NAMES)
+        for piece in pieces
+    )
 
 
 def _days(word: str, field: str) -> list[str]:

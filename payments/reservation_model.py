@@ -152,6 +152,7 @@ class Reservation:
     transferred_amount: int = 0  # moved to the owner's account
     reversed_amount: int = 0  # taken back from it by reversals
     reversing_amount: int = 0  # reversals asked of Stripe, not yet confirmed
+    reversal_retries: int = 0  # reversals asked again after Stripe refused one
     transfer_failure: str | None = None  # why Stripe refused a transfer or a reversal
     failure_reason: str | None = None
     # A payment signal came while a verification was under way: verify again after it.

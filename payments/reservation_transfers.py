@@ -17,9 +17,14 @@ Money rules, whatever the order of events:
 - never more than the owner's share stays at the owner's: a refund after the transfer
   reverses the difference (one reversal per refund, its key the refund's id); refunds
   that come while a transfer is under way are reversed once it is done (its key the
-  transfer's id); while accrued the share simply shrinks;
+  transfer's id), a capture Stripe corrected (its key the payment's id and the amount: a
+  key is unique in the outbox, so it never names only an amount another payment may
+  share); while accrued the share simply shrinks;
 - Stripe refusing a transfer or a reversal is recorded with the reason (the operator is
-  alerted); it does not put the payment in review: the driver's side is settled.
+  alerted); it does not put the payment in review: the driver's side is settled. An
+  operator asks again (`OwnerReady`): a refused transfer is made again, and what the owner
+  holds above the share after a refused reversal is reversed again (its key the transfer's
+  id and the retry's number, so each retry is a new request to Stripe).
 """
 
 from __future__ import annotations
@@ -53,11 +58,20 @@ from payments.transfer_messages import (
 Effects = tuple[TransferToOwner | ReverseTransfer, ...]
 
 
+def billed_wh(r: Reservation) -> int:
+    """The energy the session was billed for: what was metered, up to the tariff's maximum
+    (a charge stops a little past it; the driver pays none of that, and the split's per kWh
+    amount counts billed kWh only)."""
+    cap = r.tariff.max_energy_wh
+    energy = max(0, r.energy_wh)
+    return energy if cap is None else min(energy, cap)
+
+
 def shares(r: Reservation) -> splitting.Shares:
     """The shares of what the payment keeps now: captured less refunded."""
     if r.split is None or r.hold is not Hold.CAPTURED:
         return splitting.Shares(0, 0)
-    initial = splitting.split(r.split, r.captured_amount, r.energy_wh)
+    initial = splitting.split(r.split, r.captured_amount, billed_wh(r))
     return splitting.after_refunds(initial, r.refunded_amount)
 
 
@@ -81,6 +95,11 @@ def follow(before: Reservation, r: Reservation, event: Event) -> tuple[Reservati
             r = replace(r, transfer_status=ACCRUED)
         case OwnerReady() if r.transfer_status in (ACCRUED, REFUSED):
             r = _transfer(r, effects)
+        case OwnerReady() if r.transfer_status == TRANSFERRED and r.reversing_amount == 0:
+            if owner_holds(r) > r.owner_share:  # a reversal Stripe refused
+                retry = r.reversal_retries + 1
+                r = _reverse(r, f"{r.transfer_id}:retry:{retry}", effects)
+                r = replace(r, reversal_retries=retry)
         case Transferred(transfer_id, amount) if r.transfer_status == TRANSFERRING:
             r = replace(
                 r,
@@ -98,6 +117,8 @@ def follow(before: Reservation, r: Reservation, event: Event) -> tuple[Reservati
                 reversed_amount=r.reversed_amount + amount,
                 reversing_amount=max(0, r.reversing_amount - amount),
             )
+            if owner_holds(r) - r.reversing_amount <= r.owner_share:
+                r = replace(r, transfer_failure=None)  # a refused reversal made good
         case ReversalRefused(_, amount, reason):
             r = replace(
                 r, reversing_amount=max(0, r.reversing_amount - amount), transfer_failure=reason
@@ -105,7 +126,7 @@ def follow(before: Reservation, r: Reservation, event: Event) -> tuple[Reservati
         case RefundSucceeded(refund_id, _, _) | RefundedElsewhere(refund_id, _):
             r = _reverse(r, refund_id, effects)
         case CapturedElsewhere() if r.transfer_status == TRANSFERRED:
-            r = _reverse(r, f"capture:{r.captured_amount}", effects)
+            r = _reverse(r, f"capture:{r.id}:{r.captured_amount}", effects)
     if r.transfer_status is None and before.hold is not Hold.CAPTURED:
         r = _transfer(r, effects)  # just captured
     return r, tuple(effects)

@@ -53,8 +53,9 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> Month:
         found = _MONTH.match(text)
-        if found is None or int(found.group(1)) < 1970:
-            raise MonthError(f"a month as YYYY-MM (e.g. 2026-11), got {text[:20]!r}")
+        # Up to 9998: a month's end is the next month's start, and dates end with 9999.
+        if found is None or not 1970 <= int(found.group(1)) <= 9998:
+            raise MonthError(f"a month as YYYY-MM (e.g. 2026-11, 1970 to 9998), got {text[:20]!r}")
         return cls(int(found.group(1)), int(found.group(2)))
 
     def __str__(self) -> str:

@@ -22,6 +22,7 @@ from payments.codec import decode_reservation
 from payments.owners import OwnerStore
 from payments.ports import ChargerInfo
 from payments.reservation_model import Hold, Reservation
+from payments.reservation_transfers import billed_wh
 from payments.statements import Month, MovementRow, PayoutRow, SessionRow, Statement, build
 from storage.clock import to_text
 from storage.db import Database
@@ -50,7 +51,7 @@ def session_row(r: Reservation, info: ChargerInfo | None) -> SessionRow:
         charger_name=(info or {}).get("name"),
         site_name=site.get("name"),
         currency=r.tariff.currency,
-        energy_wh=r.energy_wh,
+        energy_wh=billed_wh(r),  # what was paid for, and what the split counts
         captured=r.captured_amount,
         refunded=r.refunded_amount,
         owner_share=r.owner_share,

@@ -82,6 +82,9 @@ def movement(
             lines.append((actor, "owner share accrued", after.owner_share, None, detail))
         case OwnerReady() if after.transfer_status == TRANSFERRING and not was_moving:
             lines.append((actor, "transfer asked again", after.owner_share, None, owner))
+        case OwnerReady() if after.reversing_amount > before.reversing_amount:
+            amount = after.reversing_amount - before.reversing_amount
+            lines.append((actor, "reversal asked again", amount, None, owner))
         case TransferReversed(key, reversal_id, amount) if (
             after.reversed_amount > before.reversed_amount
         ):

@@ -163,6 +163,7 @@ async def test_api_create_read_change_and_page(
         ({"supportUrl": "ftp://harbour.example"}, "supportUrl"),
         ({"supportPhone": "call us"}, "supportPhone"),
         ({"ownerId": ""}, "ownerId"),
+        ({"timeZone": "localtime"}, "timeZone"),  # the server machine's, not an IANA zone
         ({"address": ["x" * 201]}, "address"),
     ],
 )
@@ -356,6 +357,8 @@ def test_cli_add_set_show_list_remove(cli: Path, capsys: pytest.CaptureFixture[s
     ("argv", "option"),
     [
         (("--time-zone", "Mars/Olympus"), "--time-zone"),
+        (("--time-zone", "localtime"), "--time-zone"),
+        (("--time-zone", ""), "--time-zone"),
         (("--commission", "150"), "--commission"),
         (("--commission", "lots"), "--commission"),
         (("--per-kwh", "0.055"), "--per-kwh"),

@@ -96,7 +96,7 @@ def statement_of(sessions: list[SessionRow], **rows: Any) -> Any:
 
 def test_months_parse_and_are_bounded_in_the_operators_zone() -> None:
     assert str(Month.parse("2026-11")) == "2026-11"
-    for bad in ("2026-13", "2026-1", "26-11", "2026-11.pdf", "", "1969-12", "2026-00"):
+    for bad in ("2026-13", "2026-1", "26-11", "2026-11.pdf", "", "1969-12", "2026-00", "9999-12"):
         with pytest.raises(MonthError):
             Month.parse(bad)
     start, end = NOVEMBER.bounds(BERLIN)
@@ -350,7 +350,7 @@ async def test_a_months_statement_over_the_api_matches_the_payments(
     assert page.count('class="amount stripe-fee"></td>') == 0  # every fee known: none blank
 
     # A bad month names the field; an unknown owner is not found; the key is required.
-    for bad in ("2026-13", "november", "2026-11.pdf"):
+    for bad in ("2026-13", "november", "2026-11.pdf", "9999-12", "9999-12.csv"):
         status, _, text = await _get(driver, f"/api/owners/owner-1/statements/{bad}")
         assert status == 400 and json.loads(text)["error"]["field"] == "month", text
     status, _, text = await _get(driver, "/api/owners/owner-1/statements/2026-1.csv")
@@ -374,3 +374,7 @@ async def test_a_months_statement_over_the_api_matches_the_payments(
     assert code == 0 and "Harbour GmbH" in printed and first in printed, printed
     code, printed = await run_cli(system, "owners", "statement", "owner-1", "--month", "11-2026")
     assert code == 1 and "month" in printed, printed
+    # What would change the request's path or query is a bad month, not another statement.
+    for bad in ("2026-11?x=1", "2026-11#", "2026-11/../2026-10", "2026-11.csv"):
+        code, printed = await run_cli(system, "owners", "statement", "owner-1", "--month", bad)
+        assert code != 0 and "month" in printed and "Harbour GmbH" not in printed, (bad, printed)

@@ -190,6 +190,10 @@ def test_config_carries_bands_and_the_window(make_config: MakeConfig) -> None:
         ("Peak 07:00-22:00 0.45; Late 21:00-23:00 0.5", "tariff.bands[1].start: overlaps"),
         ("Peak 07:00-22:00 abc", "tariff.bands[0].price_per_kwh"),
         ("Peak 7-22 0.45", "tariff.bands[0].start: not a time HH:MM"),
+        # Misspelt weekdays are refused, not read into the name (the band every day).
+        ("Peak mon-fir 07:00-22:00 0.45", "tariff.bands[0].days: weekdays are"),
+        ("Peak Mo-Fr 07:00-22:00 0.45", "tariff.bands[0].days: weekdays are"),
+        ("Peak monday-friday 07:00-22:00 0.45", "tariff.bands[0].days: weekdays are"),
     ):
         with pytest.raises(ConfigError) as error:
             default_tariff(make_config(tariff={**TARIFF, "bands": bands}))
@@ -384,3 +388,11 @@ def test_the_cli_sets_bands_and_the_window(
     assert "'name': 'Peak'" in listed and "'time_fee_excluded': {'start': '22:00'" in listed
     assert main([*argv, "--bands", "Peak mon-fri 07:00-22:00 0.45; 21:00-23:00 0.5"]) == 2
     assert "--bands[1].start: overlaps bands[0]" in capsys.readouterr().err
+    assert main([*argv, "--bands", "Peak Mo-Fr 07:00-22:00 0.45"]) == 2
+    assert "--bands[0].days: weekdays are" in capsys.readouterr().err
+    # A name with a hyphen stays a name.
+    assert main([*argv, "--bands", "Off-peak 22:00-07:00 0.25; Mid-day 11:00-13:00 0.4"]) == 0
+    capsys.readouterr()
+    assert main(["tariffs", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "'name': 'Off-peak'" in listed and "'name': 'Mid-day'" in listed

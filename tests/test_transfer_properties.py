@@ -24,6 +24,7 @@ from payments.reservation import (
     MeterReading,
     RefundRequested,
 )
+from payments.reservation_transfers import billed_wh
 from payments.split import SplitRule, after_refunds, split
 from payments.transfer_messages import (
     ACCRUED,
@@ -205,7 +206,7 @@ def test_the_owner_is_paid_once_and_never_more_than_their_share(
     if r.hold is not Hold.CAPTURED:
         assert not transfers and r.owner_share == 0 and r.transfer_status is None
         return
-    expected = after_refunds(split(rule, r.captured_amount, r.energy_wh), r.refunded_amount)
+    expected = after_refunds(split(rule, r.captured_amount, billed_wh(r)), r.refunded_amount)
     assert (r.owner_share, r.operator_share) == (expected.owner, expected.operator)
     assert r.transferred_amount == world.transferred
     assert r.reversed_amount == world.reversed

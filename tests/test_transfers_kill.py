@@ -233,6 +233,13 @@ async def _refunded(http: aiohttp.ClientSession, processes: Processes, rid: str)
     return (await _state(http, processes, rid)).get("refundedAmount") == 100
 
 
+def _billed(view: dict[str, Any]) -> int:
+    """The energy paid for: what was metered, up to the tariff's maximum (the split's per
+    kWh amount counts it)."""
+    cap = view["maxEnergyWh"]
+    return view["energyWh"] if cap is None else min(view["energyWh"], cap)
+
+
 async def _check_books_against_stripe(processes: Processes, views: list[dict[str, Any]]) -> None:
     http = stripe.AIOHTTPClient(timeout=10)
     sdk = stripe.StripeClient(
@@ -247,7 +254,7 @@ async def _check_books_against_stripe(processes: Processes, views: list[dict[str
         for view in views:
             rid, share = view["reservationId"], view["ownerShare"]
             expected = after_refunds(
-                split(SplitRule(**RULE), view["capturedAmount"], view["energyWh"]),
+                split(SplitRule(**RULE), view["capturedAmount"], _billed(view)),
                 view["refundedAmount"],
             )
             assert expected.owner > 0

@@ -52,8 +52,9 @@ class Operator:
 
 def known_time_zone(name: str) -> bool:
     """Whether `name` is an IANA time zone this system knows: "Europe/Berlin", "UTC" (not a
-    file of the zone database that is no zone, such as "posixrules")."""
-    if name not in _zones():
+    file of the zone database that is no zone, such as "posixrules", nor "localtime": the
+    machine's own setting, which changes with the machine the server runs on)."""
+    if name not in _zones() or name == "localtime":
         return False
     try:
         ZoneInfo(name)
