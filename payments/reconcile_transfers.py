@@ -6,6 +6,9 @@ Rules (pure, `compare`), for a payment with an owner whose share is not moving r
 - at most one transfer per payment: two or more is REVIEW (transferred twice);
 - books say transferred: the one transfer at Stripe is ours (same id), for the amount we
   recorded, with the reversals we recorded (`amount_reversed`); else REVIEW;
+- books say transferred and all of that agrees, but less is at the owner's than its share
+  (a capture made elsewhere for more than ours raised the share after the transfer): REVIEW,
+  since one transfer per payment is the rule and the owner must not be short silently;
 - books say accrued, refused, nothing to move, or not captured: no transfer at Stripe; one
   there is REVIEW (money at the owner's that our books do not know of).
 A REVIEW goes through the state machine (`ReviewNeeded`) like the other findings, with a
@@ -46,6 +49,9 @@ def compare(r: Reservation, found: Sequence[StripeTransfer]) -> Finding | None:
                 detail += f" of {r.transferred_amount}"
             elif t.amount_reversed != r.reversed_amount:
                 detail = f"{t.amount_reversed} reversed at Stripe, {r.reversed_amount} here"
+            elif t.amount - t.amount_reversed < r.owner_share:
+                held = t.amount - t.amount_reversed
+                detail = f"{held} at the owner's, its share is {r.owner_share}: never transferred"
     elif found:
         detail = f"a transfer at Stripe while our books say {r.transfer_status}: {seen}"
     if detail is None:

@@ -208,7 +208,12 @@ def _stripe(tid: str, amount: int, reversed_: int = 0) -> StripeTransfer:
 def test_reconciliation_rules() -> None:
     done = _captured(transfer_status=TRANSFERRED, transfer_id="tr_1", transferred_amount=400)
     assert compare(done, [_stripe("tr_1", 400)]) is None
-    assert compare(replace(done, reversed_amount=80), [_stripe("tr_1", 400, 80)]) is None
+    refunded = replace(done, reversed_amount=80, owner_share=320, operator_share=80)
+    assert compare(refunded, [_stripe("tr_1", 400, 80)]) is None
+    # A capture made elsewhere for more than ours raised the share after the transfer.
+    short = compare(replace(done, owner_share=480), [_stripe("tr_1", 400)])
+    assert short is not None and short.kind is Kind.REVIEW
+    assert short.detail == "400 at the owner's, its share is 480: never transferred"
     twice = compare(done, [_stripe("tr_1", 400), _stripe("tr_2", 400)])
     assert twice is not None and twice.kind is Kind.REVIEW and "2 transfers" in twice.detail
     assert isinstance(twice.event, ReviewNeeded) and twice.key
