@@ -9,6 +9,7 @@ from csms.api.chargers import ChargerRoutes
 from csms.api.cluster import ClusterRoutes
 from csms.api.commands import CommandRoutes
 from csms.api.id_tags import IdTagRoutes
+from csms.api.reports import ReportRoutes, system_reports
 from csms.api.security import SecurityRoutes
 from csms.api.sites import SiteRoutes
 from csms.api.tariffs import TariffRoutes
@@ -65,6 +66,7 @@ def build_api(system: CentralSystem) -> Api:
     OwnerRoutes(system.onboarding).register(api)
     statement_routes(system).register(api)
     AuditRoutes(system.audit).register(api)
+    ReportRoutes(system_reports(system)).register(api)
     ClusterRoutes(system.node, system.view, system.db.backend).register(api)
     return api
 
