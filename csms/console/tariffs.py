@@ -23,6 +23,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from csms.api.tariffs import TariffAssignment, check_assignment
+from csms.config import Config
+from csms.config_values import default_tariff
 from csms.console.framework import Console
 from csms.console.tariff_form import (
     LABELS,
@@ -68,14 +70,13 @@ class TariffPages:
         console: Console,
         tariffs: TariffStore,
         chargers: ChargerStore,
-        default: Tariff,
-        max_connector_id: int,
+        config: Config,
     ) -> None:
         self.console = console
         self.tariffs = tariffs
         self.chargers = chargers
-        self.default = default
-        self.max_connector_id = max_connector_id
+        self.default = default_tariff(config)  # checked at start-up
+        self.max_connector_id = config.ocpp.max_connector_id
 
     def routes(self) -> list[web.RouteDef]:
         return [
