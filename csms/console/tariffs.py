@@ -121,7 +121,7 @@ class TariffPages:
 
     async def create(self, request: web.Request) -> web.Response:
         form = await self.console.form(request, "admin")
-        values = dict(form)
+        values = {**SAMPLE, **form}
         try:
             tariff_id, tariff = new_tariff_of(values)
         except FormError as error:
@@ -138,7 +138,7 @@ class TariffPages:
         current = (await self.tariffs.all()).get(tariff_id)
         if current is None:
             return self.console.problem(request, 404, f"No tariff {tariff_id}")
-        values = dict(form)
+        values = {**SAMPLE, **form}
         split = current.split.to_dict() if current.split else None
         try:
             tariff = tariff_of(values, split)
