@@ -232,7 +232,7 @@ class ReportRoutes:
 
     def register(self, api: Api) -> None:
         tag = "reports"
-        # role: finance
+        # role: finance (all four): for api.add once httpapi.routing.Operation has a role
         api.add("GET", "/api/reports/daily", self.daily, tag=tag,
                 summary="Energy, sessions and revenue per day (format=csv: as CSV)",
                 query=DailyQuery, response=DailyReport)  # fmt: skip
