@@ -1,6 +1,6 @@
 """The tariff form in Chromium: the hold and the sample session's price follow what is typed
 without a reload, an error names the field as it is typed, and a tariff is created and
-assigned through the form."""
+assigned through the form; the pages pass the console's accessibility checks."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from selenium import webdriver
 from csms.app import CentralSystem
 from tests.browser import Browser
 from tests.conftest import MakeConfig
+from tests.console_a11y import accessibility_problems
 from tests.console_fixtures import base_url, browser_login
 from tests.payflow import TARIFF
 
@@ -90,3 +91,9 @@ async def test_create_and_assign_through_the_form(system: CentralSystem, browser
     await browser.until(assigned)
     assert await system.tariffs.of_charger("CP-1") == {1: "harbour"}
     assert "CP-1" in await browser.text("assignments")
+
+    # The pages pass the console's accessibility checks.
+    assert await accessibility_problems(browser) == []
+    for path in ("/console/tariffs", "/console/reports"):
+        await browser.open(base_url(system) + path)
+        assert await accessibility_problems(browser) == [], path
