@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 
 from csms.app import CentralSystem
-from csms.console.tariff_form import form_of, preview
+from csms.console.tariff_form import form_of, preview, tariff_of
 from payments.pricing import Tariff, Usage, hold_amount, price
+from storage.clock import utc_now
 from tests.conftest import ocpp_url
 from tests.console_fixtures import console_client
 from tests.ocpp_client import RawCharger
@@ -162,3 +163,41 @@ def test_the_preview_prices_bands_at_the_sample_time() -> None:
 
 def _money(minor: int) -> str:
     return f"{minor // 100}.{minor % 100:02d} EUR"
+
+
+async def test_editing_keeps_the_split_and_a_viewer_cannot_save(system: CentralSystem) -> None:
+    shared = Tariff.from_dict({**CITY.to_dict(), "split": {"commission_basis_points": 1500}})
+    await system.tariffs.put("shared", shared, utc_now())
+    async with console_client(system, "admin") as admin:
+        page = await admin.text("/console/tariffs/shared")
+        assert "1500 basis points" in page
+        saved = await admin.post("/console/tariffs/shared", {**form_of(CITY), "sessionFee": "2"})
+        assert saved.status == 303
+    stored = (await system.tariffs.all())["shared"]
+    assert stored.session_fee == 200 and stored.split == shared.split
+    async with console_client(system, "viewer") as viewer:
+        page = await viewer.text("/console/tariffs/shared")
+        assert "<fieldset disabled>" in page and 'id="save"' not in page
+        assert 'id="assign-form"' not in page
+
+
+def test_a_stored_tariff_reads_back_from_its_form() -> None:
+    banded = Tariff.from_dict(
+        {
+            **CITY.to_dict(),
+            "bands": [
+                {"name": "Peak", "start": "17:00", "end": "20:00", "price_per_kwh": 60,
+                 "days": ["mon", "tue", "wed", "thu", "fri"]},
+                {"name": "Off-peak", "start": "22:00", "end": "06:00", "price_per_kwh": 20},
+            ],
+            "time_fee_excluded": {"start": "22:00", "end": "07:00"},
+            "tax_rate_basis_points": 1900,
+            "idle_fee_per_minute": 10,
+            "idle_grace_minutes": 15,
+            "idle_fee_max_minutes": 60,
+        }
+    )  # fmt: skip
+    assert tariff_of(form_of(banded)) == banded
+    assert tariff_of(form_of(CITY)) == CITY
+    yen = Tariff("jpy", price_per_kwh=50, session_fee=100, max_energy_wh=20000)
+    assert form_of(yen)["pricePerKwh"] == "50" and tariff_of(form_of(yen)) == yen
