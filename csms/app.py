@@ -30,6 +30,7 @@ from csms.cluster.routing import CommandRelay
 from csms.cluster.view import ClusterView
 from csms.config import Config
 from csms.config_values import default_tariff, open_database, operator, payment_policy
+from csms.console.app import console_routes, make_console
 from csms.heap import keep_collections_short
 from csms.metrics import Metrics
 from csms.ocpp16.certificates import ChargerCertificates
@@ -51,6 +52,7 @@ from csms.store.id_tags import IdTagStore
 from csms.store.security import SecurityStore
 from csms.store.sites import SiteStore
 from csms.store.transactions import TransactionStore
+from csms.store.users import UserStore
 from httpapi.middleware import api_errors, api_key_required, security_headers
 from payments.active_index import IndexEntry
 from payments.audit_log import AuditLog
@@ -106,6 +108,11 @@ class CentralSystem:
         self._clock = clock
         self.sandbox: StripeSandbox | None = None
         self.metrics_http: HttpServer | None = None  # /metrics on its own address
+        self._console_closing = asyncio.Event()  # ends the console's live streams
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self._clock
 
     async def start(self) -> None:
         """Everything, or (ConfigError, StartupError) nothing left open or listening."""
@@ -188,6 +195,7 @@ class CentralSystem:
         self.tariffs = TariffStore(self.db)
         self.audit = AuditLog(self.db)
         self.refunds = RefundStore(self.db)
+        self.users = UserStore(self.db)
 
     def _join_cluster(self) -> None:
         """This node's chargers, what it knows of the others', and commands to any of them
@@ -358,10 +366,12 @@ class CentralSystem:
         """The HTTP endpoint: the management API, payments, Stripe's webhooks, the driver's
         pages."""
         config = self.config
+        console = make_console(self)
         app = create_app(
             self.db,
             self.sessions.ids,
             [
+                console.middleware(),
                 api_errors(),
                 api_key_required(
                     self.api_keys.verify,
@@ -411,6 +421,7 @@ class CentralSystem:
         )
         self.driver_pages.register(app)
         OnboardingPages().register(app)
+        app.add_routes(console_routes(self, console, self._console_closing))
         self.http = HttpServer(
             app,
             config.server.http_host,
@@ -491,6 +502,7 @@ class CentralSystem:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.server.shutdown_timeout
         self.driver_pages.close()
+        self._console_closing.set()
         await self.http.close()
         if self.metrics_http is not None:
             await self.metrics_http.close()
