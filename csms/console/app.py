@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from csms.console.chargers import ChargerPages
 from csms.console.facts import ConsoleFacts
 from csms.console.framework import Console
 from csms.console.login import LoginPages
@@ -63,4 +64,5 @@ def console_routes(
             config.console.session_hours * 3600,
         ).routes(),
         *OverviewPages(console, facts, closing).routes(),
+        *ChargerPages.of(console, system).routes(),
     ]
