@@ -175,6 +175,9 @@ async def test_the_charger_page_shows_boot_history_and_links_every_operation(
         assert re.search(r'data-live="connector:CP-1:2" data-state="Faulted">Faulted<', page)
         operations = re.findall(r'href="/console/chargers/CP-1/commands/(\w+)"', page)
         assert len(operations) == 19 and "SetChargingProfile" in operations
+        unlock = "/console/chargers/CP-1/commands/UnlockConnector?connectorId=2"
+        assert f'href="{unlock}"' in page  # a connector's commands, its id filled in
+        assert 'id="field-connectorId" name="connectorId" value="2"' in await client.text(unlock)
         missing = await client.get("/console/chargers/NOPE")
         assert missing.status == 404
 
