@@ -4,6 +4,7 @@ session's hold shown as Reserved, and the roles."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 
@@ -13,7 +14,9 @@ from csms.store.sites import Site
 from payments.pricing import Tariff
 from simulators.chargepoint import SimulatedCharger
 from storage.clock import utc_now
+from tests.conftest import ocpp_url
 from tests.console_fixtures import console_client
+from tests.ocpp_client import RawCharger
 from tests.payflow import Driver
 from tests.waiting import eventually
 
@@ -294,3 +297,25 @@ async def test_a_paid_session_before_charging_holds_its_connector_as_reserved(
         page = await client.text("/console/chargers/CP-1")
         transactions = page[page.index('id="transactions"') :]
         assert f'href="/console/sessions/{reservation_id}"' in transactions
+
+
+async def test_a_callerror_and_no_answer_are_shown_as_such(system: CentralSystem) -> None:
+    async with (
+        RawCharger.connect(ocpp_url(system), "CP-RAW") as raw,
+        console_client(system, "support") as client,
+    ):
+        path = "/console/chargers/CP-RAW/commands/ClearCache"
+        sending = asyncio.create_task(client.post(path, {}))
+        call = await raw.receive()
+        assert call[0] == 2 and call[2] == "ClearCache"
+        await raw.send([4, call[1], "NotSupported", "no cache here", {"why": "none"}])
+        text = html.unescape(await (await sending).text())
+        assert 'data-kind="CALLERROR"' in text
+        assert re.search(r'id="result-status" data-state="NotSupported">NotSupported<', text)
+        assert "CP-RAW refused the call: NotSupported: no cache here" in text
+        assert '"why": "none"' in text
+
+        sending = asyncio.create_task(client.post(path, {}))
+        assert (await raw.receive())[2] == "ClearCache"  # and never answered
+        text = await (await sending).text()
+        assert 'data-kind="Timeout"' in text and "did not answer in time" in text
