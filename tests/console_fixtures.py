@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import pytest
 
 from csms.app import CentralSystem
 from csms.roles import Role
@@ -95,3 +96,18 @@ async def browser_login(
     await browser.click("login")
     await browser.until(lambda: browser.visible("logout"))
     return user
+
+
+DESKTOP = (1280, 800)
+TABLET = (768, 1024)
+
+
+@pytest.fixture
+def console_browser(chromium: Any) -> Browser:
+    """Chromium at a desktop's 1280x800, with no cookie left from an earlier test."""
+    from tests.browser import Browser
+
+    chromium.delete_all_cookies()
+    chromium.set_window_size(*DESKTOP)
+    browser = Browser(chromium)
+    return browser
