@@ -1,13 +1,13 @@
 """The console's charger pages in Chromium: registering a charger through the form, sending
 a command to the simulated charger and reading its result, and a connector's status changing
-on the open page without a reload (the console's server-sent events)."""
+on the open page without a reload (the console's server-sent events); each page passes the
+console's accessibility checks (tests/console_a11y.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
-from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -15,14 +15,11 @@ from csms.app import CentralSystem
 from csms.ocpp16.auth import security_profile
 from simulators.chargepoint import SimulatedCharger
 from tests.browser import Browser
-from tests.console_fixtures import base_url, browser_login
+from tests.console_a11y import accessibility_problems
+from tests.console_fixtures import base_url, browser_login, console_browser
 from tests.payflow import charger
 
-
-@pytest.fixture
-def browser(chromium: webdriver.Chrome) -> Browser:
-    chromium.delete_all_cookies()
-    return Browser(chromium)
+browser = console_browser  # Chromium at a desktop's size, no cookie left over
 
 
 @pytest.fixture
@@ -42,6 +39,7 @@ async def _choose(browser: Browser, element_id: str, text: str) -> None:
 async def test_register_a_charger_through_the_form(system: CentralSystem, browser: Browser) -> None:
     await browser_login(browser, system, "support")
     await browser.open(base_url(system) + "/console/chargers")
+    assert await accessibility_problems(browser) == []
     await browser.fill("charger-id", "CP-WEB")
     await browser.fill("charger-name", "Front gate")
     await browser.fill("charger-location", "Visitors' car park")
@@ -56,6 +54,7 @@ async def test_register_a_charger_through_the_form(system: CentralSystem, browse
     row = await system.chargers.get("CP-WEB")
     assert row is not None and security_profile(row) == 2
     assert row["location"] == "Visitors' car park"
+    assert await accessibility_problems(browser) == []
 
 
 async def test_send_a_command_to_the_simulator_and_see_its_result(
@@ -74,6 +73,7 @@ async def test_send_a_command_to_the_simulator_and_see_its_result(
         lambda: browser.driver.find_element(By.CSS_SELECTOR, "#command button").click()
     )
     await browser.until(lambda: browser.visible("result"))
+    assert await accessibility_problems(browser) == []
     assert await browser.text("result-status") == "Accepted"
     assert await browser.attribute("result", "data-kind") == "Answered"
     await sim.wait_for_status(1, "Unavailable")
@@ -83,7 +83,7 @@ async def test_a_connector_status_change_arrives_without_reload(
     system: CentralSystem, browser: Browser, sim: SimulatedCharger
 ) -> None:
     await sim.wait_for_status(2, "Available")
-    await browser_login(browser, system, "viewer")
+    await browser_login(browser, system, "admin")
     await browser.open(base_url(system) + "/console/chargers/CP-1")
     badge = "[data-live='connector:CP-1:2']"
 
@@ -95,6 +95,7 @@ async def test_a_connector_status_change_arrives_without_reload(
         return found == [status, status]
 
     await browser.until(lambda: shown("Available"))
+    assert await accessibility_problems(browser) == []  # every part an admin sees
     await browser.evaluate("window.notReloaded = true; return 1;")
     await sim.fault(2)  # StatusNotification: Faulted
     await browser.until(lambda: shown("Faulted"))
