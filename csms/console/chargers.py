@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -55,6 +56,8 @@ from storage.db import Row
 
 if TYPE_CHECKING:
     from csms.app import CentralSystem
+
+log = structlog.get_logger()
 
 SECURITY_PROFILES = {
     0: "0: no password",
@@ -235,6 +238,8 @@ class ChargerPages:
             return await self._list(
                 request, errors={field: error.message}, entered=entered, status=status
             )
+        actor = self._console.user(request).actor
+        log.info("console.charger_registered", charger_id=body.id, actor=actor)
         raise self._console.see_other(
             f"/console/chargers/{body.id}", f"Charger {body.id} registered"
         )
@@ -326,6 +331,7 @@ class ChargerPages:
         except ApiError as error:
             errors = {_form_field(error.field): error.message}
             return await self._page(request, row, errors=errors, status=400)
+        log.info("console.charger_changed", charger_id=row["id"], actor=user.actor)
         raise self._console.see_other(f"/console/chargers/{row['id']}", "Settings saved")
 
     async def configuration(self, request: web.Request) -> web.Response:
@@ -369,6 +375,10 @@ class ChargerPages:
             errors = {name: str(invalid)}
             return self._command_page(request, row, form, filled, errors=errors, status=400)
         outcome = Outcome.of(row["id"], result)
+        log.info(
+            "console.command_sent", charger_id=row["id"], action=form.action,
+            outcome=outcome.kind, status=outcome.status, actor=self._console.user(request).actor,
+        )  # fmt: skip
         return self._command_page(request, row, form, filled, outcome=outcome)
 
     async def _command(self, request: web.Request) -> tuple[Row, OperationForm] | web.Response:
