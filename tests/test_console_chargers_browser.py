@@ -40,6 +40,7 @@ async def test_register_a_charger_through_the_form(system: CentralSystem, browse
     await browser_login(browser, system, "support")
     await browser.open(base_url(system) + "/console/chargers")
     assert await accessibility_problems(browser) == []
+    await browser.screenshot("console-chargers")
     await browser.fill("charger-id", "CP-WEB")
     await browser.fill("charger-name", "Front gate")
     await browser.fill("charger-location", "Visitors' car park")
@@ -96,6 +97,7 @@ async def test_a_connector_status_change_arrives_without_reload(
 
     await browser.until(lambda: shown("Available"))
     assert await accessibility_problems(browser) == []  # every part an admin sees
+    await browser.screenshot("console-charger")
     await browser.evaluate("window.notReloaded = true; return 1;")
     await sim.fault(2)  # StatusNotification: Faulted
     await browser.until(lambda: shown("Faulted"))
