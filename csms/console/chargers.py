@@ -147,7 +147,7 @@ class ChargerPages:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.get("/console/chargers", self.list),
+            web.get("/console/chargers", self.index),
             web.post("/console/chargers", self.register),
             web.get("/console/chargers/{id}", self.charger),
             web.post("/console/chargers/{id}/settings", self.change),
@@ -158,7 +158,7 @@ class ChargerPages:
 
     # The list
 
-    async def list(self, request: web.Request) -> web.Response:
+    async def index(self, request: web.Request) -> web.Response:
         return await self._list(request)
 
     async def _list(
