@@ -275,7 +275,7 @@ class ChargerPages:
             security_profile=security_profile(row),
             connectors=[ConnectorOut.of(c, holds.get((charger_id, c.connector_id)))
                         for c in connectors],
-            history=await self._history(charger_id, [c.connector_id for c in connectors]),
+            history=await self._s.chargers.recent_status_history(charger_id, HISTORY_ROWS),
             transactions=await self._transactions(charger_id),
             configuration=configuration,
             operations=OPERATIONS,
@@ -285,13 +285,6 @@ class ChargerPages:
             profiles=SECURITY_PROFILES,
             errors=errors or {},
         )  # fmt: skip
-
-    async def _history(self, charger_id: str, connector_ids: list[int]) -> list[Row]:
-        """The latest status changes of all its connectors, newest first."""
-        rows: list[Row] = []
-        for connector_id in connector_ids:
-            rows.extend(await self._s.chargers.status_history(charger_id, connector_id))
-        return sorted(rows, key=lambda row: row["id"], reverse=True)[:HISTORY_ROWS]
 
     async def _transactions(self, charger_id: str) -> list[dict[str, Any]]:
         """Its recent transactions, each with the paid session it belongs to (if any)."""
