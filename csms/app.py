@@ -51,6 +51,7 @@ from csms.store.id_tags import IdTagStore
 from csms.store.security import SecurityStore
 from csms.store.sites import SiteStore
 from csms.store.transactions import TransactionStore
+from csms.store.users import UserStore
 from httpapi.middleware import api_errors, api_key_required, security_headers
 from payments.active_index import IndexEntry
 from payments.audit_log import AuditLog
@@ -188,6 +189,7 @@ class CentralSystem:
         self.tariffs = TariffStore(self.db)
         self.audit = AuditLog(self.db)
         self.refunds = RefundStore(self.db)
+        self.users = UserStore(self.db)
 
     def _join_cluster(self) -> None:
         """This node's chargers, what it knows of the others', and commands to any of them
