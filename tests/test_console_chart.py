@@ -130,3 +130,10 @@ def test_nice_ceiling() -> None:
         20,
         50,
     ]
+
+
+def test_a_chart_of_seconds_shows_milliseconds() -> None:
+    points = [Point(T0, 0, None), Point(T0 + timedelta(seconds=2), 10, None)]
+    svg = svg_of(str(meter_chart(points)))
+    ticks = [t.text for t in svg.iter(f"{SVG}text") if t.get("class") == "tick-time"]
+    assert ticks[:2] == ["10:00:00.000", "10:00:00.400"] and ticks[-1] == "10:00:02.000"

@@ -200,7 +200,7 @@ def _grid(
             Markup(
                 '<line x1="{x:.1f}" y1="{b}" x2="{x:.1f}" y2="{b4}" stroke="currentColor"/>'
                 '<text class="tick-time" x="{x:.1f}" y="{by}" text-anchor="middle">{t}</text>'
-            ).format(x=tx, b=bottom, b4=bottom + 4, by=bottom + 16, t=_clock(at, span < 300))
+            ).format(x=tx, b=bottom, b4=bottom + 4, by=bottom + 16, t=_clock(at, span))
         )
     ticks.append(
         Markup(
@@ -241,8 +241,10 @@ def _number(value: float) -> str:
     return f"{Decimal(str(round(value, 3))).normalize():f}"
 
 
-def _clock(at: datetime, seconds: bool = False) -> str:
-    return at.astimezone(UTC).strftime("%H:%M:%S" if seconds else "%H:%M")
+def _clock(at: datetime, span: float = 3600) -> str:
+    """The time of day, as precise as a chart spanning `span` seconds needs."""
+    text = at.astimezone(UTC).strftime("%H:%M:%S.%f")
+    return text[:5] if span >= 300 else text[:8] if span >= 10 else text[:12]
 
 
 def _moment(text: str | None) -> datetime | None:
