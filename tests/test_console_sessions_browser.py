@@ -9,6 +9,7 @@ from selenium import webdriver
 from csms.app import CentralSystem
 from simulators.chargepoint import SimulatedCharger
 from tests.browser import Browser
+from tests.console_a11y import accessibility_problems
 from tests.console_fixtures import base_url, browser_login
 from tests.payflow import Driver, finished_session
 from tests.test_reviews import capture_refused
@@ -27,6 +28,7 @@ async def test_a_partial_refund_through_the_form(
     await browser.open(page)
     assert await browser.text("state") == "Completed"
     assert await browser.text("refunded") == "€0.00"
+    assert await accessibility_problems(browser) == []
     await browser.fill("refund-amount", "0.30")
     await browser.fill("refund-reason", "connector was slow")
     await browser.click("refund")
@@ -57,11 +59,12 @@ async def test_a_review_resolved_in_the_browser(
     browser = Browser(chromium)
     await browser_login(browser, system, "finance")
     await browser.open(f"{base_url(system)}/console/sessions?review=1")
+    assert await accessibility_problems(browser) == []
     await browser.click(f"row-{rid}-link")
     await browser.until(lambda: browser.visible("review-form"))
     assert await browser.text("state") == "NeedsReview"
+    assert await accessibility_problems(browser) == []
     await browser.click("review-release")
-    await browser.click("review")
     await browser.until(lambda: browser.visible("flash"))
     assert await browser.text("flash") == "Review: hold released; the session is Resolved."
     assert not await browser.visible("review-form")
