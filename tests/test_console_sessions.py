@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from csms.app import CentralSystem
+from csms.console import sessions
 from simulators.chargepoint import SimulatedCharger
 from tests.console_fixtures import console_client
 from tests.payflow import Driver, finished_session
@@ -239,3 +240,56 @@ async def test_a_review_resolved_by_finance(
     await eventually(released)
     actors = {line["action"]: line["actor"] for line in await system.audit.lines(rid)}
     assert actors["release requested in review"] == "user:finance"
+
+
+async def test_support_cancels_before_the_charge_and_a_viewer_may_not(
+    system: CentralSystem, driver: Driver, sim: SimulatedCharger
+) -> None:
+    status, created = await driver.create(sim.charge_point_id, 1)
+    assert status == 200, created
+    rid = created["reservationId"]
+    await driver.pay(created["checkoutUrl"])
+    await driver.wait_for_state(rid, "AwaitingPlug")
+    async with console_client(system, "viewer") as viewer:
+        for action in ("stop", "cancel"):
+            assert (await viewer.post(f"/console/sessions/{rid}/{action}")).status == 403
+    assert (await driver.status(rid))["state"] == "AwaitingPlug"
+    async with console_client(system, "support") as support:
+        page = await support.text(f"/console/sessions/{rid}")
+        assert 'id="cancel"' in page and 'id="stop"' in page
+        cancelled = await support.post(f"/console/sessions/{rid}/cancel")
+        assert cancelled.status == 303
+        view = await driver.wait_for_state(rid, "Cancelled")
+        assert view["hold"] in ("Releasing", "Released")
+        page = await support.text(f"/console/sessions/{rid}")
+        assert "Cancelled: the session is Cancelled." in page
+        assert 'id="cancel"' not in page
+        again = await support.post(f"/console/sessions/{rid}/cancel")
+        assert again.status == 303
+        assert "Nothing to cancel: the session is Cancelled." in await support.text(
+            f"/console/sessions/{rid}"
+        )
+        assert (await support.post("/console/sessions/res_nope/cancel")).status == 404
+
+
+async def test_older_sessions_a_page_at_a_time(
+    system: CentralSystem, driver: Driver, sim: SimulatedCharger, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(sessions, "PAGE_SIZE", 1)
+    first, _ = await finished_session(driver, sim)
+
+    async def free() -> bool:
+        return system.payment_service.connector_status("CP-1", 1) == "Available"
+
+    await eventually(free)
+    second, _ = await finished_session(driver, sim)
+    async with console_client(system, "viewer") as viewer:
+        page = await viewer.text("/console/sessions?charger=CP-1")
+        assert rows_of(page) == [second]
+        link = re.search(r'id="next-page" href="([^"]+)"', page)
+        assert link is not None
+        path = link[1].replace("&amp;", "&")
+        assert "charger=CP-1" in path  # the filters go along
+        page = await viewer.text(path)
+        assert rows_of(page) == [first]
+        assert 'id="next-page"' not in page

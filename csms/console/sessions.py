@@ -132,24 +132,17 @@ def summary(r: Reservation, now: Any) -> dict[str, Any]:
 
 
 def stripe_ids(record: PaymentRecord) -> list[tuple[str, str]]:
-    """(what, Stripe's id) for everything this session has at Stripe, in the order made."""
+    """(what, Stripe's id) for everything this session has at Stripe, in the order made.
+    The charge's id is not kept here: Stripe shows it on the PaymentIntent."""
     r = record.reservation
     ids = [
-        ("Checkout Session", r.checkout_session_id),
-        ("PaymentIntent", r.payment_intent_id),
-        ("Charge", _charge_id(record)),
+        ("Checkout Session", r.checkout_session_id or "none"),
+        ("PaymentIntent", r.payment_intent_id or "none"),
+        ("Charge", "not kept: the PaymentIntent's latest charge at Stripe"),
     ]
-    ids += [(f"Refund {x.id}", x.stripe_refund_id) for x in record.refunds]
-    ids.append(("Transfer", r.transfer_id))
-    return [(what, value or "none") for what, value in ids]
-
-
-def _charge_id(record: PaymentRecord) -> str | None:
-    """The charge, where the money audit log has one (a dispute names it)."""
-    for line in record.audit:
-        if str(line.get("stripe_id") or "").startswith(("ch_", "py_")):
-            return str(line["stripe_id"])
-    return None
+    ids += [(f"Refund {x.id}", x.stripe_refund_id or "not yet") for x in record.refunds]
+    ids.append(("Transfer to the owner", r.transfer_id or "none"))
+    return ids
 
 
 def _major(minor: int, currency: str) -> str:
@@ -283,15 +276,12 @@ class SessionPages:
         return self._back(r, after, "Cancelled", "Nothing to cancel")
 
     def _back(self, before: Reservation, after: Reservation, done: str, none: str) -> web.Response:
-        changed = after.state is not before.state or after.stop_requested_at != (
-            before.stop_requested_at
+        """Back to the session, saying whether the action changed anything."""
+        changed = (after.state, after.stop_requested_at) != (before.state, before.stop_requested_at)
+        said = done if changed else none
+        raise self._console.see_other(
+            f"/console/sessions/{after.id}", f"{said}: the session is {after.state.value}."
         )
-        flash = (
-            f"{done}: the session is {after.state.value}."
-            if changed
-            else (f"{none}: the session is {after.state.value}.")
-        )
-        raise self._console.see_other(f"/console/sessions/{after.id}", flash)
 
     async def refund(self, request: web.Request) -> web.Response:
         form = await self._console.form(request, "finance")
