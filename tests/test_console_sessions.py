@@ -154,7 +154,8 @@ async def test_a_partial_refund_by_finance(
                 f"/console/sessions/{rid}/refund", {"amount": amount, "reason": reason}
             )
             assert response.status == status, amount
-            assert said in await response.text(), amount
+            text = await response.text()
+            assert said in text and f'href="/console/sessions/{rid}" id="back"' in text, amount
         assert await system.payment_service.refunds_of(rid) == []
 
         form = {"amount": "0.20", "reason": "slow charger", "key": key[1]}

@@ -289,13 +289,13 @@ class SessionPages:
         if r is None:
             return self._missing(request)
         if r.state in ACTIVE:
-            return self._console.problem(
-                request, 409, f"The session is {r.state.value}: it can be refunded once settled."
+            return self._refused(
+                request, r, 409, f"The session is {r.state.value}: it can be refunded once settled."
             )
         ask = read_refund(form, r.tariff.currency, r.refundable)
         if isinstance(ask, FormError):
             status = 409 if ask.conflict else 400
-            return self._console.problem(request, status, f"Refund refused: {ask}.")
+            return self._refused(request, r, status, f"Refund refused: {ask}.")
         key = form.get("key", "") or secrets.token_hex(12)
         refund_id = "rf_" + hashlib.sha256(f"{r.id}:console:{key}".encode()).hexdigest()[:24]
         user = self._console.user(request)
@@ -304,7 +304,7 @@ class SessionPages:
                 r.id, refund_id, ask.amount, ask.reason, actor=user.actor
             )
         except RefundRefused as refused:
-            return self._console.problem(request, 409, f"Refund refused: {refused}.")
+            return self._refused(request, r, 409, f"Refund refused: {refused}.")
         flash = f"Refund of {money(record.amount, r.tariff.currency)} asked of Stripe."
         raise self._console.see_other(f"/console/sessions/{r.id}", flash)
 
@@ -315,16 +315,26 @@ class SessionPages:
             return self._missing(request)
         action = read_review(form, r.tariff.currency)
         if isinstance(action, FormError):
-            return self._console.problem(request, 400, f"Review: {action}.")
+            return self._refused(request, r, 400, f"Review: {action}.")
         user = self._console.user(request)
         try:
             after = await self._payments.review(r.id, action, actor=user.actor)
         except ReviewRefused as refused:
-            return self._console.problem(request, 409, f"Review refused: {refused}.")
+            return self._refused(request, r, 409, f"Review refused: {refused}.")
         done = _REVIEW_DONE[type(action).__name__]
         raise self._console.see_other(
             f"/console/sessions/{r.id}", f"Review: {done}; the session is {after.state.value}."
         )
+
+    def _refused(
+        self, request: web.Request, r: Reservation, status: int, message: str
+    ) -> web.Response:
+        """Why an action was not taken, with the way back to the session."""
+        title = "Not valid" if status == 400 else "Not possible now"
+        return self._console.render(
+            request, "session_problem.html", title=title, status=status, message=message,
+            session_id=r.id,
+        )  # fmt: skip
 
     def _missing(self, request: web.Request) -> web.Response:
         return self._console.problem(request, 404, "No such session.")
