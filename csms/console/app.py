@@ -16,6 +16,7 @@ from csms.console.framework import Console
 from csms.console.login import LoginPages
 from csms.console.logins import Logins
 from csms.console.overview import OverviewPages
+from csms.console.sessions import SessionPages
 from csms.ocpp16.auth import FailureThrottle
 from csms.roles import Role
 
@@ -63,4 +64,5 @@ def console_routes(
             config.console.session_hours * 3600,
         ).routes(),
         *OverviewPages(console, facts, closing).routes(),
+        *SessionPages(console, system.payment_service, system.transactions).routes(),
     ]
