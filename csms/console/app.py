@@ -17,6 +17,7 @@ from csms.console.framework import Console
 from csms.console.login import LoginPages
 from csms.console.logins import Logins
 from csms.console.overview import OverviewPages
+from csms.console.sessions import SessionPages
 from csms.ocpp16.auth import FailureThrottle
 from csms.roles import Role
 
@@ -65,4 +66,5 @@ def console_routes(
         ).routes(),
         *OverviewPages(console, facts, closing).routes(),
         *ChargerPages.of(console, system).routes(),
+        *SessionPages(console, system.payment_service, system.transactions).routes(),
     ]
