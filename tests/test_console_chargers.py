@@ -297,6 +297,7 @@ async def test_a_paid_session_before_charging_holds_its_connector_as_reserved(
         page = await client.text("/console/chargers/CP-1")
         transactions = page[page.index('id="transactions"') :]
         assert f'href="/console/sessions/{reservation_id}"' in transactions
+        assert reservation_id in await client.text(f"/console/sessions/{reservation_id}")
 
 
 async def test_a_callerror_and_no_answer_are_shown_as_such(system: CentralSystem) -> None:
