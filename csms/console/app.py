@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from csms.api.reports import system_reports
+from csms.console.chargers import ChargerPages
 from csms.console.facts import ConsoleFacts
 from csms.console.framework import Console
 from csms.console.login import LoginPages
 from csms.console.logins import Logins
 from csms.console.overview import OverviewPages
 from csms.console.reports import ReportPages
+from csms.console.sessions import SessionPages
 from csms.console.tariffs import TariffPages
 from csms.ocpp16.auth import FailureThrottle
 from csms.roles import Role
@@ -68,4 +70,6 @@ def console_routes(
         *OverviewPages(console, facts, closing).routes(),
         *TariffPages(console, system.tariffs, system.chargers, config).routes(),
         *ReportPages(console, system_reports(system)).routes(),
+        *ChargerPages.of(console, system).routes(),
+        *SessionPages(console, system.payment_service, system.transactions).routes(),
     ]
