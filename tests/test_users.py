@@ -14,6 +14,13 @@ from storage.db import Conflict
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture
+async def csms(csms: CentralSystem) -> CentralSystem:
+    """The system without the admin its first start made (tested in test_cli_users)."""
+    await csms.db.execute("DELETE FROM users")
+    return csms
+
+
 async def test_add_then_authenticate(csms: CentralSystem) -> None:
     users: UserStore = csms.users
     added = await users.add("ada@example.com", "finance", PASSWORD)
