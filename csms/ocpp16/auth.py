@@ -62,6 +62,12 @@ def hash_password(password: str) -> str:
     """A salted scrypt hash of `password`; ValueError when it breaks the AuthorizationKey rule."""
     if not valid_password(password):
         raise ValueError(f"a charger password is {PASSWORD_RULE}")
+    return scrypt_hash(password)
+
+
+def scrypt_hash(password: str) -> str:
+    """A salted scrypt hash of any `password`, checked by `verify_password`: for rules of
+    their own (operator users' passwords), which check the password first."""
     salt = secrets.token_bytes(_SALT_BYTES)
     key = _scrypt(password, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P, _KEY_BYTES)
     return f"scrypt$n={_SCRYPT_N},r={_SCRYPT_R},p={_SCRYPT_P}${salt.hex()}${key.hex()}"

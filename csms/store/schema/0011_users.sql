@@ -1,0 +1,13 @@
+-- Operator users: a name, a role (csms.roles: viewer, support, finance or admin) and a
+-- scrypt hash of the password (csms.ocpp16.auth's format). A user is disabled, never
+-- deleted, so that the audit's "user:NAME" keeps naming someone.
+CREATE TABLE users (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    disabled_at   TEXT
+);
+-- The user an API key acts for, with that user's role. NULL: a key made before users
+-- existed, which acts as admin (as do the keys of the config's api.keys).
+ALTER TABLE api_keys ADD COLUMN user_name TEXT REFERENCES users (name);

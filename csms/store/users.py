@@ -1,0 +1,162 @@
+"""Operator users: who may use the management API and the console, and with which role.
+
+A user has a name (1 to 64 of `A-Z a-z 0-9 . _ @ -`), a role (`csms.roles`), a password
+kept only as an scrypt hash (the format and code of charger passwords,
+`csms.ocpp16.auth`), and is disabled rather than deleted, so that the audit lines naming
+it ("user:NAME", "key:NAME") keep naming someone. Disabling a user revokes its API keys in
+the same unit of work: no key outlives the user it acts for.
+
+Operator passwords have their own rule (`PASSWORD_RULE`): 12 to 128 characters, no control
+characters. `authenticate` always runs scrypt, against a dummy hash when the name is
+unknown, so that its time does not tell which names exist. scrypt takes some 50 ms of CPU:
+it runs in a thread, off the event loop.
+
+A bad name, role or password is a ValueError naming what is wrong, before anything is
+written; adding a name that exists is `storage.db.Conflict`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+from csms.ocpp16.auth import scrypt_hash, verify_password
+from csms.roles import Role, is_role
+from storage.clock import now_text
+from storage.db import Connection, Database, Row
+
+NAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
+NAME_RULE = "1 to 64 of the characters A-Z a-z 0-9 . _ @ -"
+PASSWORD_RULE = "12 to 128 characters, no control characters"
+_NAME = re.compile(NAME_PATTERN)
+_PASSWORD = re.compile(r"[^\x00-\x1f\x7f]{12,128}")
+# What an unknown name's password is checked against: the same work as a real check.
+_DUMMY_HASH = scrypt_hash("not a password of anyone")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Role
+    created_at: str
+    disabled_at: str | None
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
+
+
+def user_of(row: Row) -> User:
+    return User(row["name"], row["role"], row["created_at"], row["disabled_at"])
+
+
+def valid_name(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None
+
+
+def valid_password(password: str) -> bool:
+    return _PASSWORD.fullmatch(password) is not None
+
+
+def check_name(name: str) -> None:
+    if not valid_name(name):
+        raise ValueError(f"name: a user name is {NAME_RULE}")
+
+
+def check_role(role: str) -> None:
+    if not is_role(role):
+        raise ValueError(f"role: one of viewer, support, finance, admin, not {role!r}")
+
+
+def check_password(password: str) -> None:
+    if not valid_password(password):
+        raise ValueError(f"password: an operator password is {PASSWORD_RULE}")
+
+
+async def hash_operator_password(password: str) -> str:
+    """The scrypt hash of an operator password (off the loop); ValueError if it breaks the rule."""
+    check_password(password)
+    return await asyncio.to_thread(scrypt_hash, password)
+
+
+class UserStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, name: str, role: Role, password: str) -> User:
+        """A new user; Conflict when the name exists, ValueError for a bad name, role or
+        password (nothing written)."""
+        check_name(name)
+        check_role(role)
+        password_hash = await hash_operator_password(password)
+        user = User(name, role, now_text(), None)
+        await self._db.execute(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+            (user.name, user.role, password_hash, user.created_at),
+        )
+        return user
+
+    async def authenticate(self, name: str, password: str) -> User | None:
+        """The user, when `password` is theirs and they are not disabled; else None.
+
+        Always runs scrypt: an unknown name costs what a wrong password does."""
+        row = await self._db.fetchone("SELECT * FROM users WHERE name = ?", (name,))
+        stored = row["password_hash"] if row is not None else _DUMMY_HASH
+        matches = await asyncio.to_thread(verify_password, password, stored)
+        if row is None or not matches or row["disabled_at"] is not None:
+            return None
+        return user_of(row)
+
+    async def get(self, name: str) -> User | None:
+        row = await self._db.fetchone("SELECT * FROM users WHERE name = ?", (name,))
+        return user_of(row) if row is not None else None
+
+    async def list(self) -> list[User]:
+        """Every user, disabled ones included, in name order."""
+        rows = await self._db.fetchall("SELECT * FROM users ORDER BY name")
+        return [user_of(row) for row in rows]
+
+    async def set_password(self, name: str, password: str) -> bool:
+        """False for an unknown user; ValueError for a password that breaks the rule."""
+        password_hash = await hash_operator_password(password)
+        changed = await self._db.execute(
+            "UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)
+        )
+        return changed > 0
+
+    async def set_role(self, name: str, role: Role) -> bool:
+        """False for an unknown user; ValueError for a role that is none of `ROLES`."""
+        check_role(role)
+        changed = await self._db.execute("UPDATE users SET role = ? WHERE name = ?", (role, name))
+        return changed > 0
+
+    async def disable(self, name: str) -> bool:
+        """Disable the user and revoke its API keys, at once; False for an unknown user.
+        Disabling a disabled user changes nothing and is True."""
+        return await self._db.write(lambda conn: _disable(conn, name, now_text()))
+
+    async def enable(self, name: str) -> bool:
+        """Let a disabled user sign in again (its revoked keys stay revoked); False: unknown."""
+        changed = await self._db.execute(
+            "UPDATE users SET disabled_at = NULL WHERE name = ?", (name,)
+        )
+        return changed > 0
+
+    async def any(self) -> bool:
+        """Whether any user exists, disabled or not."""
+        return await self._db.fetchone("SELECT 1 FROM users LIMIT 1") is not None
+
+
+def _disable(conn: Connection, name: str, now: str) -> bool:
+    found = conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone()
+    if found is None:
+        return False
+    conn.execute(
+        "UPDATE users SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL", (now, name)
+    )
+    conn.execute(
+        "UPDATE api_keys SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL",
+        (now, name),
+    )
+    return True
