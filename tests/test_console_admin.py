@@ -304,3 +304,82 @@ async def test_statements_are_for_finance(system: CentralSystem) -> None:
     async with console_client(system, role="viewer") as viewer:
         assert (await viewer.post("/console/sites", await _site_form())).status == 403
         assert await system.sites.find() == []
+
+
+async def test_user_added_and_a_key_shown_once(system: CentralSystem) -> None:
+    async with console_client(system) as admin:
+        short = await admin.post(
+            "/console/users", {"name": "alice", "role": "support", "password": "short"}
+        )
+        assert short.status == 400 and 'id="new-user-password-error"' in await short.text()
+        assert await system.users.get("alice") is None
+
+        await admin.post(
+            "/console/users",
+            {"name": "alice", "role": "support", "password": "a long passphrase 1"},
+        )
+        alice = await system.users.get("alice")
+        assert alice is not None and alice.role == "support"
+        assert await system.users.authenticate("alice", "a long passphrase 1") is not None
+        again = await admin.post(
+            "/console/users", {"name": "alice", "role": "viewer", "password": "x" * 12}
+        )
+        assert again.status == 409
+
+        made = await admin.post("/console/users/alice/keys", {"key_name": "alice-laptop"})
+        assert made.status == 200 and made.headers["Cache-Control"] == "no-store"
+        shown = re.search(r'id="key-value" type="text" readonly value="([^"]+)"', await made.text())
+        assert shown is not None
+        key = shown.group(1)
+        principal = await system.api_keys.verify(key)
+        assert principal is not None and principal.role == "support"
+        listing = await admin.text("/console/users")
+        assert "alice-laptop" in listing and key not in listing  # shown once only
+        taken = await admin.post("/console/users/alice/keys", {"key_name": "alice-laptop"})
+        assert taken.status == 409
+
+        await admin.post("/console/users/alice/role", {"role": "finance"})
+        principal = await system.api_keys.verify(key)
+        assert principal is not None and principal.role == "finance"
+        await admin.post("/console/users/alice/password", {"password": "another passphrase"})
+        assert await system.users.authenticate("alice", "another passphrase") is not None
+        await admin.post("/console/users/alice/keys/revoke", {"key_name": "alice-laptop"})
+        assert await system.api_keys.verify(key) is None
+
+        second = await admin.post("/console/users/alice/keys", {"key_name": "alice-2"})
+        found = re.search(r'readonly value="([^"]+)"', await second.text())
+        assert found is not None and await system.api_keys.verify(found.group(1)) is not None
+        await admin.post("/console/users/alice/disable", {})
+        alice = await system.users.get("alice")
+        assert alice is not None and alice.disabled
+        assert await system.api_keys.verify(found.group(1)) is None  # its keys went with it
+        await admin.post("/console/users/alice/enable", {})
+        alice = await system.users.get("alice")
+        assert alice is not None and not alice.disabled
+
+
+async def test_the_last_admin_is_kept(system: CentralSystem) -> None:
+    async with console_client(system) as admin:
+        await admin.post(
+            "/console/users", {"name": "zed", "role": "admin", "password": "a long passphrase 2"}
+        )
+        # Every other enabled admin gives way, with the console's own user refused.
+        for user in await system.users.list():
+            if user.name != "zed" and user.role == "admin":
+                await admin.post(f"/console/users/{user.name}/role", {"role": "viewer"})
+        admins = [u for u in await system.users.list() if u.role == "admin" and not u.disabled]
+        if [u.name for u in admins] == ["zed"]:
+            refused = await admin.post("/console/users/zed/disable", {})
+            assert refused.status == 409 and "last admin" in await refused.text()
+            zed = await system.users.get("zed")
+            assert zed is not None and not zed.disabled
+
+
+async def test_users_are_for_admins_only(system: CentralSystem) -> None:
+    async with console_client(system, role="support") as support:
+        assert (await support.get("/console/users")).status == 403
+        added = await support.post(
+            "/console/users", {"name": "mallory", "role": "admin", "password": "x" * 16}
+        )
+        assert added.status == 403
+    assert await system.users.get("mallory") is None
