@@ -31,6 +31,7 @@ from csms.cluster.routing import CommandRelay
 from csms.cluster.view import ClusterView
 from csms.config import Config
 from csms.config_values import default_tariff, open_database, operator, payment_policy
+from csms.console.app import console_routes, make_console
 from csms.heap import keep_collections_short
 from csms.metrics import Metrics
 from csms.ocpp16.certificates import ChargerCertificates
@@ -111,6 +112,11 @@ class CentralSystem:
         self._clock = clock
         self.sandbox: StripeSandbox | None = None
         self.metrics_http: HttpServer | None = None  # /metrics on its own address
+        self._console_closing = asyncio.Event()  # ends the console's live streams
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self._clock
 
     async def start(self) -> None:
         """Everything, or (ConfigError, StartupError) nothing left open or listening."""
@@ -364,10 +370,12 @@ class CentralSystem:
         """The HTTP endpoint: the management API, payments, Stripe's webhooks, the driver's
         pages."""
         config = self.config
+        console = make_console(self)
         app = create_app(
             self.db,
             self.sessions.ids,
             [
+                console.middleware(),
                 api_errors(),
                 api_key_required(
                     self.api_keys.verify,
@@ -417,6 +425,7 @@ class CentralSystem:
         )
         self.driver_pages.register(app)
         OnboardingPages().register(app)
+        app.add_routes(console_routes(self, console, self._console_closing))
         self.http = HttpServer(
             app,
             config.server.http_host,
@@ -512,6 +521,7 @@ class CentralSystem:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.server.shutdown_timeout
         self.driver_pages.close()
+        self._console_closing.set()
         await self.http.close()
         if self.metrics_http is not None:
             await self.metrics_http.close()

@@ -323,6 +323,20 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """The operator console at /console."""
+
+    # Hours a login lasts (not extended by use); then the operator logs in again.
+    session_hours: float = _setting(8.0, min=0.01, max=24 * 30)
+    # Failed logins allowed from one address within login_window seconds; then refused
+    # until the window ends.
+    login_attempts: int = _setting(5, min=1)
+    login_window: float = _setting(900.0, min=1)
+    # The overview lists chargers offline for longer than this many minutes.
+    offline_alert_minutes: float = _setting(15.0, min=0)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     ocpp: OcppSettings = field(default_factory=OcppSettings)
@@ -337,6 +351,7 @@ class Config:
     log: LogSettings = field(default_factory=LogSettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     def __post_init__(self) -> None:
         overridden = self.stripe.allow_incomplete_test_setup and self.stripe.api_key.startswith(

@@ -187,9 +187,10 @@ class FailureThrottle:
         *,
         capacity: int = 10_000,
         clock: Callable[[], datetime] = utc_now,
+        scope: str = SCOPE,
     ) -> None:
         self._counter = WindowCounter(
-            db, self.SCOPE, limit=allowed, window=window, clock=clock, capacity=capacity
+            db, scope, limit=allowed, window=window, clock=clock, capacity=capacity
         )
         self._clock = clock
         self._guessing: dict[str, int] = {}  # key -> guesses being checked on this node

@@ -1,0 +1,209 @@
+"""The console's frame: who is logged in, what their role allows, and how pages answer.
+
+Every page under /console but the login page and the static files needs a login (the
+middleware sends anyone else to the login page, or answers 401 to a non-GET). A page asks
+`require(request, role)` (403 page naming the role otherwise) and a form handler
+`await form(request, role)`, which checks the role and the login's CSRF token before
+anything changes. Pages are Jinja2 templates extending base.html, rendered by `render`;
+after a POST a page redirects (`see_other`) with a one-time message (the flash, kept in a
+cookie until the next page shows it).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+from urllib.parse import quote, unquote
+
+from aiohttp import web
+from jinja2 import Environment, PackageLoader, select_autoescape
+from multidict import MultiDict, MultiDictProxy
+
+from csms.console.logins import Logins
+from csms.roles import ROLES, Role, allows
+
+COOKIE = "csms_console"
+FLASH_COOKIE = "csms_console_flash"
+LOGIN_PATH = "/console/login"
+_OPEN = (LOGIN_PATH, "/console/static/")
+
+# (path, label, role needed to see it in the navigation)
+NAVIGATION: tuple[tuple[str, str, Role], ...] = (
+    ("/console", "Overview", "viewer"),
+    ("/console/chargers", "Chargers", "viewer"),
+    ("/console/sessions", "Sessions", "viewer"),
+    ("/console/tariffs", "Tariffs", "viewer"),
+    ("/console/sites", "Sites & owners", "viewer"),
+    ("/console/id-tags", "Id tags", "viewer"),
+    ("/console/users", "Users", "admin"),
+    ("/console/audit", "Audit", "viewer"),
+    ("/console/reports", "Reports", "finance"),
+    ("/console/qr", "QR labels", "viewer"),
+)
+
+
+@dataclass(frozen=True)
+class ConsoleUser:
+    name: str
+    role: Role
+    csrf: str  # this login's form token
+
+    @property
+    def actor(self) -> str:
+        """Who acted, for services and audit lines."""
+        return f"user:{self.name}"
+
+
+# The user of a request, set by the middleware.
+USER = web.RequestKey("console_user", ConsoleUser)
+# Finds the user of a login: (name) -> its role, or None when unknown or disabled.
+RoleOf = Callable[[str], Awaitable[Role | None]]
+
+
+class Console:
+    def __init__(self, logins: Logins, role_of: RoleOf, *, secure_cookies: bool = False) -> None:
+        self.logins = logins
+        self._role_of = role_of
+        self.secure_cookies = secure_cookies
+        self._templates = Environment(
+            loader=PackageLoader("csms.console", "templates"),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    # -- who is asking
+
+    def user(self, request: web.Request) -> ConsoleUser:
+        return request[USER]
+
+    def require(self, request: web.Request, role: Role) -> ConsoleUser:
+        user = self.user(request)
+        if not allows(user.role, role):
+            raise self.refusal(request, role)
+        return user
+
+    async def form(self, request: web.Request, role: Role) -> MultiDictProxy[str]:
+        """The posted form, once the role and the login's CSRF token are checked."""
+        user = self.require(request, role)
+        form = await request.post()
+        sent = form.get("csrf")
+        if not isinstance(sent, str) or not hmac.compare_digest(sent, user.csrf):
+            raise self.error(
+                request, 403, "This form has expired or did not come from this console:"
+                " go back, reload the page and try again.",
+            )  # fmt: skip
+        return MultiDictProxy(MultiDict((k, v) for k, v in form.items() if isinstance(v, str)))
+
+    def refusal(self, request: web.Request, role: Role) -> web.HTTPForbidden:
+        user = self.user(request)
+        return web.HTTPForbidden(
+            body=self._page(
+                request, "problem.html", title="Not allowed", status_code=403,
+                message=f"This needs the role {role}; you are {user.name} ({user.role}).",
+            ),
+            content_type="text/html",
+        )  # fmt: skip
+
+    # -- answers
+
+    def render(
+        self, request: web.Request, template: str, *, title: str, status: int = 200, **context: Any
+    ) -> web.Response:
+        response = web.Response(
+            body=self._page(request, template, title=title, **context),
+            status=status,
+            content_type="text/html",
+        )
+        if request.cookies.get(FLASH_COOKIE):
+            response.del_cookie(FLASH_COOKIE, path="/console")
+        return response
+
+    def see_other(self, location: str, flash: str | None = None) -> web.HTTPSeeOther:
+        redirect = web.HTTPSeeOther(location)
+        if flash:
+            redirect.set_cookie(
+                FLASH_COOKIE, quote(flash[:300]), path="/console", httponly=True,
+                samesite="Strict", secure=self.secure_cookies,
+            )  # fmt: skip
+        return redirect
+
+    def problem(self, request: web.Request, status: int, message: str) -> web.Response:
+        return self.render(
+            request, "problem.html", title=_TITLES.get(status, "Error"), status=status,
+            message=message, status_code=status,
+        )  # fmt: skip
+
+    def error(self, request: web.Request, status: int, message: str) -> web.HTTPException:
+        """The same page as `problem`, to raise."""
+        error = web.HTTPException(
+            body=self._page(
+                request, "problem.html", title=_TITLES.get(status, "Error"), message=message,
+                status_code=status,
+            ),
+            content_type="text/html",
+        )  # fmt: skip
+        error.set_status(status)
+        return error
+
+    def not_found(self, request: web.Request, what: str) -> NoReturn:
+        raise self.error(request, 404, f"No {what} of that name.")
+
+    def _page(self, request: web.Request, template: str, **context: Any) -> bytes:
+        user = request.get(USER)
+        flash = request.cookies.get(FLASH_COOKIE)
+        return (
+            self._templates.get_template(template)
+            .render(
+                user=user,
+                csrf=user.csrf if user else "",
+                allows=(lambda needed: user is not None and allows(user.role, needed)),
+                navigation=[
+                    (path, label) for path, label, role in NAVIGATION
+                    if user is not None and allows(user.role, role)
+                ],
+                path=request.path,
+                flash=unquote(flash)[:300] if flash else None,
+                roles=ROLES,
+                **context,
+            )
+            .encode()
+        )  # fmt: skip
+
+    # -- the login check
+
+    def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
+        @web.middleware
+        async def console_login(
+            request: web.Request,
+            handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        ) -> web.StreamResponse:
+            path = request.path
+            if not (path == "/console" or path.startswith("/console/")) or path.startswith(_OPEN):
+                return await handler(request)
+            user = await self._logged_in(request)
+            if user is None:
+                if request.method in ("GET", "HEAD") and path != "/console/events":
+                    raise web.HTTPSeeOther(f"{LOGIN_PATH}?next={quote(request.path_qs, safe='')}")
+                raise web.HTTPUnauthorized(text="log in again", content_type="text/plain")
+            request[USER] = user
+            return await handler(request)
+
+        return console_login
+
+    async def _logged_in(self, request: web.Request) -> ConsoleUser | None:
+        token = request.cookies.get(COOKIE)
+        if not token:
+            return None
+        login = await self.logins.find(token)
+        if login is None:
+            return None
+        role = await self._role_of(login.user_name)
+        if role is None:  # disabled or removed since
+            return None
+        return ConsoleUser(login.user_name, role, login.csrf)
+
+
+_TITLES = {400: "Not valid", 403: "Not allowed", 404: "Not found", 409: "Not possible now"}
