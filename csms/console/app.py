@@ -11,11 +11,17 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from csms.console.audit import AuditPages
 from csms.console.facts import ConsoleFacts
 from csms.console.framework import Console
+from csms.console.idtags import IdTagPages
 from csms.console.login import LoginPages
 from csms.console.logins import Logins
 from csms.console.overview import OverviewPages
+from csms.console.owners import owner_pages
+from csms.console.qr import qr_pages
+from csms.console.sites import site_pages
+from csms.console.users import UserPages
 from csms.ocpp16.auth import FailureThrottle
 from csms.roles import Role
 
@@ -63,4 +69,10 @@ def console_routes(
             config.console.session_hours * 3600,
         ).routes(),
         *OverviewPages(console, facts, closing).routes(),
+        *IdTagPages(console, system.id_tags).routes(),
+        *AuditPages(console, system.audit).routes(),
+        *qr_pages(console, system).routes(),
+        *site_pages(console, system).routes(),
+        *owner_pages(console, system).routes(),
+        *UserPages(console, system.users, system.api_keys).routes(),
     ]

@@ -62,7 +62,7 @@ class UserPages:
         return self._console.render(
             request, "users.html", title="Users", status=status,
             users=[{"user": u, "keys": await self._keys.of_user(u.name)} for u in users],
-            roles=ROLES, entered=entered, errors=errors,
+            entered=entered, errors=errors,
             name_rule=NAME_RULE, password_rule=PASSWORD_RULE,
         )  # fmt: skip
 
