@@ -72,6 +72,8 @@ async def test_id_tag_add_search_block_change_delete(system: CentralSystem) -> N
         tag = await system.id_tags.get("CARD-0001")
         assert tag is not None and not tag.blocked
 
+        editing = await support.text("/console/id-tags?edit=CARD-0001")
+        assert 'id="change-tag-form"' in editing and 'value="FLEET-7"' in editing
         await support.post(
             "/console/id-tags/change",
             {"id_tag": "CARD-0001", "parent_id_tag": "", "expiry_date": "2020-05-01T00:00"},

@@ -3,8 +3,10 @@ takes them, and a refusal as the field it names and why.
 
 The console validates with the management API's own models (csms/api/*), so that a value the
 API refuses the console refuses too, for the same reason. A form sends text: an empty field
-is "not given" (None), a checkbox is there or not, and a `datetime-local` field has no zone
-(it is read as UTC, and the pages say so).
+is "not given" (None), a checkbox is there or not, and a time is typed as "YYYY-MM-DD HH:MM"
+with no zone (it is read as UTC, and the pages say so). Times are plain text fields rather
+than `datetime-local` ones: those split into a field per part, which a keyboard user must tab
+through one by one.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ def text(form: Mapping[str, str], name: str) -> str | None:
 
 
 def utc_moment(value: str | None) -> str | None:
-    """A `datetime-local` value (no zone) as an ISO 8601 instant in UTC; text that is not a
-    date at all is passed on as it is, for the model to refuse with its own message."""
+    """A typed time ("2026-11-03 08:00", or ISO 8601; no zone: UTC) as an ISO 8601 instant;
+    text that is not a time at all is passed on as it is, for the model to refuse."""
     if value is None:
         return None
     try:
@@ -41,14 +43,14 @@ def utc_moment(value: str | None) -> str | None:
 
 
 def local_value(moment: str | None) -> str:
-    """An instant as stored, for a `datetime-local` field (UTC, to the minute)."""
+    """An instant as stored, as its field shows it: UTC, to the minute ("2026-11-03 08:00")."""
     if not moment:
         return ""
     try:
         parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     except ValueError:
         return ""
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def refused(error: ValidationError) -> Errors:

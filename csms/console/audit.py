@@ -4,7 +4,7 @@ reservation, action, actor and time, in pages; and the same lines as CSV.
 The filters are the management API's (`AuditFilters` in csms/api/audit.py, under the same
 names: reservationId, action, actor, from, to), and `/console/audit.csv` is made by the
 API's own export (`audit_csv`): the same columns, the same formula neutralising, streamed.
-Times are entered and shown in UTC (a `datetime-local` field has no zone). Read-only: every
+Times are entered and shown in UTC (a time typed with no zone is UTC). Read-only: every
 role may read it.
 """
 

@@ -5,7 +5,7 @@ deletes them.
 The values are checked with the management API's models (csms/api/id_tags.py: `NewIdTag`,
 `IdTagChange`), so the console refuses what the API refuses: a refused form is shown again
 with the field named, and nothing changes. Writes go to the id tag store, as the API's do.
-An expiry is entered and shown in UTC (a `datetime-local` field has no zone).
+An expiry is entered and shown in UTC (a time typed with no zone is UTC).
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class IdTagPages:
             tags = await self._tags.list(after, PAGE_SIZE + 1)
         page = tags[:PAGE_SIZE]
         now = datetime.now(UTC)
+        editing = await self._tags.get(request.query.get("edit", "")[:20])
         return self._console.render(
             request,
             "id_tags.html",
@@ -88,6 +89,8 @@ class IdTagPages:
             next_after=page[-1].id_tag if len(tags) > PAGE_SIZE else None,
             errors=errors,
             entered=entered,
+            editing=editing,
+            editing_expiry=local_value(editing.expiry_date) if editing else "",
         )
 
     async def add(self, request: web.Request) -> web.Response:
