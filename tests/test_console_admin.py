@@ -314,6 +314,9 @@ async def test_owner_added_with_its_onboarding_link_and_statement(system: Centra
         printable = await admin.text("/console/owners/hotel/statements/2026-11.html")
         assert "Hotel Kai" in printable
         assert (await admin.get("/console/owners/hotel/statements/2026-13.html")).status == 400
+        chosen = await admin.get("/console/owners/statement?owner=hotel&month=2026-10&format=csv")
+        assert chosen.status == 303
+        assert chosen.headers["Location"] == "/console/owners/hotel/statements/2026-10.csv"
         assert (await admin.get("/console/owners/nobody/statements/2026-11.csv")).status == 404
 
 
