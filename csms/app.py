@@ -469,7 +469,8 @@ class CentralSystem:
             key = await self.api_keys.create("first", owner)
             shown.append(
                 f"No API key existed, so one was created. It is shown only now: {key}\n"
-                "Send it as the X-API-Key header; make more with `csms apikeys create NAME`."
+                "Send it as the X-API-Key header; make more with"
+                " `csms apikeys create NAME --user USER`."
             )
         if shown:
             print("\n".join(shown), file=sys.stderr, flush=True)

@@ -23,7 +23,9 @@ class AuditEntryOut(ApiModel):
     id: int
     at: str
     actor: str = Field(
-        description="driver, charger, stripe, system, reconciler, or key:<name> for the API key"
+        description="driver, charger, stripe, system, reconciler; key:<name> for an API key"
+        " (it acts for its user, with the user's role; key:config for a key of api.keys);"
+        " user:<name> for an operator user signed in to the console"
     )
     action: str = Field(description='What happened, e.g. "captured" or "hold released"')
     reservation_id: str | None

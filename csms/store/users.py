@@ -18,6 +18,7 @@ written; adding a name that exists is `storage.db.Conflict`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from dataclasses import dataclass
 
@@ -31,8 +32,17 @@ NAME_RULE = "1 to 64 of the characters A-Z a-z 0-9 . _ @ -"
 PASSWORD_RULE = "12 to 128 characters, no control characters"
 _NAME = re.compile(NAME_PATTERN)
 _PASSWORD = re.compile(r"[^\x00-\x1f\x7f]{12,128}")
-# What an unknown name's password is checked against: the same work as a real check.
-_DUMMY_HASH = scrypt_hash("not a password of anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown name's password is checked against: the same work as a real check.
+    Made once, when first needed (not on import: every CLI command imports this)."""
+    return scrypt_hash("not a password of anyone")
+
+
+def _matches(password: str, stored: str | None) -> bool:
+    return verify_password(password, _dummy_hash() if stored is None else stored)
 
 
 @dataclass(frozen=True)
@@ -102,8 +112,8 @@ class UserStore:
 
         Always runs scrypt: an unknown name costs what a wrong password does."""
         row = await self._db.fetchone("SELECT * FROM users WHERE name = ?", (name,))
-        stored = row["password_hash"] if row is not None else _DUMMY_HASH
-        matches = await asyncio.to_thread(verify_password, password, stored)
+        stored = row["password_hash"] if row is not None else None
+        matches = await asyncio.to_thread(_matches, password, stored)
         if row is None or not matches or row["disabled_at"] is not None:
             return None
         return user_of(row)
