@@ -20,6 +20,7 @@ from csms.console.logins import Logins
 from csms.console.overview import OverviewPages
 from csms.console.owners import owner_pages
 from csms.console.qr import qr_pages
+from csms.console.sessions import SessionPages
 from csms.console.sites import site_pages
 from csms.console.users import UserPages
 from csms.ocpp16.auth import FailureThrottle
@@ -69,6 +70,7 @@ def console_routes(
             config.console.session_hours * 3600,
         ).routes(),
         *OverviewPages(console, facts, closing).routes(),
+        *SessionPages(console, system.payment_service, system.transactions).routes(),
         *IdTagPages(console, system.id_tags).routes(),
         *AuditPages(console, system.audit).routes(),
         *qr_pages(console, system).routes(),

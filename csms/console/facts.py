@@ -82,11 +82,18 @@ class ConsoleFacts:
         self._last: tuple[float, dict[str, str]] | None = None
         self._computing: asyncio.Lock = asyncio.Lock()
 
-    async def live(self) -> dict[str, str]:
-        """The live values, at most `live_interval` seconds old."""
+    async def live(self, computed_after: float | None = None) -> dict[str, str]:
+        """The live values, at most `live_interval` seconds old, and computed after the
+        monotonic time `computed_after` when given (a page just rendered must not be sent
+        values older than itself)."""
         async with self._computing:
-            if self._last is not None and time.monotonic() - self._last[0] < self._interval:
-                return self._last[1]
+            last = self._last
+            if (
+                last is not None
+                and time.monotonic() - last[0] < self._interval
+                and (computed_after is None or last[0] > computed_after)
+            ):
+                return last[1]
             values = await self._compute_live()
             self._last = (time.monotonic(), values)
             return values

@@ -100,7 +100,7 @@ class Console:
     def refusal(self, request: web.Request, role: Role) -> web.HTTPForbidden:
         user = self.user(request)
         return web.HTTPForbidden(
-            body=self._page(
+            text=self._page(
                 request, "problem.html", title="Not allowed", status_code=403,
                 message=f"This needs the role {role}; you are {user.name} ({user.role}).",
             ),
@@ -113,7 +113,7 @@ class Console:
         self, request: web.Request, template: str, *, title: str, status: int = 200, **context: Any
     ) -> web.Response:
         response = web.Response(
-            body=self._page(request, template, title=title, **context),
+            text=self._page(request, template, title=title, **context),
             status=status,
             content_type="text/html",
         )
@@ -130,18 +130,23 @@ class Console:
             )  # fmt: skip
         return redirect
 
-    def problem(self, request: web.Request, status: int, message: str) -> web.Response:
+    def problem(
+        self, request: web.Request, status: int, message: str, back: str | None = None
+    ) -> web.Response:
+        """A plain page saying what went wrong, with a link `back` (else to the overview)."""
         return self.render(
             request, "problem.html", title=_TITLES.get(status, "Error"), status=status,
-            message=message, status_code=status,
+            message=message, status_code=status, back=back,
         )  # fmt: skip
 
-    def error(self, request: web.Request, status: int, message: str) -> web.HTTPException:
+    def error(
+        self, request: web.Request, status: int, message: str, back: str | None = None
+    ) -> web.HTTPException:
         """The same page as `problem`, to raise."""
         error = web.HTTPException(
-            body=self._page(
+            text=self._page(
                 request, "problem.html", title=_TITLES.get(status, "Error"), message=message,
-                status_code=status,
+                status_code=status, back=back,
             ),
             content_type="text/html",
         )  # fmt: skip
@@ -151,7 +156,7 @@ class Console:
     def not_found(self, request: web.Request, what: str) -> NoReturn:
         raise self.error(request, 404, f"No {what} of that name.")
 
-    def _page(self, request: web.Request, template: str, **context: Any) -> bytes:
+    def _page(self, request: web.Request, template: str, **context: Any) -> str:
         user = request.get(USER)
         flash = request.cookies.get(FLASH_COOKIE)
         return (
@@ -169,7 +174,6 @@ class Console:
                 roles=ROLES,
                 **context,
             )
-            .encode()
         )  # fmt: skip
 
     # -- the login check

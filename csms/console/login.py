@@ -56,13 +56,18 @@ class LoginPages:
         raise web.HTTPFound("/console")
 
     async def form(
-        self, request: web.Request, *, message: str | None = None, status: int = 200
+        self,
+        request: web.Request,
+        *,
+        message: str | None = None,
+        status: int = 200,
+        name: str = "",
     ) -> web.Response:
         token = secrets.token_urlsafe(24)
         response = self._console.render(
             request, "login.html", title="Log in", status=status, login_token=token,
             message=message, next=_next(request.query.get("next")),
-            name=request.get("login_name", ""),
+            name=name,
         )  # fmt: skip
         response.set_cookie(
             LOGIN_COOKIE, token, path=LOGIN_PATH, httponly=True, samesite="Strict",
@@ -73,11 +78,10 @@ class LoginPages:
     async def login(self, request: web.Request) -> web.Response:
         form = await request.post()
         name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
-        request["login_name"] = name
         expected, sent = request.cookies.get(LOGIN_COOKIE, ""), str(form.get("token", ""))
         if not expected or not hmac.compare_digest(expected, sent):
             return await self.form(
-                request, status=403,
+                request, status=403, name=name,
                 message="This login form has expired or did not come from this console:"
                 " try again.",
             )  # fmt: skip
@@ -89,7 +93,7 @@ class LoginPages:
             log.warning("console.login_throttled", remote=address)
             minutes = max(1, math.ceil(wait / 60))
             return await self.form(
-                request, status=429,
+                request, status=429, name=name,
                 message=f"Too many failed logins from your address: try again in {minutes}"
                 f" minute{'s' if minutes > 1 else ''}.",
             )  # fmt: skip
@@ -99,7 +103,9 @@ class LoginPages:
                 await self._throttle.record_failure(address)
         if user is None:
             log.warning("console.login_failed", user=name[:64], remote=address)
-            return await self.form(request, status=401, message="Wrong name or password.")
+            return await self.form(
+                request, status=401, message="Wrong name or password.", name=name
+            )
         token, _ = await self._console.logins.begin(user.name)
         log.info("console.login", user=user.name, remote=address)
         redirect = web.HTTPSeeOther(_next(str(form.get("next", ""))))

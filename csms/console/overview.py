@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import orjson
 from aiohttp import web
@@ -53,10 +54,11 @@ class OverviewPages:
         )
         await response.prepare(request)
         sent: dict[str, str] = {}
+        opened = time.monotonic()  # the page asking was rendered before: nothing older
         with contextlib.suppress(TimeoutError, ConnectionResetError):
             async with asyncio.timeout(self._stream_seconds):
                 while not self._closing.is_set():
-                    values = await self._facts.live()
+                    values = await self._facts.live(computed_after=None if sent else opened)
                     changed = {k: v for k, v in values.items() if sent.get(k) != v}
                     if changed or not sent:
                         await response.write(b"data: " + orjson.dumps(changed) + b"\n\n")
