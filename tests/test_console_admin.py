@@ -209,6 +209,22 @@ async def test_qr_sheet_for_two_chosen_chargers(system: CentralSystem) -> None:
         assert unknown.status == 404
 
 
+async def test_qr_sheet_for_chosen_connectors(system: CentralSystem) -> None:
+    await system.chargers.register("CP-1")
+    await system.chargers.register("CP-2")
+    for charger, connector in (("CP-1", 0), ("CP-1", 1), ("CP-1", 2), ("CP-2", 1), ("CP-2", 2)):
+        status = {"connectorId": connector, "status": "Available", "errorCode": "NoError"}
+        await system.chargers.record_status(charger, status)
+    async with console_client(system, role="viewer") as viewer:
+        chooser = await viewer.text("/console/qr")
+        assert 'value="CP-1/2"' in chooser and 'value="CP-1/0"' not in chooser
+        # CP-1 as a whole (both its connectors), and CP-2's second connector only.
+        html = await viewer.text("/console/qr/sheet?charger=CP-1&connector=CP-2/2")
+        base = system.executor.public_base_url
+        urls = re.findall(r'<div class="url">([^<]+)</div>', html)
+        assert urls == [f"{base}/c/CP-1/1", f"{base}/c/CP-1/2", f"{base}/c/CP-2/2"]
+
+
 async def _site_form(**values: str) -> dict[str, str]:
     form = {
         "id": "harbour",
