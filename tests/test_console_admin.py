@@ -311,7 +311,7 @@ async def test_owner_added_with_its_onboarding_link_and_statement(system: Centra
             "/console/owners",
             {"id": "hotel", "name": "Hotel Kai", "email": "owner@hotel.example", "country": "DE"},
         )
-        assert added.status == 200
+        assert added.status == 200 and added.headers["Cache-Control"] == "no-store"
         page = await added.text()
         link = re.search(r'id="link-url" type="text" readonly value="([^"]+)"', page)
         assert link is not None and link.group(1).startswith("http")

@@ -109,10 +109,12 @@ class OwnerPages:
             status, values = refused.status, {"problem": refused.message}
         except OwnerUnavailable as error:
             status, values = 503, {"problem": f"{error}; nothing is lost, ask again."}
-        return self._console.render(
+        response = self._console.render(
             request, "owner_link.html", title=f"Onboarding link for {owner.name}",
             status=status, owner=owner, **values,
         )  # fmt: skip
+        response.headers["Cache-Control"] = "no-store"  # the link is the owner's, single use
+        return response
 
     async def refresh(self, request: web.Request) -> web.Response:
         await self._console.form(request, "admin")
