@@ -382,8 +382,21 @@ async def test_user_added_and_a_key_shown_once(system: CentralSystem) -> None:
         assert principal is not None and principal.role == "finance"
         await admin.post("/console/users/alice/password", {"password": "another passphrase"})
         assert await system.users.authenticate("alice", "another passphrase") is not None
-        await admin.post("/console/users/alice/keys/revoke", {"key_name": "alice-laptop"})
+        # A key of the same name of another user's (the CLI does not insist on unique names)
+        # keeps the console from revoking by that name.
+        await system.users.add("bob", "viewer", "bob's long passphrase")
+        bobs = await system.api_keys.create("alice-laptop", "bob")
+        shared = await admin.post("/console/users/alice/keys/revoke", {"key_name": "alice-laptop"})
+        assert shared.status == 409 and await system.api_keys.verify(key) is not None
+        await system.api_keys.revoke("alice-laptop")
+        assert await system.api_keys.verify(bobs) is None
         assert await system.api_keys.verify(key) is None
+
+        third = await admin.post("/console/users/alice/keys", {"key_name": "alice-3"})
+        found = re.search(r'readonly value="([^"]+)"', await third.text())
+        assert found is not None
+        await admin.post("/console/users/alice/keys/revoke", {"key_name": "alice-3"})
+        assert await system.api_keys.verify(found.group(1)) is None
 
         second = await admin.post("/console/users/alice/keys", {"key_name": "alice-2"})
         found = re.search(r'readonly value="([^"]+)"', await second.text())

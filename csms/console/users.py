@@ -162,6 +162,12 @@ class UserPages:
             return self._console.problem(
                 request, 404, f"{found.name} has no key {key_name} in use."
             )
+        # Keys are revoked by name: never when another user has a key in use of that name.
+        for other in await self._users.list():
+            theirs = await self._keys.of_user(other.name) if other.name != found.name else []
+            if any(k.name == key_name and k.revoked_at is None for k in theirs):
+                message = f"{other.name} has a key named {key_name} too: revoke it with the CLI."
+                return self._console.problem(request, 409, message)
         await self._keys.revoke(key_name)
         raise self._console.see_other(PATH, f"Key {key_name} of {found.name} revoked")
 
