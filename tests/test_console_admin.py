@@ -341,6 +341,8 @@ async def test_statements_are_for_finance(system: CentralSystem) -> None:
         response = await support.get("/console/owners/hotel/statements/2026-11.csv")
         assert response.status == 403
     async with console_client(system, role="viewer") as viewer:
+        page = await viewer.text("/console/sites")
+        assert 'id="new-site"' not in page and "/console/owners/new" not in page
         assert (await viewer.post("/console/sites", await _site_form())).status == 403
         assert await system.sites.find() == []
 
