@@ -93,9 +93,9 @@ SANDBOX_API_KEY = "sk_test_sandbox"
 SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"
 CHECKOUT_EXPIRY_MARGIN = 120  # seconds
 # API routes anyone may call: Stripe signs its webhooks; the API's own documentation.
+OPEN_API_PATHS = frozenset({"/api/stripe/webhook", "/api/openapi.json", "/api/docs"})
 # The user made at first start when there is none; its password is shown once.
 FIRST_ADMIN = "admin"
-OPEN_API_PATHS = frozenset({"/api/stripe/webhook", "/api/openapi.json", "/api/docs"})
 
 
 class CentralSystem:

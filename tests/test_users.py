@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from csms.app import CentralSystem
-from csms.store.users import PASSWORD_RULE, User, UserStore
+from csms.store.users import PASSWORD_RULE, LastAdmin, User, UserStore
 from httpapi.principal import Principal
 from storage.db import Conflict
 from tests.conftest import API_KEY, MakeConfig
@@ -246,3 +246,48 @@ async def test_the_first_start_makes_the_admin_and_its_key_once(
     async with CentralSystem(config) as system:
         assert "shown only now" not in capsys.readouterr().err
         assert [u.name for u in await system.users.list()] == ["admin"]
+
+
+async def test_changes_over_the_api_are_audited_with_who_made_them(csms: CentralSystem) -> None:
+    await csms.users.add("boss", "admin", PASSWORD)
+    boss = await csms.api_keys.create("boss-key", "boss")
+    body = {"name": "ada", "role": "viewer", "password": PASSWORD}
+    assert (await _call(csms, "POST", "/api/users", body, key=boss))[0] == 201
+    assert (await _call(csms, "PATCH", "/api/users/ada", {"role": "finance"}))[0] == 200
+    new_password = {"password": "another long password"}
+    assert (await _call(csms, "POST", "/api/users/ada/password", new_password))[0] == 204
+    assert (await _call(csms, "POST", "/api/users/ada/keys", {"name": "ada-1"}))[0] == 201
+    assert (await _call(csms, "DELETE", "/api/keys/ada-1", key=boss))[0] == 204
+    assert (await _call(csms, "PATCH", "/api/users/ada", {"disabled": True}))[0] == 200
+    assert (await _call(csms, "PATCH", "/api/users/ada", {"disabled": False}))[0] == 200
+    # Refused or changing nothing: no line.
+    assert (await _call(csms, "PATCH", "/api/users/boss", {"disabled": True}))[0] == 409
+    assert (await _call(csms, "PATCH", "/api/users/ada", {"role": "finance"}))[0] == 200
+    assert (await _call(csms, "DELETE", "/api/keys/ada-1"))[0] == 404
+
+    lines = [(x["actor"], x["action"], x["detail"]) for x in await csms.audit.lines()]
+    assert lines == [
+        ("key:boss-key", "user added", "ada as viewer"),
+        ("key:config", "user role changed", "ada: viewer to finance"),
+        ("key:config", "user password set", "ada"),
+        ("key:config", "api key created", "ada-1 for ada"),
+        ("key:boss-key", "api key revoked", "ada-1"),
+        ("key:config", "user disabled", "ada, its API keys revoked"),
+        ("key:config", "user enabled", "ada"),
+    ]
+    assert PASSWORD not in str(lines) and "another long password" not in str(lines)
+
+
+async def test_keeping_an_admin_concerns_admins_only(csms: CentralSystem) -> None:
+    users = csms.users
+    await users.add("ops", "support", PASSWORD)  # no admin at all
+    assert await users.set_role("ops", "viewer", keep_an_admin=True)
+    assert await users.disable("ops", keep_an_admin=True)
+    await users.add("boss", "admin", PASSWORD)
+    with pytest.raises(LastAdmin):
+        await users.set_role("boss", "finance", keep_an_admin=True)
+    with pytest.raises(LastAdmin):
+        await users.disable("boss", keep_an_admin=True)
+    boss = await users.get("boss")
+    assert boss is not None and boss.role == "admin" and not boss.disabled
+    assert await users.set_role("boss", "finance")  # without the option: as told

@@ -69,7 +69,7 @@ def build_api(system: CentralSystem) -> Api:
     statement_routes(system).register(api)
     AuditRoutes(system.audit).register(api)
     ClusterRoutes(system.node, system.view, system.db.backend).register(api)
-    UserRoutes(system.users, system.api_keys).register(api)
+    UserRoutes(system.users, system.api_keys, system.audit).register(api)
     return api
 
 

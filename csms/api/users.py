@@ -6,9 +6,11 @@ the keys in use, since the audit names a key by its name ("key:{name}"). Disabli
 revokes its keys. Users are disabled, never deleted.
 
 The API refuses to leave no admin: disabling the last enabled admin user, or giving it
-another role, is 409 `last_admin` (the check and the change are two steps: two admins
-demoting each other at the same instant could still both succeed; `csms users role` on the
-server's machine puts an admin back).
+another role, is 409 `last_admin` (checked in the unit of work that would change it; `csms
+users role` on the server's machine puts an admin back if need be). Every change is a line
+in the audit log, written with it, naming who made it (`actor_of`): "user added", "user
+role changed", "user password set", "user disabled", "user enabled", "api key created",
+"api key revoked"; the detail names the user or key, never a password or a key.
 """
 
 from __future__ import annotations
@@ -18,11 +20,22 @@ from pydantic import Field
 
 from csms.roles import Role
 from csms.store.api_keys import ApiKeys, KeyInfo
-from csms.store.users import NAME_PATTERN, NAME_RULE, PASSWORD_RULE, User, UserStore
+from csms.store.users import (
+    NAME_PATTERN,
+    NAME_RULE,
+    PASSWORD_RULE,
+    LastAdmin,
+    Note,
+    User,
+    UserStore,
+)
 from httpapi.errors import ApiError, not_found
+from httpapi.middleware import actor_of
 from httpapi.models import ApiModel
 from httpapi.routing import Api
-from storage.db import Conflict
+from payments.audit_log import AuditLog
+from storage.clock import utc_now
+from storage.db import Conflict, Connection
 
 _NAME = Field(pattern=NAME_PATTERN, description=NAME_RULE)
 _PASSWORD = Field(min_length=12, max_length=128, description=PASSWORD_RULE)
@@ -83,10 +96,24 @@ def _refused(error: ValueError) -> ApiError:
     return ApiError(400, "invalid", message or field, field if message else None)
 
 
+def _last_admin(name: str) -> ApiError:
+    return ApiError(409, "last_admin", f"{name} is the last admin: make another admin first")
+
+
 class UserRoutes:
-    def __init__(self, users: UserStore, keys: ApiKeys) -> None:
+    def __init__(self, users: UserStore, keys: ApiKeys, audit: AuditLog) -> None:
         self._users = users
         self._keys = keys
+        self._audit = audit
+
+    def _note(self, request: web.Request, action: str, detail: str) -> Note:
+        """The audit line of a change, naming who made it, to write with the change."""
+        actor = actor_of(request)
+
+        def write(conn: Connection) -> None:
+            self._audit.write(conn, utc_now(), actor, action, None, detail=detail)
+
+        return write
 
     def register(self, api: Api) -> None:
         tag, role = "users", "admin"
@@ -117,8 +144,9 @@ class UserRoutes:
         return [UserOut.of(user) for user in await self._users.list()]
 
     async def create_user(self, request: web.Request, body: NewUser) -> UserOut:
+        note = self._note(request, "user added", f"{body.name} as {body.role}")
         try:
-            return UserOut.of(await self._users.add(body.name, body.role, body.password))
+            return UserOut.of(await self._users.add(body.name, body.role, body.password, note=note))
         except ValueError as error:
             raise _refused(error) from None
         except Conflict:
@@ -129,20 +157,27 @@ class UserRoutes:
 
     async def update_user(self, request: web.Request, body: UserChange) -> UserOut:
         user = await self._found(request.match_info["name"])
-        demoted = body.role is not None and body.role != "admin"
-        if user.role == "admin" and not user.disabled and (demoted or body.disabled):
-            await self._keep_an_admin(user.name)
-        if body.role is not None:
-            await self._users.set_role(user.name, body.role)
-        if body.disabled is True:
-            await self._users.disable(user.name)
-        elif body.disabled is False:
-            await self._users.enable(user.name)
-        return UserOut.of(await self._found(user.name))
+        name = user.name
+        try:
+            if body.role is not None and body.role != user.role:
+                note = self._note(
+                    request, "user role changed", f"{name}: {user.role} to {body.role}"
+                )
+                await self._users.set_role(name, body.role, note=note, keep_an_admin=True)
+            if body.disabled is True and not user.disabled:
+                note = self._note(request, "user disabled", f"{name}, its API keys revoked")
+                await self._users.disable(name, note=note, keep_an_admin=True)
+            elif body.disabled is False and user.disabled:
+                await self._users.enable(name, note=self._note(request, "user enabled", name))
+        except LastAdmin:
+            raise _last_admin(name) from None
+        return UserOut.of(await self._found(name))
 
     async def set_password(self, request: web.Request, body: NewPassword) -> web.Response:
         try:
-            changed = await self._users.set_password(request.match_info["name"], body.password)
+            name = request.match_info["name"]
+            note = self._note(request, "user password set", name)
+            changed = await self._users.set_password(name, body.password, note=note)
         except ValueError as error:
             raise _refused(error) from None
         if not changed:
@@ -158,7 +193,8 @@ class UserRoutes:
         if user.disabled:
             raise ApiError(409, "disabled", f"user {user.name} is disabled")
         try:
-            key = await self._keys.create(body.name, user.name, unique=True)
+            note = self._note(request, "api key created", f"{body.name} for {user.name}")
+            key = await self._keys.create(body.name, user.name, unique=True, note=note)
         except Conflict:
             raise ApiError(409, "exists", f"a key named {body.name} is in use", "name") from None
         except ValueError as error:  # disabled meanwhile
@@ -166,7 +202,8 @@ class UserRoutes:
         return CreatedKey(name=body.name, user=user.name, role=user.role, key=key)
 
     async def revoke_key(self, request: web.Request) -> web.Response:
-        if not await self._keys.revoke(request.match_info["name"]):
+        name = request.match_info["name"]
+        if not await self._keys.revoke(name, note=self._note(request, "api key revoked", name)):
             raise not_found("API key in use")
         return web.Response(status=204)
 
@@ -175,10 +212,3 @@ class UserRoutes:
         if user is None:
             raise not_found("user")
         return user
-
-    async def _keep_an_admin(self, leaving: str) -> None:
-        others = [u for u in await self._users.list() if u.role == "admin" and not u.disabled]
-        if all(u.name == leaving for u in others):
-            raise ApiError(
-                409, "last_admin", f"{leaving} is the last admin: make another admin first"
-            )

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from csms.roles import Role
+from csms.store.users import Note
 from httpapi.principal import Principal
 from storage.clock import now_text
 from storage.db import Conflict, Connection, Database
@@ -50,15 +51,22 @@ class ApiKeys:
         self._db = db
         self._configured = [digest(key) for key in configured if key]
 
-    async def create(self, name: str, user: str | None = None, *, unique: bool = False) -> str:
+    async def create(
+        self, name: str, user: str | None = None, *, unique: bool = False, note: Note | None = None
+    ) -> str:
         """A new key, for `user` (None: no user, admin); the caller shows it once.
 
         ValueError naming `user` when that user is unknown or disabled; with `unique`,
-        Conflict when a key of that name is in use (not revoked)."""
+        Conflict when a key of that name is in use (not revoked). `note` is written in the
+        same unit of work (the audit line)."""
         key = PREFIX + secrets.token_urlsafe(32)
-        await self._db.write(
-            lambda conn: _insert(conn, name, digest(key), user, now_text(), unique=unique)
-        )
+
+        def insert(conn: Connection) -> None:
+            _insert(conn, name, digest(key), user, now_text(), unique=unique)
+            if note is not None:
+                note(conn)
+
+        await self._db.write(insert)
         return key
 
     async def any(self) -> bool:
@@ -98,12 +106,20 @@ class ApiKeys:
         )
         return [KeyInfo(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
-    async def revoke(self, name: str) -> int:
-        """Revoke the keys named `name` still in use; how many (0: none such)."""
-        return await self._db.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-            (now_text(), name),
-        )
+    async def revoke(self, name: str, *, note: Note | None = None) -> int:
+        """Revoke the keys named `name` still in use; how many (0: none such, and `note` is
+        not written)."""
+
+        def revoke(conn: Connection) -> int:
+            revoked = conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                (now_text(), name),
+            ).rowcount
+            if revoked and note is not None:
+                note(conn)
+            return revoked
+
+        return await self._db.write(revoke)
 
 
 def _insert(
