@@ -410,6 +410,21 @@ async def test_user_added_and_a_key_shown_once(system: CentralSystem) -> None:
         await admin.post("/console/users/alice/enable", {})
         alice = await system.users.get("alice")
         assert alice is not None and not alice.disabled
+    # Each change is an audit line naming the console's user, never a password or a key.
+    lines = [line for line in await system.audit.lines() if line["actor"] == f"user:{ADMIN}"]
+    assert [line["action"] for line in lines] == [
+        "user added",
+        "api key created",
+        "user role changed",
+        "user password set",
+        "api key created",
+        "api key revoked",
+        "api key created",
+        "user disabled",
+        "user enabled",
+    ]
+    assert lines[2]["detail"] == "alice: support to finance"
+    assert not any("passphrase" in (line["detail"] or "") for line in lines)
 
 
 async def test_an_admin_does_not_demote_or_disable_themselves(system: CentralSystem) -> None:

@@ -76,5 +76,5 @@ def console_routes(
         *qr_pages(console, system).routes(),
         *site_pages(console, system).routes(),
         *owner_pages(console, system).routes(),
-        *UserPages(console, system.users, system.api_keys).routes(),
+        *UserPages(console, system.users, system.api_keys, system.audit).routes(),
     ]

@@ -7,21 +7,35 @@ password, and their API keys.
   (only its digest is kept), and names are unique among the keys in use, as the audit names
   a key by its name ("key:NAME"). A key can be revoked.
 The rules are the user store's (csms.store.users: names, roles, passwords; it says which
-field is wrong) and the key store's (csms.store.api_keys). The page keeps an admin: the last
-enabled admin cannot be disabled nor given another role, and nobody disables or demotes
+field is wrong) and the key store's (csms.store.api_keys), as for the API (csms/api/users.py).
+Each change is a line of the audit log written with it, under the API's action names, naming
+the console user who made it ("user:NAME"; never a password or a key). The last enabled admin
+is kept (the store checks it in the change's unit of work), and nobody disables or demotes
 themselves here (another admin, or `csms users` on the server, can).
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 from aiohttp import web
 
 from csms.console.admin_forms import Errors
-from csms.console.framework import Console, ConsoleUser
-from csms.roles import ROLES, is_role
+from csms.console.framework import Console
+from csms.roles import ROLES, Role, is_role
 from csms.store.api_keys import ApiKeys
-from csms.store.users import NAME_RULE, PASSWORD_RULE, User, UserStore, valid_name
-from storage.db import Conflict
+from csms.store.users import (
+    NAME_RULE,
+    PASSWORD_RULE,
+    LastAdmin,
+    Note,
+    User,
+    UserStore,
+    valid_name,
+)
+from payments.audit_log import AuditLog
+from storage.clock import utc_now
+from storage.db import Conflict, Connection
 
 PATH = "/console/users"
 
@@ -33,10 +47,20 @@ def refusal(error: ValueError) -> Errors:
 
 
 class UserPages:
-    def __init__(self, console: Console, users: UserStore, keys: ApiKeys) -> None:
+    def __init__(self, console: Console, users: UserStore, keys: ApiKeys, audit: AuditLog) -> None:
         self._console = console
         self._users = users
         self._keys = keys
+        self._audit = audit
+
+    def _note(self, request: web.Request, action: str, detail: str) -> Note:
+        """The audit line of a change, naming the console user, to write with the change."""
+        actor = self._console.user(request).actor
+
+        def note(conn: Connection) -> None:
+            self._audit.write(conn, utc_now(), actor, action, None, detail=detail)
+
+        return note
 
     def routes(self) -> list[web.RouteDef]:
         one = PATH + "/{name}"
@@ -71,7 +95,10 @@ class UserPages:
         name, role = form.get("name", "").strip(), form.get("role", "")
         entered = {"name": name, "role": role}
         try:
-            await self._users.add(name, role, form.get("password", ""))  # type: ignore[arg-type]
+            note = self._note(request, "user added", f"{name} as {role}")
+            password = form.get("password", "")
+            # A role that is none of ROLES is the store's ValueError naming "role".
+            await self._users.add(name, cast(Role, role), password, note=note)
         except ValueError as error:
             return await self._page(request, entered, refusal(error), status=400)
         except Conflict:
@@ -87,11 +114,15 @@ class UserPages:
         role = form.get("role", "")
         if not is_role(role):
             return self._console.problem(request, 400, f"Role: one of {', '.join(ROLES)}.")
-        if role != "admin":
-            kept = await self._keeps_an_admin(request, found, "give another role to")
-            if kept is not None:
-                return kept
-        await self._users.set_role(found.name, role)  # type: ignore[arg-type]
+        if role == found.role:
+            raise self._console.see_other(PATH, f"User {found.name} has the role {role} already")
+        if role != "admin" and found.name == self._console.user(request).name:
+            return self._yourself(request, "give yourself another role")
+        note = self._note(request, "user role changed", f"{found.name}: {found.role} to {role}")
+        try:
+            await self._users.set_role(found.name, cast(Role, role), note=note, keep_an_admin=True)
+        except LastAdmin:
+            return self._last_admin(request, found)
         raise self._console.see_other(PATH, f"User {found.name} now has the role {role}")
 
     async def password(self, request: web.Request) -> web.Response:
@@ -100,7 +131,8 @@ class UserPages:
         if isinstance(found, web.Response):
             return found
         try:
-            await self._users.set_password(found.name, form.get("password", ""))
+            note = self._note(request, "user password set", found.name)
+            await self._users.set_password(found.name, form.get("password", ""), note=note)
         except ValueError as error:
             message = next(iter(refusal(error).values()))
             return self._console.problem(
@@ -113,10 +145,14 @@ class UserPages:
         found = await self._target(request)
         if isinstance(found, web.Response):
             return found
-        kept = await self._keeps_an_admin(request, found, "disable")
-        if kept is not None:
-            return kept
-        await self._users.disable(found.name)
+        if found.name == self._console.user(request).name:
+            return self._yourself(request, "disable yourself")
+        if not found.disabled:
+            note = self._note(request, "user disabled", f"{found.name}, its API keys revoked")
+            try:
+                await self._users.disable(found.name, note=note, keep_an_admin=True)
+            except LastAdmin:
+                return self._last_admin(request, found)
         raise self._console.see_other(PATH, f"User {found.name} disabled, its API keys revoked")
 
     async def enable(self, request: web.Request) -> web.Response:
@@ -124,7 +160,9 @@ class UserPages:
         found = await self._target(request)
         if isinstance(found, web.Response):
             return found
-        await self._users.enable(found.name)
+        if found.disabled:
+            note = self._note(request, "user enabled", found.name)
+            await self._users.enable(found.name, note=note)
         raise self._console.see_other(PATH, f"User {found.name} enabled (revoked keys stay so)")
 
     async def create_key(self, request: web.Request) -> web.Response:
@@ -137,7 +175,8 @@ class UserPages:
         if not valid_name(key_name):
             return self._console.problem(request, 400, f"Key name: {NAME_RULE}.")
         try:
-            key = await self._keys.create(key_name, found.name, unique=True)
+            note = self._note(request, "api key created", f"{key_name} for {found.name}")
+            key = await self._keys.create(key_name, found.name, unique=True, note=note)
         except ValueError as error:  # the user was disabled meanwhile
             return self._console.problem(request, 409, str(error))
         except Conflict:
@@ -168,27 +207,17 @@ class UserPages:
             if any(k.name == key_name and k.revoked_at is None for k in theirs):
                 message = f"{other.name} has a key named {key_name} too: revoke it with the CLI."
                 return self._console.problem(request, 409, message)
-        await self._keys.revoke(key_name)
+        await self._keys.revoke(key_name, note=self._note(request, "api key revoked", key_name))
         raise self._console.see_other(PATH, f"Key {key_name} of {found.name} revoked")
 
     async def _target(self, request: web.Request) -> User | web.Response:
         user = await self._users.get(request.match_info["name"])
         return user if user is not None else self._console.problem(request, 404, "No such user.")
 
-    async def _keeps_an_admin(
-        self, request: web.Request, target: User, doing: str
-    ) -> web.Response | None:
-        """A refusal when the change would leave no enabled admin, or is the user's own."""
-        me: ConsoleUser = self._console.user(request)
-        if target.name == me.name:
-            return self._console.problem(
-                request, 409, f"You cannot {doing} yourself here: ask another admin."
-            )
-        if target.role != "admin" or target.disabled:
-            return None
-        admins = [u for u in await self._users.list() if u.role == "admin" and not u.disabled]
-        if [u.name for u in admins] == [target.name]:
-            return self._console.problem(
-                request, 409, f"{target.name} is the last admin: make another admin first."
-            )
-        return None
+    def _yourself(self, request: web.Request, doing: str) -> web.Response:
+        return self._console.problem(request, 409, f"You cannot {doing} here: ask another admin.")
+
+    def _last_admin(self, request: web.Request, target: User) -> web.Response:
+        return self._console.problem(
+            request, 409, f"{target.name} is the last admin: make another admin first."
+        )
