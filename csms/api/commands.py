@@ -9,13 +9,12 @@ connected a 404 `offline`."""
 from __future__ import annotations
 
 import json
-from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
 from csms.ocpp16.commands import Answered, ChargerCommands, Failed, InvalidCommand, Offline
-from csms.ocpp16.schemas import CSMS_ACTIONS
+from csms.ocpp16.schemas import CSMS_ACTIONS, load_schema
 from csms.store.chargers import ChargerStore
 from httpapi.errors import ApiError
 from httpapi.routing import Api, json_response
@@ -23,8 +22,7 @@ from httpapi.routing import Api, json_response
 
 def _schema(name: str) -> dict[str, Any]:
     """An OCPP 1.6 JSON Schema (draft 4) made fit for OpenAPI 3.1."""
-    text = resources.files("ocpp.v16").joinpath("schemas", f"{name}.json").read_text("utf-8")
-    schema = json.loads(text)
+    schema = load_schema(name)
     for keyword in ("$schema", "id", "title"):
         schema.pop(keyword, None)
     return schema

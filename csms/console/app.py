@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from csms.console.audit import AuditPages
+from csms.console.chargers import ChargerPages
 from csms.console.facts import ConsoleFacts
 from csms.console.framework import Console
 from csms.console.idtags import IdTagPages
@@ -70,6 +71,7 @@ def console_routes(
             config.console.session_hours * 3600,
         ).routes(),
         *OverviewPages(console, facts, closing).routes(),
+        *ChargerPages.of(console, system).routes(),
         *SessionPages(console, system.payment_service, system.transactions).routes(),
         *IdTagPages(console, system.id_tags).routes(),
         *AuditPages(console, system.audit).routes(),
