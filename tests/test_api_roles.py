@@ -151,12 +151,15 @@ FINANCE = {
     ("POST", "/api/reconcile"),
 }
 COMMANDS = "/api/chargers/{chargerId}/commands/"
-# Reads that are not everyone's: who the operators are and their keys.
+# Reads that are not everyone's: who the operators are and their keys; the money reports.
 ADMIN_READS = {"/api/users", "/api/users/{name}", "/api/users/{name}/keys"}
+FINANCE_READS = ("/api/owners/{id}/statements/", "/api/reports/")
 
 
 def expected_role(method: str, path: str) -> Role:
     if method == "GET":
+        if path.startswith(FINANCE_READS):
+            return "finance"
         return "admin" if path in ADMIN_READS else "viewer"
     if (method, path) in SUPPORT or path.startswith(COMMANDS):
         return "support"

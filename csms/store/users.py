@@ -146,10 +146,17 @@ class UserStore:
         return [user_of(row) for row in rows]
 
     async def set_password(self, name: str, password: str, *, note: Note | None = None) -> bool:
-        """False for an unknown user; ValueError for a password that breaks the rule."""
+        """False for an unknown user; ValueError for a password that breaks the rule. The
+        user's console logins end with the old password (one may have been stolen)."""
         password_hash = await hash_operator_password(password)
         sql = "UPDATE users SET password_hash = ? WHERE name = ?"
-        return await self._db.write(lambda conn: _update(conn, sql, (password_hash, name), note))
+
+        def change(conn: Connection) -> bool:
+            changed = _update(conn, sql, (password_hash, name), note)
+            conn.execute("DELETE FROM console_sessions WHERE user_name = ?", (name,))
+            return changed
+
+        return await self._db.write(change)
 
     async def set_role(
         self, name: str, role: Role, *, note: Note | None = None, keep_an_admin: bool = False
@@ -168,7 +175,8 @@ class UserStore:
     async def disable(
         self, name: str, *, note: Note | None = None, keep_an_admin: bool = False
     ) -> bool:
-        """Disable the user and revoke its API keys, at once; False for an unknown user.
+        """Disable the user, revoke its API keys and end its console logins, at once; False
+        for an unknown user.
         Disabling a disabled user changes nothing more and is True. With `keep_an_admin`,
         LastAdmin (nothing changed) when it would leave no enabled admin."""
         return await self._db.write(
@@ -220,6 +228,7 @@ def _disable(conn: Connection, name: str, now: str, note: Note | None, keep_an_a
         "UPDATE api_keys SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL",
         (now, name),
     )
+    conn.execute("DELETE FROM console_sessions WHERE user_name = ?", (name,))
     if note is not None:
         note(conn)
     return True
