@@ -299,7 +299,7 @@ class _Step(PayingStep, TimedStep):
             case TransactionStopped(meter_stop_wh, stopped_at, readings):
                 self.transaction_stopped(meter_stop_wh, stopped_at, readings)
             case Tick():
-                pass
+                pass  # only the deadlines move (checked after every event)
             case _:
                 return False
         return True
