@@ -205,3 +205,26 @@ def test_days_are_the_operators_and_currencies_never_add_up() -> None:
     assert rows[1].money == (Money("chf", 1, 2000, 700, 0), Money("eur", 1, 1000, 500, 100))
     assert rows[1].transactions == 1 and rows[1].transaction_energy_wh == 1234
     assert rows[1].money[1].revenue == 400
+
+
+async def test_the_reports_are_for_finance(system: CentralSystem) -> None:
+    paths = [
+        "/api/reports/daily",
+        "/api/reports/daily.csv",
+        "/api/reports/chargers",
+        "/api/reports/chargers.csv",
+    ]
+    query = {"from": "2026-11-01", "to": "2026-11-02"}
+    for role in ("viewer", "support", "finance"):
+        await system.users.add(f"{role}-user", role, "a long enough password")
+        key = await system.api_keys.create(f"{role}-key", f"{role}-user")
+        for path in paths:
+            async with aiohttp.ClientSession(headers={"X-API-Key": key}) as http:
+                url = f"http://127.0.0.1:{system.http.port}{path}"
+                async with http.get(url, params=query) as response:
+                    if role == "finance":
+                        assert response.status == 200, path
+                    else:
+                        assert response.status == 403, (role, path)
+                        error = (await response.json())["error"]
+                        assert error["message"] == "needs the role finance"

@@ -267,16 +267,16 @@ class ChargerRoutes:
         tag = "chargers"
         api.add("GET", "/api/chargers", self.list_chargers, summary="List chargers", tag=tag,
                 query=ChargerQuery, response=ChargerPage)  # fmt: skip
-        api.add("POST", "/api/chargers", self.create_charger, tag=tag,
+        api.add("POST", "/api/chargers", self.create_charger, tag=tag, role="support",
                 summary="Register a charger so that it may connect", body=NewCharger,
                 response=ChargerDetail, status=201, errors=(409,))  # fmt: skip
         api.add("GET", "/api/chargers/{chargerId}", self.get_charger, tag=tag,
                 summary="One charger: what it reported, its tariffs, its open transactions",
                 response=ChargerDetail, errors=(404,))  # fmt: skip
-        api.add("PATCH", "/api/chargers/{chargerId}", self.update_charger, tag=tag,
+        api.add("PATCH", "/api/chargers/{chargerId}", self.update_charger, tag=tag, role="support",
                 summary="Change a charger's name, location, site, status, tariff or connectors",
                 body=ChargerChange, response=ChargerDetail, errors=(404,))  # fmt: skip
-        api.add("DELETE", "/api/chargers/{chargerId}", self.delete_charger, tag=tag,
+        api.add("DELETE", "/api/chargers/{chargerId}", self.delete_charger, tag=tag, role="support",
                 summary="Remove a charger that has never charged (it is disconnected)",
                 status=204, errors=(404, 409))  # fmt: skip
 

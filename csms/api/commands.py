@@ -40,6 +40,7 @@ class CommandRoutes:
                 f"/api/chargers/{{chargerId}}/commands/{operation}",
                 self._handler(operation),
                 tag="commands",
+                role="support",
                 summary=f"Send {operation} to a connected charger and return its answer",
                 description="404 unknown_charger: no such charger is registered;"
                 " 404 offline: it is registered but not connected",

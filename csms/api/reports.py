@@ -232,19 +232,18 @@ class ReportRoutes:
 
     def register(self, api: Api) -> None:
         tag = "reports"
-        # role: finance (all four): for api.add once httpapi.routing.Operation has a role
         api.add("GET", "/api/reports/daily", self.daily, tag=tag,
                 summary="Energy, sessions and revenue per day (format=csv: as CSV)",
-                query=DailyQuery, response=DailyReport)  # fmt: skip
+                query=DailyQuery, response=DailyReport, role="finance")  # fmt: skip
         api.add("GET", "/api/reports/daily.csv", self.daily_csv, tag=tag,
                 summary="The daily report as CSV", query=DailyQuery,
-                produces="text/csv")  # fmt: skip
+                produces="text/csv", role="finance")  # fmt: skip
         api.add("GET", "/api/reports/chargers", self.chargers, tag=tag,
                 summary="Energy, sessions and revenue per charger (format=csv: as CSV)",
-                query=RangeQuery, response=ChargerReport)  # fmt: skip
+                query=RangeQuery, response=ChargerReport, role="finance")  # fmt: skip
         api.add("GET", "/api/reports/chargers.csv", self.chargers_csv, tag=tag,
                 summary="The report per charger as CSV", query=RangeQuery,
-                produces="text/csv")  # fmt: skip
+                produces="text/csv", role="finance")  # fmt: skip
 
     async def daily(
         self, request: web.Request, query: DailyQuery
