@@ -12,14 +12,20 @@ its 400 names the field, which is what the operator needs to see.
 
 from __future__ import annotations
 
+import re
+from contextlib import suppress
 from html import escape
 from typing import Any
 
 import orjson
 
-_REF_PREFIX = "#/components/schemas/"
+Refs = dict[str, dict[str, Any]]
+
+_COMPONENTS = "#/components/schemas/"
 _DEPTH = 8  # a self-referencing schema ends in an empty value rather than recursing forever
 _MONEY_TAGS = frozenset({"payments", "owners"})
+# Placeholders tried in turn against a string's pattern (an id, a currency, a country, a month).
+_PATTERNED = ("string", "str", "st", "2026-01", "2026-01-31", "09:00", "1")
 _STRING_FORMATS = {
     "date-time": "2026-01-31T09:00:00Z",
     "date": "2026-01-31",
@@ -29,24 +35,34 @@ _STRING_FORMATS = {
 }
 
 
-def resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
-    """`schema` itself, or what its `$ref` to `#/components/schemas/...` names."""
+def references(components: dict[str, Any], root: dict[str, Any] | None = None) -> Refs:
+    """What each `$ref` may name: the document's components, and the definitions an inline
+    schema carries (OCPP's security extension has `#/definitions/...` of its own)."""
+    refs = {_COMPONENTS + name: schema for name, schema in components.items()}
+    for key in ("definitions", "$defs"):
+        for name, schema in (root or {}).get(key, {}).items():
+            refs[f"#/{key}/{name}"] = schema
+    return refs
+
+
+def resolve(schema: dict[str, Any], refs: Refs) -> dict[str, Any]:
+    """`schema` itself, or what its `$ref` names."""
     for _ in range(_DEPTH):
         ref = schema.get("$ref")
-        if not isinstance(ref, str) or not ref.startswith(_REF_PREFIX):
+        if not isinstance(ref, str):
             return schema
-        schema = components.get(ref[len(_REF_PREFIX) :], {})
+        schema = refs.get(ref, {})
     return schema
 
 
-def unwrap(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+def unwrap(schema: dict[str, Any], refs: Refs) -> dict[str, Any]:
     """The schema of an optional value without its `null` alternative (pydantic's
     `anyOf: [X, {type: null}]`); the first alternative of any other anyOf or oneOf."""
-    schema = resolve(schema, components)
+    schema = resolve(schema, refs)
     for key in ("anyOf", "oneOf"):
         options = [o for o in schema.get(key, []) if o.get("type") != "null"]
         if options:
-            return unwrap(options[0], components)
+            return unwrap(options[0], refs)
     return schema
 
 
@@ -59,30 +75,31 @@ def _type(schema: dict[str, Any]) -> str:
     return str(kind)
 
 
-def example(schema: dict[str, Any], components: dict[str, Any], depth: int = 0) -> Any:
+def example(schema: dict[str, Any], refs: Refs, depth: int = 0) -> Any:
     """A minimal value `schema` accepts as far as types go: an object's required fields only,
-    an enum's first value, a string that fits its length, a number at its minimum."""
-    schema = unwrap(schema, components)
+    an enum's first value, a string that fits its length and simple pattern, a number at its
+    minimum."""
+    schema = unwrap(schema, refs)
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
         return schema["enum"][0]
     if schema.get("allOf"):
-        return example(schema["allOf"][0], components, depth)
+        return example(schema["allOf"][0], refs, depth)
     kind = _type(schema)
     if kind == "object":
         if depth >= _DEPTH:
             return {}
         properties = schema.get("properties", {})
         return {
-            name: example(properties.get(name, {}), components, depth + 1)
+            name: example(properties.get(name, {}), refs, depth + 1)
             for name in schema.get("required", [])
         }
     if kind == "array":
         count = int(schema.get("minItems", 0))
         if count == 0 or depth >= _DEPTH:
             return []
-        return [example(schema.get("items", {}), components, depth + 1)] * count
+        return [example(schema.get("items", {}), refs, depth + 1)] * count
     if kind in ("integer", "number"):
         low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
         value = low + 1 if "exclusiveMinimum" in schema and "minimum" not in schema else low
@@ -92,7 +109,15 @@ def example(schema: dict[str, Any], components: dict[str, Any], depth: int = 0) 
         return False
     if kind == "null":
         return None
+    return _string(schema)
+
+
+def _string(schema: dict[str, Any]) -> str:
     text = _STRING_FORMATS.get(str(schema.get("format", "")), "string")
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str):
+        with suppress(re.error):  # a pattern Python does not read: the placeholder stays
+            text = next((c for c in _PATTERNED if re.search(pattern, c)), text)
     text = text.ljust(int(schema.get("minLength", 0)), "x")
     return text[: int(schema["maxLength"])] if "maxLength" in schema else text
 
@@ -111,7 +136,8 @@ def try_form(path: str, method: str, op: dict[str, Any], components: dict[str, A
     """The operation's <details> "Try it" section."""
     ident = "try-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in op["operationId"])
     method = method.upper()
-    fields = "".join(_parameter(ident, p, components) for p in op.get("parameters", []))
+    refs = references(components)
+    fields = "".join(_parameter(ident, p, refs) for p in op.get("parameters", []))
     body = _body(ident, op, components)
     needs = " or ".join(roles(op))
     confirm = "" if method == "GET" else _confirmation(ident, path, method, op)
@@ -127,18 +153,24 @@ def try_form(path: str, method: str, op: dict[str, Any], components: dict[str, A
     )
 
 
-def _parameter(ident: str, parameter: dict[str, Any], components: dict[str, Any]) -> str:
+def _parameter(ident: str, parameter: dict[str, Any], refs: Refs) -> str:
     name, where = str(parameter["name"]), str(parameter["in"])
     if where not in ("path", "query"):
         return ""  # headers and cookies: the key is the only one, entered at the top
     required = bool(parameter.get("required"))
-    schema = unwrap(parameter.get("schema", {}), components)
+    declared = parameter.get("schema", {})
+    schema = unwrap(declared, refs)
     field = f"{ident}-{where}-{''.join(c if c.isalnum() else '-' for c in name)}"
     kind = _type(schema)
     described = [f"in the {where}", kind, "required" if required else "optional"]
     if schema.get("format"):
         described[1] = f"{kind} ({schema['format']})"
-    note = str(parameter.get("description") or schema.get("description") or "")
+    note = str(
+        parameter.get("description")
+        or declared.get("description")
+        or schema.get("description")
+        or ""
+    )
     hint = ", ".join(described) + (f": {note}" if note else "")
     attributes = (
         f"id='{field}' name='{escape(name)}' data-in='{where}' aria-describedby='{field}-hint'"
@@ -154,6 +186,8 @@ def _parameter(ident: str, parameter: dict[str, Any], components: dict[str, Any]
     else:
         numeric = " inputmode='numeric'" if kind == "integer" else ""
         placeholder = _STRING_FORMATS.get(str(schema.get("format", "")), "")
+        if "pattern" in schema and not placeholder:
+            placeholder = _string(schema)  # e.g. a month as 2026-01
         shown = f" placeholder='{escape(placeholder)}'" if placeholder else ""
         control = f"<input type='text' {attributes}{numeric}{shown} autocomplete='off'>"
     return (
@@ -167,7 +201,8 @@ def _body(ident: str, op: dict[str, Any], components: dict[str, Any]) -> str:
     if not request_body:
         return ""
     schema = request_body.get("content", {}).get("application/json", {}).get("schema", {})
-    shown = orjson.dumps(example(schema, components), option=orjson.OPT_INDENT_2).decode()
+    value = example(schema, references(components, schema))
+    shown = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
     rows = min(max(shown.count("\n") + 2, 3), 16)
     required = "required" if request_body.get("required") else "optional: leave empty to send none"
     return (
