@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import fastjsonschema
 import pytest
+from aiohttp import web
 
 from csms.api.docs import _reference_page
 from csms.api.docs_try import example, references
@@ -25,6 +26,8 @@ browser = console_browser  # Chromium at a desktop's size, no cookie left over
 
 LIST_CHARGERS = "try-list_chargers"
 NEW_ID_TAG = "try-create_id_tag"
+ONE_CHARGER = "try-get_charger"
+CSV = "try-export_transactions"
 
 
 @pytest.fixture
@@ -94,6 +97,14 @@ async def test_try_a_list_with_a_key_then_without(system: CentralSystem, browser
         f"document.getElementById('{LIST_CHARGERS}').scrollIntoView(); return true"
     )
     await browser.screenshot("api-docs-try")
+
+    await _try(browser, CSV)
+    assert "200" in await _answered(browser, CSV, 200)
+    answer = await browser.text(f"{CSV}-answer")
+    assert "text/csv" in answer and "chargerId" in answer and "{" not in answer  # as text
+
+    await _try(browser, ONE_CHARGER)  # its chargerId left empty
+    assert await browser.text(f"{ONE_CHARGER}-status") == "Not sent: chargerId is required."
 
     await browser.click("forget-key")
     assert await browser.attribute("api-key", "value") == ""
@@ -168,6 +179,55 @@ async def test_the_page_is_accessible(system: CentralSystem, browser: Browser) -
     )
     assert opened == await browser.evaluate("return document.querySelectorAll('.op').length")
     assert await accessibility_problems(browser) == []
+
+
+async def test_a_403_says_which_role_is_needed(browser: Browser) -> None:
+    """A stand-in server: the page of a document whose operation needs a role, and that
+    operation answering 403 as a key without the role gets. Its parameter is named `id`,
+    which a form control must not shadow (`form.id`)."""
+    op = {
+        "summary": "Refund a payment",
+        "operationId": "refund",
+        "tags": ["payments"],
+        "x-role": "finance",
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {}}],
+        "responses": {"200": {"description": "OK"}},
+    }
+    document = {
+        "info": {"title": "csms", "version": "1"},
+        "paths": {"/api/refunds/{id}": {"post": op}},
+        "components": {"schemas": {}},
+    }
+    page = _reference_page(document)
+
+    async def docs(request: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html")
+
+    async def refund(request: web.Request) -> web.Response:
+        assert request.match_info["id"] == "py_1" and request.headers["X-API-Key"] == "k"
+        body = {"error": {"code": "forbidden", "message": "this key may not refund"}}
+        return web.json_response(body, status=403)
+
+    app = web.Application()
+    app.router.add_get("/api/docs", docs)
+    app.router.add_post("/api/refunds/{id}", refund)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await browser.open(f"http://127.0.0.1:{port}/api/docs")
+        assert "needs role finance" in await browser.page_text()
+        await browser.fill("api-key", "k")
+        await _open(browser, "try-refund")
+        await browser.fill("try-refund-path-id", "py_1")
+        await browser.click("try-refund-send")
+        await browser.click("try-refund-confirm-yes")
+        status = await _answered(browser, "try-refund", 403)
+        assert "this key may not refund" in status and "needs role finance" in status
+    finally:
+        await runner.cleanup()
 
 
 # -- the page's pure parts

@@ -173,7 +173,7 @@ def _parameter(ident: str, parameter: dict[str, Any], refs: Refs) -> str:
     )
     hint = ", ".join(described) + (f": {note}" if note else "")
     attributes = (
-        f"id='{field}' name='{escape(name)}' data-in='{where}' aria-describedby='{field}-hint'"
+        f"id='{field}' data-name='{escape(name)}' data-in='{where}' aria-describedby='{field}-hint'"
         + (" required aria-required='true'" if required else "")
     )
     choices = schema.get("enum") or ([True, False] if kind == "boolean" else None)
@@ -207,7 +207,7 @@ def _body(ident: str, op: dict[str, Any], components: dict[str, Any]) -> str:
     required = "required" if request_body.get("required") else "optional: leave empty to send none"
     return (
         f"<p class='field'><label for='{ident}-body'>JSON body</label>"
-        f"<textarea id='{ident}-body' name='body' rows='{rows}' spellcheck='false' "
+        f"<textarea id='{ident}-body' rows='{rows}' spellcheck='false' "
         f"aria-describedby='{ident}-body-hint'>{escape(shown)}</textarea>"
         f"<span class='hint' id='{ident}-body-hint'>{required}; prefilled with the required "
         "fields only, with placeholder values to replace</span></p>"

@@ -48,9 +48,9 @@
       var field = fields[i];
       var value = field.value.trim();
       if (field.getAttribute("data-in") === "path") {
-        path = path.split("{" + field.name + "}").join(encodeURIComponent(value));
+        path = path.split("{" + field.getAttribute("data-name") + "}").join(encodeURIComponent(value));
       } else if (value !== "") {
-        query.push(encodeURIComponent(field.name) + "=" + encodeURIComponent(value));
+        query.push(encodeURIComponent(field.getAttribute("data-name")) + "=" + encodeURIComponent(value));
       }
     }
     return path + (query.length ? "?" + query.join("&") : "");
@@ -80,7 +80,7 @@
   }
 
   function show(form, response, text) {
-    var ident = form.id;
+    var ident = form.getAttribute("id");
     var answer = document.getElementById(ident + "-answer");
     var type = response.headers.get("Content-Type") || "";
     var data = null;
@@ -110,11 +110,11 @@
   }
 
   function send(form) {
-    var ident = form.id;
+    var ident = form.getAttribute("id");
     var status = document.getElementById(ident + "-status");
     var absent = missing(form);
     if (absent) {
-      status.textContent = "Not sent: " + absent.name + " is required.";
+      status.textContent = "Not sent: " + absent.getAttribute("data-name") + " is required.";
       absent.focus();
       return;
     }
@@ -139,29 +139,33 @@
   }
 
   function confirmFirst(form) {
-    var panel = document.getElementById(form.id + "-confirm");
+    var panel = document.getElementById(form.getAttribute("id") + "-confirm");
     panel.hidden = false;
-    document.getElementById(form.id + "-confirm-yes").focus();
+    document.getElementById(form.getAttribute("id") + "-confirm-yes").focus();
   }
 
   var forms = document.querySelectorAll("form.try");
   for (var i = 0; i < forms.length; i++) {
     (function (form) {
-      var panel = document.getElementById(form.id + "-confirm");
+      var panel = document.getElementById(form.getAttribute("id") + "-confirm");
       form.addEventListener("submit", function (event) {
         event.preventDefault();
         if (panel) { confirmFirst(form); } else { send(form); }
       });
       if (!panel) { return; }
-      document.getElementById(form.id + "-confirm-yes").addEventListener("click", function () {
+      document.getElementById(form.getAttribute("id") + "-confirm-yes").addEventListener("click", function () {
         panel.hidden = true;
-        document.getElementById(form.id + "-send").focus();
+        document.getElementById(form.getAttribute("id") + "-send").focus();
         send(form);
       });
-      document.getElementById(form.id + "-confirm-no").addEventListener("click", function () {
+      function cancel() {
         panel.hidden = true;
-        document.getElementById(form.id + "-status").textContent = "Not sent.";
-        document.getElementById(form.id + "-send").focus();
+        document.getElementById(form.getAttribute("id") + "-status").textContent = "Not sent.";
+        document.getElementById(form.getAttribute("id") + "-send").focus();
+      }
+      document.getElementById(form.getAttribute("id") + "-confirm-no").addEventListener("click", cancel);
+      panel.addEventListener("keydown", function (event) {
+        if (event.key === "Escape") { event.preventDefault(); cancel(); }
       });
     })(forms[i]);
   }
