@@ -166,8 +166,9 @@ async def test_the_key_stays_in_the_tab_session_only(
 
 
 async def test_the_page_is_accessible(system: CentralSystem, browser: Browser) -> None:
-    """Every section open (a closed one's controls look visible to the checks, yet are
-    rightly not reached with Tab), with two answers shown."""
+    """Every form open (a closed one's controls look visible to the checks, yet are
+    rightly not reached with Tab), with an answer and a confirmation shown; then nothing
+    wider than a phone's screen."""
     await _open_docs(browser, system)
     await _try(browser, LIST_CHARGERS)
     await _answered(browser, LIST_CHARGERS, 401)
@@ -179,6 +180,12 @@ async def test_the_page_is_accessible(system: CentralSystem, browser: Browser) -
     )
     assert opened == await browser.evaluate("return document.querySelectorAll('.op').length")
     assert await accessibility_problems(browser) == []
+    await browser.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    await browser.emulate_phone()
+    try:
+        assert await browser.overflowing() == []  # a phone's width: nothing reaches past it
+    finally:
+        await browser.emulate_phone(False)
 
 
 async def test_a_403_says_which_role_is_needed(browser: Browser) -> None:

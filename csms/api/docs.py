@@ -29,6 +29,7 @@ _STYLE = (
     "code,pre,textarea{font:13px ui-monospace,monospace}pre{background:#f4f5f7;padding:.6rem;"
     "overflow:auto;max-height:30rem}.op{border:1px solid #8a93a0;border-radius:8px;"
     "padding:.6rem 1rem;margin:.8rem 0}.op h3{font-size:1rem;margin:.2rem 0}"
+    "h3 code{overflow-wrap:anywhere}"
     ".m{font-weight:700;text-transform:uppercase;margin-right:.5rem}"
     ".role{display:inline-block;margin-left:.6rem;padding:0 .4rem;border-radius:4px;"
     "background:#fff3cd;color:#5a3d00;font-size:.85rem;font-weight:600}"
