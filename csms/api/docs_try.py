@@ -134,8 +134,9 @@ def roles(op: dict[str, Any]) -> list[str]:
 
 def try_form(path: str, method: str, op: dict[str, Any], components: dict[str, Any]) -> str:
     """The operation's <details> "Try it" section."""
-    ident = "try-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in op["operationId"])
     method = method.upper()
+    name = str(op.get("operationId") or f"{method}{path}")
+    ident = "try-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
     refs = references(components)
     fields = "".join(_parameter(ident, p, refs) for p in op.get("parameters", []))
     body = _body(ident, op, components)
@@ -215,8 +216,13 @@ def _body(ident: str, op: dict[str, Any], components: dict[str, Any]) -> str:
 
 
 def _confirmation(ident: str, path: str, method: str, op: dict[str, Any]) -> str:
-    money = op.get("tags", [""])[0] in _MONEY_TAGS or "refund" in path
-    effect = "changes data and may move money" if money else "changes data"
+    tag = (op.get("tags") or [""])[0]
+    if tag in _MONEY_TAGS or "refund" in path:
+        effect = "changes data and may move money"
+    elif tag == "commands":
+        effect = "sends a command to the charger, which may act on it"
+    else:
+        effect = "changes data"
     return (
         f"<div class='confirm' id='{ident}-confirm' role='group' hidden "
         f"aria-labelledby='{ident}-confirm-text'><p id='{ident}-confirm-text'>"
