@@ -48,7 +48,8 @@ _RECORDED = {
     "payment_intent.payment_failed": "payment attempt failed",
     "payment_intent.succeeded": None,
     "charge.captured": None,
-    "charge.refunded": "refund confirmed by stripe",
+    # Its amount is what is refunded of the captured money in all (see `_recorded_amount`).
+    "charge.refunded": "refunds confirmed by stripe (total)",
     # Matched to a reservation it is a DisputeOpened there; otherwise kept for the record.
     "charge.dispute.created": "dispute opened",
     "refund.created": None,
@@ -89,12 +90,27 @@ async def _apply(
         bound.info("payments.webhook_applied", applied=type(reservation_event).__name__)
         return WebhookOutcome(reservation_id, type(reservation_event).__name__)
     audit = _RECORDED.get(event_type)
+    amount = _recorded_amount(event_type, obj)
     recorded = await coordinator.record_webhook(
-        context, reservation_id, audit, obj.get("amount"), obj.get("id")
+        context, reservation_id, audit, amount, obj.get("id")
     )
     applied = "recorded" if event_type in _RECORDED and recorded else "ignored"
     bound.info("payments.webhook_recorded", applied=applied)
     return WebhookOutcome(reservation_id, applied)
+
+
+def _recorded_amount(event_type: str, obj: dict[str, Any]) -> Any:
+    """The amount an audit line of the event shows: the object's, but for `charge.refunded`
+    what is refunded of the captured money so far. Stripe counts the part of a hold left
+    uncaptured as refunded too (`amount_refunded`), which is not money the driver paid."""
+    if event_type != "charge.refunded":
+        return obj.get("amount")
+    amount, captured, refunded = (
+        obj.get(k) for k in ("amount", "amount_captured", "amount_refunded")
+    )
+    if not all(isinstance(v, int) for v in (amount, captured, refunded)):
+        return None
+    return max(refunded - (amount - captured), 0)
 
 
 def _type_label(event_type: str) -> str:

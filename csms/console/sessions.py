@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from csms.console.chart import meter_chart, readings_of
+from csms.console.facts import kwh
 from csms.console.framework import Console
 from csms.console.session_forms import (
     PAGE_SIZE,
@@ -54,11 +55,6 @@ _REVIEW_DONE = {
 
 def money(minor: int, currency: str) -> str:
     return TEXTS.fmt.money(minor, currency)
-
-
-def energy(wh: int) -> str:
-    """As the live values write it: "1.234 kWh"."""
-    return f"{wh / 1000:.3f} kWh"
 
 
 def moment(value: Any) -> str:
@@ -92,7 +88,7 @@ class Row:
             charger=r.charger_id,
             connector=r.connector_id,
             state=r.state.value,
-            energy=energy(r.energy_wh),
+            energy=kwh(r.energy_wh),
             held=money(r.hold_amount, currency) if r.hold is not Hold.FREE else "free",
             captured=money(r.captured_amount, currency),
             refunded=money(r.refunded_amount, currency),
@@ -112,10 +108,10 @@ def summary(r: Reservation, now: Any) -> dict[str, Any]:
         "created": moment(r.created_at),
         "started": moment(r.started_at),
         "stopped": moment(r.stopped_at),
-        "energy": energy(r.energy_wh),
+        "energy": kwh(r.energy_wh),
         "currency": currency.upper(),
         "tariff": tariff_in_words(r.tariff, TEXTS) or ["free"],
-        "max_energy": energy(r.tariff.max_energy_wh) if r.tariff.max_energy_wh else "",
+        "max_energy": kwh(r.tariff.max_energy_wh) if r.tariff.max_energy_wh else "",
         "held": money(r.hold_amount, currency),
         "price": money(cost_so_far(r, now), currency),
         "captured": money(r.captured_amount, currency),

@@ -13,7 +13,44 @@
         nodes[i].setAttribute("data-state", values[key]);
       }
     });
+    refreshSections(values);
     document.dispatchEvent(new CustomEvent("console:live", { detail: values }));
+  }
+  // Sections drawn from more than the live values say are fetched again and put in place
+  // (the rest of the page left as it is) when they are out of date:
+  // - data-live-section="PREFIX": it lists what may grow (a charger's connectors, once
+  //   reported): a key of that prefix arrives with no element for it yet;
+  // - data-live-refresh="KEY" with data-live-shown="VALUE": it was drawn when KEY was VALUE
+  //   (a session's summary and actions, drawn in one state): KEY now has another value.
+  function refreshSections(values) {
+    var stale = [];
+    var sections = document.querySelectorAll("[data-live-section][id], [data-live-refresh][id]");
+    for (var i = 0; i < sections.length; i++) {
+      var section = sections[i];
+      var prefix = section.getAttribute("data-live-section");
+      var key = section.getAttribute("data-live-refresh");
+      var outdated = prefix !== null ? Object.keys(values).some(function (k) {
+        return k.indexOf(prefix) === 0 &&
+          !document.querySelector('[data-live="' + CSS.escape(k) + '"]');
+      }) : (key in values && values[key] !== section.getAttribute("data-live-shown"));
+      if (outdated && !section.hasAttribute("data-refreshing")) { stale.push(section); }
+    }
+    if (stale.length) { refresh(stale); }
+  }
+  function refresh(sections) {
+    sections.forEach(function (s) { s.setAttribute("data-refreshing", "yes"); });
+    function done() { sections.forEach(function (s) { s.removeAttribute("data-refreshing"); }); }
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) {
+        var page = new DOMParser().parseFromString(html, "text/html");
+        sections.forEach(function (section) {
+          var fresh = page.getElementById(section.id);
+          if (fresh && !section.contains(document.activeElement)) { section.replaceWith(fresh); }
+        });
+        done();
+      })
+      .catch(done);
   }
   function connect() {
     source = new EventSource("/console/events");
