@@ -50,7 +50,9 @@ async def test_the_fleet_is_valid_for_the_product(tmp_path: Path, database_url: 
         )
         assert {row["status"] for row in open_rows} == {"Charging"}
         assert len(open_rows) == fleet.open_transactions
-        connectors = await db.fetchone("SELECT COUNT(*) AS n FROM connectors WHERE connector_id > 0")
+        connectors = await db.fetchone(
+            "SELECT COUNT(*) AS n FROM connectors WHERE connector_id > 0"
+        )
         assert connectors is not None and connectors["n"] == 60 * CONNECTORS
     finally:
         await db.close()
