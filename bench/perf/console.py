@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psycopg
 
 from bench.faults.processes import free_port
@@ -126,8 +127,8 @@ def measure_size(
                         settings,
                     )
                 )
-            except RuntimeError as error:
-                raise RuntimeError(f"{error}\n{server.tail()}") from None
+            except (RuntimeError, aiohttp.ClientError, TimeoutError) as error:
+                raise RuntimeError(f"{error!r}\n{server.tail()}") from None
             generator.finish()
         server.check_alive()
     finally:

@@ -87,7 +87,12 @@ async def first_frame_seconds(http: aiohttp.ClientSession, base: str) -> tuple[f
     async with http.get(f"{base}/console/events") as response:
         if response.status != 200:
             raise RuntimeError(f"/console/events: HTTP {response.status}")
-        frame = await response.content.readuntil(b"\n\n")
+        frame = b""
+        while not frame.endswith(b"\n\n"):  # every value: over a megabyte for 5,000
+            chunk = await response.content.readany()
+            if not chunk:
+                raise RuntimeError("/console/events ended before its first frame")
+            frame += chunk
         return time.perf_counter() - started, len(frame)
 
 
