@@ -38,6 +38,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ class Database:
 
 
 def measure(settings: ConsoleSettings, postgresql: bool) -> dict[str, Any]:
+    started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with (
         tempfile.TemporaryDirectory(prefix="csms-console-") as folder,
         _databases(Path(folder), postgresql) as database_for,
@@ -90,6 +92,7 @@ def measure(settings: ConsoleSettings, postgresql: bool) -> dict[str, Any]:
             folder_n.mkdir()
             sizes.append(measure_size(chargers, settings, folder_n, database_for(chargers)))
     return {
+        "started_at": started_at,
         "backend": "postgresql" if postgresql else "sqlite",
         "settings": asdict(settings),
         "cpus": os.cpu_count(),
