@@ -13,6 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
+from secrets import token_urlsafe
 from types import TracebackType
 from typing import Any
 
@@ -83,6 +84,7 @@ from payments.web.guards import RateLimit
 from payments.web.pages import DriverPages
 from simulators.stripe_sandbox import StripeSandbox
 from storage.clock import utc_now
+from storage.db import Conflict
 from storage.nodes import Node, default_node_id
 
 log = structlog.get_logger()
@@ -92,6 +94,8 @@ SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"
 CHECKOUT_EXPIRY_MARGIN = 120  # seconds
 # API routes anyone may call: Stripe signs its webhooks; the API's own documentation.
 OPEN_API_PATHS = frozenset({"/api/stripe/webhook", "/api/openapi.json", "/api/docs"})
+# The user made at first start when there is none; its password is shown once.
+FIRST_ADMIN = "admin"
 
 
 class CentralSystem:
@@ -429,7 +433,7 @@ class CentralSystem:
             shutdown_timeout=min(5.0, config.server.shutdown_timeout),
         )
 
-    def _metrics_verify(self) -> Callable[[str], Awaitable[str | None]] | None:
+    def _metrics_verify(self) -> Callable[[str], Awaitable[object | None]] | None:
         return self.api_keys.verify if self.config.metrics.require_api_key else None
 
     async def _metrics_server(self, listener: startup.Listener) -> HttpServer:
@@ -444,16 +448,32 @@ class CentralSystem:
         self.coordinator.index.apply(IndexEntry.from_json(message))
 
     async def _first_api_key(self) -> None:
-        """With no key at all, the API would be locked: make one and show it this once."""
-        if await self.api_keys.any():
-            return
-        key = await self.api_keys.create("first")
-        print(
-            f"No API key existed, so one was created. It is shown only now: {key}\n"
-            "Send it as the X-API-Key header; make more with `csms apikeys create NAME`.",
-            file=sys.stderr,
-            flush=True,
-        )
+        """With no user, make the admin; with no key at all, the API would be locked: make
+        one, the admin's. Each is shown this once, on standard error, never logged."""
+        shown: list[str] = []
+        if not await self.users.any():
+            password = token_urlsafe(12)
+            try:
+                await self.users.add(FIRST_ADMIN, "admin", password)
+            except Conflict:  # another node made it meanwhile, and shows it
+                pass
+            else:
+                shown.append(
+                    f"No user existed, so the user {FIRST_ADMIN} (role admin) was created."
+                    f" Its password is shown only now: {password}\n"
+                    f"Change it with `csms users passwd {FIRST_ADMIN}`."
+                )
+        if not await self.api_keys.any():
+            admin = await self.users.get(FIRST_ADMIN)
+            owner = FIRST_ADMIN if admin and admin.role == "admin" and not admin.disabled else None
+            key = await self.api_keys.create("first", owner)
+            shown.append(
+                f"No API key existed, so one was created. It is shown only now: {key}\n"
+                "Send it as the X-API-Key header; make more with"
+                " `csms apikeys create NAME --user USER`."
+            )
+        if shown:
+            print("\n".join(shown), file=sys.stderr, flush=True)
 
     async def _stripe(self) -> tuple[StripeGateway, list[str]]:
         """The real Stripe with a key; without one, the bundled sandbox, started here."""

@@ -18,6 +18,7 @@ from csms.cli_owners import add_owners_commands
 from csms.cli_reconcile import add_reconcile_command
 from csms.cli_security import add_security_command
 from csms.cli_sites import add_sites_commands
+from csms.cli_users import add_users_commands
 from csms.clock import normalise_ocpp_time
 from csms.config import Config, ConfigError, load_config
 from csms.config_values import default_tariff, open_database
@@ -223,6 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     add_security_command(commands)
     add_certs_commands(commands)
     add_sites_commands(commands)
+    add_users_commands(commands)
     add_owners_commands(commands)
     return parser
 

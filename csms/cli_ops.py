@@ -27,6 +27,9 @@ def add_operator_commands(commands: Any) -> None:
     keys_commands = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = keys_commands.add_parser("create", help="create a key; it is shown only once")
     create.add_argument("name", help="who or what uses the key")
+    create.add_argument(
+        "--user", help="the operator user it acts for, with its role (default: none, admin)"
+    )
     create.set_defaults(run=_create_key)
 
     payments = commands.add_parser("payments", help="list paid sessions, act on reviews")
@@ -87,7 +90,10 @@ def _api_options(parser: argparse.ArgumentParser) -> None:
 async def _create_key(config: Config, args: argparse.Namespace) -> int:
     db = await open_database(config)
     try:
-        key = await ApiKeys(db).create(args.name)
+        key = await ApiKeys(db).create(args.name, args.user)
+    except ValueError as error:  # an unknown or disabled user
+        print(f"csms: --user: {str(error).partition(': ')[2]}", file=sys.stderr)
+        return 2
     finally:
         await db.close()
     print(key)

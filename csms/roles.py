@@ -1,8 +1,9 @@
 """Operator roles: what each may do, for the management API and the console alike.
 
-- viewer: reads everything;
+- viewer: reads everything but the money reports (reports and owners' statements);
 - support: also sends commands, stops and cancels sessions, manages chargers and id tags;
-- finance: also refunds, resolves reviews, reads reports and statements;
+- finance: also refunds, resolves reviews, asks again for owners' transfers, runs a
+  reconciliation, reads reports and statements;
 - admin: everything, users, API keys, tariffs, sites, owners and settings included.
 
 Roles are not a ladder: support and finance each have what the other lacks. A route or page

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from httpapi.errors import ApiError, error_response
 from httpapi.forwarded import HEADER, TrustedProxies, client_address
+from httpapi.principal import PRINCIPAL, Principal
 
 log = structlog.get_logger()
 
@@ -48,21 +49,25 @@ def api_errors(prefix: str = "/api/") -> Middleware:
     return middleware
 
 
-# Where the key check leaves who is acting: "key:{name}" of the verified API key.
+# Where the key check leaves who is acting: "key:{name}" of the verified API key (kept
+# beside PRINCIPAL, which says the same and the role, for code that reads only this).
 ACTOR = web.RequestKey("actor", str)
 
 
 def api_key_required(
-    verify: Callable[[str], Awaitable[str | None]],
+    verify: Callable[[str], Awaitable[Principal | None]],
     prefix: str = "/api/",
     open_paths: Collection[str] = (),
     proxies: TrustedProxies | None = None,
 ) -> Middleware:
     """Every route under `prefix` but `open_paths` needs a valid `X-API-Key` header.
 
-    `verify` returns the key's name, or None for a key that is not valid; the request then
-    carries `request[ACTOR] = "key:{name}"`, which the routes that move money or change
-    a payment write into the audit log (see `actor_of`).
+    `verify` returns who the key acts for (`Principal`: "key:{name}" and its user's role),
+    or None for a key that is not valid; the request then carries it as
+    `request[PRINCIPAL]`, which each route checks against the role it needs
+    (`httpapi.routing`) and which the routes that move money or change a payment write into
+    the audit log (see `actor_of`). A request that already carries a principal (the
+    console's signed-in user) is not asked for a key.
     """
 
     trusted = proxies or TrustedProxies()
@@ -71,23 +76,32 @@ def api_key_required(
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path.startswith(prefix) and request.path not in open_paths:
+        if (
+            request.path.startswith(prefix)
+            and request.path not in open_paths
+            and PRINCIPAL not in request
+        ):
             key = request.headers.get("X-API-Key", "")
-            name = await verify(key) if key else None
-            if name is None:
+            principal = await verify(key) if key else None
+            if principal is None:
                 remote = client_address(request.remote, request.headers.getall(HEADER, []), trusted)
                 log.warning("api.unauthorised", path=request.path, remote=remote)
                 return error_response(
                     401, "unauthorised", "a valid X-API-Key header is required", "X-API-Key"
                 )
-            request[ACTOR] = f"key:{name}"
+            request[PRINCIPAL] = principal
+            request[ACTOR] = principal.actor
         return await handler(request)
 
     return middleware
 
 
 def actor_of(request: web.Request, default: str = "operator") -> str:
-    """Who is acting in `request`: the API key's "key:{name}", else `default`."""
+    """Who is acting in `request`: "key:{name}" for an API key, "user:{name}" for a user
+    signed in to the console, else `default`."""
+    principal = request.get(PRINCIPAL)
+    if principal is not None:
+        return principal.actor
     return request.get(ACTOR, default)
 
 

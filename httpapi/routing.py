@@ -9,6 +9,12 @@
 A handler gets the request plus `body=` and `query=` (validated models) when declared,
 and returns a model (serialised as JSON with the declared status) or any aiohttp
 response. Invalid input never reaches it: the client gets a 400 naming the field.
+
+Each operation names the role it needs (`role=`, `csms.roles`): by default "viewer" for a
+GET and "admin" for anything else, so that a write nobody thought about is the admin's
+(least privilege). A request whose principal (`httpapi.principal`, set by the API key check
+or the console's sign-in) lacks it gets a 403 naming the role, before its input is read;
+the OpenAPI document says it as `x-role`.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from csms.roles import Role, allows
 from httpapi.errors import ApiError, ErrorResponse
+from httpapi.principal import PRINCIPAL
 
 Handler = Callable[..., Awaitable[Any]]
 H = TypeVar("H", bound=Handler)
@@ -36,6 +44,7 @@ _STATUS_TEXT = {
     204: "No content",
     400: "Invalid request: the error names the field",
     401: "Missing or wrong API key",
+    403: "The key's role is not enough: the error names the role needed",
     404: "Not found",
     409: "Conflict with the current state",
     429: "Too many requests",
@@ -71,6 +80,8 @@ class Operation:
     # validates such a body itself.
     body_schema: dict[str, Any] | None = None
     response_schema: dict[str, Any] | None = None
+    # The role a principal needs (csms.roles.allows); Api.add defaults it by the method.
+    role: Role = "admin"
 
 
 class Api:
@@ -88,7 +99,9 @@ class Api:
         return register
 
     def add(self, method: str, path: str, handler: Handler, **options: Any) -> None:
-        self.operations.append(Operation(method.upper(), path, handler=handler, **options))
+        method = method.upper()
+        options.setdefault("role", default_role(method))
+        self.operations.append(Operation(method, path, handler=handler, **options))
 
     def register(self, app: web.Application) -> None:
         for op in self.operations:
@@ -115,6 +128,11 @@ class Api:
                 },
             },
         }
+
+
+def default_role(method: str) -> Role:
+    """What an operation needs unless it says: reading is the viewer's, the rest the admin's."""
+    return "viewer" if method in ("GET", "HEAD") else "admin"
 
 
 def _models(operations: list[Operation]) -> list[type[BaseModel]]:
@@ -165,6 +183,7 @@ def _describe(op: Operation) -> dict[str, Any]:
         described["description"] = op.description
     if op.auth:
         described["security"] = [{"ApiKey": []}]
+        described["x-role"] = op.role
     if op.body is not None or op.body_schema is not None:
         body = op.body_schema if op.body_schema is not None else _ref(op.body)  # type: ignore[arg-type]
         described["requestBody"] = {
@@ -183,9 +202,11 @@ def _describe(op: Operation) -> dict[str, Any]:
         success["content"] = {"application/json": {"schema": schema}}
     described["responses"][str(op.status)] = success
     errors = set(op.errors) | {400} | ({401} if op.auth else set())
+    if op.auth and op.role != "viewer":
+        errors.add(403)
     for status in sorted(errors):
-        # The key check answers before any route, always in the common shape.
-        shape = ErrorResponse if status == 401 else op.error_model
+        # The key and role checks answer before any route, always in the common shape.
+        shape = ErrorResponse if status in (401, 403) else op.error_model
         described["responses"][str(status)] = {
             "description": _STATUS_TEXT.get(status, "Error"),
             "content": {"application/json": {"schema": _ref(shape)}},
@@ -198,6 +219,9 @@ def _describe(op: Operation) -> dict[str, Any]:
 
 def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
+        principal = request.get(PRINCIPAL)
+        if principal is not None and not allows(principal.role, op.role):
+            raise ApiError(403, "forbidden", f"needs the role {op.role}")
         kwargs: dict[str, Any] = {}
         if op.query is not None:
             kwargs["query"] = _validated(op.query, dict(request.query), "query")

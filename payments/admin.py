@@ -91,7 +91,7 @@ class PaymentAdminRoutes:
                 summary="Refund all or part of a captured payment (send Idempotency-Key to "
                 "make a retried request refund once)",
                 body=RefundRequest, response=RefundOut, status=201,
-                errors=(404, 409))  # fmt: skip
+                errors=(404, 409), role="finance")  # fmt: skip
         api.add("GET", "/api/payments/{id}/refunds", self.list_refunds, tag=tag,
                 summary="A payment's refunds", response=list[RefundOut],
                 errors=(404,))  # fmt: skip

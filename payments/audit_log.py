@@ -82,14 +82,17 @@ class AuditLog:
         until: str | None,
         before: int | None,
         limit: int,
+        actor: str | None = None,
     ) -> list[dict[str, Any]]:
         """Audit lines newest first (by id: the order they were written), filtered on
-        `since <= at < until`; `before` is the id to go on below."""
+        `since <= at < until` (and the other values given); `before` is the id to go on
+        below."""
         conditions: list[str] = []
         params: list[object] = []
         for column, value, operator in (
             ("reservation_id", reservation_id, "="),
             ("action", action, "="),
+            ("actor", actor, "="),
             ("at", since, ">="),
             ("at", until, "<"),
             ("id", before, "<"),

@@ -98,20 +98,20 @@ class PaymentRoutes:
         api.add("POST", "/api/payments", self.create_payment, **shared,
                 summary="Start a paid session: a Checkout URL for the hold, or Accepted if free",
                 body=NewPayment, validate_body=False, response=PaymentStarted,
-                errors=(404, 409, 503))  # fmt: skip
+                errors=(404, 409, 503), role="support")  # fmt: skip
         api.add("GET", "/api/payments/{id}", self.get_payment, **shared, errors=(404,),
                 summary="A paid session: state, stage, energy, cost so far, hold, captured",
                 response=PaymentView)  # fmt: skip
         api.add("POST", "/api/payments/{id}/confirm", self.confirm_payment, **shared,
                 summary="The driver is back from Checkout: verify the payment now",
                 body=ConfirmPayment, validate_body=False, response=PaymentView,
-                errors=(404,))  # fmt: skip
+                errors=(404,), role="support")  # fmt: skip
         api.add("POST", "/api/payments/{id}/cancel", self.cancel_payment, **shared,
                 summary="Cancel a session that has not started; the hold is released",
-                response=PaymentView, errors=(404, 409))  # fmt: skip
+                response=PaymentView, errors=(404, 409), role="support")  # fmt: skip
         api.add("POST", "/api/payments/{id}/stop", self.stop_payment, **shared,
                 summary="Stop the charge (or cancel it before it started)",
-                response=PaymentView, errors=(404, 409))  # fmt: skip
+                response=PaymentView, errors=(404, 409), role="support")  # fmt: skip
         api.add("POST", "/api/stripe/webhook", self.stripe_webhook, tag="payments",
                 summary="Stripe webhook endpoint (signed events only)", auth=False,
                 response=WebhookReceipt)  # fmt: skip

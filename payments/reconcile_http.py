@@ -77,7 +77,7 @@ class ReconcileRoutes:
                 " window, compare them with our books, tell each payment what Stripe says"
                 " (actor reconciler), and answer with what was found and done",
                 body=ReconcileRequest, body_optional=True, response=ReconcileSummary,
-                errors=(503,))  # fmt: skip
+                errors=(503,), role="finance")  # fmt: skip
 
     async def reconcile(self, request: web.Request, body: ReconcileRequest) -> ReconcileSummary:
         since = None

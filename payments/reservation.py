@@ -7,6 +7,15 @@ runner carries the effects out, at least once, with idempotency keys; so every
 transition here must accept duplicated, late and reordered events and change nothing
 when an event no longer applies.
 
+This module is the machine's public surface and its transition table: which phase each
+event goes to. The handlers are by phase, each module adding to the step of the one it
+builds on: payments.reservation_step (the step and the primitives of its effects),
+payments.reservation_settlement (capture, release, review), payments.reservation_charging
+(starting, metering, ending the charge), payments.reservation_payment (checkout and
+authorisation), payments.reservation_deadlines (what a Tick does and when one is due); the
+record and the prices in payments.reservation_model, the vocabulary in
+payments.reservation_messages.
+
 Money rules the machine guarantees, whatever the order of events:
 - the hold is captured at most once or released at most once, never both (an operator's
   retry after Stripe refused is a new attempt with its own idempotency key);
@@ -35,10 +44,10 @@ Money rules the machine guarantees, whatever the order of events:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from payments import energy, reservation_transfers
-from payments.pricing import would_pass_cap
+from payments import reservation_transfers
+from payments.reservation_deadlines import TimedStep, next_deadline
 from payments.reservation_messages import (
     AUTHORISATION_EXPIRED,
     BELOW_MINIMUM,
@@ -94,22 +103,18 @@ from payments.reservation_messages import (
 )
 from payments.reservation_model import (
     ACTIVE,
-    BEFORE_START,
     CANCELLABLE,
-    CHARGING_STATES,
-    MAY_CHARGE,
-    STILL_PLUGGED,
     TERMINAL,
     Hold,
     Policy,
     Reservation,
     State,
-    band_energy,
     minimum_charge,
     retry_amount,
     review_refusal,
     session_price,
 )
+from payments.reservation_payment import PayingStep
 
 # The machine's public surface: its model, its vocabulary and the transition.
 __all__ = [  # noqa: RUF022 - grouped
@@ -199,22 +204,20 @@ def transition(
     return Decision(after, (*step.effects, *owner_effects))
 
 
-class _Step:
-    """One transition being worked out; collects the effects as it goes."""
+class _Step(PayingStep, TimedStep):
+    """One transition being worked out: the table of which phase each event goes to.
 
-    def __init__(self, r: Reservation, facts: ChargerFacts, now: datetime, policy: Policy) -> None:
-        self.r = r
-        self.facts = facts
-        self.now = now
-        self.policy = policy
-        self.effects: list[Effect] = []
-
-    def set(self, **changes: object) -> None:
-        self.r = replace(self.r, **changes)  # type: ignore[arg-type]
-
-    # -- events
+    The phases' handlers come from the steps it is made of (payments.reservation_step and
+    the modules it names); every event is in exactly one of the three groups below.
+    """
 
     def apply(self, event: Event) -> None:
+        for group in (self.payment_event, self.charger_event, self.money_event):
+            if group(event):
+                return
+
+    def payment_event(self, event: Event) -> bool:
+        """The driver's and the checkout's events; whether `event` was one."""
         r = self.r
         match event:
             case CheckoutCreated(session_id, url):
@@ -240,17 +243,7 @@ class _Step:
             case PaymentAuthorised(payment_intent_id, amount_capturable):
                 self.authorised(payment_intent_id, amount_capturable)
             case PaymentNotAuthorised(payment_intent_id, status):
-                self.set(verifying=False)
-                if self.verify_pending():
-                    return
-                if r.state is State.PENDING_PAYMENT and r.hold is Hold.NONE:
-                    if payment_intent_id:
-                        self.set(payment_intent_id=payment_intent_id)
-                    if status in ("requires_payment_method", "requires_action", "processing"):
-                        return  # the driver can still try another card on the Checkout page
-                    # A PaymentIntent captured by someone else cannot be released by us.
-                    ending = State.NEEDS_REVIEW if status == "succeeded" else State.PAYMENT_FAILED
-                    self.end(ending, f"payment intent is {status}")
+                self.not_authorised(payment_intent_id, status)
             case CheckoutExpired():
                 self.set(verifying=False, verify_again=False)
                 if r.state is State.PENDING_PAYMENT and r.hold is Hold.NONE:
@@ -268,6 +261,14 @@ class _Step:
                     self.request_stop()
                 elif r.state in CANCELLABLE:
                     self.apply(Cancel(by))
+            case _:
+                return False
+        return True
+
+    def charger_event(self, event: Event) -> bool:
+        """The charger's events, and the clock's; whether `event` was one."""
+        r = self.r
+        match event:
             case ChargerChanged(status_at):
                 self.charger_changed(status_at)
             case RemoteStartAnswered(accepted, repeated):
@@ -297,6 +298,16 @@ class _Step:
                 self.meter_reading(energy_register_wh, power_w, at)
             case TransactionStopped(meter_stop_wh, stopped_at, readings):
                 self.transaction_stopped(meter_stop_wh, stopped_at, readings)
+            case Tick():
+                pass  # only the deadlines move (checked after every event)
+            case _:
+                return False
+        return True
+
+    def money_event(self, event: Event) -> bool:
+        """Stripe's, reconciliation's and a reviewer's events; whether `event` was one."""
+        r = self.r
+        match event:
             case Captured(amount, stripe_fee):
                 if r.hold is Hold.CAPTURING:
                     self.set(hold=Hold.CAPTURED, captured_amount=amount, stripe_fee=stripe_fee)
@@ -340,326 +351,9 @@ class _Step:
             case RetryCapture() | ReleaseInReview() | Resolve():
                 if review_refusal(r, event, self.policy, self.now) is None:
                     self.review_action(event)
-            case Tick():
-                pass
-
-    def verify(self) -> None:
-        assert self.r.checkout_session_id is not None
-        self.set(verifying=True, verify_again=False)
-        self.effects.append(VerifyPayment(self.r.checkout_session_id))
-
-    def verify_pending(self) -> bool:
-        """After a verification's answer: verify again if a signal came meanwhile."""
-        if self.r.verify_again and self.r.hold is Hold.NONE and self.r.checkout_session_id:
-            self.verify()
-            return True
-        return False
-
-    def authorised(self, payment_intent_id: str, amount_capturable: int) -> None:
-        r = self.r
-        self.set(verifying=False, verify_again=False)
-        if r.hold is not Hold.NONE:
-            return  # seen already (confirm and webhook both verify)
-        self.set(hold=Hold.HELD, payment_intent_id=payment_intent_id, authorised_at=self.now)
-        if r.state is not State.PENDING_PAYMENT:
-            # Paid after the reservation ended (cancelled, expired): give the money back.
-            self.release()
-            return
-        if amount_capturable < r.hold_amount:
-            self.end(State.PAYMENT_FAILED, f"authorised {amount_capturable} of {r.hold_amount}")
-            return
-        self.set(state=State.AUTHORISED, start_deadline=self.now + self.policy.start_window)
-        self.try_start()
-
-    def try_start(self) -> None:
-        """Send RemoteStart once the charger is online and the cable is in."""
-        if self.r.state not in (State.AUTHORISED, State.AWAITING_PLUG):
-            return
-        if not self.facts.online:
-            self.set(state=State.AUTHORISED)
-        elif self.facts.connector_status == "Preparing":
-            deadline = max(
-                self.r.start_deadline or self.now, self.now + self.policy.start_reply_window
-            )
-            self.set(
-                state=State.START_REQUESTED,
-                start_deadline=deadline,
-                start_attempts=self.r.start_attempts + 1,
-            )
-            self.effects.append(RemoteStart(self.r.id_tag))
-        else:
-            self.set(state=State.AWAITING_PLUG)
-
-    def charger_changed(self, status_at: datetime | None) -> None:
-        r = self.r
-        if r.state in (State.AUTHORISED, State.AWAITING_PLUG):
-            self.try_start()
-        elif r.state in CHARGING_STATES:
-            unplugged = self.facts.connector_status == "Available"
-            if unplugged and r.available_since is None:
-                self.set(available_since=status_at or self.now)
-            elif not unplugged and r.available_since is not None:
-                self.set(available_since=None)
-            if r.state is State.STOPPING and r.stop_undelivered and self.facts.online:
-                self.request_stop()  # back online: the stop the driver asked for, at once
-        elif r.state is State.WAITING_FOR_DISCONNECT and self.facts.connector_status not in (
-            STILL_PLUGGED | {None}
-        ):
-            self.set(unplugged_at=status_at or self.now)
-            self.settle()
-
-    def transaction_started(self, transaction_id: int, meter_start_wh: int, at: datetime) -> None:
-        r = self.r
-        if r.transaction_id == transaction_id:
-            return  # the same StartTransaction again
-        if r.state not in BEFORE_START or r.hold not in MAY_CHARGE:
-            # Started after the reservation let go (cancel, refusal, timeout...), or a second
-            # transaction: the tag was answered Invalid, but the charger may charge anyway.
-            self.stray(r.charger_id, transaction_id)
-            return
-        self.set(
-            state=State.CHARGING,
-            transaction_id=transaction_id,
-            meter_start_wh=meter_start_wh,
-            meter_register_wh=meter_start_wh,
-            started_at=at,
-            charging_since=self.now,
-            metered_at=at,
-        )
-
-    def meter_reading(self, register_wh: int | None, power_w: int | None, at: datetime) -> None:
-        r = self.r
-        if r.state not in CHARGING_STATES or r.meter_start_wh is None:
-            return
-        if r.metered_at is not None and at < r.metered_at:
-            return  # an older sample, delivered late: applying it would count twice
-        # The charger's own sampling interval, as observed; the policy's until there is one.
-        interval = self.policy.meter_interval
-        if r.metered_at is not None and at > r.metered_at:
-            interval = at - r.metered_at
-        if register_wh is not None:
-            self.count_energy(register_wh, at)
-        self.set(power_w=r.power_w if power_w is None else power_w, metered_at=at)
-        if r.state is State.CHARGING and would_pass_cap(
-            r.tariff, self.r.energy_wh, self.r.power_w, interval.total_seconds()
-        ):
-            self.request_stop()
-
-    def count_energy(self, register_wh: int, at: datetime) -> None:
-        """Count one reading of the register (rules in payments.energy); a restart or a
-        reading above what the connector could deliver is flagged on the reservation."""
-        r = self.r
-        assert r.meter_start_wh is not None
-        baseline = r.meter_register_wh
-        if baseline is None:
-            baseline = r.meter_start_wh + r.energy_wh
-        elapsed = at - (r.metered_at or r.started_at or at)
-        count = energy.advance(r.energy_wh, baseline, register_wh, elapsed, self.policy.max_power_w)
-        self.set(energy_wh=count.energy_wh, meter_register_wh=count.register_wh)
-        if r.tariff.bands and count.counted_wh:
-            self.set(band_energy_wh=band_energy(r, count.counted_wh, at))
-        when = at.isoformat(timespec="seconds")
-        if count.restarted:
-            self.set(
-                meter_restarts=r.meter_restarts + 1,
-                meter_warning=f"meter went back from {baseline} to {register_wh} Wh at {when}:"
-                f" a restart; the {r.energy_wh} Wh before are kept",
-            )
-        if count.bounded_wh:
-            self.set(
-                meter_bounded_wh=r.meter_bounded_wh + count.bounded_wh,
-                meter_warning=f"meter gained {register_wh - baseline} Wh in"
-                f" {max(0, int(elapsed.total_seconds()))} s at {when}, more than"
-                f" {self.policy.max_power_w // 1000} kW can deliver: {count.counted_wh} Wh counted",
-            )
-
-    def transaction_stopped(
-        self, meter_stop_wh: int, stopped_at: datetime, readings: tuple[tuple[datetime, int], ...]
-    ) -> None:
-        r = self.r
-        if r.state not in CHARGING_STATES or r.meter_start_wh is None:
-            return
-        # transactionData in time order, except what is older than the last reading applied;
-        # then meterStop, the last reading whatever its timestamp: it adds, never erases.
-        for at, register_wh in sorted(readings):
-            if self.r.metered_at is None or at >= self.r.metered_at:
-                self.count_energy(register_wh, at)
-                self.set(metered_at=at)
-        self.count_energy(meter_stop_wh, stopped_at)
-        self.set(stopped_at=stopped_at, metered_at=stopped_at)
-        if r.tariff.idle_fee_per_minute and self.facts.connector_status in STILL_PLUGGED:
-            self.set(state=State.WAITING_FOR_DISCONNECT)
-        else:
-            self.set(unplugged_at=stopped_at)
-            self.settle()
-
-    def request_stop(self) -> None:
-        assert self.r.transaction_id is not None
-        self.set(state=State.STOPPING, stop_requested_at=self.now, stop_undelivered=False)
-        self.effects.append(RemoteStop(self.r.transaction_id))
-
-    def stray(self, charger_id: str, transaction_id: int) -> None:
-        """Stop a transaction this reservation's tag must not be charging on (once per id)."""
-        if self.r.stray_transaction_id == transaction_id:
-            return
-        self.set(stray_transaction_id=transaction_id)
-        self.effects.append(RemoteStop(transaction_id, charger_id))
-
-    def settle(self) -> None:
-        """Price the session from the tariff snapshot; capture it, or release a tiny amount."""
-        r = self.r
-        breakdown = session_price(r, self.now)
-        amount = min(breakdown.total, r.hold_amount)
-        if r.hold is Hold.FREE:
-            self.set(state=State.COMPLETED, breakdown=breakdown, capture_amount=0)
-            return
-        if r.hold is not Hold.HELD:
-            # The hold was lost while charging: nothing can be captured; someone must look.
-            self.set(state=State.NEEDS_REVIEW, breakdown=breakdown)
-            return
-        self.set(state=State.SETTLING, breakdown=breakdown)
-        if r.energy_wh < self.policy.minimum_energy_wh or amount < minimum_charge(r, self.policy):
-            self.set(capture_amount=0)
-            self.release()
-        else:
-            self.capture(amount)
-
-    def capture(self, amount: int) -> None:
-        assert self.r.payment_intent_id is not None
-        attempt = self.r.capture_attempts + 1
-        self.set(capture_amount=amount, hold=Hold.CAPTURING, capture_attempts=attempt)
-        self.effects.append(Capture(self.r.payment_intent_id, amount, attempt))
-
-    def release(self) -> None:
-        if self.r.hold is Hold.HELD:
-            assert self.r.payment_intent_id is not None
-            attempt = self.r.release_attempts + 1
-            self.set(hold=Hold.RELEASING, release_attempts=attempt)
-            self.effects.append(ReleaseHold(self.r.payment_intent_id, attempt))
-
-    def capture_rejected(self, reason: str, kind: str) -> None:
-        """Stripe refused the capture: below the minimum, release; the authorisation gone,
-        the hold is lost; anything else, someone must look (the hold stays)."""
-        if kind == BELOW_MINIMUM:
-            self.set(hold=Hold.HELD, capture_amount=0, failure_reason=reason)
-            if self.r.state is not State.SETTLING:
-                self.set(state=State.SETTLING)
-            self.release()
-        elif kind == AUTHORISATION_EXPIRED:
-            self.set(hold=Hold.LOST, state=State.NEEDS_REVIEW, failure_reason=reason)
-        else:
-            self.set(hold=Hold.HELD, state=State.NEEDS_REVIEW, failure_reason=reason)
-
-    def captured_elsewhere(self, amount: int) -> None:
-        """Stripe (the source of truth) says captured: take its amount, and have a person
-        look unless it is the capture this reservation was making anyway."""
-        r = self.r
-        if r.hold is Hold.CAPTURED and r.captured_amount == amount:
-            return
-        expected = r.hold is Hold.CAPTURING and r.capture_amount == amount
-        # Stripe's fee on a capture made elsewhere is not known here.
-        self.set(hold=Hold.CAPTURED, captured_amount=amount, stripe_fee=None)
-        if expected and r.state is State.SETTLING:
-            self.set(state=State.COMPLETED)
-        elif r.state is State.CHARGING:
-            self.request_stop()  # nothing is left to capture: the charge must end
-        elif not expected:
-            self.review(f"captured {amount} at Stripe outside csms")
-
-    def review(self, reason: str) -> None:
-        """Park for a person: active charges are stopped first, then settled into review."""
-        if self.r.state in CHARGING_STATES or self.r.state is State.WAITING_FOR_DISCONNECT:
-            self.set(failure_reason=reason)
-            return
-        self.set(state=State.NEEDS_REVIEW, failure_reason=reason)
-
-    def review_action(self, action: ReviewAction) -> None:
-        match action:
-            case RetryCapture():
-                self.set(state=State.SETTLING, failure_reason=None)
-                self.capture(retry_amount(self.r, action, self.now))
-            case ReleaseInReview():
-                self.set(state=State.RESOLVED, resolution="hold released by an operator")
-                self.release()
-            case Resolve(note):
-                self.set(state=State.RESOLVED, resolution=note)
-
-    def end(self, state: State, reason: str, *, checkout_open: bool = True) -> None:
-        """A failure end: the reservation stops locking the connector; a held card is released.
-
-        Ending before a payment closes the Checkout Session, so that it can no longer be
-        paid; closing it finds out when the driver paid first (a late payment)."""
-        r = self.r
-        unpaid = r.state is State.PENDING_PAYMENT and r.hold is Hold.NONE
-        if checkout_open and unpaid and r.checkout_session_id:
-            self.effects.append(ExpireCheckout(r.checkout_session_id))
-        self.set(state=state, failure_reason=reason, verifying=False)
-        self.release()
-
-    def hold_lost(self, reason: str) -> None:
-        r = self.r
-        if r.hold not in (Hold.HELD, Hold.RELEASING, Hold.CAPTURING):
-            return
-        if r.hold is Hold.RELEASING:
-            self.set(hold=Hold.RELEASED)  # our own release, reported back
-            if r.state is State.SETTLING:
-                self.set(state=State.COMPLETED)
-            return
-        self.set(hold=Hold.LOST, failure_reason=f"hold cancelled: {reason}")
-        if r.state is State.CHARGING:
-            self.request_stop()
-        if r.state in BEFORE_START or r.state is State.PENDING_PAYMENT:
-            self.set(state=State.CANCELLED)
-        elif r.state not in TERMINAL and r.state not in CHARGING_STATES:
-            self.set(state=State.NEEDS_REVIEW)
-
-    # -- deadlines
-
-    def check_deadlines(self) -> None:
-        r, now, _policy = self.r, self.now, self.policy
-        if r.state is State.PENDING_PAYMENT and now >= r.payment_deadline and r.hold is Hold.NONE:
-            self.end(State.EXPIRED, "not paid in time")
-        elif r.state in BEFORE_START and r.start_deadline and now >= r.start_deadline:
-            self.end(State.START_TIMEOUT, "the charge did not start in time")
-        elif r.state in CHARGING_STATES:
-            self.charging_deadlines()
-        elif r.state is State.WAITING_FOR_DISCONNECT and r.stopped_at is not None:
-            idle_cap = timedelta(
-                minutes=r.tariff.idle_grace_minutes + (r.tariff.idle_fee_max_minutes or 0)
-            )
-            if now >= r.stopped_at + idle_cap or self.past_capture_deadline():
-                self.set(unplugged_at=min(now, r.stopped_at + idle_cap))
-                self.settle()
-
-    def charging_deadlines(self) -> None:
-        r, now, policy = self.r, self.now, self.policy
-        # No StopTransaction though the cable is out, or the card hold is about to lapse:
-        # settle from the last meter value (and make sure the charge stops).
-        unplugged_long = (
-            r.available_since is not None
-            and now >= r.available_since + policy.settle_after_available
-        )
-        if unplugged_long or self.past_capture_deadline():
-            if r.state is State.CHARGING and not unplugged_long:
-                self.request_stop()
-            self.settle()
-            return
-        if r.state is State.CHARGING:
-            max_minutes = r.tariff.max_duration_minutes
-            if (
-                max_minutes
-                and r.charging_since
-                and now >= r.charging_since + timedelta(minutes=max_minutes)
-            ):
-                self.request_stop()
-        elif r.stop_requested_at and now >= r.stop_requested_at + policy.stop_retry_interval:
-            self.request_stop()  # no StopTransaction yet: ask again
-
-    def past_capture_deadline(self) -> bool:
-        return (
-            self.r.authorised_at is not None
-            and self.now >= self.r.authorised_at + self.policy.capture_deadline
-        )
+            case _:
+                return False
+        return True
 
 
 def free_session(r: Reservation, facts: ChargerFacts, now: datetime, policy: Policy) -> Decision:
@@ -674,26 +368,3 @@ def free_session(r: Reservation, facts: ChargerFacts, now: datetime, policy: Pol
     )
     step.try_start()
     return Decision(step.r, tuple(step.effects))
-
-
-def next_deadline(r: Reservation, policy: Policy) -> datetime | None:
-    """When the machine next needs a Tick for this reservation (None: only events move it)."""
-    candidates: list[datetime | None] = []
-    if r.state is State.PENDING_PAYMENT:
-        candidates.append(r.payment_deadline)
-    elif r.state in BEFORE_START:
-        candidates.append(r.start_deadline)
-    elif r.state in CHARGING_STATES or r.state is State.WAITING_FOR_DISCONNECT:
-        if r.authorised_at is not None:
-            candidates.append(r.authorised_at + policy.capture_deadline)
-        if r.available_since is not None:
-            candidates.append(r.available_since + policy.settle_after_available)
-        if r.state is State.CHARGING and r.charging_since and r.tariff.max_duration_minutes:
-            candidates.append(r.charging_since + timedelta(minutes=r.tariff.max_duration_minutes))
-        if r.state is State.STOPPING and r.stop_requested_at:
-            candidates.append(r.stop_requested_at + policy.stop_retry_interval)
-        if r.state is State.WAITING_FOR_DISCONNECT and r.stopped_at:
-            idle = r.tariff.idle_grace_minutes + (r.tariff.idle_fee_max_minutes or 0)
-            candidates.append(r.stopped_at + timedelta(minutes=idle))
-    known = [c for c in candidates if c is not None]
-    return min(known) if known else None

@@ -54,7 +54,9 @@ class ReviewRoutes:
         self._payments = payments
 
     def register(self, api: Api) -> None:
-        shared = {"tag": "payments", "response": PaymentView, "errors": (404, 409)}
+        shared = {
+            "tag": "payments", "response": PaymentView, "errors": (404, 409), "role": "finance"
+        }  # fmt: skip
         api.add("POST", "/api/payments/{id}/review/retry-capture", self.retry_capture, **shared,
                 summary="Review: capture the held amount again (at most the price and the hold)",
                 description="Capture `amount` (default: the session's price, within the hold) "

@@ -126,13 +126,15 @@ class StatementRoutes:
         # The suffixed routes first: `{month}` alone would take "2026-11.csv" too.
         api.add("GET", "/api/owners/{id}/statements/{month}.csv", self.statement_csv, tag=tag,
                 summary="An owner's monthly statement as CSV", produces="text/csv",
-                path_parameters=params, errors=(404, 500))  # fmt: skip
+                path_parameters=params, errors=(404, 500), role="finance")  # fmt: skip
         api.add("GET", "/api/owners/{id}/statements/{month}.html", self.statement_html,
                 tag=tag, summary="An owner's monthly statement as a printable page",
-                produces="text/html", path_parameters=params, errors=(404, 500))  # fmt: skip
+                produces="text/html", path_parameters=params, errors=(404, 500),
+                role="finance")  # fmt: skip
         api.add("GET", "/api/owners/{id}/statements/{month}", self.statement, tag=tag,
                 summary="An owner's monthly statement: sessions, shares, transfers, payouts",
-                response=StatementOut, path_parameters=params, errors=(404, 500))  # fmt: skip
+                response=StatementOut, path_parameters=params, errors=(404, 500),
+                role="finance")  # fmt: skip
 
     async def _statement(self, request: web.Request) -> Statement:
         try:

@@ -36,7 +36,7 @@ class OwnerTransferRoutes:
 
     def register(self, api: Api) -> None:
         api.add("POST", "/api/payments/{id}/owner-transfer", self.transfer, tag="payments",
-                response=PaymentView, errors=(404, 409),
+                response=PaymentView, errors=(404, 409), role="finance",
                 summary="Transfer an owner's share that accrued or that Stripe refused",
                 description="Once the owner's account is ready: the share (less refunds) is "
                 "transferred, at most once; after Stripe refused a reversal, what the owner "

@@ -30,6 +30,8 @@ async def ensure_user(system: CentralSystem, role: Role, name: str | None = None
     name = name or role
     if await system.users.get(name) is None:
         await system.users.add(name, role, PASSWORD)
+    else:  # e.g. the first start's "admin", whose password was printed, not known here
+        await system.users.set_password(name, PASSWORD)
     return name
 
 

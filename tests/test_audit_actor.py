@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from csms.app import CentralSystem
 from csms.store.api_keys import CONFIGURED
+from httpapi.principal import Principal
 from simulators.chargepoint import SimulatedCharger
 from tests.conftest import API_KEY
 from tests.payflow import Driver
@@ -22,8 +23,9 @@ async def _actors(system: CentralSystem, reservation_id: str) -> dict[str, str]:
 
 async def test_verify_names_the_key(system: CentralSystem) -> None:
     key = await system.api_keys.create("desk")
-    assert await system.api_keys.verify(key) == "desk"
-    assert await system.api_keys.verify(API_KEY) == CONFIGURED
+    # A key without a user, and the config's keys, act as admin.
+    assert await system.api_keys.verify(key) == Principal("key:desk", "admin")
+    assert await system.api_keys.verify(API_KEY) == Principal(f"key:{CONFIGURED}", "admin")
     assert await system.api_keys.verify(key + "x") is None
     assert await system.api_keys.verify("") is None
 

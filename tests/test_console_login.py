@@ -157,3 +157,10 @@ async def test_the_overview_streams_live_values(
             and values[f"charger:{sim.charge_point_id}:online"] == "online"
         )
         response.close()
+
+
+async def test_a_new_password_ends_the_users_logins(system: CentralSystem) -> None:
+    async with console_client(system, "finance", name="fred") as client:
+        assert (await client.get("/console")).status == 200
+        assert await system.users.set_password("fred", "a brand new passphrase")
+        assert (await client.get("/console")).status == 303  # logged out everywhere

@@ -23,7 +23,9 @@ class AuditEntryOut(ApiModel):
     id: int
     at: str
     actor: str = Field(
-        description="driver, charger, stripe, system, reconciler, or key:<name> for the API key"
+        description="driver, charger, stripe, system, reconciler; key:<name> for an API key"
+        " (it acts for its user, with the user's role; key:config for a key of api.keys);"
+        " user:<name> for an operator user signed in to the console"
     )
     action: str = Field(description='What happened, e.g. "captured" or "hold released"')
     reservation_id: str | None
@@ -44,6 +46,9 @@ class AuditPage(Page[AuditEntryOut]):
 class AuditFilters(ApiModel):
     reservation_id: str | None = Field(default=None, min_length=1, max_length=100)
     action: str | None = Field(default=None, min_length=1, max_length=100)
+    actor: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Who acted, e.g. user:alice"
+    )
     since: AwareDatetime | None = Field(
         default=None, alias="from", description="At or after (ISO 8601)"
     )
@@ -54,6 +59,7 @@ class AuditFilters(ApiModel):
         return await audit.page(
             reservation_id=self.reservation_id,
             action=self.action,
+            actor=self.actor,
             since=to_text(self.since) if self.since else None,
             until=to_text(self.until) if self.until else None,
             before=before,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from aiohttp import web
 from pydantic import Field, field_validator
@@ -261,21 +261,22 @@ class ChargerRoutes:
         self._reservations = reservations
         self._tariffs = tariffs
         self._connections = connections
+        self._settings = ChargerSettings(chargers, tariffs, max_connector_id, sites)
 
     def register(self, api: Api) -> None:
         tag = "chargers"
         api.add("GET", "/api/chargers", self.list_chargers, summary="List chargers", tag=tag,
                 query=ChargerQuery, response=ChargerPage)  # fmt: skip
-        api.add("POST", "/api/chargers", self.create_charger, tag=tag,
+        api.add("POST", "/api/chargers", self.create_charger, tag=tag, role="support",
                 summary="Register a charger so that it may connect", body=NewCharger,
                 response=ChargerDetail, status=201, errors=(409,))  # fmt: skip
         api.add("GET", "/api/chargers/{chargerId}", self.get_charger, tag=tag,
                 summary="One charger: what it reported, its tariffs, its open transactions",
                 response=ChargerDetail, errors=(404,))  # fmt: skip
-        api.add("PATCH", "/api/chargers/{chargerId}", self.update_charger, tag=tag,
+        api.add("PATCH", "/api/chargers/{chargerId}", self.update_charger, tag=tag, role="support",
                 summary="Change a charger's name, location, site, status, tariff or connectors",
                 body=ChargerChange, response=ChargerDetail, errors=(404,))  # fmt: skip
-        api.add("DELETE", "/api/chargers/{chargerId}", self.delete_charger, tag=tag,
+        api.add("DELETE", "/api/chargers/{chargerId}", self.delete_charger, tag=tag, role="support",
                 summary="Remove a charger that has never charged (it is disconnected)",
                 status=204, errors=(404, 409))  # fmt: skip
 
@@ -306,14 +307,7 @@ class ChargerRoutes:
         )
 
     async def create_charger(self, request: web.Request, body: NewCharger) -> ChargerDetail:
-        created = await self._chargers.register(
-            body.id,
-            name=body.name,
-            location=body.location,
-            registration_status=body.registration_status,
-        )
-        if not created:
-            raise ApiError(409, "exists", f"charger {body.id} exists", "id")
+        await self._settings.register(body)
         return await self._detail(body.id)
 
     async def get_charger(self, request: web.Request) -> ChargerDetail:
@@ -321,37 +315,7 @@ class ChargerRoutes:
 
     async def update_charger(self, request: web.Request, body: ChargerChange) -> ChargerDetail:
         current = await self._found(request.match_info["chargerId"])
-        changed = body.model_fields_set
-        if body.time_zone is not None and not known_time_zone(body.time_zone):
-            raise ApiError(
-                400, "invalid", "not a known IANA time zone (e.g. Europe/Berlin)", "timeZone"
-            )
-        # Checked (and hashed) first: a refused change applies nothing.
-        details = _details_change(body, current, self._max_connector_id)
-        security = await _security_change(body, current)
-        if body.site_id is not None and not await self._site_exists(body.site_id):
-            raise ApiError(400, "not_found", "no such site", "siteId")
-        if "tariff_id" in changed:
-            if body.tariff_id is None:
-                await self._tariffs.unassign(current["id"], 0)
-            elif body.tariff_id in await self._tariffs.all():
-                await self._tariffs.assign(body.tariff_id, current["id"])
-            else:
-                raise ApiError(400, "not_found", "no such tariff", "tariffId")
-        await self._chargers.update(
-            current["id"],
-            name=body.name if "name" in changed else current["name"],
-            location=body.location if "location" in changed else current["location"],
-            registration_status=body.registration_status or current["registration_status"],
-        )
-        if security is not None:
-            await self._chargers.set_security(current["id"], *security)
-        if "time_zone" in changed:
-            await self._chargers.set_time_zone(current["id"], body.time_zone)
-        if "site_id" in changed:
-            await self._set_site(current["id"], body.site_id)
-        if details is not None:
-            await self._chargers.set_connector_details(current["id"], details)
+        await self._settings.change(current, body)
         return await self._detail(current["id"])
 
     async def delete_charger(self, request: web.Request) -> web.Response:
@@ -420,6 +384,94 @@ class ChargerRoutes:
             return {}
         return await self._held_before_start(charger_ids)
 
+    async def _found(self, charger_id: str) -> Row:
+        row = await self._chargers.get(charger_id)
+        if row is None:
+            raise not_found("charger")
+        return row
+
+
+class ChargerSettings:
+    """Registering chargers and changing their settings, for the management API and the
+    operator console alike: one set of rules, each refusal an ApiError naming the field,
+    checked before anything is written so that a refused request changes nothing."""
+
+    def __init__(
+        self,
+        chargers: ChargerStore,
+        tariffs: TariffStore,
+        max_connector_id: int,
+        sites: SiteStore | None = None,
+    ) -> None:
+        self._chargers = chargers
+        self._tariffs = tariffs
+        self._max_connector_id = max_connector_id
+        self._sites = sites
+
+    async def register(self, body: NewCharger, settings: ChargerChange | None = None) -> None:
+        """Register a charger, with the password, security profile and site `settings`
+        gives (the console's form); 409 `exists` when the id is taken."""
+        security = await _security_change(settings, _UNREGISTERED) if settings else None
+        site_id = settings.site_id if settings else None
+        if site_id is not None and not await self._site_exists(site_id):
+            raise ApiError(400, "not_found", "no such site", "siteId")
+        if security is not None and security[1] is not None:
+            created = await self._chargers.register_with_password(
+                body.id,
+                security[0],
+                security[1],
+                name=body.name,
+                location=body.location,
+                registration_status=body.registration_status,
+            )
+        else:
+            created = await self._chargers.register(
+                body.id,
+                name=body.name,
+                location=body.location,
+                registration_status=body.registration_status,
+            )
+        if not created:
+            raise ApiError(409, "exists", f"charger {body.id} exists", "id")
+        if security is not None and security[0] == PROFILE_TLS_CERTIFICATE:
+            await self._chargers.set_security(body.id, *security)
+        if site_id is not None:
+            await self._set_site(body.id, site_id)
+
+    async def change(self, current: Row, body: ChargerChange) -> None:
+        """Apply the fields `body` sets to a registered charger (its row `current`)."""
+        changed = body.model_fields_set
+        if body.time_zone is not None and not known_time_zone(body.time_zone):
+            raise ApiError(
+                400, "invalid", "not a known IANA time zone (e.g. Europe/Berlin)", "timeZone"
+            )
+        # Checked (and hashed) first: a refused change applies nothing.
+        details = _details_change(body, current, self._max_connector_id)
+        security = await _security_change(body, current)
+        if body.site_id is not None and not await self._site_exists(body.site_id):
+            raise ApiError(400, "not_found", "no such site", "siteId")
+        if "tariff_id" in changed:
+            if body.tariff_id is None:
+                await self._tariffs.unassign(current["id"], 0)
+            elif body.tariff_id in await self._tariffs.all():
+                await self._tariffs.assign(body.tariff_id, current["id"])
+            else:
+                raise ApiError(400, "not_found", "no such tariff", "tariffId")
+        await self._chargers.update(
+            current["id"],
+            name=body.name if "name" in changed else current["name"],
+            location=body.location if "location" in changed else current["location"],
+            registration_status=body.registration_status or current["registration_status"],
+        )
+        if security is not None:
+            await self._chargers.set_security(current["id"], *security)
+        if "time_zone" in changed:
+            await self._chargers.set_time_zone(current["id"], body.time_zone)
+        if "site_id" in changed:
+            await self._set_site(current["id"], body.site_id)
+        if details is not None:
+            await self._chargers.set_connector_details(current["id"], details)
+
     async def _site_exists(self, site_id: str) -> bool:
         return self._sites is None or await self._sites.get(site_id) is not None
 
@@ -429,11 +481,9 @@ class ChargerRoutes:
         except Conflict:  # the foreign key: the site was removed meanwhile
             raise ApiError(400, "not_found", "no such site", "siteId") from None
 
-    async def _found(self, charger_id: str) -> Row:
-        row = await self._chargers.get(charger_id)
-        if row is None:
-            raise not_found("charger")
-        return row
+
+# A charger being registered: no password, profile 0.
+_UNREGISTERED = cast(Row, {"security_profile": PROFILE_NONE, "password_hash": None})
 
 
 def _details_change(

@@ -9,13 +9,12 @@ connected a 404 `offline`."""
 from __future__ import annotations
 
 import json
-from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
 from csms.ocpp16.commands import Answered, ChargerCommands, Failed, InvalidCommand, Offline
-from csms.ocpp16.schemas import CSMS_ACTIONS
+from csms.ocpp16.schemas import CSMS_ACTIONS, load_schema
 from csms.store.chargers import ChargerStore
 from httpapi.errors import ApiError
 from httpapi.routing import Api, json_response
@@ -23,8 +22,7 @@ from httpapi.routing import Api, json_response
 
 def _schema(name: str) -> dict[str, Any]:
     """An OCPP 1.6 JSON Schema (draft 4) made fit for OpenAPI 3.1."""
-    text = resources.files("ocpp.v16").joinpath("schemas", f"{name}.json").read_text("utf-8")
-    schema = json.loads(text)
+    schema = load_schema(name)
     for keyword in ("$schema", "id", "title"):
         schema.pop(keyword, None)
     return schema
@@ -42,6 +40,7 @@ class CommandRoutes:
                 f"/api/chargers/{{chargerId}}/commands/{operation}",
                 self._handler(operation),
                 tag="commands",
+                role="support",
                 summary=f"Send {operation} to a connected charger and return its answer",
                 description="404 unknown_charger: no such charger is registered;"
                 " 404 offline: it is registered but not connected",

@@ -62,14 +62,15 @@ class IdTagRoutes:
         api.add("GET", "/api/id-tags", self.list_id_tags, summary="List id tags", tag=tag,
                 query=PageQuery, response=IdTagPage)  # fmt: skip
         api.add("POST", "/api/id-tags", self.create_id_tag, summary="Add an id tag", tag=tag,
-                body=NewIdTag, response=IdTagOut, status=201, errors=(409,))  # fmt: skip
+                body=NewIdTag, response=IdTagOut, status=201, errors=(409,),
+                role="support")  # fmt: skip
         api.add("GET", "/api/id-tags/{idTag}", self.get_id_tag, summary="One id tag", tag=tag,
                 response=IdTagOut, errors=(404,))  # fmt: skip
         api.add("PATCH", "/api/id-tags/{idTag}", self.update_id_tag, tag=tag,
                 summary="Change an id tag's expiry, parent or blocked flag",
-                body=IdTagChange, response=IdTagOut, errors=(404,))  # fmt: skip
+                body=IdTagChange, response=IdTagOut, errors=(404,), role="support")  # fmt: skip
         api.add("DELETE", "/api/id-tags/{idTag}", self.delete_id_tag, summary="Remove an id tag",
-                tag=tag, status=204, errors=(404,))  # fmt: skip
+                tag=tag, status=204, errors=(404,), role="support")  # fmt: skip
 
     async def list_id_tags(self, request: web.Request, query: PageQuery) -> IdTagPage:
         after = str(decode_cursor(query.cursor, 1)[0]) if query.cursor else ""

@@ -9,10 +9,12 @@ from csms.api.chargers import ChargerRoutes
 from csms.api.cluster import ClusterRoutes
 from csms.api.commands import CommandRoutes
 from csms.api.id_tags import IdTagRoutes
+from csms.api.reports import ReportRoutes, system_reports
 from csms.api.security import SecurityRoutes
 from csms.api.sites import SiteRoutes
 from csms.api.tariffs import TariffRoutes
 from csms.api.transactions import TransactionRoutes
+from csms.api.users import UserRoutes
 from csms.config_values import operator
 from httpapi.routing import Api
 from payments.admin import PaymentAdminRoutes
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
 DESCRIPTION = (
     "Manage chargers, id tags, tariffs, transactions and payments of an OCPP 1.6J central "
     "system, and send OCPP commands to connected chargers. Every route needs the X-API-Key "
-    "header. Errors are {error: {code, message, field?}} everywhere; on /api/payments they "
+    "header, and the role its x-role names (viewer, support, finance or admin: the key's "
+    "user's); a key without it gets 403 naming the role. Errors are {error: {code, message, "
+    "field?}} everywhere; on /api/payments they "
     "also keep the {status, ...} keys that payment front-ends expect (the error object's "
     "code is that status in snake case)."
 )
@@ -65,7 +69,9 @@ def build_api(system: CentralSystem) -> Api:
     OwnerRoutes(system.onboarding).register(api)
     statement_routes(system).register(api)
     AuditRoutes(system.audit).register(api)
+    ReportRoutes(system_reports(system)).register(api)
     ClusterRoutes(system.node, system.view, system.db.backend).register(api)
+    UserRoutes(system.users, system.api_keys, system.audit).register(api)
     return api
 
 

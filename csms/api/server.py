@@ -18,8 +18,8 @@ from storage.db import Database
 DB_KEY = web.AppKey("db", Database)
 CONNECTED_KEY = web.AppKey("connected", Callable[[], list[str]])
 METRICS_KEY = web.AppKey("metrics", Metrics)
-# Checks an API key (its name, or None); absent: /metrics is open.
-Verify = Callable[[str], Awaitable[str | None]]
+# Checks an API key (who it acts for, or None); absent: /metrics is open.
+Verify = Callable[[str], Awaitable[object | None]]
 METRICS_VERIFY_KEY = web.AppKey("metrics_verify", Verify)
 
 

@@ -192,17 +192,7 @@ class TariffRoutes:
     async def assign_tariff(self, request: web.Request, body: TariffAssignment) -> web.Response:
         tariff_id = request.match_info["tariffId"]
         await self._found(tariff_id)
-        charger = await self._chargers.get(body.charger_id)
-        if charger is None:
-            raise ApiError(400, "not_found", "no such charger", "chargerId")
-        highest = await self._highest_connector(charger)
-        if body.connector_id > highest:
-            raise ApiError(
-                400,
-                "unknown_connector",
-                f"{body.charger_id} has no connector {body.connector_id} (0 to {highest})",
-                "connectorId",
-            )
+        await check_assignment(self._chargers, self._max_connector_id, body)
         await self._tariffs.assign(tariff_id, body.charger_id, body.connector_id)
         return web.Response(status=204)
 
@@ -222,17 +212,36 @@ class TariffRoutes:
             else None,
         )
 
-    async def _highest_connector(self, charger: Row) -> int:
-        """The highest connector id the charger is known to have, else the highest allowed."""
-        reported = [c.connector_id for c in await self._chargers.connectors(charger["id"])]
-        known = [*reported, *connector_details(charger)]
-        return min(max(known), self._max_connector_id) if any(known) else self._max_connector_id
-
     async def _found(self, tariff_id: str) -> Tariff:
         tariff = (await self._tariffs.all()).get(tariff_id)
         if tariff is None:
             raise not_found("tariff")
         return tariff
+
+
+async def check_assignment(
+    chargers: ChargerStore, max_connector_id: int, body: TariffAssignment
+) -> None:
+    """A 400 naming chargerId for an unknown charger, connectorId for a connector it does
+    not have (rules in the module docstring); the console's assignments are checked here too."""
+    charger = await chargers.get(body.charger_id)
+    if charger is None:
+        raise ApiError(400, "not_found", "no such charger", "chargerId")
+    highest = await _highest_connector(chargers, max_connector_id, charger)
+    if body.connector_id > highest:
+        raise ApiError(
+            400,
+            "unknown_connector",
+            f"{body.charger_id} has no connector {body.connector_id} (0 to {highest})",
+            "connectorId",
+        )
+
+
+async def _highest_connector(chargers: ChargerStore, most: int, charger: Row) -> int:
+    """The highest connector id the charger is known to have, else the highest allowed."""
+    reported = [c.connector_id for c in await chargers.connectors(charger["id"])]
+    known = [*reported, *connector_details(charger)]
+    return min(max(known), most) if any(known) else most
 
 
 def api_field(name: str) -> str:

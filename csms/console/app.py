@@ -11,12 +11,22 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from csms.api.reports import system_reports
+from csms.console.audit import AuditPages
+from csms.console.chargers import ChargerPages
 from csms.console.facts import ConsoleFacts
 from csms.console.framework import Console
+from csms.console.idtags import IdTagPages
 from csms.console.login import LoginPages
 from csms.console.logins import Logins
 from csms.console.overview import OverviewPages
+from csms.console.owners import owner_pages
+from csms.console.qr import qr_pages
+from csms.console.reports import ReportPages
 from csms.console.sessions import SessionPages
+from csms.console.sites import site_pages
+from csms.console.tariffs import TariffPages
+from csms.console.users import UserPages
 from csms.ocpp16.auth import FailureThrottle
 from csms.roles import Role
 
@@ -64,5 +74,14 @@ def console_routes(
             config.console.session_hours * 3600,
         ).routes(),
         *OverviewPages(console, facts, closing).routes(),
+        *TariffPages(console, system.tariffs, system.chargers, config).routes(),
+        *ReportPages(console, system_reports(system)).routes(),
+        *ChargerPages.of(console, system).routes(),
         *SessionPages(console, system.payment_service, system.transactions).routes(),
+        *IdTagPages(console, system.id_tags).routes(),
+        *AuditPages(console, system.audit).routes(),
+        *qr_pages(console, system).routes(),
+        *site_pages(console, system).routes(),
+        *owner_pages(console, system).routes(),
+        *UserPages(console, system.users, system.api_keys, system.audit).routes(),
     ]

@@ -40,9 +40,9 @@ CHARGER_ACTIONS = frozenset(
     }
 )
 
-# Central system -> charger operations of OCPP 1.6: the 19 of the feature profiles, then
-# the 7 of the security extension.
-CSMS_ACTIONS = frozenset(
+# Central system -> charger operations of OCPP 1.6's feature profiles (the 19 of core,
+# firmware management, local auth list, reservation, smart charging and remote trigger).
+CSMS_PROFILE_ACTIONS = frozenset(
     {
         "CancelReservation",
         "ChangeAvailability",
@@ -63,6 +63,12 @@ CSMS_ACTIONS = frozenset(
         "TriggerMessage",
         "UnlockConnector",
         "UpdateFirmware",
+    }
+)
+# Central system -> charger operations of OCPP 1.6: the 19 of the feature profiles, then
+# the 7 of the security extension.
+CSMS_ACTIONS = CSMS_PROFILE_ACTIONS | frozenset(
+    {
         "CertificateSigned",
         "DeleteCertificate",
         "ExtendedTriggerMessage",
@@ -104,9 +110,17 @@ def known_actions() -> frozenset[str]:
     )
 
 
+def load_schema(schema_name: str) -> dict[str, Any]:
+    """An operation's schema as the library ships it (`Reset`, `ResetResponse`): a fresh copy."""
+    loaded: dict[str, Any] = json.loads(
+        _schema_dir().joinpath(f"{schema_name}.json").read_text("utf-8")
+    )
+    return loaded
+
+
 @cache
 def _validator(schema_name: str) -> Validator:
-    schema = json.loads(_schema_dir().joinpath(f"{schema_name}.json").read_text("utf-8"))
+    schema = load_schema(schema_name)
     # multipleOf on floats (charging-schedule limits) fails for values such as 21.4 whose
     # binary form is not an exact multiple of 0.1; chargers round, so the rule is dropped.
     return fastjsonschema.compile(_without(schema, "multipleOf"))

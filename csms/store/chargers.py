@@ -335,6 +335,13 @@ class ChargerStore:
             (charger_id, connector_id),
         )
 
+    async def recent_status_history(self, charger_id: str, limit: int) -> list[Row]:
+        """The latest `limit` status changes of all its connectors, newest first."""
+        return await self._db.fetchall(
+            "SELECT * FROM status_history WHERE charger_id = ? ORDER BY id DESC LIMIT ?",
+            (charger_id, limit),
+        )
+
     async def record_diagnostics_status(self, charger_id: str, status: str) -> None:
         await self._db.execute(
             "UPDATE chargers SET diagnostics_status = ?, diagnostics_status_at = ? WHERE id = ?",

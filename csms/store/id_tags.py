@@ -53,5 +53,16 @@ class IdTagStore:
         )
         return [IdTag.from_row(row) for row in rows]
 
+    async def search(self, text: str, after: str = "", limit: int = -1) -> list[IdTag]:
+        """Tags whose id or parent contains `text` (any case), in id order after `after`."""
+        pattern = "%" + "".join("\\" + c if c in "\\%_" else c for c in text.lower()) + "%"
+        rows = await self._db.fetchall(
+            "SELECT * FROM id_tags WHERE id_tag > ? AND (LOWER(id_tag) LIKE ? ESCAPE '\\'"
+            " OR LOWER(COALESCE(parent_id_tag, '')) LIKE ? ESCAPE '\\')"
+            " ORDER BY id_tag LIMIT ?",
+            (after, pattern, pattern, row_limit(limit)),
+        )
+        return [IdTag.from_row(row) for row in rows]
+
     async def delete(self, id_tag: str) -> bool:
         return await self._db.execute("DELETE FROM id_tags WHERE id_tag = ?", (id_tag,)) > 0

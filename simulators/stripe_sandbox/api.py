@@ -21,7 +21,8 @@ from .listing import Listings
 from .params import Reader
 from .resources import JSON
 from .specs import LineItemSpec, PaymentIntentSpec, SessionSpec
-from .state import Account, Origin
+from .state import Account
+from .state_types import Origin
 
 SESSION_MIN_LIFETIME = 30 * 60
 SESSION_MAX_LIFETIME = 24 * 3600

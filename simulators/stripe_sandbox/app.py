@@ -30,7 +30,8 @@ from .faults import Fault, FaultPlan
 from .idempotency import IdempotencyStore
 from .params import Reader
 from .resources import JSON, new_request_id
-from .state import Account, Origin
+from .state import Account
+from .state_types import Origin
 
 log = logging.getLogger("simulators.stripe_sandbox")
 

@@ -16,7 +16,7 @@ from .idempotency import Saved
 from .ledger import Ledger
 from .resources import JSON
 from .specs import LineItemSpec, PaymentIntentSpec, SessionSpec
-from .state import Checkout, IntentBook
+from .state_types import Checkout, IntentBook
 
 
 def dumps(value: Any) -> str:

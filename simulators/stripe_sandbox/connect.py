@@ -26,7 +26,8 @@ from . import connect_resources as res
 from .connect_money import Money
 from .params import merge_metadata
 from .resources import JSON, new_id
-from .state import AUTOMATIC, Account, Origin
+from .state import Account
+from .state_types import AUTOMATIC, Origin
 
 log = logging.getLogger("simulators.stripe_sandbox")
 

@@ -35,7 +35,8 @@ from .errors import StripeError, invalid_request, resource_missing
 from .params import merge_metadata
 from .records import Records
 from .resources import JSON, new_id
-from .state import AUTOMATIC, Account, Clock, Origin
+from .state import Account
+from .state_types import AUTOMATIC, Clock, Origin
 
 log = logging.getLogger("simulators.stripe_sandbox")
 

@@ -14,7 +14,8 @@ from aiohttp import web
 from . import pages
 from .cards import CardInputError, read_card
 from .resources import JSON
-from .state import Account, PaymentOutcome
+from .state import Account
+from .state_types import PaymentOutcome
 
 _HTML = "text/html"
 

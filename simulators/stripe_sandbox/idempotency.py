@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import StripeError, invalid_request
-from .state import Clock
+from .state_types import Clock
 
 TTL = 24 * 3600
 MAX_KEY_LENGTH = 255

@@ -61,7 +61,8 @@ from .codec import Snapshot, dumps
 from .idempotency import TTL, IdempotencyStore
 from .legacy import is_legacy, read_legacy
 from .records import Records
-from .state import Account, Clock
+from .state import Account
+from .state_types import Clock
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger("simulators.stripe_sandbox")

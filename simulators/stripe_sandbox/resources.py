@@ -3,8 +3,8 @@
 Each builder returns the JSON object Stripe would return when the object is created,
 with every field of Stripe's own example (../shared/stripe-fixtures.json) and the same
 types; fields the sandbox does not model hold Stripe's value for an account that does
-not use the feature (null, false, [] or {}). `state.py` then changes fields as the
-object moves through its life.
+not use the feature (null, false, [] or {}). The account (`state.py` and the modules of
+its resource families) then changes fields as the object moves through its life.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ from .idempotency import IdempotencyStore
 from .onboarding import OnboardingPage
 from .persistence import Parts, StateFile
 from .resources import JSON, new_request_id
-from .state import Account, Clock, Origin
+from .state import Account
+from .state_types import Clock, Origin
 from .webhooks import WebhookDispatcher, check_enabled_events
 
 log = logging.getLogger("simulators.stripe_sandbox")
