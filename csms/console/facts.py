@@ -14,12 +14,12 @@ Live values are a flat map of keys to the text the page shows (see `live`):
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from csms.cluster.view import ClusterView
@@ -31,6 +31,13 @@ from storage.db import Database
 
 HeldBeforeStart = Callable[[list[str]], Awaitable[dict[tuple[str, int], str]]]
 _ACTIVE = tuple(sorted(str(s) for s in ACTIVE))
+# A connector's statuses in OCPP 1.6, with Reserved also for a paid session's hold.
+CONNECTOR_STATUSES = (
+    "Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing",
+    "Reserved", "Unavailable", "Faulted",
+)  # fmt: skip
+# Chargers listed one by one among those offline too long; the rest are counted.
+_OFFLINE_SHOWN = 20
 # Finished sessions stay in the live values this long, so a page sees them end.
 _RECENT = timedelta(hours=1)
 
@@ -79,24 +86,44 @@ class ConsoleFacts:
         self._offline_after = offline_after
         self._interval = live_interval
         self._clock = clock
-        self._last: tuple[float, dict[str, str]] | None = None
+        self._computed_at = -math.inf  # monotonic
+        self._version = 0
+        self._values: dict[str, str] = {}
+        self._changes: dict[str, str] = {}  # what changed from version - 1 to version
         self._computing: asyncio.Lock = asyncio.Lock()
 
     async def live(self, computed_after: float | None = None) -> dict[str, str]:
         """The live values, at most `live_interval` seconds old, and computed after the
         monotonic time `computed_after` when given (a page just rendered must not be sent
         values older than itself)."""
+        await self._refresh(computed_after)
+        return self._values
+
+    async def changes_since(
+        self, version: int | None, computed_after: float | None = None
+    ) -> tuple[int, dict[str, str]]:
+        """(the current version, what changed since `version`): a stream that saw the
+        previous version gets only the changes, computed once for all streams; one that saw
+        none (None) or fell further behind gets every value."""
+        await self._refresh(computed_after)
+        if version == self._version:
+            return version, {}
+        if version == self._version - 1:
+            return self._version, self._changes
+        return self._version, self._values
+
+    async def _refresh(self, computed_after: float | None) -> None:
         async with self._computing:
-            last = self._last
-            if (
-                last is not None
-                and time.monotonic() - last[0] < self._interval
-                and (computed_after is None or last[0] > computed_after)
+            if time.monotonic() - self._computed_at < self._interval and (
+                computed_after is None or self._computed_at > computed_after
             ):
-                return last[1]
+                return
             values = await self._compute_live()
-            self._last = (time.monotonic(), values)
-            return values
+            previous = self._values
+            self._changes = {k: v for k, v in values.items() if previous.get(k) != v}
+            self._values = values
+            self._version += 1
+            self._computed_at = time.monotonic()
 
     async def _compute_live(self) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -121,8 +148,10 @@ class ConsoleFacts:
         values["overview:online"] = str(online)
         values["overview:offline"] = str(len(chargers) - online)
         values["overview:charging"] = str(await self._charging())
-        for status, count in Counter(s for (_, n), s in statuses.items() if n > 0).items():
-            values[f"overview:connectors:{status}"] = str(count)
+        counts = Counter(s for (_, n), s in statuses.items() if n > 0)
+        # Every status OCPP has, 0 included: a count that falls to 0 must reach the page too.
+        for status in sorted(set(CONNECTOR_STATUSES) | set(counts)):
+            values[f"overview:connectors:{status}"] = str(counts[status])
         return values
 
     async def _connector_statuses(self, chargers: list[str]) -> dict[tuple[str, int], str]:
@@ -237,19 +266,27 @@ class ConsoleFacts:
         return found
 
     async def _offline_too_long(self) -> list[Attention]:
-        before = self._clock() - self._offline_after
+        """Chargers offline longer than the setting, the longest first; past
+        `_OFFLINE_SHOWN` of them, one line says how many more."""
+        before = to_text(self._clock() - self._offline_after)
         rows = await self._db.fetchall(
             "SELECT id, last_seen_at FROM chargers WHERE registration_status = 'Accepted'"
-            " ORDER BY id"
+            " AND last_seen_at IS NOT NULL AND last_seen_at < ? ORDER BY last_seen_at, id",
+            (before,),
         )
-        found = []
-        for row in rows:
-            seen: Any = row["last_seen_at"]
-            if self._view.is_online(row["id"]) or seen is None or seen >= to_text(before):
-                continue
+        offline = [row for row in rows if not self._view.is_online(row["id"])]
+        found = [
+            Attention(
+                "offline", row["id"], f"offline since {row['last_seen_at']}",
+                f"/console/chargers/{row['id']}",
+            )
+            for row in offline[:_OFFLINE_SHOWN]
+        ]  # fmt: skip
+        if len(offline) > _OFFLINE_SHOWN:
+            more = len(offline) - _OFFLINE_SHOWN
             found.append(
                 Attention(
-                    "offline", row["id"], f"offline since {seen}", f"/console/chargers/{row['id']}"
+                    "offline", f"{more} more", "offline as long", "/console/chargers?online=offline"
                 )
             )
         return found

@@ -52,8 +52,15 @@
       })
       .catch(done);
   }
+  // The page's main element names the key prefixes it follows, separated by commas (never
+  // in a charger's id) in data-live-watch; a page with nothing live opens no stream.
   function connect() {
-    source = new EventSource("/console/events");
+    var live = document.querySelector("[data-live], [data-live-section], [data-live-refresh]");
+    if (!live) { return; }
+    var main = document.querySelector("[data-live-watch]");
+    var prefixes = main ? main.getAttribute("data-live-watch").split(",").filter(Boolean) : [];
+    var query = prefixes.map(function (p) { return "watch=" + encodeURIComponent(p); }).join("&");
+    source = new EventSource("/console/events" + (query ? "?" + query : ""));
     source.onmessage = function (event) { apply(JSON.parse(event.data)); };
     source.onopen = function () { document.documentElement.setAttribute("data-live-connected", "yes"); };
   }
