@@ -9,6 +9,7 @@ prints what was held, used, captured and released.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from payments.pricing import format_money
 from simulators.chargepoint import Behaviour, SimulatedCharger
 
 DEMO_CHARGER = "CP-DEMO"
+DEMO_USER = "demo"  # the console user `--stay` prints a new password for
 TEST_CARD = "4242 4242 4242 4242"
 
 
@@ -79,17 +81,28 @@ async def run_demo(config: Config, *, energy_wh: int = 3000, stay: bool = False)
                 f"http://127.0.0.1:{system.http.port}", key, sim, energy_wh
             )
             if stay:
+                password = await _console_login(system)
                 print(summary.text(), flush=True)
                 print(
                     f"\nStill running: chargers on ws://127.0.0.1:{system.ocpp.port}"
                     f"{config.server.ocpp_path}/{{id}}, HTTP on"
-                    f" http://127.0.0.1:{system.http.port}. Ctrl-C stops.",
+                    f" http://127.0.0.1:{system.http.port}. Ctrl-C stops.\n"
+                    f"The operator console: http://127.0.0.1:{system.http.port}/console,"
+                    f" user {DEMO_USER}, password {password} (a new one each run).",
                     flush=True,
                 )
                 await asyncio.Event().wait()
         finally:
             await sim.stop()
     return summary
+
+
+async def _console_login(system: CentralSystem) -> str:
+    """The demo's console user (an admin), with a new password each run: the password."""
+    password = secrets.token_urlsafe(12)
+    if not await system.users.set_password(DEMO_USER, password):
+        await system.users.add(DEMO_USER, "admin", password)
+    return password
 
 
 async def drive_one_session(

@@ -104,12 +104,21 @@ DESKTOP = (1280, 800)
 TABLET = (768, 1024)
 
 
+def lay_out(browser: Browser, size: tuple[int, int]) -> None:
+    """Lay pages out on a screen of exactly `size` CSS pixels (a headless window's own size
+    loses some height to the window's frame)."""
+    width, height = size
+    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+    browser.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+
 @pytest.fixture
 def console_browser(chromium: Any) -> Browser:
-    """Chromium at a desktop's 1280x800, with no cookie left from an earlier test."""
+    """Chromium on a desktop's 1280x800 screen, with no cookie left from an earlier test."""
     from tests.browser import Browser
 
     chromium.delete_all_cookies()
     chromium.set_window_size(*DESKTOP)
     browser = Browser(chromium)
+    lay_out(browser, DESKTOP)
     return browser

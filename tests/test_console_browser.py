@@ -20,6 +20,7 @@ from tests.console_fixtures import (
     browser_login,
     console_browser,
     ensure_user,
+    lay_out,
 )
 from tests.payflow import TARIFF, charger
 
@@ -100,7 +101,7 @@ async def test_the_overview_is_accessible_on_a_desktop_and_a_tablet(
         assert await accessibility_problems(browser) == []
         assert await browser.page_width() <= DESKTOP[0]
         await browser.screenshot("console-overview")
-        browser.driver.set_window_size(*TABLET)
+        lay_out(browser, TABLET)
         assert await browser.page_width() <= TABLET[0]
         assert await accessibility_problems(browser) == []
     finally:

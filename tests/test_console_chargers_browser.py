@@ -16,7 +16,13 @@ from csms.ocpp16.auth import security_profile
 from simulators.chargepoint import SimulatedCharger
 from tests.browser import Browser
 from tests.console_a11y import accessibility_problems
-from tests.console_fixtures import TABLET, base_url, browser_login, console_browser
+from tests.console_fixtures import (
+    TABLET,
+    base_url,
+    browser_login,
+    console_browser,
+    lay_out,
+)
 from tests.payflow import charger
 
 browser = console_browser  # Chromium at a desktop's size, no cookie left over
@@ -98,7 +104,7 @@ async def test_a_connector_status_change_arrives_without_reload(
     await browser.until(lambda: shown("Available"))
     assert await accessibility_problems(browser) == []  # every part an admin sees
     await browser.screenshot("console-charger")
-    await browser._run(lambda: browser.driver.set_window_size(*TABLET))
+    lay_out(browser, TABLET)
     assert await browser.page_width() <= TABLET[0]  # nothing wider than a tablet's screen
     assert await accessibility_problems(browser) == []
     await browser.evaluate("window.notReloaded = true; return 1;")

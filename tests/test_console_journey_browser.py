@@ -54,7 +54,6 @@ async def test_a_new_operator_does_it_all_in_the_browser(
         await browser.fill("password", printed[1])
         await browser.click("login")
         await browser.until(lambda: browser.visible("logout"))
-        await browser.screenshot("console-1-overview")
 
         # Register a charger, then see it come online without a reload.
         await browser.open(base + "/console/chargers")
@@ -71,7 +70,7 @@ async def test_a_new_operator_does_it_all_in_the_browser(
             await _until_live(browser, "charger:CP-7:online", "online")
             await _until_live(browser, "connector:CP-7:1", "Available")
             assert await browser.evaluate("return window.sameDocument === true")
-            await browser.screenshot("console-2-charger")
+            await browser.screenshot("console-charger")
 
             # Set a tariff: the hold follows the typing; save it and assign it to CP-7.
             await browser.open(base + "/console/tariffs/new")
@@ -80,7 +79,7 @@ async def test_a_new_operator_does_it_all_in_the_browser(
             await browser.fill("f-sessionFee", "0.50")
             await browser.fill("f-maxEnergyWh", "10000")
             await browser.until(lambda: _text_is(browser, "hold", "4.00 EUR"))
-            await browser.screenshot("console-3-tariff")
+            await browser.screenshot("console-tariff")
             await browser.click("save")
             await browser.until(lambda: browser.visible("flash"))
             await browser.fill("a-chargerId", "CP-7")
@@ -107,7 +106,11 @@ async def test_a_new_operator_does_it_all_in_the_browser(
             await browser.until(lambda: _text_is(browser, "hold", "Held"))
             await browser.until(lambda: _chart_drawn(browser))
             assert await browser.evaluate("return window.sameDocument === true")
-            await browser.screenshot("console-4-session-live")
+            await browser.screenshot("console-session-live")
+            await browser.evaluate(
+                "document.getElementById('section-meter').scrollIntoView(); return true"
+            )
+            await browser.screenshot("console-session-chart")
 
             # Stop it from the console, then refund part of what was captured.
             await browser.click("stop")
@@ -135,16 +138,21 @@ async def test_a_new_operator_does_it_all_in_the_browser(
                     ".map(r => Array.from(r.cells).map(c => c.textContent.trim()))"
                 )
                 return any(
-                    "refunds confirmed by stripe (total)" in row and "€0.10" in row
-                    for row in rows
+                    "refunds confirmed by stripe (total)" in row and "€0.10" in row for row in rows
                 )
 
             try:
                 await browser.until(confirmed, timeout=30)
             except TimeoutError:
                 raise AssertionError(await browser.text("audit")) from None
+            await browser.screenshot("console-session-refunded")
             assert await accessibility_problems(browser) == []
-            await browser.screenshot("console-5-refunded")
+
+            # The overview has it all: the charger online, today's energy and revenue.
+            await browser.open(base + "/console")
+            assert await browser.text("online") == "1"
+            assert await browser.text("revenue-today") != "No revenue yet"
+            await browser.screenshot("console-overview")
         finally:
             await sim.stop()
 

@@ -12,6 +12,7 @@ from csms.console.facts import ConsoleFacts
 from simulators.chargepoint import SimulatedCharger
 from storage.clock import to_text, utc_now
 from tests.console_fixtures import console_client
+from tests.payflow import Driver, finished_session, refund_and_wait
 
 
 async def test_a_page_is_sent_only_the_keys_it_follows(
@@ -71,3 +72,15 @@ async def test_the_overview_counts_offline_chargers_past_twenty(system: CentralS
         page = await client.text("/console")
     assert page.count("offline since") == 20
     assert "5 more" in page and "/console/chargers?online=offline" in page
+
+
+async def test_todays_revenue_is_captured_less_refunded(
+    system: CentralSystem, driver: Driver, sim: SimulatedCharger
+) -> None:
+    reservation_id, _ = await finished_session(driver, sim)
+    captured = (await driver.status(reservation_id))["capturedAmount"]
+    await refund_and_wait(driver, reservation_id, {"amount": 10, "reason": "goodwill"})
+    async with console_client(system, "viewer") as client:
+        page = await client.text("/console")
+    revenue = f"{(captured - 10) / 100:.2f} EUR"
+    assert f'<p id="revenue-today">{revenue}</p>' in page, page[page.find("revenue-today") :][:80]

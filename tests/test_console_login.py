@@ -164,3 +164,36 @@ async def test_a_new_password_ends_the_users_logins(system: CentralSystem) -> No
         assert (await client.get("/console")).status == 200
         assert await system.users.set_password("fred", "a brand new passphrase")
         assert (await client.get("/console")).status == 303  # logged out everywhere
+
+
+async def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(
+    make_config: MakeConfig,
+) -> None:
+    config = make_config(server={"trusted_proxies": "127.0.0.1"})
+    async with CentralSystem(config) as system:
+        await ensure_user(system, "viewer", "tess")
+        async with aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"X-Forwarded-Proto": "https"}
+        ) as http:
+            page = await http.get(base_url(system) + "/console/login")
+            (form_cookie,) = page.headers.getall("Set-Cookie")
+            assert "Secure" in form_cookie.split("; ")
+            token = re.search(r'name="token" value="([^"]+)"', await page.text())
+            assert token
+            response = await http.post(
+                base_url(system) + "/console/login",
+                data={"name": "tess", "password": PASSWORD, "token": token[1]},
+                cookies={"csms_console_login": token[1]},  # sent by a browser over https
+                allow_redirects=False,
+            )
+            assert response.status == 303
+            (cookie,) = [c for c in response.headers.getall("Set-Cookie") if "csms_console=" in c]
+            assert "Secure" in cookie.split("; ")
+
+
+async def test_the_header_alone_from_an_untrusted_peer_changes_nothing(
+    system: CentralSystem,
+) -> None:
+    async with aiohttp.ClientSession(headers={"X-Forwarded-Proto": "https"}) as http:
+        page = await http.get(base_url(system) + "/console/login")
+        assert "Secure" not in page.headers["Set-Cookie"].split("; ")

@@ -12,6 +12,8 @@ import shlex
 import signal
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +131,27 @@ def test_the_quick_start_commands_work_as_written(tmp_path: Path, demo: Demo) ->
     assert [line.split("\t")[:3] for line in chargers] == [["CP-DEMO", "Accepted", "online"]]
     # The command line worked on the run's database, not on a csms.db of its own here.
     assert sorted(p.name for p in tmp_path.iterdir()) == [".dev"]
+
+
+def test_the_demo_prints_a_console_login_that_works(demo: Demo) -> None:
+    """The README's way into the console after `dev.py run`: the printed user and password."""
+    _, port = demo.wait_until_running()
+    assert demo.process.stdout is not None
+    line = demo.process.stdout.readline()
+    login = re.search(
+        r"console: (http://127\.0\.0\.1:\d+/console), user (\w+), password (\S+) ", line
+    )
+    assert login, line
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(f"http://127.0.0.1:{port}/console/login", timeout=10) as form:
+        token = re.search(r'name="token" value="([^"]+)"', form.read().decode())
+    assert token
+    fields = {"name": login[2], "password": login[3], "token": token[1], "next": "/console"}
+    with opener.open(
+        f"http://127.0.0.1:{port}/console/login",
+        data=urllib.parse.urlencode(fields).encode(),
+        timeout=10,
+    ) as answer:  # redirected to the overview, logged in
+        page = answer.read().decode()
+        assert answer.status == 200 and answer.url == login[1]
+    assert f"{login[2]} <span" in page and "<h1>Overview</h1>" in page

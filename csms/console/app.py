@@ -44,8 +44,7 @@ def make_console(system: CentralSystem) -> Console:
         user = await system.users.get(name)
         return None if user is None or user.disabled else user.role
 
-    secure = system.config.payments.public_base_url.startswith("https://")
-    return Console(logins, role_of, secure_cookies=secure)
+    return Console(logins, role_of, system.config.server.proxies)
 
 
 def console_routes(

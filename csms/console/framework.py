@@ -12,6 +12,7 @@ cookie until the next page shows it).
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -23,6 +24,7 @@ from multidict import MultiDict, MultiDictProxy
 
 from csms.console.logins import Logins
 from csms.roles import ROLES, Role, allows
+from httpapi.forwarded import TrustedProxies
 
 COOKIE = "csms_console"
 FLASH_COOKIE = "csms_console_flash"
@@ -63,10 +65,12 @@ RoleOf = Callable[[str], Awaitable[Role | None]]
 
 
 class Console:
-    def __init__(self, logins: Logins, role_of: RoleOf, *, secure_cookies: bool = False) -> None:
+    def __init__(
+        self, logins: Logins, role_of: RoleOf, proxies: TrustedProxies | None = None
+    ) -> None:
         self.logins = logins
         self._role_of = role_of
-        self.secure_cookies = secure_cookies
+        self._proxies = proxies or TrustedProxies()
         self._templates = Environment(
             loader=PackageLoader("csms.console", "templates"),
             autoescape=select_autoescape(["html"]),
@@ -123,12 +127,25 @@ class Console:
 
     def see_other(self, location: str, flash: str | None = None) -> web.HTTPSeeOther:
         redirect = web.HTTPSeeOther(location)
-        if flash:
+        if flash:  # a message, no secret: the same cookie over http and https
             redirect.set_cookie(
                 FLASH_COOKIE, quote(flash[:300]), path="/console", httponly=True,
-                samesite="Strict", secure=self.secure_cookies,
+                samesite="Strict",
             )  # fmt: skip
         return redirect
+
+    def over_tls(self, request: web.Request) -> bool:
+        """Whether the browser reached the console over TLS: directly, or through a trusted
+        proxy (`server.trusted_proxies`) that says so in `X-Forwarded-Proto`. Cookies are
+        then Secure: never sent over plain http."""
+        if request.secure:
+            return True
+        try:
+            peer = ipaddress.ip_address(request.remote or "")
+        except ValueError:
+            return False
+        forwarded = request.headers.get("X-Forwarded-Proto", "").strip().lower()
+        return peer in self._proxies and forwarded == "https"
 
     def problem(
         self, request: web.Request, status: int, message: str, back: str | None = None

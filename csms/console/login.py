@@ -6,7 +6,7 @@ CSRF, which would log a victim into the attacker's account). Failed logins are c
 address in the shared database (`FailureThrottle`, as for chargers' passwords): after
 `console.login_attempts` within `console.login_window` seconds the address is refused until
 the window ends, even with the right password. A login sets the session cookie (HttpOnly,
-SameSite=Strict, Secure when the console is served over TLS) and lasts
+SameSite=Strict, Secure when the browser came over TLS: `Console.over_tls`) and lasts
 `console.session_hours`; logging out ends it in the database, not just in the browser.
 """
 
@@ -71,7 +71,7 @@ class LoginPages:
         )  # fmt: skip
         response.set_cookie(
             LOGIN_COOKIE, token, path=LOGIN_PATH, httponly=True, samesite="Strict",
-            secure=self._console.secure_cookies,
+            secure=self._console.over_tls(request),
         )  # fmt: skip
         return response
 
@@ -111,7 +111,7 @@ class LoginPages:
         redirect = web.HTTPSeeOther(_next(str(form.get("next", ""))))
         redirect.set_cookie(
             COOKIE, token, path="/console", httponly=True, samesite="Strict",
-            secure=self._console.secure_cookies, max_age=int(self._lifetime),
+            secure=self._console.over_tls(request), max_age=int(self._lifetime),
         )  # fmt: skip
         redirect.del_cookie(LOGIN_COOKIE, path=LOGIN_PATH)
         raise redirect
