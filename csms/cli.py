@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from csms.api.chargers import PLUG_TYPES, ConnectorDetails
+from csms.api.tariffs import TariffAssignment, check_assignment
 from csms.api.transactions import transactions_csv
 from csms.app import serve
 from csms.cli_certs import add_certs_commands
@@ -48,6 +49,7 @@ from csms.store.chargers import ChargerStore, connector_details
 from csms.store.id_tags import IdTagStore
 from csms.store.sites import SiteStore
 from csms.store.transactions import TransactionFilter, TransactionStore
+from httpapi.errors import ApiError
 from payments.bands import BandError, bands_from_text, window_from_text
 from payments.pricing import (
     MONEY_FIELDS,
@@ -389,6 +391,13 @@ async def _assign_tariff(config: Config, args: argparse.Namespace) -> int:
         tariffs = TariffStore(db)
         if args.tariff_id not in await tariffs.all():
             print(f"csms: no tariff {args.tariff_id!r} (csms tariffs set ...)", file=sys.stderr)
+            return 2
+        place = TariffAssignment(charger_id=args.charge_point_id, connector_id=args.connector)
+        try:  # the API's check: a known charger, a connector it has
+            await check_assignment(ChargerStore(db), config.ocpp.max_connector_id, place)
+        except ApiError as error:
+            option = {"chargerId": "CHARGE_POINT_ID", "connectorId": "--connector"}
+            print(f"csms: {option.get(error.field or '', '')}: {error.message}", file=sys.stderr)
             return 2
         await tariffs.assign(args.tariff_id, args.charge_point_id, args.connector)
     finally:

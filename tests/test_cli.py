@@ -70,6 +70,9 @@ def test_tariffs(capsys: pytest.CaptureFixture[str]) -> None:
         "--max-energy-wh", "100",
     )  # fmt: skip
     assert code == 2 and "more decimals" in err
+    code, _, err = run(capsys, "tariffs", "assign", "fast", "CP-1")
+    assert code == 2 and err == "csms: CHARGE_POINT_ID: no such charger\n"  # not registered
+    assert run(capsys, "chargers", "add", "CP-1")[0] == 0
     assert run(capsys, "tariffs", "assign", "fast", "CP-1", "--connector", "2")[0] == 0
     assert run(capsys, "tariffs", "assign", "nope", "CP-1")[0] == 2
     code, out, _ = run(capsys, "tariffs", "list")
