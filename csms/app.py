@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
-from secrets import token_urlsafe
 from types import TracebackType
 from typing import Any
 
@@ -32,6 +30,7 @@ from csms.cluster.view import ClusterView
 from csms.config import Config
 from csms.config_values import default_tariff, open_database, operator, payment_policy
 from csms.console.app import console_routes, make_console
+from csms.first_start import make_first_admin_and_key
 from csms.heap import keep_collections_short
 from csms.metrics import Metrics
 from csms.ocpp16.certificates import ChargerCertificates
@@ -84,7 +83,6 @@ from payments.web.guards import RateLimit
 from payments.web.pages import DriverPages
 from simulators.stripe_sandbox import StripeSandbox
 from storage.clock import utc_now
-from storage.db import Conflict
 from storage.nodes import Node, default_node_id
 
 log = structlog.get_logger()
@@ -94,10 +92,9 @@ SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"
 CHECKOUT_EXPIRY_MARGIN = 120  # seconds
 # API routes anyone may call: Stripe signs its webhooks; the API's own documentation.
 OPEN_API_PATHS = frozenset({"/api/stripe/webhook", "/api/openapi.json", "/api/docs"})
+
+
 # The user made at first start when there is none; its password is shown once.
-FIRST_ADMIN = "admin"
-
-
 class CentralSystem:
     """The running product: the chargers' endpoint and the HTTP endpoint over one database."""
 
@@ -145,7 +142,7 @@ class CentralSystem:
         opened.push_async_callback(self.view.stop)
         self._build_ocpp()
         self.api_keys = ApiKeys(self.db, config.api.keys.split(","))
-        await self._first_api_key()
+        await make_first_admin_and_key(self.users, self.api_keys)
         self._build_http(control, tariff, webhook_secrets)
 
         listeners = startup.listeners(config)
@@ -446,34 +443,6 @@ class CentralSystem:
 
     async def _reservation_elsewhere(self, message: dict[str, Any]) -> None:
         self.coordinator.index.apply(IndexEntry.from_json(message))
-
-    async def _first_api_key(self) -> None:
-        """With no user, make the admin; with no key at all, the API would be locked: make
-        one, the admin's. Each is shown this once, on standard error, never logged."""
-        shown: list[str] = []
-        if not await self.users.any():
-            password = token_urlsafe(12)
-            try:
-                await self.users.add(FIRST_ADMIN, "admin", password)
-            except Conflict:  # another node made it meanwhile, and shows it
-                pass
-            else:
-                shown.append(
-                    f"No user existed, so the user {FIRST_ADMIN} (role admin) was created."
-                    f" Its password is shown only now: {password}\n"
-                    f"Change it with `csms users passwd {FIRST_ADMIN}`."
-                )
-        if not await self.api_keys.any():
-            admin = await self.users.get(FIRST_ADMIN)
-            owner = FIRST_ADMIN if admin and admin.role == "admin" and not admin.disabled else None
-            key = await self.api_keys.create("first", owner)
-            shown.append(
-                f"No API key existed, so one was created. It is shown only now: {key}\n"
-                "Send it as the X-API-Key header; make more with"
-                " `csms apikeys create NAME --user USER`."
-            )
-        if shown:
-            print("\n".join(shown), file=sys.stderr, flush=True)
 
     async def _stripe(self) -> tuple[StripeGateway, list[str]]:
         """The real Stripe with a key; without one, the bundled sandbox, started here."""
