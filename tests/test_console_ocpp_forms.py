@@ -19,7 +19,7 @@ from csms.console.ocpp_forms import (
     parse,
     values,
 )
-from csms.ocpp16.schemas import CSMS_ACTIONS, CSMS_PROFILE_ACTIONS, load_schema, validate_request
+from csms.ocpp16.schemas import CSMS_ACTIONS, PROFILE_ACTIONS, load_schema, validate_request
 
 PROFILE = {
     "chargingProfileId": 1,
@@ -60,8 +60,8 @@ def sample(spec: FormField) -> str:
 
 def test_every_one_of_the_19_operations_gets_a_form() -> None:
     assert len(OPERATIONS) == 19
-    assert set(OPERATIONS) == CSMS_PROFILE_ACTIONS
-    assert CSMS_PROFILE_ACTIONS < CSMS_ACTIONS
+    assert set(OPERATIONS) == PROFILE_ACTIONS
+    assert PROFILE_ACTIONS < CSMS_ACTIONS
     assert [form.action for form in forms()] == list(OPERATIONS)
     for action in OPERATIONS:
         form = form_for(action)

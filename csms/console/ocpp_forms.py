@@ -1,7 +1,7 @@
 """Forms for the 19 OCPP 1.6 operations the central system sends, built from their schemas.
 
 The operator console shows one form per operation of OCPP 1.6's feature profiles
-(`CSMS_PROFILE_ACTIONS`). The forms are not written by hand: each is read from the
+(`PROFILE_ACTIONS`). The forms are not written by hand: each is read from the
 operation's JSON schema as the `ocpp` library ships it (`load_schema`, the schemas the
 command layer validates against), so a form can never ask for a field the operation lacks
 nor miss one it requires.
@@ -29,12 +29,12 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any, Literal
 
-from csms.ocpp16.schemas import CSMS_PROFILE_ACTIONS, load_schema
+from csms.ocpp16.schemas import PROFILE_ACTIONS, load_schema
 
 Kind = Literal["text", "integer", "decimal", "boolean", "choice", "datetime", "json"]
 
 # The operations a form is offered for, in alphabetical order.
-OPERATIONS: tuple[str, ...] = tuple(sorted(CSMS_PROFILE_ACTIONS))
+OPERATIONS: tuple[str, ...] = tuple(sorted(PROFILE_ACTIONS))
 BOOLEAN_CHOICES = ("true", "false")
 
 
@@ -79,7 +79,7 @@ ParseResult = Parsed | Invalid
 @cache
 def form_for(action: str) -> OperationForm | None:
     """The form of one of the 19 operations; None for any other name."""
-    if action not in CSMS_PROFILE_ACTIONS:
+    if action not in PROFILE_ACTIONS:
         return None
     schema = load_schema(action)
     required = set(schema.get("required", ()))

@@ -42,7 +42,7 @@ CHARGER_ACTIONS = frozenset(
 
 # Central system -> charger operations of OCPP 1.6's feature profiles (the 19 of core,
 # firmware management, local auth list, reservation, smart charging and remote trigger).
-CSMS_PROFILE_ACTIONS = frozenset(
+PROFILE_ACTIONS = frozenset(
     {
         "CancelReservation",
         "ChangeAvailability",
@@ -67,7 +67,7 @@ CSMS_PROFILE_ACTIONS = frozenset(
 )
 # Central system -> charger operations of OCPP 1.6: the 19 of the feature profiles, then
 # the 7 of the security extension.
-CSMS_ACTIONS = CSMS_PROFILE_ACTIONS | frozenset(
+CSMS_ACTIONS = PROFILE_ACTIONS | frozenset(
     {
         "CertificateSigned",
         "DeleteCertificate",
