@@ -135,8 +135,7 @@ async def test_a_new_operator_does_it_all_in_the_browser(
                     ".map(r => Array.from(r.cells).map(c => c.textContent.trim()))"
                 )
                 return any(
-                    "refunds confirmed by stripe (total)" in row and "€0.10" in row
-                    for row in rows
+                    "refunds confirmed by stripe (total)" in row and "€0.10" in row for row in rows
                 )
 
             try:

@@ -62,6 +62,14 @@ USER = web.RequestKey("console_user", ConsoleUser)
 RoleOf = Callable[[str], Awaitable[Role | None]]
 
 
+def moment(value: Any) -> str:
+    """A stored time (datetime or text) as "2026-12-01 10:00:05 UTC"."""
+    if value is None or value == "":
+        return ""
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text.replace("T", " ").replace("+00:00", "").removesuffix("Z")[:19] + " UTC"
+
+
 class Console:
     def __init__(self, logins: Logins, role_of: RoleOf, *, secure_cookies: bool = False) -> None:
         self.logins = logins
@@ -73,6 +81,7 @@ class Console:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self._templates.filters["moment"] = moment  # a stored time as a person reads it
 
     # -- who is asking
 
