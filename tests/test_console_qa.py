@@ -27,3 +27,29 @@ async def test_a_chargers_page_shows_times_as_words_not_iso_strings(
         page = words(await viewer.text(f"/console/chargers/{sim.charge_point_id}"))
     assert ISO.findall(page) == []  # last boot, last seen, since, started, stopped, received
     assert re.search(r"Last seen\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page)
+
+
+async def test_a_form_sent_after_logging_out_gets_a_page_that_leads_back_to_the_login(
+    system: CentralSystem,
+) -> None:
+    """A form left open in a tab whose login has ended (logged out in another tab, or
+    expired): the operator gets a page saying so and a link to log in again, not the bare
+    text "log in again"; nothing is changed. Logging out again just shows the login page."""
+    async with console_client(system, "support") as support:
+        await support.text("/console/id-tags")
+        out = await support.post("/console/logout")
+        assert out.status == 303
+        stale = await support.http.post(
+            support.base + "/console/id-tags",
+            data={"csrf": support.csrf, "id_tag": "STALE-1"},
+            headers={"Referer": support.base + "/console/id-tags?q=ST"},
+            allow_redirects=False,
+        )
+        assert stale.status == 401
+        assert stale.content_type == "text/html"
+        page = await stale.text()
+        assert "login has ended" in words(page) and "nothing was changed" in words(page)
+        assert 'href="/console/login?next=/console/id-tags%3Fq%3DST"' in page
+        again = await support.post("/console/logout")
+        assert again.status == 303 and again.headers["Location"] == "/console/login"
+    assert await system.id_tags.get("STALE-1") is None

@@ -1,7 +1,8 @@
 """The console's frame: who is logged in, what their role allows, and how pages answer.
 
 Every page under /console but the login page and the static files needs a login (the
-middleware sends anyone else to the login page, or answers 401 to a non-GET). A page asks
+middleware sends anyone else to the login page, or answers a non-GET with a 401 page
+linking to it). A page asks
 `require(request, role)` (403 page naming the role otherwise) and a form handler
 `await form(request, role)`, which checks the role and the login's CSRF token before
 anything changes. Pages are Jinja2 templates extending base.html, rendered by `render`;
@@ -15,7 +16,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -200,11 +201,29 @@ class Console:
             if user is None:
                 if request.method in ("GET", "HEAD") and path != "/console/events":
                     raise web.HTTPSeeOther(f"{LOGIN_PATH}?next={quote(request.path_qs, safe='')}")
-                raise web.HTTPUnauthorized(text="log in again", content_type="text/plain")
+                raise self._login_ended(request)
             request[USER] = user
             return await handler(request)
 
         return console_login
+
+    def _login_ended(self, request: web.Request) -> web.HTTPException:
+        """A form sent from a tab whose login has ended (logged out elsewhere, expired): a
+        page saying so, with a link to log in and come back to the form's page. Logging out
+        again is simply the login page."""
+        if request.path == "/console/logout":
+            return web.HTTPSeeOther(LOGIN_PATH)
+        came_from = urlsplit(request.headers.get("Referer", ""))
+        page = came_from.path + (f"?{came_from.query}" if came_from.query else "")
+        back = (
+            f"{LOGIN_PATH}?next={quote(page, safe='/')}"
+            if page.startswith("/console")
+            else LOGIN_PATH
+        )
+        return self.error(
+            request, 401, "Your login has ended (you logged out, or it expired): nothing was"
+            " changed. Log in again, then send the form again.", back=back,
+        )  # fmt: skip
 
     async def _logged_in(self, request: web.Request) -> ConsoleUser | None:
         token = request.cookies.get(COOKIE)
@@ -219,4 +238,10 @@ class Console:
         return ConsoleUser(login.user_name, role, login.csrf)
 
 
-_TITLES = {400: "Not valid", 403: "Not allowed", 404: "Not found", 409: "Not possible now"}
+_TITLES = {
+    400: "Not valid",
+    401: "Login ended",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not possible now",
+}
