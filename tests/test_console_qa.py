@@ -53,3 +53,28 @@ async def test_a_form_sent_after_logging_out_gets_a_page_that_leads_back_to_the_
         again = await support.post("/console/logout")
         assert again.status == 303 and again.headers["Location"] == "/console/login"
     assert await system.id_tags.get("STALE-1") is None
+
+
+async def test_a_number_too_large_for_ocpp_in_a_command_form_is_refused_naming_the_field(
+    system: CentralSystem, driver: Driver, sim: SimulatedCharger
+) -> None:
+    """OCPP 1.6 integers are 32-bit: 99999999999999999999 as a connector id crashed the page
+    (500, and over the API too) when the charger was online; now the field is named."""
+    huge = "99999999999999999999"
+    async with console_client(system, "support") as support:
+        answer = await support.post(
+            f"/console/chargers/{sim.charge_point_id}/commands/UnlockConnector",
+            {"connectorId": huge},
+        )
+        assert answer.status == 400
+        assert "connectorId" in words(await answer.text())
+        stop = await support.post(
+            f"/console/chargers/{sim.charge_point_id}/commands/RemoteStartTransaction",
+            {"idTag": "T1", "chargingProfile": '{"chargingProfileId": ' + huge + "}"},
+        )
+        assert stop.status == 400
+        assert "chargingProfile" in words(await stop.text())
+    status, body = await driver.post(
+        f"/api/chargers/{sim.charge_point_id}/commands/UnlockConnector", {"connectorId": int(huge)}
+    )
+    assert status == 400, body
