@@ -78,3 +78,14 @@ async def test_a_number_too_large_for_ocpp_in_a_command_form_is_refused_naming_t
         f"/api/chargers/{sim.charge_point_id}/commands/UnlockConnector", {"connectorId": int(huge)}
     )
     assert status == 400, body
+
+
+async def test_the_last_day_of_the_calendar_as_the_sessions_until_date_is_no_crash(
+    system: CentralSystem, driver: Driver, sim: SimulatedCharger
+) -> None:
+    """ "Began on or before 9999-12-31" (a way to say "no end"): the list crashed with a 500
+    as it looked for the day after; it now lists every session begun by then."""
+    rid, _ = await finished_session(driver, sim)
+    async with console_client(system, "viewer") as viewer:
+        page = await viewer.text("/console/sessions?from=2000-01-01&to=9999-12-31")
+    assert rid in page
