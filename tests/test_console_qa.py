@@ -89,3 +89,22 @@ async def test_the_last_day_of_the_calendar_as_the_sessions_until_date_is_no_cra
     async with console_client(system, "viewer") as viewer:
         page = await viewer.text("/console/sessions?from=2000-01-01&to=9999-12-31")
     assert rid in page
+
+
+async def test_a_refused_id_or_phone_is_explained_in_words_not_as_a_regular_expression(
+    system: CentralSystem,
+) -> None:
+    """An admin adding a site or a tariff with a bad id, or a phone number with letters,
+    read "String should match pattern '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'" and "Field
+    required": pydantic's words for a programmer. They now read what is allowed."""
+    site = {"id": "depot 1", "name": "", "time_zone": "UTC", "support_phone": "call us"}
+    tariff = {"id": "peak rate", "currency": "EUR", "pricePerKwh": "0.40", "maxEnergyWh": "1000"}
+    async with console_client(system, "admin") as admin:
+        pages = [await (await admin.post("/console/sites", site)).text()]
+        pages.append(await (await admin.post("/console/tariffs/new", tariff)).text())
+    for page in map(words, pages):
+        assert "should match pattern" not in page and "Field required" not in page
+        assert "letters, digits" in page
+    assert "digits, spaces and + ( ) . / -" in words(pages[0])
+    assert "required" in words(pages[0])  # the name
+    assert await system.sites.get("depot 1") is None
