@@ -3,7 +3,10 @@ found by using the console from outside, kept so that it stays mended."""
 
 from __future__ import annotations
 
+import pytest
+
 from csms.app import CentralSystem
+from csms.console.overview import OverviewPages
 from simulators.chargepoint import SimulatedCharger
 from tests.browser import Browser
 from tests.console_fixtures import DESKTOP, TABLET, base_url, browser_login, console_browser
@@ -30,3 +33,37 @@ async def test_pages_with_a_paid_session_fit_a_desktop_and_a_tablet(
         for size in (DESKTOP, TABLET):
             assert await _fits(browser, size), (page, size, await browser.overflowing())
             await browser.screenshot(f"qa{page.replace('/', '-')}-{size[0]}")
+
+
+@pytest.fixture
+def short_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live stream ends after 1 s instead of 300 (the browser reconnects at once)."""
+    defaults = OverviewPages.__init__.__kwdefaults__
+    assert defaults is not None and "stream_seconds" in defaults
+    monkeypatch.setattr(
+        OverviewPages.__init__, "__kwdefaults__", {**defaults, "stream_seconds": 1.0}
+    )
+
+
+async def test_a_page_whose_login_ended_says_its_live_values_stopped(
+    short_streams: None, system: CentralSystem, sim: SimulatedCharger, browser: Browser
+) -> None:
+    """An operator watching a charger or a session live, logged out in another tab (or at
+    the end of the login's hours): the live stream is refused and the page froze silently,
+    still looking live. It now says that it stopped and how to go on."""
+    await browser_login(browser, system, "support")
+    page = f"{base_url(system)}/console/chargers/{sim.charge_point_id}"
+    await browser.open(page)
+    await browser.until(
+        lambda: browser.evaluate("return document.documentElement.dataset.liveConnected")
+    )
+    assert not await browser.visible("live-stopped")
+    first = await browser.current_tab()
+    await browser.new_tab(base_url(system) + "/console")
+    await browser.click("logout")
+    await browser.close_other_tabs(first)
+    await browser.until(lambda: browser.visible("live-stopped"))
+    assert "Live updates stopped" in await browser.text("live-stopped")
+    link = await browser.attribute("live-stopped-reload", "href")
+    assert link == page
+    await browser.screenshot("qa-live-stopped")
