@@ -108,3 +108,13 @@ async def test_a_refused_id_or_phone_is_explained_in_words_not_as_a_regular_expr
     assert "digits, spaces and + ( ) . / -" in words(pages[0])
     assert "required" in words(pages[0])  # the name
     assert await system.sites.get("depot 1") is None
+
+
+async def test_the_users_page_says_the_roles_are_not_a_ladder(system: CentralSystem) -> None:
+    """It said "viewer reads everything; support also ...; finance also refunds": an admin
+    read finance as support and more, and gave it to someone who must stop sessions. Finance
+    has none of support's rights (csms/roles.py), and a viewer does not read the reports."""
+    async with console_client(system, "admin") as admin:
+        page = " ".join(words(await admin.text("/console/users")).split())
+    assert "viewer reads everything but the money reports" in page
+    assert "finance does not have support's rights" in page
