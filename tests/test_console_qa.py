@@ -118,3 +118,20 @@ async def test_the_users_page_says_the_roles_are_not_a_ladder(system: CentralSys
         page = " ".join(words(await admin.text("/console/users")).split())
     assert "viewer reads everything but the money reports" in page
     assert "finance does not have support's rights" in page
+
+
+async def test_an_unknown_console_address_gets_a_console_page_with_a_way_back(
+    system: CentralSystem,
+) -> None:
+    """A mistyped address, or a form's address opened again (the address bar shows it after
+    a refused form), answered aiohttp's bare "404: Not Found" or "405: Method Not Allowed",
+    with no menu and no link. They are now console pages that lead back."""
+    async with console_client(system, "support") as support:
+        missing = await support.get("/console/chargerz")
+        assert missing.status == 404
+        page = await missing.text()
+        assert 'id="back"' in page and 'id="logout"' in page
+        form_address = await support.get("/console/id-tags/block")
+        assert form_address.status == 405
+        page = await form_address.text()
+        assert 'href="/console/id-tags" id="back"' in page and 'id="logout"' in page

@@ -203,9 +203,22 @@ class Console:
                     raise web.HTTPSeeOther(f"{LOGIN_PATH}?next={quote(request.path_qs, safe='')}")
                 raise self._login_ended(request)
             request[USER] = user
-            return await handler(request)
+            try:
+                return await handler(request)
+            except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as unrouted:
+                raise self._no_page(request, unrouted.status) from None
 
         return console_login
+
+    def _no_page(self, request: web.Request, status: int) -> web.HTTPException:
+        """aiohttp's bare 404/405 for an address with no page (mistyped, or a form's address
+        opened again) as a console page, leading back to the page above it."""
+        above = request.path.rstrip("/").rsplit("/", 1)[0]
+        back = above if above.startswith("/console") else "/console"
+        if status == 405:
+            message = "This address takes a form, not a visit: nothing to show here."
+            return self.error(request, 405, message, back=back)
+        return self.error(request, 404, "No page at this address.", back=back)
 
     def _login_ended(self, request: web.Request) -> web.HTTPException:
         """A form sent from a tab whose login has ended (logged out elsewhere, expired): a
@@ -243,5 +256,6 @@ _TITLES = {
     401: "Login ended",
     403: "Not allowed",
     404: "Not found",
+    405: "Not a page",
     409: "Not possible now",
 }
