@@ -4,6 +4,7 @@ found by using the console from outside, kept so that it stays mended."""
 from __future__ import annotations
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from csms.app import CentralSystem
 from csms.console.overview import OverviewPages
@@ -67,3 +68,20 @@ async def test_a_page_whose_login_ended_says_its_live_values_stopped(
     link = await browser.attribute("live-stopped-reload", "href")
     assert link == page
     await browser.screenshot("qa-live-stopped")
+
+
+async def test_a_commands_answer_fits_a_tablet(
+    system: CentralSystem, sim: SimulatedCharger, browser: Browser
+) -> None:
+    """GetConfiguration's answer on a tablet: its JSON payload and its long values
+    (MeterValuesSampledData, SupportedFeatureProfiles) made the page wider than the screen."""
+    await browser_login(browser, system, "support")
+    await browser._run(lambda: browser.driver.set_window_size(*TABLET))
+    await browser.open(
+        f"{base_url(system)}/console/chargers/{sim.charge_point_id}/commands/GetConfiguration"
+    )
+    send = "main form button[type=submit]"
+    await browser._run(lambda: browser.driver.find_elements(By.CSS_SELECTOR, send)[-1].click())
+    await browser.until(lambda: browser.visible("result-payload"))
+    assert await _fits(browser, TABLET), await browser.overflowing()
+    await browser.screenshot("qa-getconfiguration-768")
