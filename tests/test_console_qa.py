@@ -135,3 +135,22 @@ async def test_an_unknown_console_address_gets_a_console_page_with_a_way_back(
         assert form_address.status == 405
         page = await form_address.text()
         assert 'href="/console/id-tags" id="back"' in page and 'id="logout"' in page
+
+
+async def test_a_nul_character_in_any_field_is_refused_not_a_crash(system: CentralSystem) -> None:
+    """A NUL character (pasted, or sent by a script) in a form or a filter: PostgreSQL
+    refuses it in text, so the page crashed with a 500 there; SQLite stored an id tag that
+    shows as an empty row. It is now refused, naming the field, and nothing changes."""
+    async with console_client(system, "admin") as admin:
+        tag = await admin.post("/console/id-tags", {"id_tag": "A\x00B"})
+        assert tag.status == 400 and "id_tag" in words(await tag.text())
+        site = await admin.post(
+            "/console/sites", {"id": "S1", "name": "a\x00b", "time_zone": "UTC"}
+        )
+        assert site.status == 400
+        audit = await admin.get("/console/audit?actor=%00")
+        assert audit.status == 400 and "actor" in words(await audit.text())
+        sessions = await admin.get("/console/sessions?charger=CP%00")
+        assert sessions.status == 400
+    assert [t.id_tag for t in await system.id_tags.list()] == []
+    assert await system.sites.get("S1") is None

@@ -195,7 +195,14 @@ class Console:
             handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
         ) -> web.StreamResponse:
             path = request.path
-            if not (path == "/console" or path.startswith("/console/")) or path.startswith(_OPEN):
+            if not (path == "/console" or path.startswith("/console/")):
+                return await handler(request)
+            if (nul := await _nul_field(request)) is not None:
+                raise self.error(
+                    request, 400, f"{nul}: contains a NUL character, which no field may hold;"
+                    " nothing was changed.",
+                )  # fmt: skip
+            if path.startswith(_OPEN):
                 return await handler(request)
             user = await self._logged_in(request)
             if user is None:
@@ -249,6 +256,15 @@ class Console:
         if role is None:  # disabled or removed since
             return None
         return ConsoleUser(login.user_name, role, login.csrf)
+
+
+async def _nul_field(request: web.Request) -> str | None:
+    """The first field of the query or the posted form holding a NUL character: no text
+    column of PostgreSQL can store one, and no operator means one."""
+    fields = [*request.query.items()]
+    if request.method == "POST":
+        fields += [(k, v) for k, v in (await request.post()).items() if isinstance(v, str)]
+    return next((name for name, value in fields if "\x00" in value or "\x00" in name), None)
 
 
 _TITLES = {
