@@ -4,6 +4,7 @@ using the console from outside, kept so that it stays mended."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from csms.app import CentralSystem
 from simulators.chargepoint import SimulatedCharger
@@ -154,3 +155,12 @@ async def test_a_nul_character_in_any_field_is_refused_not_a_crash(system: Centr
         assert sessions.status == 400
     assert [t.id_tag for t in await system.id_tags.list()] == []
     assert await system.sites.get("S1") is None
+
+
+def test_the_quick_start_says_where_the_console_is_and_how_to_log_in() -> None:
+    """A new operator following the README's quick start was never told that the console
+    is at /console, nor that the first start prints the admin's password (once)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert "http://127.0.0.1:8080/console" in quick_start
+    assert "password" in quick_start and "users add --role" in quick_start
