@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_snake
@@ -59,8 +59,27 @@ def refused(error: ValidationError) -> Errors:
     for item in error.errors():
         location = [str(part) for part in item["loc"]]
         field = to_snake(location[0]) if location else "form"
-        found.setdefault(field, _message(item["msg"]))
+        found.setdefault(field, in_words(item))
     return found
+
+
+# What a model's patterns allow, as an operator reads it (pydantic shows the expression).
+_PATTERNS = {
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$": "1 to 64 letters, digits, dots, underscores or"
+    " hyphens, starting with a letter or digit",
+    r"^\+?[0-9 ()./-]+$": "a phone number: digits, spaces and + ( ) . / - only",
+    r"^[A-Za-z]{3}$": "a three-letter ISO 4217 code such as EUR",
+}
+
+
+def in_words(item: Mapping[str, Any]) -> str:
+    """One of pydantic's refusals (an item of `errors()`) in an operator's words."""
+    if item.get("type") == "missing":
+        return "required"
+    if item.get("type") == "string_pattern_mismatch":
+        pattern = str(item.get("ctx", {}).get("pattern", ""))
+        return _PATTERNS.get(pattern, "has characters that are not allowed here")
+    return _message(str(item["msg"]))
 
 
 def api_refused(error: ApiError) -> Errors:

@@ -1,7 +1,8 @@
 """The console's frame: who is logged in, what their role allows, and how pages answer.
 
 Every page under /console but the login page and the static files needs a login (the
-middleware sends anyone else to the login page, or answers 401 to a non-GET). A page asks
+middleware sends anyone else to the login page, or answers a non-GET with a 401 page
+linking to it). A page asks
 `require(request, role)` (403 page naming the role otherwise) and a form handler
 `await form(request, role)`, which checks the role and the login's CSRF token before
 anything changes. Pages are Jinja2 templates extending base.html, rendered by `render`;
@@ -16,7 +17,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -64,6 +65,14 @@ USER = web.RequestKey("console_user", ConsoleUser)
 RoleOf = Callable[[str], Awaitable[Role | None]]
 
 
+def moment(value: Any) -> str:
+    """A stored time (datetime or text) as "2026-12-01 10:00:05 UTC"."""
+    if value is None or value == "":
+        return ""
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text.replace("T", " ").replace("+00:00", "").removesuffix("Z")[:19] + " UTC"
+
+
 class Console:
     def __init__(
         self, logins: Logins, role_of: RoleOf, proxies: TrustedProxies | None = None
@@ -77,6 +86,7 @@ class Console:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self._templates.filters["moment"] = moment  # a stored time as a person reads it
 
     # -- who is asking
 
@@ -202,17 +212,55 @@ class Console:
             handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
         ) -> web.StreamResponse:
             path = request.path
-            if not (path == "/console" or path.startswith("/console/")) or path.startswith(_OPEN):
+            if not (path == "/console" or path.startswith("/console/")):
+                return await handler(request)
+            if (nul := await _nul_field(request)) is not None:
+                raise self.error(
+                    request, 400, f"{nul}: contains a NUL character, which no field may hold;"
+                    " nothing was changed.",
+                )  # fmt: skip
+            if path.startswith(_OPEN):
                 return await handler(request)
             user = await self._logged_in(request)
             if user is None:
                 if request.method in ("GET", "HEAD") and path != "/console/events":
                     raise web.HTTPSeeOther(f"{LOGIN_PATH}?next={quote(request.path_qs, safe='')}")
-                raise web.HTTPUnauthorized(text="log in again", content_type="text/plain")
+                raise self._login_ended(request)
             request[USER] = user
-            return await handler(request)
+            try:
+                return await handler(request)
+            except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as unrouted:
+                raise self._no_page(request, unrouted.status) from None
 
         return console_login
+
+    def _no_page(self, request: web.Request, status: int) -> web.HTTPException:
+        """aiohttp's bare 404/405 for an address with no page (mistyped, or a form's address
+        opened again) as a console page, leading back to the page above it."""
+        above = request.path.rstrip("/").rsplit("/", 1)[0]
+        back = above if above.startswith("/console") else "/console"
+        if status == 405:
+            message = "This address takes a form, not a visit: nothing to show here."
+            return self.error(request, 405, message, back=back)
+        return self.error(request, 404, "No page at this address.", back=back)
+
+    def _login_ended(self, request: web.Request) -> web.HTTPException:
+        """A form sent from a tab whose login has ended (logged out elsewhere, expired): a
+        page saying so, with a link to log in and come back to the form's page. Logging out
+        again is simply the login page."""
+        if request.path == "/console/logout":
+            return web.HTTPSeeOther(LOGIN_PATH)
+        came_from = urlsplit(request.headers.get("Referer", ""))
+        page = came_from.path + (f"?{came_from.query}" if came_from.query else "")
+        back = (
+            f"{LOGIN_PATH}?next={quote(page, safe='/')}"
+            if page.startswith("/console")
+            else LOGIN_PATH
+        )
+        return self.error(
+            request, 401, "Your login has ended (you logged out, or it expired): nothing was"
+            " changed. Log in again, then send the form again.", back=back,
+        )  # fmt: skip
 
     async def _logged_in(self, request: web.Request) -> ConsoleUser | None:
         token = request.cookies.get(COOKIE)
@@ -227,4 +275,20 @@ class Console:
         return ConsoleUser(login.user_name, role, login.csrf)
 
 
-_TITLES = {400: "Not valid", 403: "Not allowed", 404: "Not found", 409: "Not possible now"}
+async def _nul_field(request: web.Request) -> str | None:
+    """The first field of the query or the posted form holding a NUL character: no text
+    column of PostgreSQL can store one, and no operator means one."""
+    fields = [*request.query.items()]
+    if request.method == "POST":
+        fields += [(k, v) for k, v in (await request.post()).items() if isinstance(v, str)]
+    return next((name for name, value in fields if "\x00" in value or "\x00" in name), None)
+
+
+_TITLES = {
+    400: "Not valid",
+    401: "Login ended",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not a page",
+    409: "Not possible now",
+}

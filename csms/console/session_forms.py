@@ -118,7 +118,10 @@ def next_cursor(created_at: datetime, reservation_id: str) -> str:
 def _day_start(text: str, later: int) -> str | None:
     if not text:
         return None
-    day = date.fromisoformat(text) + timedelta(days=later)
+    try:
+        day = date.fromisoformat(text) + timedelta(days=later)
+    except OverflowError:  # the day after 9999-12-31: no end
+        return None
     return to_text(datetime(day.year, day.month, day.day, tzinfo=UTC))
 
 

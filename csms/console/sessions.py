@@ -25,7 +25,7 @@ from aiohttp import web
 
 from csms.console.chart import meter_chart, readings_of
 from csms.console.facts import kwh
-from csms.console.framework import Console
+from csms.console.framework import Console, moment
 from csms.console.session_forms import (
     PAGE_SIZE,
     Filters,
@@ -55,14 +55,6 @@ _REVIEW_DONE = {
 
 def money(minor: int, currency: str) -> str:
     return TEXTS.fmt.money(minor, currency)
-
-
-def moment(value: Any) -> str:
-    """A stored time (datetime or text) as "2026-12-01 10:00:05 UTC"."""
-    if value is None or value == "":
-        return ""
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    return text.replace("T", " ").replace("+00:00", "").removesuffix("Z")[:19] + " UTC"
 
 
 @dataclass(frozen=True)

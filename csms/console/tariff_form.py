@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from csms.api.tariffs import NewTariff, TariffSettings
+from csms.console.admin_forms import in_words
 from httpapi.errors import ApiError
 from payments.bands import BandError, bands_from_text, energy_by_band, seconds_in_window
 from payments.currency import exponent, format_money, to_minor
@@ -155,7 +156,7 @@ def _checked(model: type[TariffSettings], body: dict[str, Any]) -> tuple[TariffS
         first = error.errors()[0]
         name = ".".join(str(part) for part in first["loc"])
         field = form_field(name)
-        message = first["msg"] if name == field else f"{name}: {first['msg']}"
+        message = in_words(first) if name == field else f"{name}: {in_words(first)}"
         raise FormError(field, message) from None
     try:
         return settings, settings.tariff()

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from csms.api.tariffs import TariffAssignment, check_assignment
 from csms.config import Config
 from csms.config_values import default_tariff
+from csms.console.admin_forms import in_words
 from csms.console.framework import Console
 from csms.console.tariff_form import (
     LABELS,
@@ -162,7 +163,7 @@ class TariffPages:
         except ValidationError as invalid:
             first = invalid.errors()[0]
             name = ".".join(str(part) for part in first["loc"])
-            error = FormError(name, first["msg"])
+            error = FormError(name, in_words(first))
             return await self._tariff_page(request, tariff_id, current, values, error, 400, fields)
         except ApiError as refused:
             error = FormError(refused.field or "chargerId", refused.message)

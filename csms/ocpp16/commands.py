@@ -1,6 +1,7 @@
 """Central system -> charger commands: the one way the rest of the product talks to chargers.
 
-`ChargerCommands.send` validates the request against the operation's schema, waits for
+`ChargerCommands.send` validates the request against the operation's schema (and its
+integers against OCPP 1.6's 32 bits, which the schemas leave out), waits for
 the charger's reply (one CALL in flight per charger, a configurable timeout) and returns a
 typed result instead of raising, so callers handle every outcome explicitly.
 
@@ -76,6 +77,19 @@ class InvalidCommand(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+def out_of_range(value: Any, where: str = "") -> str | None:
+    """Where `value` holds an integer wider than OCPP 1.6's (32 bits, signed), as "a.b[0]":
+    the schemas set no bound, and such a number cannot even be encoded to be sent."""
+    if isinstance(value, dict):
+        found = (out_of_range(v, f"{where}.{k}" if where else str(k)) for k, v in value.items())
+        return next((w for w in found if w is not None), None)
+    if isinstance(value, list):
+        found = (out_of_range(v, f"{where}[{i}]") for i, v in enumerate(value))
+        return next((w for w in found if w is not None), None)
+    wide = isinstance(value, int) and not isinstance(value, bool)
+    return (where or "payload") if wide and not -(2**31) <= value < 2**31 else None
 
 
 class Relay(Protocol):
@@ -155,6 +169,9 @@ class ChargerCommands:
             raise InvalidCommand(
                 violation.description, violation.description.split(":")[0]
             ) from None
+        where = out_of_range(payload)
+        if where is not None:
+            raise InvalidCommand(f"{where}: a whole number from {-(2**31)} to {2**31 - 1}", where)
         if not self._local.is_connected(charge_point_id) and self._relay is not None:
             node_id = self._relay.holder(charge_point_id)
             if node_id is not None:

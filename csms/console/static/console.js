@@ -63,6 +63,25 @@
     source = new EventSource("/console/events" + (query ? "?" + query : ""));
     source.onmessage = function (event) { apply(JSON.parse(event.data)); };
     source.onopen = function () { document.documentElement.setAttribute("data-live-connected", "yes"); };
+    // Refused for good (the login ended: logged out in another tab, or expired): the page
+    // would look live while frozen, so it says so and how to go on.
+    source.onerror = function () {
+      if (source.readyState !== EventSource.CLOSED || document.getElementById("live-stopped")) { return; }
+      document.documentElement.setAttribute("data-live-connected", "no");
+      var notice = document.createElement("p");
+      notice.id = "live-stopped";
+      notice.className = "flash warning";
+      notice.setAttribute("role", "alert");
+      notice.textContent = "Live updates stopped: what this page shows may be out of date"
+        + " (your login may have ended). ";
+      var reload = document.createElement("a");
+      reload.id = "live-stopped-reload";
+      reload.href = window.location.href;
+      reload.textContent = "Reload the page";
+      notice.appendChild(reload);
+      var main = document.getElementById("main");
+      if (main) { main.insertBefore(notice, main.firstChild); }
+    };
   }
   window.addEventListener("pagehide", function () { if (source) { source.close(); } });
   connect();
