@@ -223,6 +223,8 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         if principal is not None and not allows(principal.role, op.role):
             raise ApiError(403, "forbidden", f"needs the role {op.role}")
         kwargs: dict[str, Any] = {}
+        _refuse_nul(dict(request.match_info), "")
+        _refuse_nul(dict(request.query), "")
         if op.query is not None:
             kwargs["query"] = _validated(op.query, dict(request.query), "query")
         if op.body is not None and op.validate_body:
@@ -241,9 +243,27 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
 async def _json(request: web.Request) -> Any:
     raw = await request.read()
     try:
-        return orjson.loads(raw or b"null")
+        data = orjson.loads(raw or b"null")
     except orjson.JSONDecodeError:
         raise ApiError(400, "invalid_json", "the body is not valid JSON", "body") from None
+    _refuse_nul(data, "")
+    return data
+
+
+def _refuse_nul(data: Any, where: str) -> None:
+    """A 400 naming the field for a NUL character anywhere in a path parameter, the query or
+    the body (names included): no store keeps one (PostgreSQL refuses it outright)."""
+    if isinstance(data, str):
+        if "\x00" in data:
+            raise ApiError(400, "invalid", "must not contain a NUL character", where or "body")
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            place = f"{where}.{key}" if where else str(key)
+            _refuse_nul(key, place)
+            _refuse_nul(value, place)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            _refuse_nul(value, f"{where}[{index}]" if where else f"[{index}]")
 
 
 def _validated(model: type[BaseModel], data: Any, where: str) -> BaseModel:

@@ -226,3 +226,18 @@ async def test_a_tariff_replaced_with_an_unknown_currency_is_refused(
         assert "Stripe does not charge in XYZ" in body["error"]["message"]
     _, kept = await _json(http, "GET", _url(csms, "/api/tariffs/standard"))
     assert kept["currency"] == "eur"
+
+
+async def test_a_nul_character_is_refused_naming_the_field(system: CentralSystem) -> None:
+    async with aiohttp.ClientSession(headers=API_HEADERS) as http:
+        base = f"http://127.0.0.1:{system.http.port}"
+        async with http.post(f"{base}/api/id-tags", json={"idTag": "A\u0000B"}) as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["field"] == "idTag"
+        async with http.get(f"{base}/api/chargers/CP%001") as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["field"] == "chargerId"
+        async with http.get(f"{base}/api/audit?action=a%00b") as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["field"] == "action"
+    assert await system.id_tags.list() == []
