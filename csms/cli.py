@@ -23,7 +23,7 @@ from csms.cli_users import add_users_commands
 from csms.clock import normalise_ocpp_time
 from csms.config import Config, ConfigError, load_config
 from csms.config_values import default_tariff, open_database
-from csms.demo import demo_config, print_summary, run_demo
+from csms.demo import DemoFailed, demo_config, print_summary, run_demo
 from csms.logs import configure_logging
 from csms.ocpp16.auth import (
     PASSWORD_RULE,
@@ -237,9 +237,13 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _demo(config: Config, args: argparse.Namespace) -> int:
-    summary = await run_demo(
-        demo_config(config), energy_wh=int(args.energy_kwh * 1000), stay=args.stay
-    )
+    try:
+        summary = await run_demo(
+            demo_config(config), energy_wh=int(args.energy_kwh * 1000), stay=args.stay
+        )
+    except DemoFailed as failure:
+        print(f"csms demo: {failure}", file=sys.stderr)
+        return 1
     print_summary(summary, args.json)
     return 0 if summary.state == "Completed" else 1
 

@@ -62,6 +62,10 @@ class DemoSummary:
         return "\n".join(lines)
 
 
+class DemoFailed(Exception):
+    """The demo's session could not be paid or did not end well: one line says why."""
+
+
 async def run_demo(config: Config, *, energy_wh: int = 3000, stay: bool = False) -> DemoSummary:
     async with CentralSystem(config) as system:
         await system.chargers.register(DEMO_CHARGER, name="Demo charger", location="Laptop")
@@ -112,8 +116,13 @@ async def drive_one_session(
     # The driver's own pages need no key; the JSON API that a front-end calls does.
     async with aiohttp.ClientSession(headers={"X-API-Key": key}) as http:
         created = await _post(http, f"{base}/api/payments", {"chargePointId": sim.charge_point_id})
+        if created.get("status") == "Accepted":  # nothing to pay: a free tariff
+            raise DemoFailed(
+                f"{sim.charge_point_id} charges for free here, and the demo pays a hold: give it"
+                " a priced tariff (csms tariffs assign ID CP-DEMO) or remove its free one"
+            )
         if created.get("status") != "Redirect":
-            raise RuntimeError(f"the payment was not created: {created}")
+            raise DemoFailed(f"the payment was not created: {created}")
         reservation = created["reservationId"]
         card = {
             "email": "driver@example.com",
@@ -124,7 +133,7 @@ async def drive_one_session(
         }
         async with http.post(created["checkoutUrl"], data=card) as paid:
             if paid.status != 200:
-                raise RuntimeError(f"the test card was not accepted: {paid.status}")
+                raise DemoFailed(f"the test card was not accepted: {paid.status}")
         await _until(http, base, reservation, lambda s: s["state"] == "AwaitingPlug")
         await sim.plug_in(1)
         await _until(http, base, reservation, lambda s: s["energyWh"] >= energy_wh, within=120)
@@ -165,7 +174,7 @@ async def _until(
             if done(status):
                 return status
             if status["stage"] == "failed":
-                raise RuntimeError(f"the session failed: {status['failureReason']}")
+                raise DemoFailed(f"the session failed: {status['failureReason']}")
             await asyncio.sleep(0.25)
 
 
