@@ -133,7 +133,7 @@ class CentralSystem:
         self.metrics = Metrics(self.db, self.sessions.ids, clock=self._clock)
         self.gateway, webhook_secrets = await self._stripe()
         control = RemoteControl(
-            self.commands, self.view, self.chargers, self.transactions, sites=self.sites
+            self.commands, self.view, self.chargers, self.transactions, self.sites
         )
         await self._build_payments(control)
         await self.bus.start()

@@ -96,7 +96,7 @@ async def test_payments_treat_a_start_that_may_have_reached_the_charger_as_unans
 ) -> None:
     """A RemoteStart lost with its connection may have begun a charge: not "Offline" (which
     lets the payments side give up on it) but "Timeout" (which waits for the charger)."""
-    control = RemoteControl(csms.commands, csms.view, csms.chargers, csms.transactions)
+    control = RemoteControl(csms.commands, csms.view, csms.chargers, csms.transactions, csms.sites)
     async with RawCharger.connect(ocpp_url(csms), "CP-1") as raw:
         await raw.call("BootNotification", BOOT)
         starting = asyncio.create_task(control.remote_start("CP-1", 1, "TAG-1"))

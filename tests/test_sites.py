@@ -235,7 +235,7 @@ async def test_charger_info_carries_the_site_and_the_zone_that_applies(
     system: CentralSystem,
 ) -> None:
     control = RemoteControl(
-        system.commands, system.view, system.chargers, system.transactions, sites=system.sites
+        system.commands, system.view, system.chargers, system.transactions, system.sites
     )
     info = await control.charger_info("CP-1")
     assert info is not None and (info["site"], info["time_zone"]) == (None, None)

@@ -250,8 +250,8 @@ class ChargerRoutes:
         tariffs: TariffStore,
         connections: ClusterView,
         max_connector_id: int,
-        sites: SiteStore | None = None,
-        held_before_start: HeldBeforeStart | None = None,
+        sites: SiteStore,
+        held_before_start: HeldBeforeStart,
     ) -> None:
         self._held_before_start = held_before_start
         self._max_connector_id = max_connector_id
@@ -380,7 +380,7 @@ class ChargerRoutes:
         )
 
     async def _holds(self, charger_ids: list[str]) -> Holds:
-        if self._held_before_start is None or not charger_ids:
+        if not charger_ids:
             return {}
         return await self._held_before_start(charger_ids)
 
@@ -401,7 +401,7 @@ class ChargerSettings:
         chargers: ChargerStore,
         tariffs: TariffStore,
         max_connector_id: int,
-        sites: SiteStore | None = None,
+        sites: SiteStore,
     ) -> None:
         self._chargers = chargers
         self._tariffs = tariffs
@@ -473,7 +473,7 @@ class ChargerSettings:
             await self._chargers.set_connector_details(current["id"], details)
 
     async def _site_exists(self, site_id: str) -> bool:
-        return self._sites is None or await self._sites.get(site_id) is not None
+        return await self._sites.get(site_id) is not None
 
     async def _set_site(self, charger_id: str, site_id: str | None) -> None:
         try:

@@ -50,8 +50,8 @@ def build_api(system: CentralSystem) -> Api:
         system.tariffs,
         system.view,
         system.config.ocpp.max_connector_id,
-        sites=system.sites,
-        held_before_start=system.payment_service.held_before_start,
+        system.sites,
+        system.payment_service.held_before_start,
     ).register(api)
     SiteRoutes(system.sites, owner_exists=system.owners.exists).register(api)
     TariffRoutes(system.tariffs, system.chargers, system.config.ocpp.max_connector_id).register(api)

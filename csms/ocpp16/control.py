@@ -21,8 +21,7 @@ class RemoteControl:
         live: Statuses,
         chargers: ChargerStore,
         transactions: TransactionStore,
-        *,
-        sites: SiteStore | None = None,
+        sites: SiteStore,
     ) -> None:
         self._sites = sites
         self._commands = commands
@@ -54,7 +53,7 @@ class RemoteControl:
 
     async def _site(self, site_id: str | None) -> dict[str, Any] | None:
         """The site as payments.ports.SiteInfo; None without one."""
-        site = await self._sites.get(site_id) if site_id and self._sites else None
+        site = await self._sites.get(site_id) if site_id else None
         if site is None:
             return None
         return {
