@@ -50,6 +50,7 @@ async def test_a_page_whose_login_ended_says_its_live_values_stopped(
     first = await browser.current_tab()
     await browser.new_tab(base_url(system) + "/console")
     await browser.click("logout")
+    await browser.until(lambda: browser.visible("login-form"))  # the logout was done
     await browser.close_other_tabs(first)
     system._console_closing.set()  # the stream ends (as it does every 5 minutes): reconnect
     await browser.until(lambda: browser.visible("live-stopped"))
