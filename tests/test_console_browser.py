@@ -63,13 +63,11 @@ async def test_failed_logins_are_throttled(system: CentralSystem, console_browse
     for _ in range(3):
         await browser.fill("name", "vic")
         await browser.fill("password", "a wrong password")
-        await browser.click("login")
-        await browser.until(lambda: browser.visible("login-message"))
+        await _submit_and_wait_for_the_answer(browser)
         assert "Wrong name or password" in await browser.text("login-message")
     await browser.fill("name", "vic")
     await browser.fill("password", PASSWORD)
-    await browser.click("login")
-    await browser.until(lambda: browser.visible("login-message"))
+    await _submit_and_wait_for_the_answer(browser)
     assert "Too many failed logins" in await browser.text("login-message")
 
 
@@ -135,6 +133,19 @@ async def test_the_accessibility_checks_find_what_they_look_for(
         "no name for a#empty",
     ):
         assert expected in found, found
+
+
+async def _submit_and_wait_for_the_answer(browser: Browser) -> None:
+    """Log in and wait for the next page: the last answer's message, still shown while the
+    form is sent, must not be taken for the new one."""
+    await browser.evaluate("window.answered = false; return true")
+    await browser.click("login")
+
+    async def new_page() -> bool:
+        fresh = await browser.evaluate("return window.answered === undefined")
+        return fresh and await browser.visible("login-message")
+
+    await browser.until(new_page)
 
 
 async def _text_is(browser: Browser, element_id: str, expected: str) -> bool:
